@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Cordon.Protocol;
+
+namespace Cordon.Agent;
+
+/// <summary>Accepts connections on the agent socket and serves one request per connection, many at once.</summary>
+internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner commands)
+{
+    public const string Version = "0.1.0";
+    private static readonly Stopwatch Uptime = Stopwatch.StartNew();
+
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var path = environment.SocketPath;
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.Delete(path);
+        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        listener.Listen(512);
+
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var connection = await listener.AcceptAsync(cancellationToken);
+            _ = Task.Run(() => ServeAsync(connection, cancellationToken), CancellationToken.None);
+        }
+    }
+
+    private async Task ServeAsync(Socket connection, CancellationToken cancellationToken)
+    {
+        await using var frames = new FrameStream(new NetworkStream(connection, ownsSocket: true));
+        try
+        {
+            var first = await frames.ReadAsync(cancellationToken);
+            if (first is null)
+            {
+                return;
+            }
+
+            if (first.Value.Kind != FrameKind.Request)
+            {
+                await SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, "The first frame must be a request.", cancellationToken);
+                return;
+            }
+
+            var request = FrameStream.ParseJson(first.Value, AgentJsonContext.Default.AgentRequest);
+            if (PathOf(request) is { } problem)
+            {
+                await SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, problem, cancellationToken);
+                return;
+            }
+
+            switch (request)
+            {
+                case ExecRequest exec:
+                    await commands.RunAsync(exec, frames, cancellationToken);
+                    break;
+                case ReadFileRequest read:
+                    await FileService.ReadAsync(read, frames, cancellationToken);
+                    break;
+                case WriteFileRequest write:
+                    await FileService.WriteAsync(write, frames, cancellationToken);
+                    break;
+                case ListRequest list:
+                    await frames.WriteJsonAsync(FrameKind.Response, FileService.List(list), AgentJsonContext.Default.ListResponse, cancellationToken);
+                    break;
+                case StatRequest stat:
+                    await frames.WriteJsonAsync(FrameKind.Response, FileService.Stat(stat), AgentJsonContext.Default.FileEntry, cancellationToken);
+                    break;
+                case MakeDirRequest mkdir:
+                    await frames.WriteJsonAsync(FrameKind.Response, FileService.MakeDir(mkdir), AgentJsonContext.Default.FileEntry, cancellationToken);
+                    break;
+                case RemoveRequest remove:
+                    FileService.Remove(remove);
+                    await frames.WriteAsync(FrameKind.Response, "{}"u8.ToArray(), cancellationToken);
+                    break;
+                case RenameRequest rename:
+                    await frames.WriteJsonAsync(FrameKind.Response, FileService.Rename(rename), AgentJsonContext.Default.FileEntry, cancellationToken);
+                    break;
+                case InfoRequest:
+                    await frames.WriteJsonAsync(FrameKind.Response, new InfoResponse(Version, Environment.ProcessId, Uptime.ElapsedMilliseconds), AgentJsonContext.Default.InfoResponse, cancellationToken);
+                    break;
+                default:
+                    await SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, "Unknown request.", cancellationToken);
+                    break;
+            }
+        }
+        catch (AgentException ex)
+        {
+            await TrySendErrorAsync(frames, ex.Code, ex.Message, cancellationToken);
+        }
+        catch (InvalidDataException ex)
+        {
+            await TrySendErrorAsync(frames, AgentErrorCodes.InvalidArgument, ex.Message, cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The client went away.
+        }
+        catch (Exception ex)
+        {
+            await TrySendErrorAsync(frames, AgentErrorCodes.Internal, "The agent failed: " + ex.Message, cancellationToken);
+        }
+    }
+
+    /// <summary>Every path in a request must be absolute and free of <c>..</c> before anything touches it.</summary>
+    private static string? PathOf(AgentRequest request) => request switch
+    {
+        ReadFileRequest r => SandboxPaths.Validate(r.Path),
+        WriteFileRequest w => SandboxPaths.Validate(w.Path),
+        ListRequest l => SandboxPaths.Validate(l.Path),
+        StatRequest s => SandboxPaths.Validate(s.Path),
+        MakeDirRequest m => SandboxPaths.Validate(m.Path),
+        RemoveRequest d => SandboxPaths.Validate(d.Path),
+        RenameRequest n => SandboxPaths.Validate(n.From) ?? SandboxPaths.Validate(n.To),
+        _ => null,
+    };
+
+    public static ValueTask SendErrorAsync(FrameStream frames, string code, string message, CancellationToken cancellationToken)
+        => frames.WriteJsonAsync(FrameKind.Error, new ErrorMessage(code, message), AgentJsonContext.Default.ErrorMessage, cancellationToken);
+
+    private static async Task TrySendErrorAsync(FrameStream frames, string code, string message, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await SendErrorAsync(frames, code, message, cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+}

@@ -1,0 +1,240 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Cordon.Agent.Interop;
+using Cordon.Protocol;
+
+namespace Cordon.Agent;
+
+/// <summary>Runs one <see cref="ExecRequest"/>: spawns it in its own session, streams its output as frames,
+/// feeds it standard input and signals, enforces its timeout and reports how it ended.</summary>
+internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment environment)
+{
+    /// <summary>How long to wait for the output streams to close after the command exited; background
+    /// children that keep them open do not hold the answer back longer than this.</summary>
+    private static readonly TimeSpan DrainGrace = TimeSpan.FromMilliseconds(50);
+
+    public async Task RunAsync(ExecRequest request, FrameStream frames, CancellationToken cancellationToken)
+    {
+        if (request.Argv.Count == 0 || string.IsNullOrEmpty(request.Argv[0]))
+        {
+            await AgentServer.SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, "The command is empty: give a program and its arguments.", cancellationToken);
+            return;
+        }
+
+        var user = request.User is null ? environment.DefaultUser : UserIdentity.Resolve(request.User);
+        if (user is null)
+        {
+            await AgentServer.SendErrorAsync(frames, AgentErrorCodes.InvalidArgument,
+                $"The user '{request.User}' does not exist in the sandbox's /etc/passwd: give an existing user name or a numeric uid.", cancellationToken);
+            return;
+        }
+
+        var env = environment.BuildEnvironment(user, request.Env);
+        var cwd = request.Cwd ?? (Directory.Exists(user.Home) ? user.Home : "/");
+        if (SandboxPaths.Validate(cwd) is { } cwdProblem)
+        {
+            await AgentServer.SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, "Working directory: " + cwdProblem, cancellationToken);
+            return;
+        }
+
+        if (!Directory.Exists(cwd))
+        {
+            await AgentServer.SendErrorAsync(frames, AgentErrorCodes.NotFound,
+                $"The working directory '{cwd}' does not exist in the sandbox: create it first or choose another.", cancellationToken);
+            return;
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        var program = ResolveProgram(request.Argv[0], env);
+        if (program is null)
+        {
+            // As a shell would: exit status 127 and a line on stderr, so callers treat it like any failed command.
+            await frames.WriteJsonAsync(FrameKind.Started, new StartedMessage(0), AgentJsonContext.Default.StartedMessage, cancellationToken);
+            await frames.WriteAsync(FrameKind.Stderr, System.Text.Encoding.UTF8.GetBytes($"{request.Argv[0]}: command not found\n"), cancellationToken);
+            await frames.WriteJsonAsync(FrameKind.Exit, new ExitMessage { ExitCode = 127, DurationMs = stopwatch.ElapsedMilliseconds }, AgentJsonContext.Default.ExitMessage, cancellationToken);
+            return;
+        }
+
+        var (stdoutOurs, stdoutTheirs) = Spawner.SocketPair();
+        var (stderrOurs, stderrTheirs) = Spawner.SocketPair();
+        var (stdinOurs, stdinTheirs) = request.Stdin ? Spawner.SocketPair() : (-1, -1);
+        using var stdout = new Socket(new SafeSocketHandle(stdoutOurs, ownsHandle: true));
+        using var stderr = new Socket(new SafeSocketHandle(stderrOurs, ownsHandle: true));
+        using var stdin = stdinOurs >= 0 ? new Socket(new SafeSocketHandle(stdinOurs, ownsHandle: true)) : null;
+
+        int pid;
+        Task<int> exit;
+        try
+        {
+            (pid, exit) = reaper.Start(() => user.IsRoot
+                ? Spawner.Spawn(program, request.Argv, env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs)
+                : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, request.Argv), env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs));
+        }
+        catch (SpawnException ex)
+        {
+            await AgentServer.SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, $"The command could not be started: {ex.Message}.", cancellationToken);
+            return;
+        }
+        finally
+        {
+            Libc.close(stdoutTheirs);
+            Libc.close(stderrTheirs);
+            if (stdinTheirs >= 0)
+            {
+                Libc.close(stdinTheirs);
+            }
+        }
+
+        await frames.WriteJsonAsync(FrameKind.Started, new StartedMessage(pid), AgentJsonContext.Default.StartedMessage, cancellationToken);
+
+        using var pumpStop = new CancellationTokenSource();
+        var stdoutPump = PumpAsync(stdout, FrameKind.Stdout, frames, pumpStop.Token);
+        var stderrPump = PumpAsync(stderr, FrameKind.Stderr, frames, pumpStop.Token);
+
+        var timedOut = false;
+        using var timeout = request.TimeoutMs is > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs.Value)) : null;
+        using var onTimeout = timeout is null ? default : timeout.Token.Register(() =>
+        {
+            timedOut = true;
+            Libc.kill(-pid, Libc.SIGKILL);
+        });
+
+        using var inputStop = new CancellationTokenSource();
+        var input = ReadClientAsync(frames, pid, stdin, inputStop.Token);
+
+        var status = await exit;
+
+        // Whatever the command wrote before it exited is already buffered: give the streams a moment to
+        // reach end-of-file, then take what is left without waiting on background children.
+        await Task.WhenAny(Task.WhenAll(stdoutPump, stderrPump), Task.Delay(DrainGrace, CancellationToken.None));
+        await pumpStop.CancelAsync();
+        await Task.WhenAll(stdoutPump, stderrPump);
+        await DrainAsync(stdout, FrameKind.Stdout, frames, cancellationToken);
+        await DrainAsync(stderr, FrameKind.Stderr, frames, cancellationToken);
+
+        await inputStop.CancelAsync();
+        await input;
+
+        var message = Libc.WIFEXITED(status)
+            ? new ExitMessage { ExitCode = Libc.WEXITSTATUS(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds }
+            : new ExitMessage { ExitCode = 128 + Libc.WTERMSIG(status), Signal = Libc.WTERMSIG(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds };
+        await frames.WriteJsonAsync(FrameKind.Exit, message, AgentJsonContext.Default.ExitMessage, cancellationToken);
+    }
+
+    private static async Task PumpAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken stop)
+    {
+        var buffer = new byte[FrameStream.ChunkSize];
+        try
+        {
+            while (true)
+            {
+                var n = await source.ReceiveAsync(buffer, SocketFlags.None, stop);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                await frames.WriteAsync(kind, buffer.AsMemory(0, n), CancellationToken.None);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (SocketException)
+        {
+        }
+        catch (IOException)
+        {
+            // The client went away; the reader notices and kills the command.
+        }
+    }
+
+    private static async Task DrainAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[FrameStream.ChunkSize];
+        try
+        {
+            while (source.Available > 0)
+            {
+                var n = source.Receive(buffer, SocketFlags.None);
+                if (n <= 0)
+                {
+                    return;
+                }
+
+                await frames.WriteAsync(kind, buffer.AsMemory(0, n), cancellationToken);
+            }
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Reads stdin, stdin-close and signal frames until the command ends. A client that goes
+    /// away takes its command with it: nobody would read the result.</summary>
+    private static async Task ReadClientAsync(FrameStream frames, int pid, Socket? stdin, CancellationToken stop)
+    {
+        try
+        {
+            while (true)
+            {
+                var frame = await frames.ReadAsync(stop);
+                if (frame is null)
+                {
+                    Libc.kill(-pid, Libc.SIGKILL);
+                    return;
+                }
+
+                switch (frame.Value.Kind)
+                {
+                    case FrameKind.Stdin when stdin is not null:
+                        await stdin.SendAsync(frame.Value.Payload, SocketFlags.None, stop);
+                        break;
+                    case FrameKind.StdinClose when stdin is not null:
+                        stdin.Shutdown(SocketShutdown.Send);
+                        break;
+                    case FrameKind.Signal:
+                        var signal = FrameStream.ParseJson(frame.Value, AgentJsonContext.Default.SignalMessage);
+                        if (signal.Signal is > 0 and < 65)
+                        {
+                            Libc.kill(-pid, signal.Signal);
+                        }
+
+                        break;
+                    default:
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or ObjectDisposedException)
+        {
+            Libc.kill(-pid, Libc.SIGKILL);
+        }
+    }
+
+    private static string? ResolveProgram(string name, IReadOnlyList<string> env)
+    {
+        if (name.Contains('/', StringComparison.Ordinal))
+        {
+            return name;
+        }
+
+        var path = env.FirstOrDefault(e => e.StartsWith("PATH=", StringComparison.Ordinal))?[5..] ?? SandboxEnvironment.DefaultPath;
+        foreach (var dir in path.Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, name);
+            if (File.Exists(candidate) && (File.GetUnixFileMode(candidate) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) != 0)
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+}

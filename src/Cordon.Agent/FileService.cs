@@ -1,0 +1,332 @@
+using Cordon.Agent.Interop;
+using Cordon.Protocol;
+
+namespace Cordon.Agent;
+
+/// <summary>Serves the file requests. It runs inside the sandbox's mount namespace and root, so every path,
+/// symlinks included, resolves within the sandbox: there is no host path to escape to.</summary>
+internal static class FileService
+{
+    public static async Task ReadAsync(ReadFileRequest request, FrameStream frames, CancellationToken cancellationToken)
+    {
+        var path = SandboxPaths.Normalize(request.Path);
+        FileStream stream;
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                throw new AgentException(AgentErrorCodes.IsADirectory, $"'{path}' is a directory: list it instead, or read a file inside it.");
+            }
+
+            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0, FileOptions.SequentialScan);
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, path);
+        }
+
+        await using (stream)
+        {
+            await frames.WriteJsonAsync(FrameKind.Response, Describe(path), AgentJsonContext.Default.FileEntry, cancellationToken);
+            var buffer = new byte[FrameStream.ChunkSize];
+            int n;
+            while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                await frames.WriteAsync(FrameKind.Data, buffer.AsMemory(0, n), cancellationToken);
+            }
+
+            await frames.WriteAsync(FrameKind.DataEnd, ReadOnlyMemory<byte>.Empty, cancellationToken);
+        }
+    }
+
+    public static async Task WriteAsync(WriteFileRequest request, FrameStream frames, CancellationToken cancellationToken)
+    {
+        var path = SandboxPaths.Normalize(request.Path);
+        if (path == "/")
+        {
+            throw new AgentException(AgentErrorCodes.IsADirectory, "Cannot write to '/': give a file path.");
+        }
+
+        var owner = request.User is null ? UserIdentity.Root : UserIdentity.Resolve(request.User)
+            ?? throw new AgentException(AgentErrorCodes.InvalidArgument, $"The user '{request.User}' does not exist in the sandbox.");
+        var directory = Path.GetDirectoryName(path)!;
+        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.cordon-{Environment.TickCount64:x}-{Random.Shared.Next():x}");
+        var completed = false;
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                throw new AgentException(AgentErrorCodes.IsADirectory, $"'{path}' is a directory: choose a file path.");
+            }
+
+            if (request.CreateParents && !Directory.Exists(directory))
+            {
+                MakeDirectories(directory, owner);
+            }
+
+            int? existingMode = File.Exists(path) ? (int)File.GetUnixFileMode(path) : null;
+            var mode = (UnixFileMode)(existingMode ?? request.Mode ?? 0b110_100_100);
+            await using (var stream = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                BufferSize = 0,
+                UnixCreateMode = mode,
+            }))
+            {
+                while (true)
+                {
+                    var frame = await frames.ReadAsync(cancellationToken)
+                        ?? throw new AgentException(AgentErrorCodes.InvalidArgument, "The upload ended before its end marker; the file was left unchanged.");
+                    if (frame.Kind == FrameKind.DataEnd)
+                    {
+                        break;
+                    }
+
+                    if (frame.Kind != FrameKind.Data)
+                    {
+                        throw new AgentException(AgentErrorCodes.InvalidArgument, $"Unexpected {frame.Kind} frame during an upload.");
+                    }
+
+                    await stream.WriteAsync(frame.Payload, cancellationToken);
+                }
+            }
+
+            File.SetUnixFileMode(temp, mode);
+            if (!owner.IsRoot)
+            {
+                Libc.lchown(temp, (int)owner.Uid, (int)owner.Gid);
+            }
+
+            File.Move(temp, path, overwrite: true);
+            completed = true;
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, path);
+        }
+        finally
+        {
+            if (!completed)
+            {
+                try
+                {
+                    File.Delete(temp);
+                }
+                catch (IOException)
+                {
+                }
+                catch (UnauthorizedAccessException)
+                {
+                }
+            }
+        }
+
+        await frames.WriteJsonAsync(FrameKind.Response, Describe(path), AgentJsonContext.Default.FileEntry, cancellationToken);
+    }
+
+    public static ListResponse List(ListRequest request)
+    {
+        var path = SandboxPaths.Normalize(request.Path);
+        try
+        {
+            if (!Directory.Exists(path))
+            {
+                throw File.Exists(path)
+                    ? new AgentException(AgentErrorCodes.NotADirectory, $"'{path}' is a file, not a directory: read it instead.")
+                    : new AgentException(AgentErrorCodes.NotFound, $"The directory '{path}' does not exist in the sandbox.");
+            }
+
+            var depth = Math.Clamp(request.Depth, 1, 32);
+            var entries = new List<FileEntry>();
+            Walk(path, depth, entries);
+            entries.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+            return new ListResponse(entries);
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, path);
+        }
+    }
+
+    public static FileEntry Stat(StatRequest request)
+    {
+        var path = SandboxPaths.Normalize(request.Path);
+        try
+        {
+            return Describe(path);
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, path);
+        }
+    }
+
+    public static FileEntry MakeDir(MakeDirRequest request)
+    {
+        var path = SandboxPaths.Normalize(request.Path);
+        var owner = request.User is null ? UserIdentity.Root : UserIdentity.Resolve(request.User)
+            ?? throw new AgentException(AgentErrorCodes.InvalidArgument, $"The user '{request.User}' does not exist in the sandbox.");
+        try
+        {
+            if (File.Exists(path))
+            {
+                throw new AgentException(AgentErrorCodes.AlreadyExists, $"'{path}' exists and is a file.");
+            }
+
+            MakeDirectories(path, owner);
+            return Describe(path);
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, path);
+        }
+    }
+
+    public static void Remove(RemoveRequest request)
+    {
+        var path = SandboxPaths.Normalize(request.Path);
+        if (path == "/")
+        {
+            throw new AgentException(AgentErrorCodes.InvalidArgument, "Refusing to remove '/'.");
+        }
+
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.LinkTarget is not null || !Directory.Exists(path))
+            {
+                if (!info.Exists && info.LinkTarget is null)
+                {
+                    throw new AgentException(AgentErrorCodes.NotFound, $"'{path}' does not exist in the sandbox.");
+                }
+
+                File.Delete(path);
+            }
+            else
+            {
+                Directory.Delete(path, recursive: true);
+            }
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, path);
+        }
+    }
+
+    public static FileEntry Rename(RenameRequest request)
+    {
+        var from = SandboxPaths.Normalize(request.From);
+        var to = SandboxPaths.Normalize(request.To);
+        try
+        {
+            if (Directory.Exists(from) && new FileInfo(from).LinkTarget is null)
+            {
+                Directory.Move(from, to);
+            }
+            else if (File.Exists(from) || new FileInfo(from).LinkTarget is not null)
+            {
+                File.Move(from, to, overwrite: false);
+            }
+            else
+            {
+                throw new AgentException(AgentErrorCodes.NotFound, $"'{from}' does not exist in the sandbox.");
+            }
+
+            return Describe(to);
+        }
+        catch (Exception ex) when (ex is not AgentException)
+        {
+            throw Translate(ex, to);
+        }
+    }
+
+    private static void MakeDirectories(string path, UserIdentity owner)
+    {
+        // Create one level at a time so new directories get the requested owner.
+        var current = "";
+        foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            current += "/" + part;
+            if (!Directory.Exists(current))
+            {
+                Directory.CreateDirectory(current);
+                if (!owner.IsRoot)
+                {
+                    Libc.lchown(current, (int)owner.Uid, (int)owner.Gid);
+                }
+            }
+        }
+    }
+
+    private static void Walk(string directory, int depth, List<FileEntry> entries)
+    {
+        foreach (var child in Directory.EnumerateFileSystemEntries(directory))
+        {
+            FileEntry entry;
+            try
+            {
+                entry = Describe(child);
+            }
+            catch (FileNotFoundException)
+            {
+                continue; // removed while listing
+            }
+
+            entries.Add(entry);
+            if (depth > 1 && entry.Type == "dir")
+            {
+                Walk(child, depth - 1, entries);
+            }
+        }
+    }
+
+    /// <summary>lstat: a symlink is described as itself, never as what it points to.</summary>
+    internal static FileEntry Describe(string path)
+    {
+        if (Libc.lstat(path, out var st) != 0)
+        {
+            var errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            throw errno switch
+            {
+                2 or 20 => new AgentException(AgentErrorCodes.NotFound, $"'{path}' does not exist in the sandbox."),
+                13 => new AgentException(AgentErrorCodes.PermissionDenied, $"Permission denied for '{path}'."),
+                _ => new AgentException(AgentErrorCodes.Internal, $"Cannot stat '{path}': {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)}."),
+            };
+        }
+
+        var type = (st.Mode & 0xF000) switch
+        {
+            0x8000 => "file",
+            0x4000 => "dir",
+            0xA000 => "symlink",
+            _ => "other",
+        };
+        return new FileEntry
+        {
+            Name = path == "/" ? "/" : Path.GetFileName(path),
+            Path = path,
+            Type = type,
+            Size = st.Size,
+            Mode = (int)(st.Mode & 0xFFF),
+            Uid = (int)st.Uid,
+            Gid = (int)st.Gid,
+            ModifiedAt = DateTimeOffset.FromUnixTimeSeconds(st.MtimeSec).AddTicks(st.MtimeNsec / 100),
+            SymlinkTarget = type == "symlink" ? new FileInfo(path).LinkTarget : null,
+        };
+    }
+
+    private static AgentException Translate(Exception ex, string path) => ex switch
+    {
+        FileNotFoundException or DirectoryNotFoundException => new AgentException(AgentErrorCodes.NotFound, $"'{path}' (or one of its parent directories) does not exist in the sandbox."),
+        UnauthorizedAccessException => new AgentException(AgentErrorCodes.PermissionDenied, $"Permission denied for '{path}'."),
+        IOException io when io.HResult == 28 || io.Message.Contains("No space", StringComparison.OrdinalIgnoreCase)
+            => new AgentException(AgentErrorCodes.NoSpace, $"The sandbox's disk is full while writing '{path}': remove files or create the sandbox with a larger disk."),
+        IOException io when io.Message.Contains("exists", StringComparison.OrdinalIgnoreCase)
+            => new AgentException(AgentErrorCodes.AlreadyExists, $"'{path}' already exists."),
+        IOException io when io.Message.Contains("Not a directory", StringComparison.OrdinalIgnoreCase)
+            => new AgentException(AgentErrorCodes.NotADirectory, $"A parent of '{path}' is not a directory."),
+        IOException io => new AgentException(AgentErrorCodes.Internal, $"File operation on '{path}' failed: {io.Message}"),
+        _ => new AgentException(AgentErrorCodes.Internal, $"File operation on '{path}' failed: {ex.Message}"),
+    };
+}

@@ -1,0 +1,169 @@
+using System.Runtime.InteropServices;
+
+namespace Cordon.Agent.Interop;
+
+/// <summary>The libc calls the agent needs that .NET does not expose: process spawning without the
+/// runtime's Process class (PID 1 reaps every child itself), identity changes and raw file metadata.</summary>
+/// <remarks>All unsafe code of the agent lives in this folder.</remarks>
+internal static unsafe partial class Libc
+{
+    public const int EINTR = 4;
+    public const int ECHILD = 10;
+    public const int ESRCH = 3;
+
+    public const int SIGKILL = 9;
+    public const int SIGTERM = 15;
+
+    public const int O_RDONLY = 0;
+    public const int O_RDWR = 2;
+
+    public const short POSIX_SPAWN_SETSIGDEF = 0x04;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x08;
+    public const short POSIX_SPAWN_SETSID = 0x80;
+
+    public const int AF_UNIX = 1;
+    public const int SOCK_STREAM = 1;
+    public const int SOCK_CLOEXEC = 0x80000;
+
+    /// <summary>glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336 on x86_64; these leave room.</summary>
+    public const int SpawnFileActionsSize = 128;
+    public const int SpawnAttrSize = 512;
+    public const int SigsetSize = 128;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawn_file_actions_init(void* actions);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawn_file_actions_destroy(void* actions);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawn_file_actions_adddup2(void* actions, int fd, int newfd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int posix_spawn_file_actions_addopen(void* actions, int fd, string path, int oflag, int mode);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int posix_spawn_file_actions_addchdir_np(void* actions, string path);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawnattr_init(void* attr);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawnattr_destroy(void* attr);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawnattr_setflags(void* attr, short flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawnattr_setsigmask(void* attr, void* sigmask);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawnattr_setsigdefault(void* attr, void* sigdefault);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int sigemptyset(void* set);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int sigfillset(void* set);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_spawn(out int pid, byte* path, void* fileActions, void* attr, byte** argv, byte** envp);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int waitpid(int pid, out int status, int options);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int socketpair(int domain, int type, int protocol, int* sv);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setgroups(nint size, uint* list);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setresgid(uint rgid, uint egid, uint sgid);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setresuid(uint ruid, uint euid, uint suid);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int execve(byte* path, byte** argv, byte** envp);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int lchown(string path, int owner, int group);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int lstat(string path, out Stat buf);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int umask(int mask);
+
+    /// <summary>struct stat on x86_64 Linux (glibc and the kernel agree on this layout).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Stat
+    {
+        public ulong Dev;
+        public ulong Ino;
+        public ulong Nlink;
+        public uint Mode;
+        public uint Uid;
+        public uint Gid;
+        public int Pad0;
+        public ulong Rdev;
+        public long Size;
+        public long Blksize;
+        public long Blocks;
+        public long AtimeSec;
+        public long AtimeNsec;
+        public long MtimeSec;
+        public long MtimeNsec;
+        public long CtimeSec;
+        public long CtimeNsec;
+        public long Reserved0;
+        public long Reserved1;
+        public long Reserved2;
+    }
+
+    /// <summary>A NUL-terminated array of NUL-terminated UTF-8 strings in unmanaged memory, as argv and envp want.</summary>
+    public sealed class StringArray : IDisposable
+    {
+        private readonly nint[] _strings;
+
+        public StringArray(IReadOnlyList<string> values)
+        {
+            _strings = new nint[values.Count];
+            Pointer = (byte**)NativeMemory.Alloc((nuint)(values.Count + 1), (nuint)sizeof(nint));
+            for (var i = 0; i < values.Count; i++)
+            {
+                _strings[i] = Marshal.StringToCoTaskMemUTF8(values[i]);
+                Pointer[i] = (byte*)_strings[i];
+            }
+
+            Pointer[values.Count] = null;
+        }
+
+        public byte** Pointer { get; }
+
+        public void Dispose()
+        {
+            foreach (var s in _strings)
+            {
+                Marshal.FreeCoTaskMem(s);
+            }
+
+            NativeMemory.Free(Pointer);
+        }
+    }
+
+    public static bool WIFEXITED(int status) => (status & 0x7f) == 0;
+
+    public static int WEXITSTATUS(int status) => (status >> 8) & 0xff;
+
+    public static bool WIFSIGNALED(int status) => ((status & 0x7f) + 1) >> 1 > 0 && (status & 0x7f) != 0x7f;
+
+    public static int WTERMSIG(int status) => status & 0x7f;
+}

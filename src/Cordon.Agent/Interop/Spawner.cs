@@ -1,0 +1,107 @@
+using System.Runtime.InteropServices;
+
+namespace Cordon.Agent.Interop;
+
+/// <summary>Starts a program with posix_spawn: its own session, default signal dispositions, an empty
+/// signal mask, and the given descriptors as its standard streams.</summary>
+/// <remarks>The .NET runtime ignores SIGPIPE and blocks some signals; both would be inherited across
+/// exec without <c>POSIX_SPAWN_SETSIGDEF</c> and <c>POSIX_SPAWN_SETSIGMASK</c>.</remarks>
+internal static unsafe class Spawner
+{
+    /// <summary>Spawns <paramref name="path"/>; returns its pid or throws with the errno text.</summary>
+    /// <param name="stdinFd">Descriptor for fd 0, or -1 for /dev/null.</param>
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd)
+    {
+        var actions = NativeMemory.AllocZeroed(Libc.SpawnFileActionsSize);
+        var attr = NativeMemory.AllocZeroed(Libc.SpawnAttrSize);
+        var sigset = NativeMemory.AllocZeroed(Libc.SigsetSize);
+        try
+        {
+            Check(Libc.posix_spawn_file_actions_init(actions));
+            Check(Libc.posix_spawnattr_init(attr));
+            try
+            {
+                if (stdinFd >= 0)
+                {
+                    Check(Libc.posix_spawn_file_actions_adddup2(actions, stdinFd, 0));
+                }
+                else
+                {
+                    Check(Libc.posix_spawn_file_actions_addopen(actions, 0, "/dev/null", Libc.O_RDONLY, 0));
+                }
+
+                Check(Libc.posix_spawn_file_actions_adddup2(actions, stdoutFd, 1));
+                Check(Libc.posix_spawn_file_actions_adddup2(actions, stderrFd, 2));
+                if (cwd is not null)
+                {
+                    Check(Libc.posix_spawn_file_actions_addchdir_np(actions, cwd));
+                }
+
+                Check(Libc.posix_spawnattr_setflags(attr, Libc.POSIX_SPAWN_SETSID | Libc.POSIX_SPAWN_SETSIGMASK | Libc.POSIX_SPAWN_SETSIGDEF));
+                Libc.sigemptyset(sigset);
+                Check(Libc.posix_spawnattr_setsigmask(attr, sigset));
+                Libc.sigfillset(sigset);
+                Check(Libc.posix_spawnattr_setsigdefault(attr, sigset));
+
+                using var argvArray = new Libc.StringArray(argv);
+                using var envArray = new Libc.StringArray(env);
+                var pathBytes = Marshal.StringToCoTaskMemUTF8(path);
+                try
+                {
+                    var rc = Libc.posix_spawn(out var pid, (byte*)pathBytes, actions, attr, argvArray.Pointer, envArray.Pointer);
+                    if (rc != 0)
+                    {
+                        throw new SpawnException(rc);
+                    }
+
+                    return pid;
+                }
+                finally
+                {
+                    Marshal.FreeCoTaskMem(pathBytes);
+                }
+            }
+            finally
+            {
+                Libc.posix_spawn_file_actions_destroy(actions);
+                Libc.posix_spawnattr_destroy(attr);
+            }
+        }
+        finally
+        {
+            NativeMemory.Free(actions);
+            NativeMemory.Free(attr);
+            NativeMemory.Free(sigset);
+        }
+    }
+
+    /// <summary>Creates a connected pair of unix stream sockets (close-on-exec).</summary>
+    public static (int Ours, int Theirs) SocketPair()
+    {
+        var fds = stackalloc int[2];
+        if (Libc.socketpair(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0, fds) != 0)
+        {
+            throw new SpawnException(Marshal.GetLastPInvokeError());
+        }
+
+        return (fds[0], fds[1]);
+    }
+
+    /// <summary>Replaces the current process (used by the <c>__exec</c> helper after changing identity).</summary>
+    public static void Exec(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env)
+    {
+        using var argvArray = new Libc.StringArray(argv);
+        using var envArray = new Libc.StringArray(env);
+        var pathBytes = Marshal.StringToCoTaskMemUTF8(path);
+        Libc.execve((byte*)pathBytes, argvArray.Pointer, envArray.Pointer);
+        throw new SpawnException(Marshal.GetLastPInvokeError());
+    }
+
+    private static void Check(int rc)
+    {
+        if (rc != 0)
+        {
+            throw new SpawnException(rc);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using System.Runtime.InteropServices;
+using Cordon.Agent;
+using Cordon.Agent.Interop;
+
+if (args.Length > 0 && args[0] == ExecHelper.Verb)
+{
+    return ExecHelper.Run(args);
+}
+
+if (args.Length > 0 && args[0] == "--version")
+{
+    Console.WriteLine(AgentServer.Version);
+    return 0;
+}
+
+// PID 1 of the sandbox: files the agent creates are the sandbox's root's, readable as the image intends.
+Libc.umask(0b000_010_010); // 022
+var environment = new SandboxEnvironment();
+var reaper = new ProcessReaper();
+reaper.Start();
+
+using var stopping = new CancellationTokenSource();
+
+// A stop request (crun kill SIGTERM) is passed on to every process in the sandbox before the agent exits.
+using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+{
+    context.Cancel = true;
+    Libc.kill(-1, Libc.SIGTERM);
+    stopping.Cancel();
+});
+
+var server = new AgentServer(environment, new CommandRunner(reaper, environment));
+try
+{
+    await server.RunAsync(stopping.Token);
+}
+catch (OperationCanceledException)
+{
+}
+
+return 0;

@@ -1,0 +1,57 @@
+namespace Cordon.Agent;
+
+/// <summary>The sandbox-wide settings the agent was started with: the base environment every command
+/// inherits (the image's and the sandbox's variables) and the default user.</summary>
+/// <remarks>Variables named <c>CORDON_AGENT_*</c> configure the agent itself and never reach commands.</remarks>
+internal sealed class SandboxEnvironment
+{
+    public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    private const string AgentPrefix = "CORDON_AGENT_";
+
+    private readonly Dictionary<string, string> _base;
+
+    public SandboxEnvironment()
+    {
+        _base = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
+            .Select(e => (Key: (string)e.Key, Value: (string?)e.Value ?? ""))
+            .Where(e => !e.Key.StartsWith(AgentPrefix, StringComparison.Ordinal))
+            .ToDictionary(e => e.Key, e => e.Value, StringComparer.Ordinal);
+        _base.TryAdd("PATH", DefaultPath);
+
+        var socket = Environment.GetEnvironmentVariable(AgentPrefix + "SOCKET");
+        SocketPath = string.IsNullOrEmpty(socket) ? "/.cordon/run/agent.sock" : socket;
+        DefaultUserSpec = Environment.GetEnvironmentVariable(AgentPrefix + "USER") is { Length: > 0 } u ? u : "root";
+
+        // Only the agent's own copy: commands get theirs from BuildEnvironment.
+        foreach (var key in Environment.GetEnvironmentVariables().Keys.Cast<string>().Where(k => k.StartsWith(AgentPrefix, StringComparison.Ordinal)))
+        {
+            Environment.SetEnvironmentVariable(key, null);
+        }
+    }
+
+    public string SocketPath { get; }
+
+    public string DefaultUserSpec { get; }
+
+    /// <summary>The default user, resolved on each use: commands may create users after the sandbox starts.</summary>
+    public UserIdentity? DefaultUser => DefaultUserSpec == "root" ? UserIdentity.Root : UserIdentity.Resolve(DefaultUserSpec);
+
+    public List<string> BuildEnvironment(UserIdentity user, IReadOnlyDictionary<string, string>? overrides)
+    {
+        var env = new Dictionary<string, string>(_base, StringComparer.Ordinal)
+        {
+            ["HOME"] = user.Home,
+            ["USER"] = user.Name,
+            ["LOGNAME"] = user.Name,
+        };
+        if (overrides is not null)
+        {
+            foreach (var (key, value) in overrides)
+            {
+                env[key] = value;
+            }
+        }
+
+        return env.Select(e => $"{e.Key}={e.Value}").ToList();
+    }
+}

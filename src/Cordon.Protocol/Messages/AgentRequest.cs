@@ -1,0 +1,16 @@
+using System.Text.Json.Serialization;
+
+namespace Cordon.Protocol;
+
+/// <summary>The first frame of every agent connection: what the client wants done.</summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "op", UnknownDerivedTypeHandling = JsonUnknownDerivedTypeHandling.FailSerialization)]
+[JsonDerivedType(typeof(ExecRequest), "exec")]
+[JsonDerivedType(typeof(ReadFileRequest), "read")]
+[JsonDerivedType(typeof(WriteFileRequest), "write")]
+[JsonDerivedType(typeof(ListRequest), "list")]
+[JsonDerivedType(typeof(StatRequest), "stat")]
+[JsonDerivedType(typeof(MakeDirRequest), "mkdir")]
+[JsonDerivedType(typeof(RemoveRequest), "remove")]
+[JsonDerivedType(typeof(RenameRequest), "rename")]
+[JsonDerivedType(typeof(InfoRequest), "info")]
+public abstract record AgentRequest;

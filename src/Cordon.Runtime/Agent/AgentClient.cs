@@ -1,0 +1,128 @@
+using System.Text.Json.Serialization.Metadata;
+using Cordon.Protocol;
+
+namespace Cordon.Runtime.Agent;
+
+/// <summary>Speaks the agent protocol to one sandbox's agent, whatever runtime carries the connection.</summary>
+public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> connect)
+{
+    /// <summary>Starts a command; returns once the agent reports it running.</summary>
+    /// <exception cref="AgentErrorException">The agent refused (unknown user, missing working directory …).</exception>
+    public async Task<ExecSession> StartExecAsync(ExecRequest request, CancellationToken cancellationToken)
+    {
+        var frames = await OpenAsync(request, cancellationToken);
+        try
+        {
+            var frame = await ReadRequiredAsync(frames, cancellationToken);
+            var started = frame.Kind switch
+            {
+                FrameKind.Started => FrameStream.ParseJson(frame, AgentJsonContext.Default.StartedMessage),
+                _ => throw Unexpected(frame),
+            };
+            return new ExecSession(frames, started.Pid);
+        }
+        catch
+        {
+            await frames.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Opens a file for reading.</summary>
+    public async Task<FileDownload> ReadFileAsync(string path, CancellationToken cancellationToken)
+    {
+        var frames = await OpenAsync(new ReadFileRequest { Path = path }, cancellationToken);
+        try
+        {
+            var entry = await ReadResponseAsync(frames, AgentJsonContext.Default.FileEntry, cancellationToken);
+            return new FileDownload(frames, entry);
+        }
+        catch
+        {
+            await frames.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Writes <paramref name="content"/> to a file; the file changes only once all of it arrived.</summary>
+    public async Task<FileEntry> WriteFileAsync(WriteFileRequest request, Stream content, CancellationToken cancellationToken)
+    {
+        await using var frames = await OpenAsync(request, cancellationToken);
+        var buffer = new byte[FrameStream.ChunkSize];
+        int n;
+        while ((n = await content.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            await frames.WriteAsync(FrameKind.Data, buffer.AsMemory(0, n), cancellationToken);
+        }
+
+        await frames.WriteAsync(FrameKind.DataEnd, ReadOnlyMemory<byte>.Empty, cancellationToken);
+        return await ReadResponseAsync(frames, AgentJsonContext.Default.FileEntry, cancellationToken);
+    }
+
+    public Task<ListResponse> ListAsync(string path, int depth, CancellationToken cancellationToken)
+        => RequestAsync(new ListRequest { Path = path, Depth = depth }, AgentJsonContext.Default.ListResponse, cancellationToken);
+
+    public Task<FileEntry> StatAsync(string path, CancellationToken cancellationToken)
+        => RequestAsync(new StatRequest { Path = path }, AgentJsonContext.Default.FileEntry, cancellationToken);
+
+    public Task<FileEntry> MakeDirAsync(string path, string? user, CancellationToken cancellationToken)
+        => RequestAsync(new MakeDirRequest { Path = path, User = user }, AgentJsonContext.Default.FileEntry, cancellationToken);
+
+    public Task<FileEntry> RenameAsync(string from, string to, CancellationToken cancellationToken)
+        => RequestAsync(new RenameRequest { From = from, To = to }, AgentJsonContext.Default.FileEntry, cancellationToken);
+
+    public async Task RemoveAsync(string path, CancellationToken cancellationToken)
+    {
+        await using var frames = await OpenAsync(new RemoveRequest { Path = path }, cancellationToken);
+        var frame = await ReadRequiredAsync(frames, cancellationToken);
+        if (frame.Kind != FrameKind.Response)
+        {
+            throw Unexpected(frame);
+        }
+    }
+
+    public Task<InfoResponse> InfoAsync(CancellationToken cancellationToken)
+        => RequestAsync(new InfoRequest(), AgentJsonContext.Default.InfoResponse, cancellationToken);
+
+    private async Task<T> RequestAsync<T>(AgentRequest request, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    {
+        await using var frames = await OpenAsync(request, cancellationToken);
+        return await ReadResponseAsync(frames, typeInfo, cancellationToken);
+    }
+
+    private async Task<FrameStream> OpenAsync(AgentRequest request, CancellationToken cancellationToken)
+    {
+        var frames = new FrameStream(await connect(cancellationToken));
+        try
+        {
+            await frames.WriteJsonAsync(FrameKind.Request, request, AgentJsonContext.Default.AgentRequest, cancellationToken);
+            return frames;
+        }
+        catch
+        {
+            await frames.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<T> ReadResponseAsync<T>(FrameStream frames, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    {
+        var frame = await ReadRequiredAsync(frames, cancellationToken);
+        return frame.Kind == FrameKind.Response ? FrameStream.ParseJson(frame, typeInfo) : throw Unexpected(frame);
+    }
+
+    private static async Task<Frame> ReadRequiredAsync(FrameStream frames, CancellationToken cancellationToken)
+        => await frames.ReadAsync(cancellationToken)
+           ?? throw new AgentErrorException(AgentErrorCodes.Internal, "The sandbox's agent closed the connection without answering; the sandbox may have stopped.");
+
+    private static Exception Unexpected(Frame frame)
+    {
+        if (frame.Kind == FrameKind.Error)
+        {
+            var error = FrameStream.ParseJson(frame, AgentJsonContext.Default.ErrorMessage);
+            return new AgentErrorException(error.Code, error.Message);
+        }
+
+        return new InvalidDataException($"Unexpected {frame.Kind} frame from the agent.");
+    }
+}

@@ -1,0 +1,9 @@
+namespace Cordon.Runtime.Agent;
+
+/// <summary>What an <see cref="ExecEvent"/> carries.</summary>
+public enum ExecEventKind
+{
+    Stdout,
+    Stderr,
+    Exit,
+}

@@ -1,0 +1,165 @@
+using Cordon.Runtime.Interop;
+
+namespace Cordon.Runtime.Cgroups;
+
+/// <summary>Knows how this host's cgroups are laid out (v1, v2 or hybrid), repairs the hybrid layout crun
+/// refuses, and reads a sandbox's usage from its cgroup.</summary>
+public sealed class CgroupHost
+{
+    private const string Root = "/sys/fs/cgroup";
+
+    private CgroupHost(string mode) => Mode = mode;
+
+    /// <summary><c>v2</c>, <c>v1</c> or <c>hybrid</c>.</summary>
+    public string Mode { get; }
+
+    public bool IsV2 => Mode == "v2";
+
+    /// <summary>Memory+swap can be limited (so a sandbox cannot swap past its memory limit).</summary>
+    public bool SwapLimitSupported => IsV2
+        ? HasSwapInChildren()
+        : File.Exists(Path.Combine(Root, "memory", "memory.memsw.limit_in_bytes"));
+
+    public static CgroupHost Detect()
+    {
+        if (File.Exists(Path.Combine(Root, "cgroup.controllers")))
+        {
+            return new CgroupHost("v2");
+        }
+
+        return new CgroupHost(File.Exists(Path.Combine(Root, "unified", "cgroup.controllers")) ? "hybrid" : "v1");
+    }
+
+    /// <summary>
+    /// On a hybrid host, controllers attached to the v2 hierarchy make crun refuse every container ("cgroups
+    /// in hybrid mode not supported, drop all controllers from cgroupv2"). Mounting each such controller as a
+    /// v1 hierarchy moves it off v2; this is what a host administrator would do, and it changes nothing for
+    /// processes not in those (unused) v2 controllers.
+    /// </summary>
+    /// <returns>What was fixed, and the problems that remain with what to do about them.</returns>
+    public (List<string> Fixed, List<string> Problems) RepairHybrid()
+    {
+        var repaired = new List<string>();
+        var problems = new List<string>();
+        if (Mode != "hybrid")
+        {
+            return (repaired, problems);
+        }
+
+        var controllers = File.ReadAllText(Path.Combine(Root, "unified", "cgroup.controllers"))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var controller in controllers)
+        {
+            var target = Path.Combine(Root, controller);
+            try
+            {
+                Directory.CreateDirectory(target);
+                if (Syscalls.mount("cgroup", target, "cgroup", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, controller) != 0)
+                {
+                    problems.Add($"The cgroup controller '{controller}' sits on the v2 hierarchy of this hybrid host and could not be moved to v1 ({Syscalls.LastError()}); crun refuses such hosts. Run: mount -t cgroup -o {controller} cgroup {target}");
+                    continue;
+                }
+
+                repaired.Add($"moved cgroup controller '{controller}' from the v2 to a v1 hierarchy (crun refuses hybrid hosts otherwise)");
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                problems.Add($"Could not prepare {target} for the '{controller}' controller: {ex.Message}");
+            }
+        }
+
+        return (repaired, problems);
+    }
+
+    /// <summary>The OCI cgroupsPath for a sandbox.</summary>
+    public static string CgroupsPath(string parent, string id) => $"/{parent.Trim('/')}/{id}";
+
+    /// <summary>Reads memory, process and CPU use of a sandbox's cgroup; null when it has none.</summary>
+    public SandboxUsage? ReadUsage(string parent, string id)
+    {
+        var relative = CgroupsPath(parent, id).TrimStart('/');
+        try
+        {
+            if (IsV2)
+            {
+                var dir = Path.Combine(Root, relative);
+                if (!Directory.Exists(dir))
+                {
+                    return null;
+                }
+
+                var usage = ReadLong(Path.Combine(dir, "cpu.stat"), "usage_usec");
+                return new SandboxUsage(ReadLong(Path.Combine(dir, "memory.current")), ReadLong(Path.Combine(dir, "memory.max")),
+                    (int)ReadLong(Path.Combine(dir, "pids.current")), usage / 1e6);
+            }
+
+            var memory = Path.Combine(Root, "memory", relative);
+            if (!Directory.Exists(memory))
+            {
+                return null;
+            }
+
+            return new SandboxUsage(
+                ReadLong(Path.Combine(memory, "memory.usage_in_bytes")),
+                ReadLong(Path.Combine(memory, "memory.limit_in_bytes")),
+                (int)ReadLong(Path.Combine(Root, "pids", relative, "pids.current")),
+                ReadLong(Path.Combine(Root, "cpuacct", relative, "cpuacct.usage")) / 1e9);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Removes a sandbox cgroup left behind (crun removes its own on delete; a crash may not).</summary>
+    public void RemoveLeftovers(string parent, string id)
+    {
+        var relative = CgroupsPath(parent, id).TrimStart('/');
+        var dirs = IsV2
+            ? [Path.Combine(Root, relative)]
+            : Directory.EnumerateDirectories(Root).Select(c => Path.Combine(c, relative));
+        foreach (var dir in dirs)
+        {
+            try
+            {
+                if (Directory.Exists(dir))
+                {
+                    Directory.Delete(dir); // cgroup directories are removed with rmdir, never recursively
+                }
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static bool HasSwapInChildren()
+    {
+        foreach (var dir in Directory.EnumerateDirectories(Root))
+        {
+            if (File.Exists(Path.Combine(dir, "memory.swap.max")))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static long ReadLong(string file, string? key = null)
+    {
+        if (!File.Exists(file))
+        {
+            return 0;
+        }
+
+        var text = File.ReadAllText(file).Trim();
+        if (key is not null)
+        {
+            var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(key + " ", StringComparison.Ordinal));
+            text = line?[(key.Length + 1)..] ?? "0";
+        }
+
+        return text == "max" ? long.MaxValue : long.TryParse(text, out var value) ? value : 0;
+    }
+}

@@ -1,0 +1,36 @@
+namespace Cordon.Runtime;
+
+/// <summary>Drives one isolation technology on behalf of the sandbox service.</summary>
+/// <remarks>An implementation owns every host resource it creates for a sandbox and releases all of
+/// them in <see cref="DestroyAsync"/>, also after a creation that failed halfway. Sandboxes outlive the
+/// server: <see cref="ListAsync"/> reports what really exists so a new server can adopt or remove it.</remarks>
+public interface ISandboxRuntime
+{
+    /// <summary>The runtime's name as users select it (<c>crun</c>, <c>runc</c> …).</summary>
+    string Name { get; }
+
+    /// <summary>Checks (once) what the host supports, fixing what can be fixed, and reports it.</summary>
+    ValueTask<RuntimeCapabilities> ProbeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Creates and starts a sandbox; returns once its agent accepts connections.</summary>
+    /// <exception cref="SandboxRuntimeException">The runtime refused; nothing of the sandbox is left behind.</exception>
+    ValueTask CreateAsync(SandboxSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>Freezes every process of the sandbox where it stands.</summary>
+    ValueTask PauseAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Thaws a paused sandbox.</summary>
+    ValueTask ResumeAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Kills every process and releases every host resource of the sandbox. Idempotent.</summary>
+    ValueTask DestroyAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Every sandbox this runtime finds on the host, running or left over.</summary>
+    ValueTask<IReadOnlyList<RuntimeSandbox>> ListAsync(CancellationToken cancellationToken);
+
+    /// <summary>Opens a connection to the sandbox's agent.</summary>
+    ValueTask<Stream> ConnectAgentAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Current resource use, or null when the sandbox does not exist.</summary>
+    ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken);
+}

@@ -1,0 +1,163 @@
+using System.Runtime.InteropServices;
+
+namespace Cordon.Runtime.Interop;
+
+/// <summary>Raw Linux calls the runtime needs and .NET does not wrap: the new mount API (idmapped
+/// layers), mount/umount, ownership and the descriptor tricks for connecting safely to a socket a
+/// sandbox can touch.</summary>
+/// <remarks>Every P/Invoke of the server side lives in this folder.</remarks>
+internal static unsafe partial class Syscalls
+{
+    public const int AT_FDCWD = -100;
+    public const uint AT_EMPTY_PATH = 0x1000;
+    public const uint AT_RECURSIVE = 0x8000;
+    public const uint AT_SYMLINK_NOFOLLOW = 0x100;
+    public const uint OPEN_TREE_CLONE = 1;
+    public const uint OPEN_TREE_CLOEXEC = 0x80000;
+    public const uint MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+    public const ulong MOUNT_ATTR_RDONLY = 0x1;
+    public const ulong MOUNT_ATTR_NOSUID = 0x2;
+    public const ulong MOUNT_ATTR_NODEV = 0x4;
+    public const ulong MOUNT_ATTR_IDMAP = 0x00100000;
+    public const int MNT_DETACH = 2;
+    public const ulong MS_NOSUID = 2;
+    public const ulong MS_NODEV = 4;
+
+    public const int O_PATH = 0x200000;
+    public const int O_NOFOLLOW = 0x20000;
+    public const int O_CLOEXEC = 0x80000;
+    public const int O_RDONLY = 0;
+
+    private const long SYS_open_tree = 428;
+    private const long SYS_move_mount = 429;
+    private const long SYS_mount_setattr = 442;
+
+    public const int EINVAL = 22;
+    public const int ENOENT = 2;
+    public const int EBUSY = 16;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MountAttr
+    {
+        public ulong AttrSet;
+        public ulong AttrClr;
+        public ulong Propagation;
+        public ulong UsernsFd;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, long a1, long a2, long a3, long a4, long a5);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mount(string source, string target, string? fstype, ulong flags, string? data);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int umount2(string target, int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int open(string path, int flags, int mode);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int close(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int lchown(string path, int owner, int group);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fstat(int fd, out StatBuffer buf);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int lstat(string path, out StatBuffer buf);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int mknod(string path, uint mode, ulong dev);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int lsetxattr(string path, string name, byte* value, nuint size, int flags);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int utimensat(int dirfd, string path, Timespec* times, int flags);
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Timespec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary>struct stat on x86_64 Linux.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct StatBuffer
+    {
+        public ulong Dev;
+        public ulong Ino;
+        public ulong Nlink;
+        public uint Mode;
+        public uint Uid;
+        public uint Gid;
+        public int Pad0;
+        public ulong Rdev;
+        public long Size;
+        public long Blksize;
+        public long Blocks;
+        public long AtimeSec;
+        public long AtimeNsec;
+        public long MtimeSec;
+        public long MtimeNsec;
+        public long CtimeSec;
+        public long CtimeNsec;
+        public long Reserved0;
+        public long Reserved1;
+        public long Reserved2;
+    }
+
+    public const uint S_IFMT = 0xF000;
+    public const uint S_IFSOCK = 0xC000;
+    public const uint S_IFCHR = 0x2000;
+
+    public static int OpenTree(string path, uint flags)
+    {
+        var p = Marshal.StringToCoTaskMemUTF8(path);
+        try
+        {
+            return (int)syscall(SYS_open_tree, AT_FDCWD, p, flags, 0, 0);
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(p);
+        }
+    }
+
+    public static int MountSetattr(int fd, uint flags, in MountAttr attr)
+    {
+        var empty = Marshal.StringToCoTaskMemUTF8("");
+        try
+        {
+            fixed (MountAttr* a = &attr)
+            {
+                return (int)syscall(SYS_mount_setattr, fd, empty, flags, (long)a, sizeof(MountAttr));
+            }
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(empty);
+        }
+    }
+
+    public static int MoveMount(int fromFd, string target)
+    {
+        var empty = Marshal.StringToCoTaskMemUTF8("");
+        var t = Marshal.StringToCoTaskMemUTF8(target);
+        try
+        {
+            return (int)syscall(SYS_move_mount, fromFd, empty, AT_FDCWD, t, MOVE_MOUNT_F_EMPTY_PATH);
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(empty);
+            Marshal.FreeCoTaskMem(t);
+        }
+    }
+
+    public static string LastError() => Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
+}

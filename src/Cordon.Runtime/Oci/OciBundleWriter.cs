@@ -1,0 +1,139 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Cordon.Runtime.Cgroups;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Writes the OCI <c>config.json</c> of one sandbox: every namespace, its own id range, seccomp,
+/// a reduced capability set, no_new_privs, masked /proc and /sys paths, cgroup limits, and the agent as PID 1.</summary>
+public static class OciBundleWriter
+{
+    /// <summary>Where the agent binary appears inside the sandbox.</summary>
+    public const string AgentPathInSandbox = "/.cordon/agent";
+
+    /// <summary>Where the agent's socket directory appears inside the sandbox.</summary>
+    public const string AgentRunDirInSandbox = "/.cordon/run";
+
+    /// <summary>
+    /// Docker's default capabilities less NET_RAW (raw packets) and MKNOD (device nodes): enough to install
+    /// packages, change users and bind low ports inside the sandbox's own namespaces.
+    /// </summary>
+    public static readonly IReadOnlyList<string> Capabilities =
+    [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID",
+        "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_SETFCAP", "CAP_AUDIT_WRITE",
+    ];
+
+    private static readonly string[] MaskedPaths =
+    [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap",
+        "/proc/interrupts", "/sys/kernel",
+    ];
+
+    private static readonly string[] ReadonlyPaths =
+    [
+        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    ];
+
+    /// <summary>Builds the config for <paramref name="spec"/>.</summary>
+    /// <param name="hostIdBase">First host id of the sandbox's range; root inside maps to it.</param>
+    /// <param name="seccompBpf">A precompiled filter (crun), or null to embed the JSON profile (runc).</param>
+    public static JsonObject Build(SandboxSpec spec, string bundleDirectory, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf)
+    {
+        var env = new JsonArray();
+        foreach (var (key, value) in spec.Env)
+        {
+            env.Add($"{key}={value}");
+        }
+
+        env.Add($"CORDON_AGENT_SOCKET={AgentRunDirInSandbox}/agent.sock");
+        env.Add($"CORDON_AGENT_USER={spec.User}");
+        if (!spec.Env.ContainsKey("PATH"))
+        {
+            env.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        }
+
+        var caps = new JsonArray([.. Capabilities.Select(c => (JsonNode)c)]);
+        var memoryBytes = spec.Limits.MemoryMiB * 1024 * 1024;
+        var memory = new JsonObject { ["limit"] = memoryBytes };
+        if (cgroups.SwapLimitSupported)
+        {
+            memory["swap"] = memoryBytes; // memory+swap = memory: no swap beyond the limit
+        }
+
+        var linux = new JsonObject
+        {
+            ["uidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
+            ["gidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
+            ["namespaces"] = new JsonArray([.. new[] { "pid", "network", "ipc", "uts", "mount", "user", "cgroup" }.Select(n => (JsonNode)new JsonObject { ["type"] = n })]),
+            ["cgroupsPath"] = CgroupHost.CgroupsPath(options.CgroupParent, spec.Id),
+            ["resources"] = new JsonObject
+            {
+                ["memory"] = memory,
+                ["pids"] = new JsonObject { ["limit"] = spec.Limits.MaxProcesses },
+                ["cpu"] = new JsonObject { ["quota"] = (long)Math.Round(spec.Limits.Cpus * 100_000), ["period"] = 100_000 },
+                ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
+            },
+            ["maskedPaths"] = new JsonArray([.. MaskedPaths.Select(p => (JsonNode)p)]),
+            ["readonlyPaths"] = new JsonArray([.. ReadonlyPaths.Select(p => (JsonNode)p)]),
+        };
+        var annotations = new JsonObject();
+        if (seccompBpf is not null)
+        {
+            annotations["run.oci.seccomp_bpf_data"] = Convert.ToBase64String(seccompBpf);
+        }
+        else
+        {
+            linux["seccomp"] = SeccompCompiler.ToOciJson();
+        }
+
+        return new JsonObject
+        {
+            ["ociVersion"] = "1.0.2",
+            ["process"] = new JsonObject
+            {
+                ["terminal"] = false,
+                ["user"] = new JsonObject { ["uid"] = 0, ["gid"] = 0 },
+                ["args"] = new JsonArray(AgentPathInSandbox),
+                ["env"] = env,
+                ["cwd"] = "/",
+                ["capabilities"] = new JsonObject
+                {
+                    ["bounding"] = caps.DeepClone(),
+                    ["effective"] = caps.DeepClone(),
+                    ["permitted"] = caps.DeepClone(),
+                },
+                ["noNewPrivileges"] = true,
+                ["oomScoreAdj"] = 500,
+            },
+            ["root"] = new JsonObject { ["path"] = "rootfs", ["readonly"] = false },
+            ["hostname"] = spec.Id,
+            ["mounts"] = new JsonArray(
+                Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
+                Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
+                Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
+                Mount("/dev/shm", "shm", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
+                Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
+                Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+                Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
+                Mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"),
+                Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev"),
+                Mount(AgentRunDirInSandbox, Path.Combine(bundleDirectory, "run"), "bind", "bind", "rw", "nosuid", "nodev", "noexec")),
+            ["linux"] = linux,
+            ["annotations"] = annotations,
+        };
+    }
+
+    /// <summary>Writes config.json into the bundle directory.</summary>
+    public static void Write(string bundleDirectory, JsonObject config)
+        => File.WriteAllText(Path.Combine(bundleDirectory, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+
+    private static JsonObject Mount(string destination, string source, string type, params string[] options) => new()
+    {
+        ["destination"] = destination,
+        ["type"] = type,
+        ["source"] = source,
+        ["options"] = new JsonArray([.. options.Select(o => (JsonNode)o)]),
+    };
+}

@@ -1,0 +1,471 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text.Json;
+using Cordon.Runtime.Cgroups;
+using Cordon.Runtime.Interop;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Runs sandboxes as OCI containers with crun (default) or runc.</summary>
+/// <remarks>
+/// Per sandbox, under <see cref="OciRuntimeOptions.StateDirectory"/>/{id}: <c>config.json</c>; <c>layer/</c>, a
+/// size-limited tmpfs holding the writable layer; <c>lowerN/</c>, the id-mapped read-only views of the image
+/// layers (detached once the overlay holds them); <c>rootfs/</c>, the overlay crun uses as root; <c>run/</c>,
+/// the agent's socket directory; <c>range</c>, the sandbox's id range index.
+/// </remarks>
+public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
+{
+    private readonly OciRuntimeOptions _options;
+    private readonly ILogger<OciRuntime> _logger;
+    private readonly IdRangeAllocator _ranges;
+    private readonly UserNamespaceCache _namespaces;
+    private readonly CgroupHost _cgroups = CgroupHost.Detect();
+    private readonly SemaphoreSlim _probeLock = new(1, 1);
+    private RuntimeCapabilities? _capabilities;
+    private byte[]? _seccompBpf;
+
+    public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+        _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes);
+        _namespaces = new UserNamespaceCache(_ranges);
+    }
+
+    public string Name => _options.Runtime;
+
+    public async ValueTask<RuntimeCapabilities> ProbeAsync(CancellationToken cancellationToken)
+    {
+        await _probeLock.WaitAsync(cancellationToken);
+        try
+        {
+            return _capabilities ??= await ProbeOnceAsync(cancellationToken);
+        }
+        finally
+        {
+            _probeLock.Release();
+        }
+    }
+
+    private async Task<RuntimeCapabilities> ProbeOnceAsync(CancellationToken cancellationToken)
+    {
+        var problems = new List<string>();
+        var repaired = new List<string>();
+        string? version = null;
+        var runtimePath = _options.ResolvedRuntimePath;
+        if (!File.Exists(runtimePath))
+        {
+            problems.Add($"The OCI runtime '{_options.Runtime}' is not installed: apt-get install {_options.Runtime}, or set Runtime:RuntimePath.");
+        }
+        else
+        {
+            var result = await ExternalProgram.RunAsync(runtimePath, ["--version"], cancellationToken);
+            version = result.Stdout.Split('\n').FirstOrDefault()?.Trim();
+        }
+
+        if (string.IsNullOrEmpty(_options.AgentPath) || !File.Exists(_options.AgentPath))
+        {
+            problems.Add("The cordon-agent binary was not found: build it with ./cordon (or set Runtime:AgentPath).");
+        }
+
+        if (Environment.UserName != "root")
+        {
+            problems.Add("Cordon must run as root to create sandboxes (mounts, cgroups and id ranges need it).");
+        }
+
+        var (fixedHybrid, hybridProblems) = _cgroups.RepairHybrid();
+        repaired.AddRange(fixedHybrid);
+        problems.AddRange(hybridProblems);
+
+        var seccomp = false;
+        if (_options.Runtime == "crun")
+        {
+            try
+            {
+                _seccompBpf = SeccompCompiler.CompileBpf();
+                seccomp = true;
+            }
+            catch (InvalidOperationException ex)
+            {
+                problems.Add($"The seccomp filter could not be compiled: {ex.Message}");
+            }
+        }
+        else
+        {
+            seccomp = true; // runc compiles the JSON profile itself
+        }
+
+        Directory.CreateDirectory(_options.StateDirectory);
+        Directory.CreateDirectory(_options.RuntimeRoot);
+        foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory))
+        {
+            if (int.TryParse(ReadRange(dir), out var index))
+            {
+                _ranges.MarkUsed(index);
+            }
+        }
+
+        var idmapped = problems.Count == 0 && ProbeIdmappedMounts(problems);
+        foreach (var problem in problems)
+        {
+            LogHostProblem(problem);
+        }
+
+        foreach (var fix in repaired)
+        {
+            LogHostFixed(fix);
+        }
+
+        return new RuntimeCapabilities
+        {
+            Name = _options.Runtime,
+            Available = problems.Count == 0,
+            Version = version,
+            Cgroups = _cgroups.Mode,
+            Seccomp = seccomp,
+            IdmappedMounts = idmapped,
+            Problems = problems,
+            Fixed = repaired,
+        };
+    }
+
+    /// <summary>Idmaps a scratch directory once, so a kernel or file system without support is reported at
+    /// start instead of failing every create.</summary>
+    private bool ProbeIdmappedMounts(List<string> problems)
+    {
+        var scratch = Path.Combine(_options.StateDirectory, ".probe-" + Environment.ProcessId);
+        var source = Path.Combine(scratch, "source");
+        var target = Path.Combine(scratch, "target");
+        Directory.CreateDirectory(source);
+        Directory.CreateDirectory(target);
+        var index = _ranges.Allocate();
+        try
+        {
+            IdmappedMount.Mount(source, target, (int)_namespaces.Get(index).DangerousGetHandle());
+            Syscalls.umount2(target, Syscalls.MNT_DETACH);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or SandboxRuntimeException)
+        {
+            problems.Add($"Idmapped mounts do not work on this host ({ex.Message}); Cordon needs Linux 5.12 or newer with the data directory on ext4, xfs, btrfs or tmpfs.");
+            return false;
+        }
+        finally
+        {
+            _ranges.Release(index);
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    public async ValueTask CreateAsync(SandboxSpec spec, CancellationToken cancellationToken)
+    {
+        var capabilities = await ProbeAsync(cancellationToken);
+        if (!capabilities.Available)
+        {
+            throw new SandboxRuntimeException("This host cannot create sandboxes right now: " + string.Join(" ", capabilities.Problems));
+        }
+
+        var stopwatch = Stopwatch.StartNew();
+        var dir = BundleDirectory(spec.Id);
+        var undo = new UndoStack();
+        try
+        {
+            Directory.CreateDirectory(_options.StateDirectory);
+            // 0711: the runtime enters the sandbox's user namespace before it mounts the root, so the
+            // sandbox's host uid must be able to traverse (not list) this directory.
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+            undo.Push("state directory", () => Directory.Delete(dir, recursive: true));
+
+            var range = _ranges.Allocate();
+            undo.Push("id range", () => _ranges.Release(range));
+            File.WriteAllText(Path.Combine(dir, "range"), range.ToString());
+            var hostId = (int)_ranges.HostIdOf(range);
+
+            // The writable layer: a tmpfs whose size is the sandbox's disk limit.
+            var layer = Path.Combine(dir, "layer");
+            Directory.CreateDirectory(layer);
+            Mount("tmpfs", layer, "tmpfs", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, $"size={spec.Limits.DiskMiB}m,mode=755,uid={hostId},gid={hostId}");
+            undo.Push("writable layer", () => Unmount(layer));
+            var upper = Path.Combine(layer, "upper");
+            var work = Path.Combine(layer, "work");
+            CreateOwnedDirectory(upper, hostId);
+            CreateOwnedDirectory(work, hostId);
+
+            // The image layers, each seen through the sandbox's id mapping, read-only.
+            var userNamespace = _namespaces.Get(range);
+            var lowers = new List<string>();
+            for (var i = spec.Layers.Count - 1; i >= 0; i--)
+            {
+                var lower = Path.Combine(dir, $"lower{i}");
+                Directory.CreateDirectory(lower);
+                IdmappedMount.Mount(spec.Layers[i], lower, (int)userNamespace.DangerousGetHandle());
+                undo.Push($"image layer {i}", () => Unmount(lower));
+                lowers.Add(lower);
+            }
+
+            var rootfs = Path.Combine(dir, "rootfs");
+            Directory.CreateDirectory(rootfs);
+            Mount("overlay", rootfs, "overlay", Syscalls.MS_NOSUID,
+                $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work},volatile");
+            undo.Push("root overlay", () => Unmount(rootfs));
+
+            // The overlay holds its own references to the layers: drop the extra mounts at once.
+            foreach (var lower in lowers)
+            {
+                Syscalls.umount2(lower, Syscalls.MNT_DETACH);
+            }
+
+            CreateOwnedDirectory(Path.Combine(dir, "run"), hostId);
+
+            var config = OciBundleWriter.Build(spec, dir, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null);
+            OciBundleWriter.Write(dir, config);
+
+            var log = Path.Combine(dir, "runtime.log");
+            undo.Push("container", async () => await DeleteContainerAsync(spec.Id, CancellationToken.None));
+            var run = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath,
+                [.. RuntimeArgs(log), "run", "--detach", "--bundle", dir, spec.Id], cancellationToken, waitForOutput: false);
+            if (!run.Succeeded)
+            {
+                var detail = ReadRuntimeLog(log);
+                throw new SandboxRuntimeException(
+                    $"The {_options.Runtime} runtime refused to start the sandbox. The server log has the runtime's message.",
+                    $"{_options.Runtime} run exited {run.ExitCode}: {detail}");
+            }
+
+            await WaitForAgentAsync(spec.Id, cancellationToken);
+            undo.Commit();
+            LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds);
+        }
+        catch (Exception ex)
+        {
+            var failures = await undo.RollbackAsync();
+            foreach (var failure in failures)
+            {
+                LogUndoFailed(spec.Id, failure);
+            }
+
+            if (ex is SandboxRuntimeException or OperationCanceledException)
+            {
+                throw;
+            }
+
+            throw new SandboxRuntimeException("The sandbox could not be created. The server log has the details.", ex.Message, ex);
+        }
+    }
+
+    private async Task WaitForAgentAsync(string id, CancellationToken cancellationToken)
+    {
+        var socket = AgentSocketPath(id);
+        var deadline = Stopwatch.StartNew();
+        var delay = 0.2;
+        while (true)
+        {
+            try
+            {
+                using var probe = await SafeUnixSocket.ConnectAsync(socket, cancellationToken);
+                return;
+            }
+            catch (SocketException)
+            {
+            }
+
+            if (deadline.Elapsed > _options.ReadyTimeout)
+            {
+                var state = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "state", id], CancellationToken.None);
+                throw new SandboxRuntimeException(
+                    "The sandbox started but its agent did not answer in time. The image may lack something the agent needs; the server log has the details.",
+                    $"agent socket not ready after {_options.ReadyTimeout}; state: {state.Stdout.Trim()} {state.Stderr.Trim()}");
+            }
+
+            // Readiness takes a few ms: poll finely at first, then back off.
+            await Task.Delay(TimeSpan.FromMilliseconds(delay), cancellationToken);
+            delay = Math.Min(delay * 2, 20);
+        }
+    }
+
+    public async ValueTask PauseAsync(string id, CancellationToken cancellationToken)
+        => await RunOrThrowAsync("pause", id, "paused", cancellationToken);
+
+    public async ValueTask ResumeAsync(string id, CancellationToken cancellationToken)
+        => await RunOrThrowAsync("resume", id, "resumed", cancellationToken);
+
+    private async Task RunOrThrowAsync(string verb, string id, string past, CancellationToken cancellationToken)
+    {
+        var result = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), verb, id], cancellationToken);
+        if (!result.Succeeded)
+        {
+            throw new SandboxRuntimeException($"The sandbox could not be {past}.", $"{_options.Runtime} {verb} {id}: {result.Stderr.Trim()}");
+        }
+    }
+
+    public async ValueTask DestroyAsync(string id, CancellationToken cancellationToken)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        await DeleteContainerAsync(id, cancellationToken);
+        var dir = BundleDirectory(id);
+        if (Directory.Exists(dir))
+        {
+            Unmount(Path.Combine(dir, "rootfs"));
+            foreach (var lower in Directory.EnumerateDirectories(dir, "lower*"))
+            {
+                Unmount(lower);
+            }
+
+            Unmount(Path.Combine(dir, "layer"));
+            var range = ReadRange(dir);
+            Directory.Delete(dir, recursive: true);
+            if (int.TryParse(range, out var index))
+            {
+                _ranges.Release(index);
+            }
+        }
+
+        _cgroups.RemoveLeftovers(_options.CgroupParent, id);
+        LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
+    }
+
+    private async Task DeleteContainerAsync(string id, CancellationToken cancellationToken)
+    {
+        var result = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "delete", "--force", id], cancellationToken);
+        if (!result.Succeeded && !result.Stderr.Contains("does not exist", StringComparison.OrdinalIgnoreCase)
+            && !result.Stderr.Contains("not exist", StringComparison.OrdinalIgnoreCase))
+        {
+            LogRuntimeComplaint(id, result.Stderr.Trim());
+        }
+    }
+
+    public async ValueTask<IReadOnlyList<RuntimeSandbox>> ListAsync(CancellationToken cancellationToken)
+    {
+        var statuses = new Dictionary<string, RuntimeSandboxStatus>(StringComparer.Ordinal);
+        var list = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "list", "--format", "json"], cancellationToken);
+        if (list.Succeeded && list.Stdout.TrimStart().StartsWith('['))
+        {
+            using var doc = JsonDocument.Parse(list.Stdout);
+            foreach (var item in doc.RootElement.EnumerateArray())
+            {
+                var id = item.GetProperty("id").GetString() ?? "";
+                var status = item.GetProperty("status").GetString();
+                statuses[id] = status switch
+                {
+                    "running" => RuntimeSandboxStatus.Running,
+                    "paused" => RuntimeSandboxStatus.Paused,
+                    _ => RuntimeSandboxStatus.Stopped,
+                };
+            }
+        }
+
+        if (Directory.Exists(_options.StateDirectory))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory))
+            {
+                var id = Path.GetFileName(dir);
+                if (!id.StartsWith('.'))
+                {
+                    statuses.TryAdd(id, RuntimeSandboxStatus.Stopped);
+                }
+            }
+        }
+
+        return [.. statuses.Select(s => new RuntimeSandbox(s.Key, s.Value))];
+    }
+
+    public async ValueTask<Stream> ConnectAgentAsync(string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var socket = await SafeUnixSocket.ConnectAsync(AgentSocketPath(id), cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch (SocketException ex)
+        {
+            throw new SandboxRuntimeException("The sandbox's agent is not reachable: the sandbox may have stopped. Create a new sandbox.", ex.Message, ex);
+        }
+    }
+
+    public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
+        => ValueTask.FromResult(_cgroups.ReadUsage(_options.CgroupParent, id));
+
+    private string BundleDirectory(string id) => Path.Combine(_options.StateDirectory, id);
+
+    private string AgentSocketPath(string id) => Path.Combine(BundleDirectory(id), "run", "agent.sock");
+
+    private List<string> RuntimeArgs(string? log)
+    {
+        var args = new List<string> { "--root", _options.RuntimeRoot };
+        if (log is not null)
+        {
+            args.AddRange(["--log", log, "--log-format", "json"]);
+        }
+
+        return args;
+    }
+
+    private static string? ReadRange(string dir)
+    {
+        var file = Path.Combine(dir, "range");
+        return File.Exists(file) ? File.ReadAllText(file).Trim() : null;
+    }
+
+    private static string ReadRuntimeLog(string log)
+    {
+        if (!File.Exists(log))
+        {
+            return "(no log)";
+        }
+
+        var lines = File.ReadAllLines(log);
+        return string.Join(" | ", lines.TakeLast(5));
+    }
+
+    private static void CreateOwnedDirectory(string path, int hostId)
+    {
+        Directory.CreateDirectory(path);
+        if (Syscalls.lchown(path, hostId, hostId) != 0)
+        {
+            throw new IOException($"chown {path}: {Syscalls.LastError()}");
+        }
+    }
+
+    private static void Mount(string source, string target, string type, ulong flags, string data)
+    {
+        if (Syscalls.mount(source, target, type, flags, data) != 0)
+        {
+            throw new IOException($"mount {type} at {target} failed: {Syscalls.LastError()}");
+        }
+    }
+
+    /// <summary>Unmounts if mounted; not being a mount point is fine (destroy is idempotent).</summary>
+    private static void Unmount(string target)
+    {
+        if (Directory.Exists(target))
+        {
+            Syscalls.umount2(target, Syscalls.MNT_DETACH);
+        }
+    }
+
+    public void Dispose()
+    {
+        _namespaces.Dispose();
+        _probeLock.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Host problem: {Problem}")]
+    private partial void LogHostProblem(string problem);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Host fixed: {Fix}")]
+    private partial void LogHostFixed(string fix);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Sandbox {Id} created in {Milliseconds:F1} ms")]
+    private partial void LogCreated(string id, double milliseconds);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "Sandbox {Id} destroyed in {Milliseconds:F1} ms")]
+    private partial void LogDestroyed(string id, double milliseconds);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Undo of a failed creation of sandbox {Id} failed: {Failure}")]
+    private partial void LogUndoFailed(string id, string failure);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Runtime complained while deleting sandbox {Id}: {Message}")]
+    private partial void LogRuntimeComplaint(string id, string message);
+}

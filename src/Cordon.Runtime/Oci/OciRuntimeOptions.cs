@@ -1,0 +1,34 @@
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Settings of the OCI driver (section <c>Runtime</c>); every one is listed in docs/configuration.md.</summary>
+public sealed class OciRuntimeOptions
+{
+    /// <summary><c>crun</c> (default) or <c>runc</c>: the OCI runtime program to drive.</summary>
+    public string Runtime { get; set; } = "crun";
+
+    /// <summary>Absolute path of the runtime program; <c>/usr/bin/{Runtime}</c> when empty.</summary>
+    public string? RuntimePath { get; set; }
+
+    /// <summary>Where each sandbox's bundle, mounts and agent socket live. Set by the server to <c>{DataDir}/sandboxes</c>.</summary>
+    public string StateDirectory { get; set; } = "/var/lib/cordon/sandboxes";
+
+    /// <summary>The runtime's own state directory (its <c>--root</c>), so <c>list</c> shows only Cordon's sandboxes.</summary>
+    public string RuntimeRoot { get; set; } = "/run/cordon/runtime";
+
+    /// <summary>The cgroup under which every sandbox gets its own (<c>{CgroupParent}/{id}</c>).</summary>
+    public string CgroupParent { get; set; } = "cordon";
+
+    /// <summary>Absolute path of the static cordon-agent binary that becomes PID 1 of every sandbox.</summary>
+    public string AgentPath { get; set; } = "";
+
+    /// <summary>First host uid/gid of the ranges given to sandboxes; each sandbox gets its own 65536 ids.</summary>
+    public long IdRangeStart { get; set; } = 1L << 30;
+
+    /// <summary>Most sandboxes that may exist at once (one id range each).</summary>
+    public int MaxSandboxes { get; set; } = 4096;
+
+    /// <summary>How long a new sandbox's agent may take to accept connections.</summary>
+    public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    internal string ResolvedRuntimePath => string.IsNullOrEmpty(RuntimePath) ? $"/usr/bin/{Runtime}" : RuntimePath;
+}

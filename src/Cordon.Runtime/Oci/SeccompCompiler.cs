@@ -1,0 +1,119 @@
+using System.Text.Json.Nodes;
+using Cordon.Runtime.Interop;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Turns <see cref="SeccompPolicy"/> into what the OCI runtimes take: a BPF program compiled once by
+/// libseccomp (crun's <c>run.oci.seccomp_bpf_data</c> annotation, ~free per start) and the equivalent
+/// OCI JSON profile (runc and runsc, which compile it per start).</summary>
+public static class SeccompCompiler
+{
+    /// <summary>Compiles the policy to a classic BPF program (an array of <c>struct sock_filter</c>).</summary>
+    /// <exception cref="InvalidOperationException">libseccomp is missing or refused the policy.</exception>
+    public static unsafe byte[] CompileBpf()
+    {
+        nint ctx;
+        try
+        {
+            ctx = LibSeccomp.seccomp_init(LibSeccomp.ActErrno(SeccompPolicy.Eperm));
+        }
+        catch (DllNotFoundException ex)
+        {
+            throw new InvalidOperationException("libseccomp.so.2 is not installed (Debian package libseccomp2).", ex);
+        }
+
+        if (ctx == 0)
+        {
+            throw new InvalidOperationException("seccomp_init failed.");
+        }
+
+        try
+        {
+            foreach (var name in SeccompPolicy.Allowed)
+            {
+                var nr = LibSeccomp.seccomp_syscall_resolve_name(name);
+                if (nr < 0)
+                {
+                    continue; // not a syscall on this architecture or this libseccomp
+                }
+
+                Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActAllow, nr, 0, null), name);
+            }
+
+            // clone without namespace flags.
+            var clone = new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpMaskedEq, DatumA = SeccompPolicy.ForbiddenCloneFlags, DatumB = 0 };
+            Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActAllow, LibSeccomp.seccomp_syscall_resolve_name("clone"), 1, &clone), "clone");
+
+            // clone3 hides its flags in memory seccomp cannot read: make libc fall back to clone.
+            Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActErrno(SeccompPolicy.Enosys), LibSeccomp.seccomp_syscall_resolve_name("clone3"), 0, null), "clone3");
+
+            var personality = LibSeccomp.seccomp_syscall_resolve_name("personality");
+            foreach (var value in SeccompPolicy.AllowedPersonalities)
+            {
+                var cmp = new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpEq, DatumA = value };
+                Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActAllow, personality, 1, &cmp), "personality");
+            }
+
+            var file = Path.Combine(Path.GetTempPath(), $"cordon-seccomp-{Environment.ProcessId}-{Guid.NewGuid():N}.bpf");
+            try
+            {
+                using (var stream = new FileStream(file, FileMode.CreateNew, FileAccess.ReadWrite))
+                {
+                    var fd = (int)stream.SafeFileHandle.DangerousGetHandle();
+                    Check(LibSeccomp.seccomp_export_bpf(ctx, fd), "export");
+                }
+
+                return File.ReadAllBytes(file);
+            }
+            finally
+            {
+                File.Delete(file);
+            }
+        }
+        finally
+        {
+            LibSeccomp.seccomp_release(ctx);
+        }
+    }
+
+    /// <summary>The same policy as an OCI <c>linux.seccomp</c> object.</summary>
+    public static JsonObject ToOciJson()
+    {
+        var syscalls = new JsonArray
+        {
+            new JsonObject { ["names"] = new JsonArray([.. SeccompPolicy.Allowed.Select(n => (JsonNode)n)]), ["action"] = "SCMP_ACT_ALLOW" },
+            new JsonObject
+            {
+                ["names"] = new JsonArray("clone"),
+                ["action"] = "SCMP_ACT_ALLOW",
+                ["args"] = new JsonArray(new JsonObject { ["index"] = 0, ["value"] = SeccompPolicy.ForbiddenCloneFlags, ["valueTwo"] = 0, ["op"] = "SCMP_CMP_MASKED_EQ" }),
+            },
+            new JsonObject { ["names"] = new JsonArray("clone3"), ["action"] = "SCMP_ACT_ERRNO", ["errnoRet"] = SeccompPolicy.Enosys },
+        };
+        foreach (var value in SeccompPolicy.AllowedPersonalities)
+        {
+            syscalls.Add(new JsonObject
+            {
+                ["names"] = new JsonArray("personality"),
+                ["action"] = "SCMP_ACT_ALLOW",
+                ["args"] = new JsonArray(new JsonObject { ["index"] = 0, ["value"] = value, ["op"] = "SCMP_CMP_EQ" }),
+            });
+        }
+
+        return new JsonObject
+        {
+            ["defaultAction"] = "SCMP_ACT_ERRNO",
+            ["defaultErrnoRet"] = SeccompPolicy.Eperm,
+            ["architectures"] = new JsonArray("SCMP_ARCH_X86_64"),
+            ["syscalls"] = syscalls,
+        };
+    }
+
+    private static void Check(int rc, string what)
+    {
+        if (rc < 0)
+        {
+            throw new InvalidOperationException($"libseccomp refused the rule for '{what}' (error {rc}).");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+namespace Cordon.Runtime;
+
+/// <summary>Everything a runtime needs to create one sandbox.</summary>
+public sealed record SandboxSpec
+{
+    /// <summary>20 lowercase letters and digits; also the container id and host name.</summary>
+    public required string Id { get; init; }
+
+    /// <summary>Read-only image layer directories, bottom first.</summary>
+    public required IReadOnlyList<string> Layers { get; init; }
+
+    public SandboxLimits Limits { get; init; } = new();
+
+    /// <summary>Environment every process in the sandbox starts with.</summary>
+    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>User commands run as when a request names none.</summary>
+    public string User { get; init; } = "root";
+}
