@@ -1,0 +1,68 @@
+using System.CommandLine;
+using Cordon.Protocol.Api;
+
+namespace Cordon.Cli;
+
+/// <summary><c>cordon sandbox create|ls|exec|rm</c>.</summary>
+internal static class SandboxCommands
+{
+    public static Command Create()
+    {
+        var group = new Command("sandbox", "Manage sandboxes.");
+
+        var options = new SandboxOptions();
+        var create = new Command("create", "Create a sandbox and print its id.");
+        options.AddTo(create);
+        create.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+        {
+            var sandbox = await client.CreateSandboxAsync(options.ToRequest(parse), cancellationToken);
+            Console.WriteLine(sandbox.Id);
+            return 0;
+        }));
+        group.Subcommands.Add(create);
+
+        var all = new Option<bool>("--all", "-a") { Description = "Include ended sandboxes." };
+        var ls = new Command("ls", "List sandboxes.") { all };
+        ls.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+        {
+            var sandboxes = await client.ListSandboxesAsync(parse.GetValue(all), cancellationToken);
+            Console.WriteLine($"{"ID",-22}{"STATE",-10}{"IMAGE",-16}{"CPU",-6}{"MEMORY",-9}{"EXPIRES",-22}");
+            foreach (var s in sandboxes)
+            {
+                var expires = s.ExpiresAt?.ToLocalTime().ToString("yyyy-MM-dd HH:mm:ss") ?? (s.EndReason ?? "-");
+                Console.WriteLine($"{s.Id,-22}{s.State,-10}{s.Image,-16}{s.Cpu,-6}{s.MemoryMiB + "Mi",-9}{expires,-22}");
+            }
+
+            return 0;
+        }));
+        group.Subcommands.Add(ls);
+
+        var id = new Argument<string>("id") { Description = "Sandbox id." };
+        var cmd = new Argument<string[]>("command") { Description = "The program and its arguments (after --).", Arity = ArgumentArity.OneOrMore };
+        var cwd = new Option<string?>("--cwd") { Description = "Working directory." };
+        var user = new Option<string?>("--user", "-u") { Description = "User to run as." };
+        var exec = new Command("exec", "Run a command in a sandbox and stream its output.") { id, cmd, cwd, user };
+        exec.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(client =>
+            CliOutput.StreamAsync(client, parse.GetValue(id)!, ExecRequestBody.FromArgv(parse.GetValue(cmd)!) with
+            {
+                Cwd = parse.GetValue(cwd),
+                User = parse.GetValue(user),
+            }, cancellationToken)));
+        group.Subcommands.Add(exec);
+
+        var ids = new Argument<string[]>("ids") { Description = "Sandbox ids.", Arity = ArgumentArity.OneOrMore };
+        var rm = new Command("rm", "Destroy sandboxes.") { ids };
+        rm.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+        {
+            foreach (var sandbox in parse.GetValue(ids)!)
+            {
+                await client.DeleteSandboxAsync(sandbox, cancellationToken);
+                Console.WriteLine(sandbox);
+            }
+
+            return 0;
+        }));
+        group.Subcommands.Add(rm);
+        return group;
+    }
+}

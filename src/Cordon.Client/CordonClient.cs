@@ -1,0 +1,200 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Cordon.Protocol;
+using Cordon.Protocol.Api;
+
+namespace Cordon.Client;
+
+/// <summary>A client of one Cordon server.</summary>
+/// <example>
+/// <code>
+/// using var cordon = CordonClient.FromEnvironment();
+/// var sandbox = await cordon.CreateSandboxAsync(new() { Image = "default" });
+/// var result = await cordon.ExecAsync(sandbox.Id, ExecRequestBody.FromShell("python3 -c 'print(6*7)'"));
+/// await cordon.DeleteSandboxAsync(sandbox.Id);
+/// </code>
+/// </example>
+public sealed class CordonClient : IDisposable
+{
+    /// <summary>Where the server listens unless configured otherwise.</summary>
+    public const string DefaultUrl = "http://127.0.0.1:7411";
+
+    private readonly HttpClient _http;
+    private readonly bool _ownsHttp;
+
+    public CordonClient(Uri baseUrl, string apiKey, HttpClient? http = null)
+    {
+        _ownsHttp = http is null;
+        _http = http ?? new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+        _http.BaseAddress = baseUrl;
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+    }
+
+    public Uri BaseUrl => _http.BaseAddress!;
+
+    /// <summary>Uses <c>CORDON_URL</c> and <c>CORDON_API_KEY</c>, falling back to <c>~/.config/cordon/config.json</c>
+    /// (written by <c>cordon serve</c> when it generates a key).</summary>
+    public static CordonClient FromEnvironment()
+    {
+        var url = Environment.GetEnvironmentVariable("CORDON_URL");
+        var key = Environment.GetEnvironmentVariable("CORDON_API_KEY");
+        var home = Environment.GetEnvironmentVariable("HOME");
+        var file = home is null ? null : Path.Combine(home, ".config", "cordon", "config.json");
+        if ((url is null || key is null) && file is not null && File.Exists(file))
+        {
+            using var config = JsonDocument.Parse(File.ReadAllText(file));
+            url ??= config.RootElement.TryGetProperty("url", out var u) ? u.GetString() : null;
+            key ??= config.RootElement.TryGetProperty("apiKey", out var k) ? k.GetString() : null;
+        }
+
+        return new CordonClient(new Uri(url ?? DefaultUrl), key ?? "");
+    }
+
+    public Task<HealthReport> GetHealthAsync(CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "/health", null, ApiJsonContext.Default.HealthReport, cancellationToken);
+
+    // ---- sandboxes ------------------------------------------------------------------------------
+
+    public Task<SandboxInfo> CreateSandboxAsync(CreateSandboxRequest? request = null, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, "/v1/sandboxes", JsonContent.Create(request ?? new CreateSandboxRequest(), ApiJsonContext.Default.CreateSandboxRequest), ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    public Task<SandboxInfo> GetSandboxAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/sandboxes/{Uri.EscapeDataString(id)}", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    public Task<List<SandboxInfo>> ListSandboxesAsync(bool includeEnded = false, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, includeEnded ? "/v1/sandboxes?state=all" : "/v1/sandboxes", null, ApiJsonContext.Default.ListSandboxInfo, cancellationToken);
+
+    public async Task DeleteSandboxAsync(string id, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.DeleteAsync($"/v1/sandboxes/{Uri.EscapeDataString(id)}", cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
+    public Task<SandboxInfo> SetTimeoutAsync(string id, int seconds, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/timeout", JsonContent.Create(new SetTimeoutRequest(seconds), ApiJsonContext.Default.SetTimeoutRequest), ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    public Task<SandboxInfo> PauseAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/pause", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    public Task<SandboxInfo> ResumeAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/resume", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    public Task<List<SandboxEvent>> GetEventsAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/events", null, ApiJsonContext.Default.ListSandboxEvent, cancellationToken);
+
+    // ---- commands -------------------------------------------------------------------------------
+
+    /// <summary>Runs a command to its end.</summary>
+    public Task<ExecResult> ExecAsync(string id, ExecRequestBody body, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/exec", JsonContent.Create(body, ApiJsonContext.Default.ExecRequestBody), ApiJsonContext.Default.ExecResult, cancellationToken);
+
+    /// <summary>Runs a command and yields its events as they happen; the last is <c>exit</c> (or <c>error</c>).</summary>
+    public async IAsyncEnumerable<ExecStreamEvent> ExecStreamAsync(string id, ExecRequestBody body, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/exec")
+        {
+            Content = JsonContent.Create(body, ApiJsonContext.Default.ExecRequestBody),
+        };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.Length > 0)
+            {
+                yield return JsonSerializer.Deserialize(line, ApiJsonContext.Default.ExecStreamEvent)!;
+            }
+        }
+    }
+
+    // ---- files ----------------------------------------------------------------------------------
+
+    public async Task<FileEntry> WriteFileAsync(string id, string path, Stream content, CancellationToken cancellationToken = default)
+    {
+        using var body = new StreamContent(content);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        return await SendAsync(HttpMethod.Put, FilesUrl(id, "", path), body, ApiJsonContext.Default.FileEntry, cancellationToken);
+    }
+
+    /// <summary>Opens a file for reading; the stream comes straight from the sandbox.</summary>
+    public async Task<Stream> ReadFileAsync(string id, string path, CancellationToken cancellationToken = default)
+    {
+        var response = await _http.GetAsync(FilesUrl(id, "", path), HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+        return await response.Content.ReadAsStreamAsync(cancellationToken);
+    }
+
+    public Task<FileListing> ListFilesAsync(string id, string path, int depth = 1, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, FilesUrl(id, "/list", path) + $"&depth={depth}", null, ApiJsonContext.Default.FileListing, cancellationToken);
+
+    public Task<FileEntry> StatFileAsync(string id, string path, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, FilesUrl(id, "/stat", path), null, ApiJsonContext.Default.FileEntry, cancellationToken);
+
+    // ---- images ---------------------------------------------------------------------------------
+
+    public Task<List<ImageInfo>> ListImagesAsync(CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "/v1/images", null, ApiJsonContext.Default.ListImageInfo, cancellationToken);
+
+    public Task<ImageInfo> GetImageAsync(string name, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/images/{Uri.EscapeDataString(name)}", null, ApiJsonContext.Default.ImageInfo, cancellationToken);
+
+    /// <summary>Imports a root file system tarball or an OCI layout tarball (gzip allowed).</summary>
+    public async Task<ImageInfo> ImportImageAsync(string name, Stream tarball, CancellationToken cancellationToken = default)
+    {
+        using var body = new StreamContent(tarball);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        return await SendAsync(HttpMethod.Post, $"/v1/images?name={Uri.EscapeDataString(name)}", body, ApiJsonContext.Default.ImageInfo, cancellationToken);
+    }
+
+    public Task<ImageInfo> BuildImageAsync(string name, bool rebuild = false, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/images/{Uri.EscapeDataString(name)}/build?rebuild={(rebuild ? "true" : "false")}", null, ApiJsonContext.Default.ImageInfo, cancellationToken);
+
+    // ---- plumbing -------------------------------------------------------------------------------
+
+    private static string FilesUrl(string id, string suffix, string path)
+        => $"/v1/sandboxes/{Uri.EscapeDataString(id)}/files{suffix}?path={Uri.EscapeDataString(path)}";
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string url, HttpContent? content, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, url) { Content = content };
+        using var response = await _http.SendAsync(request, cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+        return (await response.Content.ReadFromJsonAsync(typeInfo, cancellationToken))!;
+    }
+
+    private static async Task EnsureSuccessAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        if (response.IsSuccessStatusCode)
+        {
+            return;
+        }
+
+        var text = await response.Content.ReadAsStringAsync(cancellationToken);
+        var code = "http_" + (int)response.StatusCode;
+        var message = text;
+        try
+        {
+            using var problem = JsonDocument.Parse(text);
+            code = problem.RootElement.TryGetProperty("code", out var c) ? c.GetString() ?? code : code;
+            message = problem.RootElement.TryGetProperty("detail", out var d) ? d.GetString() ?? text : text;
+        }
+        catch (JsonException)
+        {
+        }
+
+        response.Dispose();
+        throw new CordonApiException((int)response.StatusCode, code, string.IsNullOrEmpty(message) ? response.ReasonPhrase ?? "request failed" : message);
+    }
+
+    public void Dispose()
+    {
+        if (_ownsHttp)
+        {
+            _http.Dispose();
+        }
+    }
+}

@@ -1,0 +1,29 @@
+namespace Cordon.Protocol.Api;
+
+/// <summary>Body of <c>POST /v1/sandboxes</c>. Every field is optional.</summary>
+public sealed record CreateSandboxRequest
+{
+    /// <summary>Image name; the server's default image when null.</summary>
+    public string? Image { get; init; }
+
+    /// <summary>CPU cores (fractions allowed); default 1.</summary>
+    public double? Cpu { get; init; }
+
+    /// <summary>Memory limit in MiB; default 512.</summary>
+    public long? MemoryMiB { get; init; }
+
+    /// <summary>Size of the sandbox's writable layer in MiB; default 2048.</summary>
+    public long? DiskMiB { get; init; }
+
+    /// <summary>Most processes the sandbox may run at once; default 256.</summary>
+    public int? MaxProcesses { get; init; }
+
+    /// <summary>Seconds until the sandbox is destroyed (extendable); default 300.</summary>
+    public int? TimeoutSeconds { get; init; }
+
+    /// <summary>Environment variables of every process in the sandbox.</summary>
+    public IReadOnlyDictionary<string, string>? Env { get; init; }
+
+    /// <summary>Free-form labels, returned as given and usable as list filters.</summary>
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+}

@@ -1,0 +1,29 @@
+namespace Cordon.Protocol.Api;
+
+/// <summary>An image as the REST API describes it.</summary>
+public sealed record ImageInfo
+{
+    public required string Name { get; init; }
+
+    /// <summary><c>ready</c>, <c>building</c> or <c>failed</c>.</summary>
+    public required string Status { get; init; }
+
+    /// <summary>Content address of the image (sha256 over its layers and config).</summary>
+    public string? Digest { get; init; }
+
+    public IReadOnlyList<string> Layers { get; init; } = [];
+
+    public long SizeBytes { get; init; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>While building: the last progress line; when failed: why.</summary>
+    public string? Message { get; init; }
+
+    /// <summary>Environment every sandbox of the image starts with.</summary>
+    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
+
+    public string User { get; init; } = "root";
+
+    public string WorkingDir { get; init; } = "/";
+}

@@ -1,0 +1,37 @@
+namespace Cordon.Protocol.Api;
+
+/// <summary>A sandbox as the REST API describes it.</summary>
+public sealed record SandboxInfo
+{
+    /// <summary>20 lowercase letters and digits.</summary>
+    public required string Id { get; init; }
+
+    /// <summary><c>creating</c>, <c>running</c>, <c>paused</c> or <c>ended</c>.</summary>
+    public required string State { get; init; }
+
+    /// <summary>The image name the sandbox was created from.</summary>
+    public required string Image { get; init; }
+
+    public double Cpu { get; init; }
+
+    public long MemoryMiB { get; init; }
+
+    public long DiskMiB { get; init; }
+
+    public int MaxProcesses { get; init; }
+
+    /// <summary>The isolation runtime (<c>crun</c>, <c>runc</c> …).</summary>
+    public required string Runtime { get; init; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>When the sandbox will be destroyed unless its timeout is extended; null while paused.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    public DateTimeOffset? EndedAt { get; init; }
+
+    /// <summary>Why the sandbox ended: <c>deleted</c>, <c>expired</c>, <c>lost</c> or <c>failed</c>.</summary>
+    public string? EndReason { get; init; }
+
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+}

@@ -1,0 +1,151 @@
+using System.Text.Json;
+
+namespace Cordon.Runtime.Images;
+
+/// <summary>Content-addressed, read-only image layers on the host: <c>{root}/layers/sha256-{hex}/</c>.</summary>
+/// <remarks>A layer's address is the sha256 of its uncompressed tar stream (its OCI diff id), so the same
+/// layer imported twice is stored once. Layers are owned by host root and only ever mounted read-only.</remarks>
+public sealed class LayerStore(string root)
+{
+    public string Root { get; } = root;
+
+    private string LayersDirectory => Path.Combine(Root, "layers");
+
+    private string StagingDirectory => Path.Combine(Root, "staging");
+
+    /// <summary>The directory of a layer.</summary>
+    public string PathOf(string digest) => Path.Combine(LayersDirectory, digest.Replace(':', '-'));
+
+    public bool Exists(string digest) => Directory.Exists(PathOf(digest));
+
+    /// <summary>Every stored layer digest.</summary>
+    public IEnumerable<string> List()
+        => Directory.Exists(LayersDirectory)
+            ? Directory.EnumerateDirectories(LayersDirectory).Select(d => Path.GetFileName(d).Replace("sha256-", "sha256:", StringComparison.Ordinal))
+            : [];
+
+    /// <summary>Removes a layer no image uses any more.</summary>
+    public void Delete(string digest)
+    {
+        var path = PathOf(digest);
+        if (Directory.Exists(path))
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    /// <summary>Removes half-finished imports left by a crash.</summary>
+    public void CleanStaging()
+    {
+        if (Directory.Exists(StagingDirectory))
+        {
+            Directory.Delete(StagingDirectory, recursive: true);
+        }
+    }
+
+    /// <summary>Imports an uploaded archive: a root file system tarball, or an OCI image layout packed as a tarball
+    /// (recognised by its <c>oci-layout</c> file). Gzip is detected.</summary>
+    /// <exception cref="InvalidDataException">The archive is neither, or is unsafe.</exception>
+    public async Task<ImportedImage> ImportArchiveAsync(Stream archive, CancellationToken cancellationToken)
+    {
+        var staging = NewStagingDirectory();
+        try
+        {
+            var (digest, size) = await LayerExtractor.ExtractAsync(archive, staging, cancellationToken);
+            if (File.Exists(Path.Combine(staging, "oci-layout")) && File.Exists(Path.Combine(staging, "index.json")))
+            {
+                return await ImportOciLayoutAsync(staging, cancellationToken);
+            }
+
+            if (!Directory.EnumerateFileSystemEntries(staging).Any())
+            {
+                throw new InvalidDataException("The archive is empty: give a root file system tarball or an OCI image layout.");
+            }
+
+            Commit(staging, digest);
+            return new ImportedImage([digest], new ImageConfig(), size);
+        }
+        finally
+        {
+            if (Directory.Exists(staging))
+            {
+                Directory.Delete(staging, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Imports an OCI image layout directory: the linux/amd64 manifest's layers and config.</summary>
+    public async Task<ImportedImage> ImportOciLayoutAsync(string layout, CancellationToken cancellationToken)
+    {
+        var manifest = OciLayout.FindManifest(layout);
+        var layers = new List<string>();
+        long size = 0;
+        foreach (var blob in manifest.LayerBlobs)
+        {
+            await using var stream = File.OpenRead(blob);
+            var staging = NewStagingDirectory();
+            try
+            {
+                var (digest, layerSize) = await LayerExtractor.ExtractAsync(stream, staging, cancellationToken);
+                Commit(staging, digest);
+                layers.Add(digest);
+                size += layerSize;
+            }
+            finally
+            {
+                if (Directory.Exists(staging))
+                {
+                    Directory.Delete(staging, recursive: true);
+                }
+            }
+        }
+
+        return new ImportedImage(layers, manifest.Config, size);
+    }
+
+    private string NewStagingDirectory()
+    {
+        var dir = Path.Combine(StagingDirectory, Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private void Commit(string staging, string digest)
+    {
+        Directory.CreateDirectory(LayersDirectory);
+        var final = PathOf(digest);
+        if (Directory.Exists(final))
+        {
+            return; // already stored: content addressing makes the copies identical
+        }
+
+        Directory.Move(staging, final);
+    }
+
+    /// <summary>Reads an image config JSON (OCI or Docker) into an <see cref="ImageConfig"/>.</summary>
+    internal static ImageConfig ParseConfig(JsonElement config)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (config.TryGetProperty("config", out var c) && c.ValueKind == JsonValueKind.Object)
+        {
+            if (c.TryGetProperty("Env", out var e) && e.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in e.EnumerateArray())
+                {
+                    var text = item.GetString() ?? "";
+                    var eq = text.IndexOf('=', StringComparison.Ordinal);
+                    if (eq > 0)
+                    {
+                        env[text[..eq]] = text[(eq + 1)..];
+                    }
+                }
+            }
+
+            var user = c.TryGetProperty("User", out var u) && u.GetString() is { Length: > 0 } us ? us : "root";
+            var dir = c.TryGetProperty("WorkingDir", out var w) && w.GetString() is { Length: > 0 } ws ? ws : "/";
+            return new ImageConfig { Env = env, User = user, WorkingDir = dir };
+        }
+
+        return new ImageConfig();
+    }
+}

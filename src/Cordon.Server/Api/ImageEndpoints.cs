@@ -1,0 +1,63 @@
+using Cordon.Protocol.Api;
+using Cordon.Server.Auth;
+using Cordon.Server.Errors;
+using Cordon.Server.Images;
+using Cordon.Server.Sandboxes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.Api;
+
+/// <summary>The REST adapter for images.</summary>
+public static class ImageEndpoints
+{
+    public static void MapImageEndpoints(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/images").WithTags("Images");
+
+        group.MapGet("", (ImageService images) => Results.Ok(images.List().ToList()))
+            .WithName("ListImages").Produces<List<ImageInfo>>();
+
+        group.MapGet("/{name}", (string name, ImageService images)
+            => images.Find(name) is { } image ? Results.Ok(image) : throw CordonException.NotFound("image_not_found", $"The image '{name}' does not exist: list images with GET /v1/images."))
+            .WithName("GetImage").Produces<ImageInfo>();
+
+        group.MapPost("", async (string? name, HttpContext context, ImageService images, IOptions<CordonOptions> options) =>
+        {
+            RequireAdmin(context);
+            SandboxEndpoints.AllowLargeBody(context, options.Value.MaxUploadBytes);
+            var image = await images.ImportAsync(name ?? "", context.Request.Body, context.RequestAborted);
+            return Results.Created($"/v1/images/{image.Name}", image);
+        }).WithName("ImportImage").Accepts<Stream>("application/x-tar").Produces<ImageInfo>(201)
+            .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip allowed), as ?name=.");
+
+        group.MapPost("/{name}/build", (string name, bool? rebuild, HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue) =>
+        {
+            RequireAdmin(context);
+            if (name != options.Value.DefaultImage)
+            {
+                throw CordonException.Invalid($"Only the default image ('{options.Value.DefaultImage}') is built by Cordon; import other images with POST /v1/images?name=.");
+            }
+
+            queue.BuildDefault(rebuild ?? false);
+            return Results.Accepted($"/v1/images/{name}", images.Find(name) ?? new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow });
+        }).WithName("BuildImage").Produces<ImageInfo>(202).WithSummary("Start building the default image; follow it with GET /v1/images/{name}.");
+
+        group.MapDelete("/{name}", (string name, HttpContext context, ImageService images, SandboxService sandboxes) =>
+        {
+            RequireAdmin(context);
+            images.Delete(name, sandboxes.ImagesInUse);
+            return Results.NoContent();
+        }).WithName("DeleteImage").Produces(204);
+    }
+
+    internal static void RequireAdmin(HttpContext context)
+    {
+        if (!ApiKeyMiddleware.Caller(context).Admin)
+        {
+            throw new CordonException("admin_required", 403, "This needs an admin API key; tenant keys may only manage their own sandboxes.");
+        }
+    }
+}

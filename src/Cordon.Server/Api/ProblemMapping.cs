@@ -1,0 +1,74 @@
+using Cordon.Server.Errors;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace Cordon.Server.Api;
+
+/// <summary>The one place where failures become RFC 9457 problem details for REST. Expected failures carry
+/// their code and message; malformed requests say what was malformed; anything else is logged and answered
+/// without internals.</summary>
+public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
+    {
+        var (status, code, detail, retryAfter) = exception switch
+        {
+            CordonException ce => (ce.Status, ce.Code, ce.Message, ce.RetryAfterSeconds),
+            BadHttpRequestException bad when bad.StatusCode == 413 => (413, "body_too_large", "The request body is larger than this endpoint accepts: send less, or stream large files with PUT /v1/sandboxes/{id}/files.", (int?)null),
+            BadHttpRequestException bad => (bad.StatusCode, "invalid_request", Describe(bad), null),
+            System.Text.Json.JsonException json => (400, "invalid_json", "The request body is not valid JSON for this endpoint: " + json.Message, null),
+            OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client_closed", "The client went away.", null),
+            _ => (500, "internal_error", "The server failed unexpectedly; the failure is in its log. Retry, and report it if it persists.", null),
+        };
+        if (status == 500)
+        {
+            LogUnexpected(exception);
+        }
+
+        if (context.Response.HasStarted)
+        {
+            return true; // a streamed answer was under way; the stream itself reports the error
+        }
+
+        if (retryAfter is { } seconds)
+        {
+            context.Response.Headers.RetryAfter = seconds.ToString();
+        }
+
+        context.Response.StatusCode = status;
+        await Results.Problem(
+            statusCode: status,
+            title: Title(status),
+            detail: detail,
+            type: $"https://cordon.dev/errors/{code}",
+            extensions: new Dictionary<string, object?> { ["code"] = code }).ExecuteAsync(context);
+        return true;
+    }
+
+    private static string Describe(BadHttpRequestException bad)
+    {
+        // Minimal APIs wrap JSON errors; the inner message names the property and position.
+        var inner = bad.InnerException?.Message;
+        return inner is null ? bad.Message : $"{bad.Message.TrimEnd('.')}: {inner}";
+    }
+
+    private static string Title(int status) => status switch
+    {
+        400 => "Bad request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not found",
+        409 => "Conflict",
+        410 => "Gone",
+        413 => "Payload too large",
+        429 => "Too many sandboxes",
+        502 => "Sandbox error",
+        503 => "Unavailable",
+        507 => "Insufficient storage",
+        _ => "Error",
+    };
+
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Error, Message = "Unexpected failure")]
+    private partial void LogUnexpected(Exception exception);
+}

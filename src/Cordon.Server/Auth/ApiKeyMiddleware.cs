@@ -1,0 +1,47 @@
+using Microsoft.AspNetCore.Http;
+
+namespace Cordon.Server.Auth;
+
+/// <summary>Requires an API key (<c>Authorization: Bearer</c>, or <c>X-API-Key</c>) on everything but the
+/// health endpoint and the OpenAPI document.</summary>
+public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys)
+{
+    private const string CallerKey = "cordon.caller";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var path = context.Request.Path;
+        if (path.StartsWithSegments("/health") || path.StartsWithSegments("/openapi"))
+        {
+            await next(context);
+            return;
+        }
+
+        var header = context.Request.Headers.Authorization.ToString();
+        var secret = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
+            ? header["Bearer ".Length..]
+            : context.Request.Headers["X-API-Key"].ToString();
+        var caller = keys.Authenticate(secret);
+        if (caller is null)
+        {
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            await Results.Problem(
+                statusCode: 401,
+                title: "Unauthorized",
+                detail: string.IsNullOrEmpty(secret)
+                    ? "No API key was sent: add the header 'Authorization: Bearer <key>' (the key is printed when the server first starts, or set CORDON_API_KEY)."
+                    : "The API key is not valid: check the key, or ask the server's operator for a new one.",
+                type: "https://cordon.dev/errors/unauthorized",
+                extensions: new Dictionary<string, object?> { ["code"] = "unauthorized" }).ExecuteAsync(context);
+            return;
+        }
+
+        context.Items[CallerKey] = caller;
+        await next(context);
+    }
+
+    /// <summary>The authenticated caller of a request that passed this middleware.</summary>
+    public static CallerIdentity Caller(HttpContext context)
+        => context.Items[CallerKey] as CallerIdentity ?? throw new InvalidOperationException("The request was not authenticated.");
+}

@@ -1,0 +1,85 @@
+using System.Security.Cryptography;
+using System.Text;
+using Cordon.Server.State;
+using Microsoft.Extensions.Logging;
+
+namespace Cordon.Server.Auth;
+
+/// <summary>Issues and checks API keys. Only a SHA-256 of each key is stored; the secret is shown once.</summary>
+public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyService> logger)
+{
+    /// <summary>The environment variable whose value, when set, is the admin key.</summary>
+    public const string EnvironmentVariable = "CORDON_API_KEY";
+    private const string EnvironmentKeyId = "admin-env";
+
+    private volatile Dictionary<string, ApiKeyRecord> _byHash = [];
+
+    /// <summary>Installs the admin key: from <see cref="EnvironmentVariable"/> when set (replacing an earlier one
+    /// from there), otherwise generated on the very first start.</summary>
+    /// <returns>A newly generated secret to show the operator once, or null.</returns>
+    public string? Initialize()
+    {
+        string? generated = null;
+        var fromEnvironment = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (!string.IsNullOrWhiteSpace(fromEnvironment))
+        {
+            store.SaveApiKey(new ApiKeyRecord(EnvironmentKeyId, "admin (from CORDON_API_KEY)", Hash(fromEnvironment.Trim()), true, DateTimeOffset.UtcNow));
+        }
+        else if (!store.LoadApiKeys().Any(k => k.Admin))
+        {
+            generated = NewSecret();
+            store.SaveApiKey(new ApiKeyRecord("admin", "admin (generated)", Hash(generated), true, DateTimeOffset.UtcNow));
+            LogGenerated();
+        }
+
+        Reload();
+        return generated;
+    }
+
+    public CallerIdentity? Authenticate(string? secret)
+    {
+        if (string.IsNullOrEmpty(secret))
+        {
+            return null;
+        }
+
+        return _byHash.TryGetValue(Hash(secret.Trim()), out var key) ? new CallerIdentity(key.Id, key.Admin) : null;
+    }
+
+    /// <summary>Creates a tenant key (not admin): it sees only the sandboxes it created.</summary>
+    public (ApiKeyRecord Key, string Secret) Create(string name, bool admin)
+    {
+        var secret = NewSecret();
+        var record = new ApiKeyRecord("key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), name, Hash(secret), admin, DateTimeOffset.UtcNow);
+        store.SaveApiKey(record);
+        Reload();
+        return (record, secret);
+    }
+
+    public IReadOnlyList<ApiKeyRecord> List() => store.LoadApiKeys();
+
+    public bool Delete(string id)
+    {
+        if (!store.LoadApiKeys().Any(k => k.Id == id))
+        {
+            return false;
+        }
+
+        store.DeleteApiKey(id);
+        Reload();
+        return true;
+    }
+
+    private void Reload() => _byHash = store.LoadApiKeys().ToDictionary(k => k.Hash, StringComparer.Ordinal);
+
+    private static string NewSecret()
+    {
+        const string alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        return "cdn_" + RandomNumberGenerator.GetString(alphabet, 40);
+    }
+
+    private static string Hash(string secret) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Generated the admin API key (shown once on the console, stored hashed)")]
+    private partial void LogGenerated();
+}

@@ -1,0 +1,59 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Cordon.Server;
+
+/// <summary>Server settings (section <c>Cordon</c>, env <c>Cordon__Name</c>); every one is listed in docs/configuration.md.</summary>
+public sealed class CordonOptions
+{
+    /// <summary>Where state (SQLite), images and sandboxes live.</summary>
+    [Required]
+    public string DataDir { get; set; } = "/var/lib/cordon";
+
+    /// <summary>Host-wide cache of built images, shared by every data directory.</summary>
+    public string CacheDir { get; set; } = "/var/cache/cordon";
+
+    /// <summary>The image used when a create request names none.</summary>
+    public string DefaultImage { get; set; } = "default";
+
+    /// <summary>Build (or import from the cache) the default image in the background at start.</summary>
+    public bool PrepareDefaultImage { get; set; } = true;
+
+    /// <summary>Debian mirror the default image is built from.</summary>
+    public string DebianMirror { get; set; } = "http://deb.debian.org/debian";
+
+    /// <summary>Most sandboxes that may exist at once on this server.</summary>
+    [Range(1, 4096)]
+    public int MaxSandboxes { get; set; } = 256;
+
+    [Range(1, 604800)]
+    public int DefaultTimeoutSeconds { get; set; } = 300;
+
+    [Range(1, 604800)]
+    public int MaxTimeoutSeconds { get; set; } = 86400;
+
+    [Range(1, 86400)]
+    public int DefaultCommandTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Most bytes of stdout (and of stderr) a non-streaming exec returns; the tail is kept.</summary>
+    [Range(1024, 1L << 30)]
+    public long MaxExecOutputBytes { get; set; } = 4 << 20;
+
+    /// <summary>Largest file upload accepted.</summary>
+    public long MaxUploadBytes { get; set; } = 16L << 30;
+
+    /// <summary>Upper bounds on what a create request may ask for.</summary>
+    [Range(0.01, 1024)]
+    public double MaxCpu { get; set; } = Environment.ProcessorCount;
+
+    [Range(16, 1 << 30)]
+    public long MaxMemoryMiB { get; set; } = 16384;
+
+    [Range(16, 1 << 30)]
+    public long MaxDiskMiB { get; set; } = 65536;
+
+    [Range(8, 1 << 22)]
+    public int MaxProcesses { get; set; } = 4096;
+
+    /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
+    public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
+}

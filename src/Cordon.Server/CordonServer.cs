@@ -1,0 +1,174 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Cordon.Protocol.Api;
+using Cordon.Runtime;
+using Cordon.Runtime.Oci;
+using Cordon.Server.Api;
+using Cordon.Server.Auth;
+using Cordon.Server.Images;
+using Cordon.Server.Sandboxes;
+using Cordon.Server.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server;
+
+/// <summary>Composes and runs the Cordon server.</summary>
+public static class CordonServer
+{
+    public const string Version = "0.1.0";
+
+    /// <summary>Builds the application: services, options (validated at start), middleware and endpoints.</summary>
+    public static WebApplication Build(ServerSettings settings)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        var overrides = new Dictionary<string, string?>(settings.Overrides);
+        if (settings.DataDir is not null)
+        {
+            overrides["Cordon:DataDir"] = settings.DataDir;
+        }
+
+        if (settings.Runtime is not null)
+        {
+            overrides["Runtime:Runtime"] = settings.Runtime;
+        }
+
+        builder.Configuration.AddEnvironmentVariables("CORDON_").AddInMemoryCollection(overrides);
+        builder.WebHost.UseUrls($"http://{settings.Listen}");
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            // JSON endpoints take little; file and image uploads raise the limit per request.
+            kestrel.Limits.MaxRequestBodySize = 4 << 20;
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromMinutes(2);
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+
+        builder.Services.AddOptions<CordonOptions>().Bind(builder.Configuration.GetSection("Cordon")).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<OciRuntimeOptions>().Bind(builder.Configuration.GetSection("Runtime"))
+            .PostConfigure<IOptions<CordonOptions>>((runtime, cordon) =>
+            {
+                var dataDir = Path.GetFullPath(cordon.Value.DataDir);
+                runtime.StateDirectory = Path.Combine(dataDir, "sandboxes");
+
+                // One runtime state directory per data directory: servers on different data dirs never see
+                // (and so never reconcile away) each other's sandboxes.
+                var tag = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(dataDir)))[..12];
+                runtime.RuntimeRoot = Path.Combine("/run/cordon", tag, runtime.Runtime);
+                if (string.IsNullOrEmpty(runtime.AgentPath))
+                {
+                    runtime.AgentPath = Path.Combine(AppContext.BaseDirectory, "cordon-agent");
+                }
+            })
+            .Validate(r => r.Runtime is "crun" or "runc", "Runtime:Runtime must be 'crun' or 'runc'.")
+            .ValidateOnStart();
+
+        builder.Services.AddSingleton<StateStore>();
+        builder.Services.AddSingleton<ApiKeyService>();
+        builder.Services.AddSingleton<ImageService>();
+        builder.Services.AddSingleton<ImageBuildQueue>();
+        builder.Services.AddSingleton<OciRuntime>();
+        builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
+        builder.Services.AddSingleton<SandboxService>();
+        builder.Services.AddHostedService<SandboxHousekeeper>();
+        builder.Services.AddExceptionHandler<ProblemMapping>();
+        builder.Services.AddProblemDetails();
+        builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "Cordon";
+            document.Info.Version = Version;
+            document.Info.Description = "Self-hosted sandboxes for AI agents. Authenticate with 'Authorization: Bearer <key>'.";
+            document.Servers?.Clear();
+            return Task.CompletedTask;
+        }));
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseMiddleware<ApiKeyMiddleware>();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapHealthEndpoints();
+        app.MapSandboxEndpoints();
+        app.MapImageEndpoints();
+        app.MapKeyEndpoints();
+        return app;
+    }
+
+    /// <summary>Prepares the host, reconciles state with what really runs, then serves until stopped.</summary>
+    public static async Task<int> RunAsync(ServerSettings settings, CancellationToken cancellationToken)
+    {
+        await using var app = Build(settings);
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cordon");
+        var options = app.Services.GetRequiredService<IOptions<CordonOptions>>().Value;
+
+        var generated = app.Services.GetRequiredService<ApiKeyService>().Initialize();
+        if (generated is not null)
+        {
+            AnnounceKey(settings.Listen, generated);
+        }
+
+        var capabilities = await app.Services.GetRequiredService<ISandboxRuntime>().ProbeAsync(cancellationToken);
+        if (!capabilities.Available)
+        {
+            Console.Error.WriteLine("cordon: this host cannot create sandboxes yet:");
+            foreach (var problem in capabilities.Problems)
+            {
+                Console.Error.WriteLine("  - " + problem);
+            }
+        }
+        else
+        {
+            await app.Services.GetRequiredService<SandboxService>().ReconcileAsync(cancellationToken);
+        }
+
+        await app.StartAsync(cancellationToken);
+        Console.WriteLine($"cordon {Version} listening on http://{settings.Listen} (data: {options.DataDir}, runtime: {capabilities.Name} {capabilities.Version})");
+        if (options.PrepareDefaultImage)
+        {
+            app.Services.GetRequiredService<ImageBuildQueue>().BuildDefault(rebuild: false);
+        }
+
+        await app.WaitForShutdownAsync(cancellationToken);
+        return 0;
+    }
+
+    /// <summary>Shows a generated admin key once, and saves it for the local CLI (mode 0600).</summary>
+    private static void AnnounceKey(string listen, string key)
+    {
+        Console.WriteLine();
+        Console.WriteLine("  A new admin API key was generated. It is shown only now (the server stores a hash):");
+        Console.WriteLine();
+        Console.WriteLine("      " + key);
+        Console.WriteLine();
+        var home = Environment.GetEnvironmentVariable("HOME") ?? "/root";
+        var dir = Path.Combine(home, ".config", "cordon");
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var file = Path.Combine(dir, "config.json");
+            File.WriteAllText(file, JsonSerializer.Serialize(new Dictionary<string, string> { ["url"] = $"http://{listen}", ["apiKey"] = key }));
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            Console.WriteLine($"  The cordon CLI on this machine will use it from {file}.");
+        }
+        catch (IOException)
+        {
+        }
+
+        Console.WriteLine();
+    }
+}

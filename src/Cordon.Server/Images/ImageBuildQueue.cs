@@ -1,0 +1,54 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.Images;
+
+/// <summary>Builds the default image in the background: at start (when enabled) and on request, one build at a time.</summary>
+public sealed partial class ImageBuildQueue(ImageService images, IOptions<CordonOptions> options, ILogger<ImageBuildQueue> logger, IHostApplicationLifetime lifetime)
+{
+    private readonly Lock _lock = new();
+    private Task _current = Task.CompletedTask;
+
+    /// <summary>Starts a build unless one is running.</summary>
+    public void BuildDefault(bool rebuild)
+    {
+        lock (_lock)
+        {
+            if (!_current.IsCompleted)
+            {
+                return;
+            }
+
+            _current = Task.Run(async () =>
+            {
+                try
+                {
+                    await images.PrepareDefaultAsync(rebuild, lifetime.ApplicationStopping);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    LogFailed(options.Value.DefaultImage, ex.Message);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            });
+        }
+    }
+
+    /// <summary>The running build (completed when none runs).</summary>
+    public Task Current
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _current;
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Error, Message = "Preparing image {Name} failed: {Message}")]
+    private partial void LogFailed(string name, string message);
+}

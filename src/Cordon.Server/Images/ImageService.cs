@@ -1,0 +1,229 @@
+using System.Text.RegularExpressions;
+using Cordon.Protocol.Api;
+using Cordon.Runtime.Images;
+using Cordon.Server.Errors;
+using Cordon.Server.State;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.Images;
+
+/// <summary>The images sandboxes start from: names and configs in SQLite, layers in the content-addressed
+/// <see cref="LayerStore"/>, and the default image built from Debian packages on first use.</summary>
+public sealed partial class ImageService
+{
+    private readonly StateStore _store;
+    private readonly CordonOptions _options;
+    private readonly ILogger<ImageService> _logger;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    // The default image's build takes minutes: it has its own lock so imports never wait for it.
+    private readonly SemaphoreSlim _defaultLock = new(1, 1);
+
+    public ImageService(StateStore store, IOptions<CordonOptions> options, ILogger<ImageService> logger)
+    {
+        _store = store;
+        _options = options.Value;
+        _logger = logger;
+        Layers = new LayerStore(Path.Combine(_options.DataDir, "images"));
+        Layers.CleanStaging();
+
+        // An import or build interrupted by a crash never finished: forget it.
+        foreach (var image in _store.LoadImages().Where(i => i.Status == ImageStates.Building))
+        {
+            _store.DeleteImage(image.Name);
+        }
+    }
+
+    public LayerStore Layers { get; }
+
+    public IReadOnlyList<ImageInfo> List() => _store.LoadImages();
+
+    public ImageInfo? Find(string name) => _store.LoadImages().FirstOrDefault(i => i.Name == name);
+
+    /// <summary>The image a sandbox can start from now.</summary>
+    /// <exception cref="CordonException">Unknown, still building, or failed.</exception>
+    public ImageInfo Resolve(string name)
+    {
+        var image = Find(name);
+        if (image is null)
+        {
+            if (name == _options.DefaultImage)
+            {
+                throw new CordonException("image_not_ready", 503, "The default image has not been built yet: run 'cordon image build default' (or start the server with Cordon:PrepareDefaultImage=true) and retry.") { RetryAfterSeconds = 30 };
+            }
+
+            throw CordonException.NotFound("image_not_found", $"The image '{name}' does not exist: list images with GET /v1/images, or import one with 'cordon image import'.");
+        }
+
+        return image.Status switch
+        {
+            ImageStates.Ready => image,
+            ImageStates.Building => throw new CordonException("image_not_ready", 503, $"The image '{name}' is still being prepared ({image.Message}); retry in a minute.") { RetryAfterSeconds = 30 },
+            _ => throw new CordonException("image_failed", 409, $"The image '{name}' failed to build: {image.Message}. Rebuild it with 'cordon image build {name}'."),
+        };
+    }
+
+    /// <summary>Validates an image name: lowercase letters, digits, '.', '_', '-' and ':', up to 128 characters.</summary>
+    public static void ValidateName(string? name)
+    {
+        if (string.IsNullOrEmpty(name) || !NameRegex().IsMatch(name))
+        {
+            throw CordonException.Invalid($"The image name '{name}' is not valid: use 1-128 lowercase letters, digits, '.', '_', '-' or ':', starting with a letter or digit.");
+        }
+    }
+
+    /// <summary>Imports a root file system tarball or an OCI image layout tarball under <paramref name="name"/>.</summary>
+    public async Task<ImageInfo> ImportAsync(string name, Stream archive, CancellationToken cancellationToken)
+    {
+        ValidateName(name);
+        if (name == _options.DefaultImage)
+        {
+            throw CordonException.Conflict("image_reserved", $"'{name}' is the name of the default image, which Cordon builds itself: import under another name.");
+        }
+
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (Find(name) is { Status: ImageStates.Building })
+            {
+                throw CordonException.Conflict("image_busy", $"The image '{name}' is being imported already: wait for it to finish.");
+            }
+
+            _store.SaveImage(new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = "importing" });
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+
+        try
+        {
+            var imported = await Layers.ImportArchiveAsync(archive, cancellationToken);
+            var image = ToInfo(name, imported);
+            _store.SaveImage(image);
+            LogImported(name, image.Digest ?? "", imported.SizeBytes);
+            return image;
+        }
+        catch (InvalidDataException ex)
+        {
+            _store.DeleteImage(name);
+            throw CordonException.Invalid($"The image archive was refused: {ex.Message}");
+        }
+        catch
+        {
+            _store.DeleteImage(name);
+            throw;
+        }
+    }
+
+    /// <summary>Builds (or imports from the host cache) the default image. Safe to call concurrently: the
+    /// second caller waits for the first.</summary>
+    public async Task<ImageInfo> PrepareDefaultAsync(bool rebuild, CancellationToken cancellationToken)
+    {
+        var name = _options.DefaultImage;
+        await _defaultLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (!rebuild && Find(name) is { Status: ImageStates.Ready } ready && ready.Layers.All(Layers.Exists))
+            {
+                return ready;
+            }
+
+            var builder = new DefaultImageBuilder(Path.Combine(_options.CacheDir, "images"), _options.DebianMirror);
+            var image = new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = "starting" };
+            _store.SaveImage(image);
+            var lastSave = DateTimeOffset.MinValue;
+            var progress = new Progress<string>(line =>
+            {
+                LogBuildProgress(line);
+                if (DateTimeOffset.UtcNow - lastSave > TimeSpan.FromSeconds(1))
+                {
+                    lastSave = DateTimeOffset.UtcNow;
+                    _store.SaveImage(image with { Message = line.Length > 200 ? line[..200] : line });
+                }
+            });
+            try
+            {
+                if (rebuild && File.Exists(builder.CachedTarball))
+                {
+                    File.Delete(builder.CachedTarball);
+                }
+
+                var tarball = await builder.EnsureTarballAsync(progress, cancellationToken);
+                LogBuildProgress("unpacking the default image into the image store");
+                await using var stream = File.OpenRead(tarball);
+                var imported = await Layers.ImportArchiveAsync(stream, cancellationToken);
+                var config = imported.Config with
+                {
+                    Env = new Dictionary<string, string>
+                    {
+                        ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                        ["LANG"] = "C.UTF-8",
+                        ["PYTHONUNBUFFERED"] = "1",
+                        ["MPLBACKEND"] = "Agg",
+                    },
+                };
+                var built = ToInfo(name, imported with { Config = config });
+                _store.SaveImage(built);
+                LogImported(name, built.Digest ?? "", imported.SizeBytes);
+                return built;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _store.SaveImage(image with { Status = ImageStates.Failed, Message = ex.Message });
+                LogBuildFailed(ex.Message);
+                throw new CordonException("image_build_failed", 502, $"Building the default image failed: {ex.Message}");
+            }
+        }
+        finally
+        {
+            _defaultLock.Release();
+        }
+    }
+
+    /// <summary>Removes an image; its layers go once no image uses them. Refused while sandboxes use it.</summary>
+    public void Delete(string name, IEnumerable<string> imagesInUse)
+    {
+        var image = Find(name) ?? throw CordonException.NotFound("image_not_found", $"The image '{name}' does not exist.");
+        if (imagesInUse.Contains(name))
+        {
+            throw CordonException.Conflict("image_in_use", $"Sandboxes still run from the image '{name}': destroy them first.");
+        }
+
+        _store.DeleteImage(name);
+        var used = _store.LoadImages().SelectMany(i => i.Layers).ToHashSet();
+        foreach (var layer in image.Layers.Where(l => !used.Contains(l)))
+        {
+            Layers.Delete(layer);
+        }
+    }
+
+    public IReadOnlyList<string> LayerPaths(ImageInfo image) => [.. image.Layers.Select(Layers.PathOf)];
+
+    private static ImageInfo ToInfo(string name, ImportedImage imported) => new()
+    {
+        Name = name,
+        Status = ImageStates.Ready,
+        Digest = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes(string.Join('\n', imported.Layers)))),
+        Layers = imported.Layers,
+        SizeBytes = imported.SizeBytes,
+        CreatedAt = DateTimeOffset.UtcNow,
+        Env = imported.Config.Env,
+        User = imported.Config.User,
+        WorkingDir = imported.Config.WorkingDir,
+    };
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._:-]{0,127}$")]
+    private static partial Regex NameRegex();
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Image {Name} ready: {Digest}, {Bytes} bytes")]
+    private partial void LogImported(string name, string digest, long bytes);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "default image: {Line}")]
+    private partial void LogBuildProgress(string line);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "Building the default image failed: {Message}")]
+    private partial void LogBuildFailed(string message);
+}

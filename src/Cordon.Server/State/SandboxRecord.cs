@@ -1,0 +1,40 @@
+namespace Cordon.Server.State;
+
+/// <summary>A sandbox as the service tracks it; persisted in SQLite and held in memory while it lives.</summary>
+public sealed class SandboxRecord
+{
+    public required string Id { get; init; }
+
+    /// <summary>Id of the API key that created it; only that key (and admin keys) can see it.</summary>
+    public required string Owner { get; init; }
+
+    public required string Image { get; init; }
+
+    public required string Runtime { get; init; }
+
+    public double Cpu { get; init; }
+
+    public long MemoryMiB { get; init; }
+
+    public long DiskMiB { get; init; }
+
+    public int MaxProcesses { get; init; }
+
+    public required DateTimeOffset CreatedAt { get; init; }
+
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    /// <summary><c>creating</c>, <c>running</c>, <c>paused</c> or <c>ended</c>.</summary>
+    public string State { get; set; } = SandboxStates.Creating;
+
+    public int TimeoutSeconds { get; set; }
+
+    public DateTimeOffset? ExpiresAt { get; set; }
+
+    public DateTimeOffset? EndedAt { get; set; }
+
+    public string? EndReason { get; set; }
+
+    /// <summary>Serialises lifecycle changes (pause, resume, destroy) of this sandbox.</summary>
+    public SemaphoreSlim Lifecycle { get; } = new(1, 1);
+}

@@ -1,0 +1,301 @@
+using System.Text.Json;
+using Cordon.Protocol.Api;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.State;
+
+/// <summary>Everything Cordon must not lose, in SQLite under the data directory: sandboxes and their
+/// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
+public sealed class StateStore
+{
+    private const int SchemaVersion = 1;
+    private readonly string _connectionString;
+
+    public StateStore(IOptions<CordonOptions> options)
+    {
+        Directory.CreateDirectory(options.Value.DataDir);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path.Combine(options.Value.DataDir, "cordon.db"),
+            Pooling = true,
+        }.ToString();
+        Migrate();
+    }
+
+    private SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private void Migrate()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            CREATE TABLE IF NOT EXISTS sandboxes (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, image TEXT NOT NULL, runtime TEXT NOT NULL,
+                cpu REAL NOT NULL, memory_mib INTEGER NOT NULL, disk_mib INTEGER NOT NULL, max_processes INTEGER NOT NULL,
+                state TEXT NOT NULL, created_at TEXT NOT NULL, timeout_seconds INTEGER NOT NULL, expires_at TEXT,
+                ended_at TEXT, end_reason TEXT, metadata TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS sandboxes_state ON sandboxes(state);
+            CREATE TABLE IF NOT EXISTS sandbox_events (
+                sandbox_id TEXT NOT NULL, at TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS sandbox_events_id ON sandbox_events(sandbox_id);
+            CREATE TABLE IF NOT EXISTS images (
+                name TEXT PRIMARY KEY, status TEXT NOT NULL, digest TEXT, layers TEXT NOT NULL, config TEXT NOT NULL,
+                size_bytes INTEGER NOT NULL, created_at TEXT NOT NULL, message TEXT);
+            CREATE TABLE IF NOT EXISTS api_keys (
+                id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, admin INTEGER NOT NULL, created_at TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS audit_log (
+                at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT);
+            """;
+        command.ExecuteNonQuery();
+        command.CommandText = $"PRAGMA user_version = {SchemaVersion};";
+        command.ExecuteNonQuery();
+    }
+
+    // ---- sandboxes ------------------------------------------------------------------------------
+
+    public void SaveSandbox(SandboxRecord record)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at,
+                                   timeout_seconds, expires_at, ended_at, end_reason, metadata)
+            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $state, $created, $timeout, $expires, $ended, $reason, $metadata)
+            ON CONFLICT(id) DO UPDATE SET state = $state, timeout_seconds = $timeout, expires_at = $expires,
+                                          ended_at = $ended, end_reason = $reason;
+            """;
+        command.Parameters.AddWithValue("$id", record.Id);
+        command.Parameters.AddWithValue("$owner", record.Owner);
+        command.Parameters.AddWithValue("$image", record.Image);
+        command.Parameters.AddWithValue("$runtime", record.Runtime);
+        command.Parameters.AddWithValue("$cpu", record.Cpu);
+        command.Parameters.AddWithValue("$memory", record.MemoryMiB);
+        command.Parameters.AddWithValue("$disk", record.DiskMiB);
+        command.Parameters.AddWithValue("$pids", record.MaxProcesses);
+        command.Parameters.AddWithValue("$state", record.State);
+        command.Parameters.AddWithValue("$created", record.CreatedAt.ToString("O"));
+        command.Parameters.AddWithValue("$timeout", record.TimeoutSeconds);
+        command.Parameters.AddWithValue("$expires", (object?)record.ExpiresAt?.ToString("O") ?? DBNull.Value);
+        command.Parameters.AddWithValue("$ended", (object?)record.EndedAt?.ToString("O") ?? DBNull.Value);
+        command.Parameters.AddWithValue("$reason", (object?)record.EndReason ?? DBNull.Value);
+        command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(record.Metadata));
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Sandboxes in the given states (all when empty).</summary>
+    public List<SandboxRecord> LoadSandboxes(params string[] states) => QuerySandboxes(null, states);
+
+    public SandboxRecord? LoadSandbox(string id) => QuerySandboxes(id, []).FirstOrDefault();
+
+    private List<SandboxRecord> QuerySandboxes(string? id, string[] states)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata FROM sandboxes";
+        if (id is not null)
+        {
+            command.CommandText += " WHERE id = $id";
+            command.Parameters.AddWithValue("$id", id);
+        }
+        else if (states.Length > 0)
+        {
+            command.CommandText += " WHERE state IN (" + string.Join(',', states.Select((_, i) => "$s" + i)) + ")";
+            for (var i = 0; i < states.Length; i++)
+            {
+                command.Parameters.AddWithValue("$s" + i, states[i]);
+            }
+        }
+
+        using var reader = command.ExecuteReader();
+        var records = new List<SandboxRecord>();
+        while (reader.Read())
+        {
+            records.Add(new SandboxRecord
+            {
+                Id = reader.GetString(0),
+                Owner = reader.GetString(1),
+                Image = reader.GetString(2),
+                Runtime = reader.GetString(3),
+                Cpu = reader.GetDouble(4),
+                MemoryMiB = reader.GetInt64(5),
+                DiskMiB = reader.GetInt64(6),
+                MaxProcesses = reader.GetInt32(7),
+                State = reader.GetString(8),
+                CreatedAt = DateTimeOffset.Parse(reader.GetString(9)),
+                TimeoutSeconds = reader.GetInt32(10),
+                ExpiresAt = reader.IsDBNull(11) ? null : DateTimeOffset.Parse(reader.GetString(11)),
+                EndedAt = reader.IsDBNull(12) ? null : DateTimeOffset.Parse(reader.GetString(12)),
+                EndReason = reader.IsDBNull(13) ? null : reader.GetString(13),
+                Metadata = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(14)) ?? [],
+            });
+        }
+
+        return records;
+    }
+
+    /// <summary>Forgets sandboxes that ended before <paramref name="before"/>, with their history.</summary>
+    public int PurgeEnded(DateTimeOffset before)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            DELETE FROM sandbox_events WHERE sandbox_id IN (SELECT id FROM sandboxes WHERE state = 'ended' AND ended_at < $before);
+            DELETE FROM sandboxes WHERE state = 'ended' AND ended_at < $before;
+            """;
+        command.Parameters.AddWithValue("$before", before.ToString("O"));
+        return command.ExecuteNonQuery();
+    }
+
+    public void AddEvent(string sandboxId, string kind, string message)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO sandbox_events (sandbox_id, at, kind, message) VALUES ($id, $at, $kind, $message)";
+        command.Parameters.AddWithValue("$id", sandboxId);
+        command.Parameters.AddWithValue("$at", DateTimeOffset.UtcNow.ToString("O"));
+        command.Parameters.AddWithValue("$kind", kind);
+        command.Parameters.AddWithValue("$message", message);
+        command.ExecuteNonQuery();
+    }
+
+    public List<SandboxEvent> LoadEvents(string sandboxId)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT at, kind, message FROM sandbox_events WHERE sandbox_id = $id ORDER BY rowid";
+        command.Parameters.AddWithValue("$id", sandboxId);
+        using var reader = command.ExecuteReader();
+        var events = new List<SandboxEvent>();
+        while (reader.Read())
+        {
+            events.Add(new SandboxEvent(DateTimeOffset.Parse(reader.GetString(0)), reader.GetString(1), reader.GetString(2)));
+        }
+
+        return events;
+    }
+
+    public void Audit(string actor, string action, string? target, string? detail = null)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($at, $actor, $action, $target, $detail)";
+        command.Parameters.AddWithValue("$at", DateTimeOffset.UtcNow.ToString("O"));
+        command.Parameters.AddWithValue("$actor", actor);
+        command.Parameters.AddWithValue("$action", action);
+        command.Parameters.AddWithValue("$target", (object?)target ?? DBNull.Value);
+        command.Parameters.AddWithValue("$detail", (object?)detail ?? DBNull.Value);
+        command.ExecuteNonQuery();
+    }
+
+    // ---- images ---------------------------------------------------------------------------------
+
+    public void SaveImage(ImageInfo image)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT INTO images (name, status, digest, layers, config, size_bytes, created_at, message)
+            VALUES ($name, $status, $digest, $layers, $config, $size, $created, $message)
+            ON CONFLICT(name) DO UPDATE SET status = $status, digest = $digest, layers = $layers, config = $config,
+                                            size_bytes = $size, created_at = $created, message = $message;
+            """;
+        command.Parameters.AddWithValue("$name", image.Name);
+        command.Parameters.AddWithValue("$status", image.Status);
+        command.Parameters.AddWithValue("$digest", (object?)image.Digest ?? DBNull.Value);
+        command.Parameters.AddWithValue("$layers", JsonSerializer.Serialize(image.Layers));
+        command.Parameters.AddWithValue("$config", JsonSerializer.Serialize(new StoredImageConfig(image.Env, image.User, image.WorkingDir)));
+        command.Parameters.AddWithValue("$size", image.SizeBytes);
+        command.Parameters.AddWithValue("$created", image.CreatedAt.ToString("O"));
+        command.Parameters.AddWithValue("$message", (object?)image.Message ?? DBNull.Value);
+        command.ExecuteNonQuery();
+    }
+
+    public List<ImageInfo> LoadImages()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT name, status, digest, layers, config, size_bytes, created_at, message FROM images ORDER BY name";
+        using var reader = command.ExecuteReader();
+        var images = new List<ImageInfo>();
+        while (reader.Read())
+        {
+            var config = JsonSerializer.Deserialize<StoredImageConfig>(reader.GetString(4)) ?? new StoredImageConfig(new Dictionary<string, string>(), "root", "/");
+            images.Add(new ImageInfo
+            {
+                Name = reader.GetString(0),
+                Status = reader.GetString(1),
+                Digest = reader.IsDBNull(2) ? null : reader.GetString(2),
+                Layers = JsonSerializer.Deserialize<List<string>>(reader.GetString(3)) ?? [],
+                Env = config.Env,
+                User = config.User,
+                WorkingDir = config.WorkingDir,
+                SizeBytes = reader.GetInt64(5),
+                CreatedAt = DateTimeOffset.Parse(reader.GetString(6)),
+                Message = reader.IsDBNull(7) ? null : reader.GetString(7),
+            });
+        }
+
+        return images;
+    }
+
+    public void DeleteImage(string name)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM images WHERE name = $name";
+        command.Parameters.AddWithValue("$name", name);
+        command.ExecuteNonQuery();
+    }
+
+    // ---- API keys -------------------------------------------------------------------------------
+
+    public void SaveApiKey(ApiKeyRecord key)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT OR REPLACE INTO api_keys (id, name, hash, admin, created_at) VALUES ($id, $name, $hash, $admin, $created)";
+        command.Parameters.AddWithValue("$id", key.Id);
+        command.Parameters.AddWithValue("$name", key.Name);
+        command.Parameters.AddWithValue("$hash", key.Hash);
+        command.Parameters.AddWithValue("$admin", key.Admin ? 1 : 0);
+        command.Parameters.AddWithValue("$created", key.CreatedAt.ToString("O"));
+        command.ExecuteNonQuery();
+    }
+
+    public void DeleteApiKey(string id)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM api_keys WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        command.ExecuteNonQuery();
+    }
+
+    public List<ApiKeyRecord> LoadApiKeys()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, name, hash, admin, created_at FROM api_keys";
+        using var reader = command.ExecuteReader();
+        var keys = new List<ApiKeyRecord>();
+        while (reader.Read())
+        {
+            keys.Add(new ApiKeyRecord(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3) == 1, DateTimeOffset.Parse(reader.GetString(4))));
+        }
+
+        return keys;
+    }
+
+    private sealed record StoredImageConfig(IReadOnlyDictionary<string, string> Env, string User, string WorkingDir);
+}
