@@ -86,9 +86,13 @@ public static class CordonServer
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
         builder.Services.AddExceptionHandler<ProblemMapping>();
-        builder.Services.AddProblemDetails();
+        builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.CompleteFrameworkProblem);
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default));
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJsonContext.Default);
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+        });
         builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
         {
             document.Info.Title = "Cordon";
@@ -100,6 +104,9 @@ public static class CordonServer
 
         var app = builder.Build();
         app.UseExceptionHandler();
+
+        // Answers without a body (unknown route, wrong method, wrong media type) get problem details too.
+        app.UseStatusCodePages();
         app.UseMiddleware<ApiKeyMiddleware>();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapHealthEndpoints();
@@ -112,43 +119,59 @@ public static class CordonServer
     /// <summary>Prepares the host, reconciles state with what really runs, then serves until stopped.</summary>
     public static async Task<int> RunAsync(ServerSettings settings, CancellationToken cancellationToken)
     {
-        await using var app = Build(settings);
-        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Cordon");
-        var options = app.Services.GetRequiredService<IOptions<CordonOptions>>().Value;
-
-        var generated = app.Services.GetRequiredService<ApiKeyService>().Initialize();
-        if (generated is not null)
-        {
-            AnnounceKey(settings.Listen, generated);
-        }
-
-        var capabilities = await app.Services.GetRequiredService<ISandboxRuntime>().ProbeAsync(cancellationToken);
-        if (!capabilities.Available)
-        {
-            Console.Error.WriteLine("cordon: this host cannot create sandboxes yet:");
-            foreach (var problem in capabilities.Problems)
-            {
-                Console.Error.WriteLine("  - " + problem);
-            }
-        }
-        else
-        {
-            await app.Services.GetRequiredService<SandboxService>().ReconcileAsync(cancellationToken);
-        }
-
-        await app.StartAsync(cancellationToken);
-        Console.WriteLine($"cordon {Version} listening on http://{settings.Listen} (data: {options.DataDir}, runtime: {capabilities.Name} {capabilities.Version})");
-        if (options.PrepareDefaultImage)
-        {
-            app.Services.GetRequiredService<ImageBuildQueue>().BuildDefault(rebuild: false);
-        }
-
-        await app.WaitForShutdownAsync(cancellationToken);
+        await using var server = await StartAsync(settings, cancellationToken);
+        await server.App.WaitForShutdownAsync(cancellationToken);
         return 0;
     }
 
+    /// <summary>Starts a server and returns once it accepts requests: the admin key is installed, the host
+    /// probed (and repaired where possible), state reconciled with what really runs.</summary>
+    public static async Task<RunningServer> StartAsync(ServerSettings settings, CancellationToken cancellationToken)
+    {
+        var app = Build(settings);
+        try
+        {
+            var options = app.Services.GetRequiredService<IOptions<CordonOptions>>().Value;
+            var generated = app.Services.GetRequiredService<ApiKeyService>().Initialize();
+            var capabilities = await app.Services.GetRequiredService<ISandboxRuntime>().ProbeAsync(cancellationToken);
+            if (!capabilities.Available)
+            {
+                Console.Error.WriteLine("cordon: this host cannot create sandboxes yet:");
+                foreach (var problem in capabilities.Problems)
+                {
+                    Console.Error.WriteLine("  - " + problem);
+                }
+            }
+            else
+            {
+                await app.Services.GetRequiredService<SandboxService>().ReconcileAsync(cancellationToken);
+            }
+
+            await app.StartAsync(cancellationToken);
+            var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+                .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First();
+            if (generated is not null)
+            {
+                AnnounceKey(address, generated);
+            }
+
+            Console.WriteLine($"cordon {Version} listening on {address} (data: {options.DataDir}, runtime: {capabilities.Name} {capabilities.Version})");
+            if (options.PrepareDefaultImage)
+            {
+                app.Services.GetRequiredService<ImageBuildQueue>().BuildDefault(rebuild: false);
+            }
+
+            return new RunningServer(app, new Uri(address));
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>Shows a generated admin key once, and saves it for the local CLI (mode 0600).</summary>
-    private static void AnnounceKey(string listen, string key)
+    private static void AnnounceKey(string url, string key)
     {
         Console.WriteLine();
         Console.WriteLine("  A new admin API key was generated. It is shown only now (the server stores a hash):");
@@ -161,7 +184,7 @@ public static class CordonServer
         {
             Directory.CreateDirectory(dir);
             var file = Path.Combine(dir, "config.json");
-            File.WriteAllText(file, JsonSerializer.Serialize(new Dictionary<string, string> { ["url"] = $"http://{listen}", ["apiKey"] = key }));
+            File.WriteAllText(file, JsonSerializer.Serialize(new Dictionary<string, string> { ["url"] = url, ["apiKey"] = key }));
             File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             Console.WriteLine($"  The cordon CLI on this machine will use it from {file}.");
         }

@@ -50,12 +50,21 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         await using var frames = await OpenAsync(request, cancellationToken);
         var buffer = new byte[FrameStream.ChunkSize];
         int n;
-        while ((n = await content.ReadAsync(buffer, cancellationToken)) > 0)
+        try
         {
-            await frames.WriteAsync(FrameKind.Data, buffer.AsMemory(0, n), cancellationToken);
+            while ((n = await content.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                await frames.WriteAsync(FrameKind.Data, buffer.AsMemory(0, n), cancellationToken);
+            }
+
+            await frames.WriteAsync(FrameKind.DataEnd, ReadOnlyMemory<byte>.Empty, cancellationToken);
+        }
+        catch (IOException)
+        {
+            // The agent stops reading when the write fails (disk full, permission …) and says why before it
+            // closes: that answer is still in our receive buffer.
         }
 
-        await frames.WriteAsync(FrameKind.DataEnd, ReadOnlyMemory<byte>.Empty, cancellationToken);
         return await ReadResponseAsync(frames, AgentJsonContext.Default.FileEntry, cancellationToken);
     }
 

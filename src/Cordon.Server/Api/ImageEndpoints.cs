@@ -30,7 +30,7 @@ public static class ImageEndpoints
             SandboxEndpoints.AllowLargeBody(context, options.Value.MaxUploadBytes);
             var image = await images.ImportAsync(name ?? "", context.Request.Body, context.RequestAborted);
             return Results.Created($"/v1/images/{image.Name}", image);
-        }).WithName("ImportImage").Accepts<Stream>("application/x-tar").Produces<ImageInfo>(201)
+        }).WithName("ImportImage").Accepts<Stream>("application/x-tar", "*/*").Produces<ImageInfo>(201)
             .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip allowed), as ?name=.");
 
         group.MapPost("/{name}/build", (string name, bool? rebuild, HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue) =>

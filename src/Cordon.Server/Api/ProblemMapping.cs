@@ -46,6 +46,25 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
         return true;
     }
 
+    /// <summary>Gives the answers ASP.NET Core writes itself (unknown route, wrong method, body too large …) the
+    /// same <c>code</c> and an actionable message, like every other error of the API.</summary>
+    public static void CompleteFrameworkProblem(ProblemDetailsContext context)
+    {
+        var problem = context.ProblemDetails;
+        var status = problem.Status ?? context.HttpContext.Response.StatusCode;
+        var (code, detail) = status switch
+        {
+            404 => ("not_found", "No such endpoint: the API is described at GET /openapi/v1.json."),
+            405 => ("method_not_allowed", "This endpoint does not take that HTTP method: the API is described at GET /openapi/v1.json."),
+            413 => ("body_too_large", "The request body is larger than this endpoint accepts: send less, or stream large files with PUT /v1/sandboxes/{id}/files."),
+            415 => ("unsupported_media_type", "This endpoint takes a JSON body: send 'Content-Type: application/json'."),
+            400 => ("invalid_request", "The request is malformed."),
+            _ => ("http_" + status, null),
+        };
+        problem.Extensions.TryAdd("code", code);
+        problem.Detail ??= detail;
+    }
+
     private static string Describe(BadHttpRequestException bad)
     {
         // Minimal APIs wrap JSON errors; the inner message names the property and position.

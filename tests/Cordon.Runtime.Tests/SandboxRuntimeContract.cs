@@ -1,0 +1,201 @@
+using System.Text;
+using Cordon.Protocol;
+using Cordon.Runtime.Agent;
+using Cordon.Runtime.Images;
+using Cordon.Runtime.Oci;
+using Cordon.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Xunit;
+
+namespace Cordon.Runtime.Tests;
+
+/// <summary>What every <see cref="ISandboxRuntime"/> must do. Each driver inherits these tests, so drivers
+/// (and any fake) cannot drift apart.</summary>
+public abstract class SandboxRuntimeContract : IAsyncLifetime
+{
+    private readonly string _root = TestPaths.NewTempDirectory("runtime");
+    private readonly List<string> _created = [];
+    private OciRuntime? _runtime;
+    private string _layer = "";
+
+    protected abstract string RuntimeName { get; }
+
+    protected ISandboxRuntime Runtime => _runtime!;
+
+    public async ValueTask InitializeAsync()
+    {
+        var store = new LayerStore(Path.Combine(_root, "images"));
+        await using var tarball = BusyboxImage.CreateTarball();
+        var image = await store.ImportArchiveAsync(tarball, default);
+        _layer = store.PathOf(image.Layers[0]);
+        _runtime = new OciRuntime(Options.Create(new OciRuntimeOptions
+        {
+            Runtime = RuntimeName,
+            StateDirectory = Path.Combine(_root, "sandboxes"),
+            RuntimeRoot = Path.Combine("/run/cordon-test", Path.GetFileName(_root)),
+            AgentPath = TestPaths.AgentPath,
+        }), NullLogger<OciRuntime>.Instance);
+        var capabilities = await _runtime.ProbeAsync(default);
+        Assert.True(capabilities.Available, string.Join("; ", capabilities.Problems));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var id in _created)
+        {
+            await Runtime.DestroyAsync(id, default);
+        }
+
+        _runtime?.Dispose();
+        Directory.Delete(_root, recursive: true);
+    }
+
+    private async Task<string> CreateAsync(SandboxLimits? limits = null)
+    {
+        var id = "t" + Guid.NewGuid().ToString("N")[..19];
+        _created.Add(id);
+        await Runtime.CreateAsync(new SandboxSpec { Id = id, Layers = [_layer], Limits = limits ?? new SandboxLimits(), Env = new Dictionary<string, string> { ["GREETING"] = "hello" } }, default);
+        return id;
+    }
+
+    private AgentClient Agent(string id) => new(ct => Runtime.ConnectAgentAsync(id, ct));
+
+    private async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string id, params string[] argv)
+    {
+        await using var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = argv, TimeoutMs = 20_000 }, default);
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        var exit = -1;
+        await foreach (var e in session.ReadEventsAsync(default))
+        {
+            switch (e.Kind)
+            {
+                case ExecEventKind.Stdout:
+                    stdout.Append(Encoding.UTF8.GetString(e.Data));
+                    break;
+                case ExecEventKind.Stderr:
+                    stderr.Append(Encoding.UTF8.GetString(e.Data));
+                    break;
+                default:
+                    exit = e.Exit!.ExitCode;
+                    break;
+            }
+        }
+
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    private static bool HasMountUnder(string path) => File.ReadAllText("/proc/self/mountinfo").Contains(path, StringComparison.Ordinal);
+
+    [Fact]
+    public async Task Create_ThenExec_RunsWithSandboxEnvironment()
+    {
+        var id = await CreateAsync();
+
+        var (exit, stdout, _) = await RunAsync(id, "sh", "-c", "echo $GREETING from $(hostname)");
+
+        Assert.Equal(0, exit);
+        Assert.Equal($"hello from {id}\n", stdout);
+    }
+
+    [Fact]
+    public async Task Exec_ExitCodeAndStderr_Reported()
+    {
+        var id = await CreateAsync();
+
+        var (exit, _, stderr) = await RunAsync(id, "sh", "-c", "echo oops >&2; exit 7");
+
+        Assert.Equal(7, exit);
+        Assert.Equal("oops\n", stderr);
+    }
+
+    [Fact]
+    public async Task Destroy_Twice_ReleasesEverythingAndSucceeds()
+    {
+        var id = await CreateAsync();
+        var bundle = Path.Combine(_root, "sandboxes", id);
+        Assert.True(HasMountUnder(bundle));
+
+        await Runtime.DestroyAsync(id, default);
+        await Runtime.DestroyAsync(id, default);
+
+        Assert.False(Directory.Exists(bundle));
+        Assert.False(HasMountUnder(bundle));
+        Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
+        Assert.Null(await Runtime.GetUsageAsync(id, default));
+    }
+
+    [Fact]
+    public async Task Create_FailsHalfway_LeavesNothingBehind()
+    {
+        var id = "t" + Guid.NewGuid().ToString("N")[..19];
+        var missingLayer = Path.Combine(_root, "no-such-layer");
+
+        await Assert.ThrowsAsync<SandboxRuntimeException>(async () =>
+            await Runtime.CreateAsync(new SandboxSpec { Id = id, Layers = [missingLayer] }, default));
+
+        var bundle = Path.Combine(_root, "sandboxes", id);
+        Assert.False(Directory.Exists(bundle));
+        Assert.False(HasMountUnder(bundle));
+        Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
+    }
+
+    [Fact]
+    public async Task ListAsync_CreatedSandbox_IsRunning()
+    {
+        var id = await CreateAsync();
+
+        var found = Assert.Single(await Runtime.ListAsync(default), s => s.Id == id);
+        Assert.Equal(RuntimeSandboxStatus.Running, found.Status);
+    }
+
+    [Fact]
+    public async Task PauseResume_FreezesThenContinues()
+    {
+        var id = await CreateAsync();
+
+        await Runtime.PauseAsync(id, default);
+        Assert.Equal(RuntimeSandboxStatus.Paused, Assert.Single(await Runtime.ListAsync(default), s => s.Id == id).Status);
+        await Runtime.ResumeAsync(id, default);
+
+        Assert.Equal(0, (await RunAsync(id, "true")).ExitCode);
+    }
+
+    [Fact]
+    public async Task ClientDisconnects_CommandIsKilled()
+    {
+        var id = await CreateAsync();
+        var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = ["sleep", "300"] }, default);
+        var pid = session.Pid;
+
+        await session.DisposeAsync();
+
+        // The agent kills the group when the client goes away; wait for it via a command that blocks until then.
+        var (exit, _, _) = await RunAsync(id, "sh", "-c", $"while kill -0 {pid} 2>/dev/null; do sleep 0.05; done; echo gone");
+        Assert.Equal(0, exit);
+    }
+
+    [Fact]
+    public async Task Exec_ConcurrentCommands_AllComplete()
+    {
+        var id = await CreateAsync();
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => RunAsync(id, "sh", "-c", $"echo {i}")));
+
+        Assert.All(results, r => Assert.Equal(0, r.ExitCode));
+        Assert.Equal(Enumerable.Range(0, 8).Select(i => $"{i}\n"), results.Select(r => r.Stdout));
+    }
+
+    [Fact]
+    public async Task Usage_RunningSandbox_ReportsLimits()
+    {
+        var id = await CreateAsync(new SandboxLimits { MemoryMiB = 96 });
+
+        var usage = await Runtime.GetUsageAsync(id, default);
+
+        Assert.NotNull(usage);
+        Assert.Equal(96L * 1024 * 1024, usage.MemoryLimitBytes);
+        Assert.True(usage.Processes >= 1);
+    }
+}

@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using Cordon.Testing;
+using Xunit;
+
+namespace Cordon.Server.Tests;
+
+/// <summary>The built <c>cordon</c> command line against the live server.</summary>
+public sealed class CliTests(ServerAssemblyFixture fixture)
+{
+    private ServerFixture Server => fixture.Server;
+
+    private async Task<(int ExitCode, string Stdout, string Stderr)> CordonAsync(params string[] args)
+    {
+        var info = new ProcessStartInfo(TestPaths.CliPath)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.Environment["CORDON_URL"] = Server.Address.ToString().TrimEnd('/');
+        info.Environment["CORDON_API_KEY"] = ServerFixture.AdminKey;
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task Run_OneShot_StreamsOutputAndReturnsExitCode()
+    {
+        var (exit, stdout, _) = await CordonAsync("run", "--image", "busybox", "--", "sh", "-c", "echo hi from cli; exit 3");
+
+        Assert.Equal(3, exit);
+        Assert.Equal("hi from cli\n", stdout);
+    }
+
+    [Fact]
+    public async Task SandboxCreateExecLsRm_RoundTrip()
+    {
+        var (createExit, id, _) = await CordonAsync("sandbox", "create", "--image", "busybox", "--env", "WHO=cli");
+        id = id.Trim();
+        var (execExit, execOut, _) = await CordonAsync("sandbox", "exec", id, "--", "sh", "-c", "echo $WHO");
+        var (_, ls, _) = await CordonAsync("sandbox", "ls");
+        var (rmExit, _, _) = await CordonAsync("sandbox", "rm", id);
+
+        Assert.Equal(0, createExit);
+        Assert.Equal(0, execExit);
+        Assert.Equal("cli\n", execOut);
+        Assert.Contains(id, ls, StringComparison.Ordinal);
+        Assert.Equal(0, rmExit);
+        Assert.Equal("ended", (await Server.Client.GetSandboxAsync(id)).State);
+    }
+
+    [Fact]
+    public async Task ImageLs_ListsTestImage()
+    {
+        var (exit, stdout, _) = await CordonAsync("image", "ls");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("busybox", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ImageImport_Directory_BecomesUsableImage()
+    {
+        var dir = TestPaths.NewTempDirectory("rootfs");
+        try
+        {
+            await using (var tarball = BusyboxImage.CreateTarball())
+            {
+                await System.Formats.Tar.TarFile.ExtractToDirectoryAsync(tarball, dir, overwriteFiles: true);
+            }
+
+            var (exit, stdout, stderr) = await CordonAsync("image", "import", "cli-import", dir);
+            var (runExit, runOut, _) = await CordonAsync("run", "--image", "cli-import", "--", "cat", "/etc/hostname");
+
+            Assert.True(exit == 0, stderr);
+            Assert.Contains("cli-import", stdout, StringComparison.Ordinal);
+            Assert.Equal(0, runExit);
+            Assert.Equal("busybox\n", runOut);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task UnknownSandbox_ErrorLineAndExitCode1()
+    {
+        var (exit, _, stderr) = await CordonAsync("sandbox", "exec", "aaaaaaaaaaaaaaaaaaaa", "--", "true");
+
+        Assert.Equal(1, exit);
+        Assert.Contains("sandbox_not_found", stderr, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,38 @@
+namespace Cordon.Testing;
+
+/// <summary>Where the tests find what <c>./cordon build</c> produced.</summary>
+public static class TestPaths
+{
+    public static string RepositoryRoot { get; } = FindRoot();
+
+    /// <summary>The static agent binary; tests run the real one.</summary>
+    public static string AgentPath
+    {
+        get
+        {
+            var path = Environment.GetEnvironmentVariable("CORDON_TEST_AGENT") ?? Path.Combine(RepositoryRoot, ".artifacts", "cordon", "cordon-agent");
+            return File.Exists(path) ? path : throw new InvalidOperationException($"The agent binary {path} is missing: run ./cordon build (./cordon test does it).");
+        }
+    }
+
+    public static string CliPath => Path.Combine(RepositoryRoot, ".artifacts", "cordon", "cordon");
+
+    /// <summary>A fresh directory under /tmp, removed by the caller.</summary>
+    public static string NewTempDirectory(string purpose)
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"cordon-test-{purpose}-{Guid.NewGuid():N}"[..40]);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Cordon.slnx")))
+        {
+            dir = dir.Parent;
+        }
+
+        return dir?.FullName ?? throw new InvalidOperationException("Cannot find the repository root (Cordon.slnx) above the test binaries.");
+    }
+}
