@@ -85,6 +85,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
             }
         }
 
+        MakePreferredOomVictim(pid);
         await frames.WriteJsonAsync(FrameKind.Started, new StartedMessage(pid), AgentJsonContext.Default.StartedMessage, cancellationToken);
 
         using var pumpStop = new CancellationTokenSource();
@@ -119,6 +120,24 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
             ? new ExitMessage { ExitCode = Libc.WEXITSTATUS(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds }
             : new ExitMessage { ExitCode = 128 + Libc.WTERMSIG(status), Signal = Libc.WTERMSIG(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds };
         await frames.WriteJsonAsync(FrameKind.Exit, message, AgentJsonContext.Default.ExitMessage, cancellationToken);
+    }
+
+    /// <summary>When the sandbox runs out of memory the kernel kills the process with the highest score: make
+    /// that a command (and its children, who inherit the score), never the agent, which must survive to
+    /// report what happened.</summary>
+    private static void MakePreferredOomVictim(int pid)
+    {
+        try
+        {
+            File.WriteAllText($"/proc/{pid}/oom_score_adj", "800");
+        }
+        catch (IOException)
+        {
+            // The command already ended.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
     }
 
     private static async Task PumpAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken stop)

@@ -41,7 +41,7 @@ internal static class FileService
 
     public static async Task WriteAsync(WriteFileRequest request, FrameStream frames, CancellationToken cancellationToken)
     {
-        var path = SandboxPaths.Normalize(request.Path);
+        var path = FollowSymlinks(SandboxPaths.Normalize(request.Path));
         if (path == "/")
         {
             throw new AgentException(AgentErrorCodes.IsADirectory, "Cannot write to '/': give a file path.");
@@ -239,6 +239,24 @@ internal static class FileService
         {
             throw Translate(ex, to);
         }
+    }
+
+    /// <summary>Writing to a symlink writes to what it points at, as shell redirection does. Every link resolves
+    /// inside the sandbox's own root, so this is convenience, not a boundary.</summary>
+    private static string FollowSymlinks(string path)
+    {
+        for (var hops = 0; hops < 40; hops++)
+        {
+            var target = new FileInfo(path).LinkTarget;
+            if (target is null)
+            {
+                return path;
+            }
+
+            path = Path.GetFullPath(target.StartsWith('/') ? target : Path.Combine(Path.GetDirectoryName(path) ?? "/", target));
+        }
+
+        throw new AgentException(AgentErrorCodes.InvalidArgument, $"Too many levels of symbolic links at '{path}'.");
     }
 
     private static void MakeDirectories(string path, UserIdentity owner)

@@ -12,7 +12,8 @@ internal sealed class UndoStack
     {
         undo();
         return ValueTask.CompletedTask;
-    }));
+    }
+    ));
 
     /// <summary>Runs every undo, newest first; failures are collected, not thrown, so every step gets its turn.</summary>
     public async ValueTask<IReadOnlyList<string>> RollbackAsync()

@@ -105,7 +105,7 @@ public static class OciBundleWriter
                     ["permitted"] = caps.DeepClone(),
                 },
                 ["noNewPrivileges"] = true,
-                ["oomScoreAdj"] = 500,
+                ["oomScoreAdj"] = 100,
             },
             ["root"] = new JsonObject { ["path"] = "rootfs", ["readonly"] = false },
             ["hostname"] = spec.Id,

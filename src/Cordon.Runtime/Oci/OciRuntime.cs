@@ -22,6 +22,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly IdRangeAllocator _ranges;
     private readonly UserNamespaceCache _namespaces;
     private readonly CgroupHost _cgroups = CgroupHost.Detect();
+    private readonly WritableLayer _layers;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
     private RuntimeCapabilities? _capabilities;
     private byte[]? _seccompBpf;
@@ -32,6 +33,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _logger = logger;
         _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes);
         _namespaces = new UserNamespaceCache(_ranges);
+        _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".templates"));
     }
 
     public string Name => _options.Runtime;
@@ -99,6 +101,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
         Directory.CreateDirectory(_options.StateDirectory);
         Directory.CreateDirectory(_options.RuntimeRoot);
+        if (!File.Exists("/sbin/mkfs.ext4"))
+        {
+            problems.Add("mkfs.ext4 is missing (Debian package e2fsprogs); it formats each sandbox's writable layer.");
+        }
+
         foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory))
         {
             if (int.TryParse(ReadRange(dir), out var index))
@@ -183,11 +190,12 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             File.WriteAllText(Path.Combine(dir, "range"), range.ToString());
             var hostId = (int)_ranges.HostIdOf(range);
 
-            // The writable layer: a tmpfs whose size is the sandbox's disk limit.
+            // The writable layer: an ext4 image of the sandbox's disk size (see WritableLayer for why not tmpfs).
             var layer = Path.Combine(dir, "layer");
             Directory.CreateDirectory(layer);
-            Mount("tmpfs", layer, "tmpfs", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, $"size={spec.Limits.DiskMiB}m,mode=755,uid={hostId},gid={hostId}");
+            _layers.Create(Path.Combine(dir, "layer.img"), layer, spec.Limits.DiskMiB);
             undo.Push("writable layer", () => Unmount(layer));
+            Directory.Delete(Path.Combine(layer, "lost+found"));
             var upper = Path.Combine(layer, "upper");
             var work = Path.Combine(layer, "work");
             CreateOwnedDirectory(upper, hostId);

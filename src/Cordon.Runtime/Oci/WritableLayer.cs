@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using Cordon.Runtime.Interop;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Each sandbox's writable layer: a sparse ext4 image of the sandbox's disk size on the host's disk,
+/// mounted through a loop device.</summary>
+/// <remarks>
+/// Why not tmpfs: tmpfs pages are charged to the sandbox's memory cgroup and cannot be reclaimed, so a
+/// sandbox that writes more files than its memory limit gets OOM-killed, agent and all. An image file is
+/// disk-backed, its page cache is reclaimable, and its size is a hard limit (ENOSPC). Formatting costs
+/// ~8 ms, so each size is formatted once into a template and each sandbox gets a sparse copy (~1 MiB).
+/// </remarks>
+internal sealed class WritableLayer(string templateDirectory)
+{
+    private readonly ConcurrentDictionary<long, Lazy<string>> _templates = new();
+
+    /// <summary>Creates <paramref name="image"/> (sized <paramref name="sizeMiB"/>) and mounts it at <paramref name="mountPoint"/>.</summary>
+    public void Create(string image, string mountPoint, long sizeMiB)
+    {
+        var template = _templates.GetOrAdd(sizeMiB, size => new Lazy<string>(() => Format(size))).Value;
+        SparseFile.Copy(template, image);
+        var (device, fd) = LoopDevice.Attach(image);
+        try
+        {
+            if (Syscalls.mount(device, mountPoint, "ext4", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "") != 0)
+            {
+                throw new IOException($"mount ext4 {device} at {mountPoint}: {Syscalls.LastError()}");
+            }
+        }
+        finally
+        {
+            Syscalls.close(fd); // the mount now holds the device; unmounting releases it (autoclear)
+        }
+    }
+
+    private string Format(long sizeMiB)
+    {
+        Directory.CreateDirectory(templateDirectory);
+        var path = Path.Combine(templateDirectory, $"ext4-{sizeMiB}m.img");
+        if (File.Exists(path))
+        {
+            return path;
+        }
+
+        var partial = path + ".partial";
+        File.Delete(partial);
+        using (var file = File.OpenHandle(partial, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.SetLength(file, sizeMiB << 20);
+        }
+
+        // No journal (the layer dies with its sandbox), no reserved blocks, lazy inode tables.
+        var result = ExternalProgram.RunAsync("/sbin/mkfs.ext4",
+            ["-q", "-F", "-O", "^has_journal", "-m", "0", "-E", "lazy_itable_init=1,nodiscard", "-L", "cordon-layer", partial],
+            CancellationToken.None).GetAwaiter().GetResult();
+        if (!result.Succeeded)
+        {
+            File.Delete(partial);
+            throw new IOException($"mkfs.ext4 failed: {result.Stderr.Trim()}");
+        }
+
+        File.Move(partial, path, overwrite: true);
+        return path;
+    }
+}

@@ -1,0 +1,4 @@
+using Cordon.Testing;
+using Xunit;
+
+[assembly: AssemblyFixture(typeof(ServerAssemblyFixture))]
