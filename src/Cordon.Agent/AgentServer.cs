@@ -12,19 +12,37 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        var path = environment.SocketPath;
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.Delete(path);
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-        listener.Bind(new UnixDomainSocketEndPoint(path));
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        listener.Listen(512);
+        using var listener = environment.ListenFd is { } fd ? Inherited(fd) : Bind(environment.SocketPath);
 
         while (!cancellationToken.IsCancellationRequested)
         {
             var connection = await listener.AcceptAsync(cancellationToken);
             _ = Task.Run(() => ServeAsync(connection, cancellationToken), CancellationToken.None);
         }
+    }
+
+    /// <summary>Adopts the listening socket the runtime passed as <paramref name="fd"/>.</summary>
+    /// <remarks>SECURITY: it must be close-on-exec, or every command would inherit it and could accept the
+    /// server's connections in the agent's place.</remarks>
+    private static Socket Inherited(int fd)
+    {
+        if (Interop.Libc.fcntl(fd, Interop.Libc.F_SETFD, Interop.Libc.FD_CLOEXEC) != 0)
+        {
+            throw new InvalidOperationException($"The inherited agent socket (fd {fd}) is not usable.");
+        }
+
+        return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+    }
+
+    private static Socket Bind(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.Delete(path);
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        listener.Bind(new UnixDomainSocketEndPoint(path));
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        listener.Listen(512);
+        return listener;
     }
 
     private async Task ServeAsync(Socket connection, CancellationToken cancellationToken)

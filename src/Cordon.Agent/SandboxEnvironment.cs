@@ -20,6 +20,7 @@ internal sealed class SandboxEnvironment
 
         var socket = Environment.GetEnvironmentVariable(AgentPrefix + "SOCKET");
         SocketPath = string.IsNullOrEmpty(socket) ? "/.cordon/run/agent.sock" : socket;
+        ListenFd = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "LISTEN_FD"), out var fd) ? fd : null;
         DefaultUserSpec = Environment.GetEnvironmentVariable(AgentPrefix + "USER") is { Length: > 0 } u ? u : "root";
 
         // Only the agent's own copy: commands get theirs from BuildEnvironment.
@@ -29,7 +30,11 @@ internal sealed class SandboxEnvironment
         }
     }
 
+    /// <summary>Where to listen when no socket was handed over (running the agent by hand).</summary>
     public string SocketPath { get; }
+
+    /// <summary>A listening socket the runtime handed over (the normal case): bound on the host, outside the sandbox.</summary>
+    public int? ListenFd { get; }
 
     public string DefaultUserSpec { get; }
 

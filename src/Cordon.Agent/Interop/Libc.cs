@@ -102,6 +102,12 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int umask(int mask);
 
+    public const int F_SETFD = 2;
+    public const int FD_CLOEXEC = 1;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fcntl(int fd, int command, int argument);
+
     /// <summary>struct stat on x86_64 Linux (glibc and the kernel agree on this layout).</summary>
     [StructLayout(LayoutKind.Sequential)]
     public struct Stat

@@ -11,9 +11,6 @@ public static class OciBundleWriter
     /// <summary>Where the agent binary appears inside the sandbox.</summary>
     public const string AgentPathInSandbox = "/.cordon/agent";
 
-    /// <summary>Where the agent's socket directory appears inside the sandbox.</summary>
-    public const string AgentRunDirInSandbox = "/.cordon/run";
-
     /// <summary>
     /// Docker's default capabilities less NET_RAW (raw packets) and MKNOD (device nodes): enough to install
     /// packages, change users and bind low ports inside the sandbox's own namespaces.
@@ -39,7 +36,7 @@ public static class OciBundleWriter
     /// <summary>Builds the config for <paramref name="spec"/>.</summary>
     /// <param name="hostIdBase">First host id of the sandbox's range; root inside maps to it.</param>
     /// <param name="seccompBpf">A precompiled filter (crun), or null to embed the JSON profile (runc).</param>
-    public static JsonObject Build(SandboxSpec spec, string bundleDirectory, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf)
+    public static JsonObject Build(SandboxSpec spec, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf)
     {
         var env = new JsonArray();
         foreach (var (key, value) in spec.Env)
@@ -47,7 +44,7 @@ public static class OciBundleWriter
             env.Add($"{key}={value}");
         }
 
-        env.Add($"CORDON_AGENT_SOCKET={AgentRunDirInSandbox}/agent.sock");
+        env.Add("CORDON_AGENT_LISTEN_FD=3"); // the listening socket the runtime preserves for the agent
         env.Add($"CORDON_AGENT_USER={spec.User}");
         if (!spec.Env.ContainsKey("PATH"))
         {
@@ -118,8 +115,7 @@ public static class OciBundleWriter
                 Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
                 Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
                 Mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"),
-                Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev"),
-                Mount(AgentRunDirInSandbox, Path.Combine(bundleDirectory, "run"), "bind", "bind", "rw", "nosuid", "nodev", "noexec")),
+                Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev")),
             ["linux"] = linux,
             ["annotations"] = annotations,
         };

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text.Json;
+using Cordon.Runtime.Agent;
 using Cordon.Runtime.Cgroups;
 using Cordon.Runtime.Interop;
 using Microsoft.Extensions.Logging;
@@ -225,21 +226,32 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 Syscalls.umount2(lower, Syscalls.MNT_DETACH);
             }
 
-            CreateOwnedDirectory(Path.Combine(dir, "run"), hostId);
-
-            var config = OciBundleWriter.Build(spec, dir, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null);
+            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null);
             OciBundleWriter.Write(dir, config);
 
+            // The agent's socket is bound here, on the host, and handed to the agent as fd 3: the sandbox
+            // never sees a socket path it could replace, and connections queue in the backlog until the agent
+            // accepts them, so there is nothing to poll for.
             var log = Path.Combine(dir, "runtime.log");
             undo.Push("container", async () => await DeleteContainerAsync(spec.Id, CancellationToken.None));
-            var run = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath,
-                [.. RuntimeArgs(log), "run", "--detach", "--bundle", dir, spec.Id], cancellationToken, waitForOutput: false);
-            if (!run.Succeeded)
+            int exit;
+            var listener = ListeningSocket.Create(AgentSocketPath(spec.Id), 512);
+            try
             {
-                var detail = ReadRuntimeLog(log);
+                exit = await HostSpawn.RunAsync(_options.ResolvedRuntimePath,
+                    [.. RuntimeArgs(log), "run", "--detach", "--preserve-fds", "1", "--pid-file", Path.Combine(dir, "pid"), "--bundle", dir, spec.Id],
+                    [(listener, 3)]);
+            }
+            finally
+            {
+                Syscalls.close(listener); // the agent holds its own copy
+            }
+
+            if (exit != 0)
+            {
                 throw new SandboxRuntimeException(
                     $"The {_options.Runtime} runtime refused to start the sandbox. The server log has the runtime's message.",
-                    $"{_options.Runtime} run exited {run.ExitCode}: {detail}");
+                    $"{_options.Runtime} run exited {exit}: {ReadRuntimeLog(log)}");
             }
 
             await WaitForAgentAsync(spec.Id, cancellationToken);
@@ -263,33 +275,22 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         }
     }
 
+    /// <summary>Asks the new agent who it is: the answer comes as soon as it runs (the connection waited in
+    /// the listening socket's backlog), and proves the sandbox works before create returns.</summary>
     private async Task WaitForAgentAsync(string id, CancellationToken cancellationToken)
     {
-        var socket = AgentSocketPath(id);
-        var deadline = Stopwatch.StartNew();
-        var delay = 0.2;
-        while (true)
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ReadyTimeout);
+        try
         {
-            try
-            {
-                using var probe = await SafeUnixSocket.ConnectAsync(socket, cancellationToken);
-                return;
-            }
-            catch (SocketException)
-            {
-            }
-
-            if (deadline.Elapsed > _options.ReadyTimeout)
-            {
-                var state = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "state", id], CancellationToken.None);
-                throw new SandboxRuntimeException(
-                    "The sandbox started but its agent did not answer in time. The image may lack something the agent needs; the server log has the details.",
-                    $"agent socket not ready after {_options.ReadyTimeout}; state: {state.Stdout.Trim()} {state.Stderr.Trim()}");
-            }
-
-            // Readiness takes a few ms: poll finely at first, then back off.
-            await Task.Delay(TimeSpan.FromMilliseconds(delay), cancellationToken);
-            delay = Math.Min(delay * 2, 20);
+            await new AgentClient(ct => ConnectAgentAsync(id, ct)).InfoAsync(timeout.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException && !cancellationToken.IsCancellationRequested)
+        {
+            var state = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "state", id], CancellationToken.None);
+            throw new SandboxRuntimeException(
+                "The sandbox started but its agent did not answer. The server log has the details.",
+                $"agent not ready after {_options.ReadyTimeout} ({ex.Message}); state: {state.Stdout.Trim()} {state.Stderr.Trim()}");
         }
     }
 
@@ -311,6 +312,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public async ValueTask DestroyAsync(string id, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
+        KillInit(id);
         await DeleteContainerAsync(id, cancellationToken);
         var dir = BundleDirectory(id);
         if (Directory.Exists(dir))
@@ -334,14 +336,42 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
     }
 
+    /// <summary>Kills the sandbox's PID 1 at once (the kernel then kills every process of its pid namespace),
+    /// before the runtime's slower cleanup. The pid is checked to still be in the sandbox's cgroup, so a pid
+    /// reused by another process after a crash is never signalled.</summary>
+    private void KillInit(string id)
+    {
+        var pidFile = Path.Combine(BundleDirectory(id), "pid");
+        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid) || pid <= 1)
+        {
+            return;
+        }
+
+        try
+        {
+            var cgroup = File.ReadAllText($"/proc/{pid}/cgroup");
+            if (cgroup.Contains(CgroupHost.CgroupsPath(_options.CgroupParent, id), StringComparison.Ordinal))
+            {
+                HostSpawn.kill(pid, 9);
+            }
+        }
+        catch (IOException)
+        {
+            // Already gone.
+        }
+    }
+
     private async Task DeleteContainerAsync(string id, CancellationToken cancellationToken)
     {
-        var result = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "delete", "--force", id], cancellationToken);
-        if (!result.Succeeded && !result.Stderr.Contains("does not exist", StringComparison.OrdinalIgnoreCase)
-            && !result.Stderr.Contains("not exist", StringComparison.OrdinalIgnoreCase))
+        // Exit status only: "does not exist" (destroy is idempotent) and real failures both leave a log line
+        // in the runtime's own log, and the leftovers are removed below either way.
+        var exit = await HostSpawn.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "delete", "--force", id]);
+        if (exit != 0 && Directory.Exists(Path.Combine(_options.RuntimeRoot, id)))
         {
-            LogRuntimeComplaint(id, result.Stderr.Trim());
+            LogRuntimeComplaint(id, $"{_options.Runtime} delete exited {exit}");
         }
+
+        cancellationToken.ThrowIfCancellationRequested();
     }
 
     public async ValueTask<IReadOnlyList<RuntimeSandbox>> ListAsync(CancellationToken cancellationToken)
@@ -397,7 +427,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     private string BundleDirectory(string id) => Path.Combine(_options.StateDirectory, id);
 
-    private string AgentSocketPath(string id) => Path.Combine(BundleDirectory(id), "run", "agent.sock");
+    private string AgentSocketPath(string id) => Path.Combine(BundleDirectory(id), "agent.sock");
 
     private List<string> RuntimeArgs(string? log)
     {

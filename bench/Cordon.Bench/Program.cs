@@ -1,0 +1,274 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Text;
+using System.Text.Json;
+using Cordon.Bench;
+using Cordon.Client;
+using Cordon.Protocol.Api;
+using Cordon.Testing;
+
+// Usage: Cordon.Bench <server url> <api key> [iterations]
+// Measures a live Cordon server, then the same work with bubblewrap, bare crun and podman in this run.
+var url = new Uri(args[0]);
+var key = args[1];
+var iterations = args.Length > 2 ? int.Parse(args[2]) : 100;
+using var client = new CordonClient(url, key);
+var results = new List<Samples>();
+var notes = new List<string>();
+
+Console.Error.WriteLine("bench: importing the busybox image");
+await using (var tarball = BusyboxImage.CreateTarball())
+{
+    try
+    {
+        await client.ImportImageAsync("bench-busybox", tarball);
+    }
+    catch (CordonApiException ex) when (ex.Status == 409)
+    {
+    }
+}
+
+var create = new Samples("cordon: create → `echo hi` finished (cold)");
+var exec = new Samples("cordon: `echo hi` in a running sandbox (API round trip)");
+var destroy = new Samples("cordon: destroy");
+var echo = ExecRequestBody.FromArgv("echo", "hi");
+
+// Warm up the server's and this client's code paths; not counted.
+for (var i = 0; i < 5; i++)
+{
+    var s = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
+    await client.ExecAsync(s.Id, echo);
+    await client.DeleteSandboxAsync(s.Id);
+}
+
+Console.Error.WriteLine($"bench: {iterations} × create, echo, destroy");
+for (var i = 0; i < iterations; i++)
+{
+    var stopwatch = Stopwatch.StartNew();
+    var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
+    var result = await client.ExecAsync(sandbox.Id, echo);
+    create.Add(stopwatch.Elapsed.TotalMilliseconds);
+    if (result.Stdout != "hi\n")
+    {
+        throw new InvalidOperationException("echo hi printed " + result.Stdout);
+    }
+
+    stopwatch.Restart();
+    await client.DeleteSandboxAsync(sandbox.Id);
+    destroy.Add(stopwatch.Elapsed.TotalMilliseconds);
+}
+
+Console.Error.WriteLine($"bench: {iterations * 5} × exec in one sandbox");
+var running = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
+for (var i = 0; i < 20; i++)
+{
+    await client.ExecAsync(running.Id, echo);
+}
+
+for (var i = 0; i < iterations * 5; i++)
+{
+    var stopwatch = Stopwatch.StartNew();
+    await client.ExecAsync(running.Id, echo);
+    exec.Add(stopwatch.Elapsed.TotalMilliseconds);
+}
+
+await client.DeleteSandboxAsync(running.Id);
+results.AddRange([create, exec, destroy]);
+
+// Idle memory: 20 sandboxes, measured three ways.
+const int idleCount = 20;
+Console.Error.WriteLine($"bench: idle memory of {idleCount} sandboxes");
+GC.Collect();
+await Task.Delay(1000);
+var availableBefore = MemAvailable();
+var idle = new List<SandboxInfo>();
+for (var i = 0; i < idleCount; i++)
+{
+    idle.Add(await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" }));
+}
+
+await Task.Delay(2000);
+var availableAfter = MemAvailable();
+double cgroupBytes = 0, agentPss = 0, agentRss = 0;
+foreach (var s in idle)
+{
+    var metrics = JsonDocument.Parse(await new HttpClient { DefaultRequestHeaders = { { "Authorization", "Bearer " + key } } }
+        .GetStringAsync(new Uri(url, $"/v1/sandboxes/{s.Id}/metrics"))).RootElement;
+    cgroupBytes += metrics.GetProperty("memoryBytes").GetInt64();
+    foreach (var pid in HostPids(s.Id))
+    {
+        var (rss, pss) = Smaps(pid);
+        agentRss += rss;
+        agentPss += pss;
+    }
+}
+
+foreach (var s in idle)
+{
+    await client.DeleteSandboxAsync(s.Id);
+}
+
+var mib = 1024.0 * 1024.0;
+var memoryLines = new[]
+{
+    $"| host MemAvailable drop per idle sandbox | {(availableBefore - availableAfter) / idleCount / mib:F2} MiB |",
+    $"| sandbox cgroup memory (charged to it, incl. its page cache) | {cgroupBytes / idleCount / mib:F2} MiB |",
+    $"| agent process RSS / PSS | {agentRss / idleCount / mib:F2} / {agentPss / idleCount / mib:F2} MiB |",
+};
+
+// References, same machine, same run, same busybox root.
+var root = Path.Combine(Path.GetTempPath(), "cordon-bench-root");
+if (Directory.Exists(root))
+{
+    Directory.Delete(root, recursive: true);
+}
+
+Directory.CreateDirectory(root);
+await using (var tarball = BusyboxImage.CreateTarball())
+{
+    await TarFile.ExtractToDirectoryAsync(tarball, root, overwriteFiles: true);
+}
+
+if (File.Exists("/usr/bin/bwrap"))
+{
+    var bwrap = new Samples("bubblewrap: `echo hi` (all namespaces, busybox root)");
+    for (var i = 0; i < iterations; i++)
+    {
+        bwrap.Add(await ReferenceTools.TimeAsync("/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", root, "/", "--proc", "/proc", "--dev", "/dev", "/bin/echo", "hi"));
+    }
+
+    results.Add(bwrap);
+}
+
+var crunSamples = await BareCrunAsync(root, iterations);
+if (crunSamples is not null)
+{
+    results.Add(crunSamples);
+}
+
+if (File.Exists("/usr/bin/podman"))
+{
+    var image = "localhost/cordon-bench-busybox";
+    var tar = Path.Combine(Path.GetTempPath(), "cordon-bench-root.tar");
+    await using (var tarball = BusyboxImage.CreateTarball())
+    await using (var file = File.Create(tar))
+    {
+        await tarball.CopyToAsync(file);
+    }
+
+    if (await ReferenceTools.RunAsync("/usr/bin/podman", "import", tar, image) == 0)
+    {
+        var podman = new Samples("podman run (crun): `echo hi`");
+        string[] run = ["run", "--rm", "--network=none", "--ulimit=host", image, "/bin/echo", "hi"];
+        try
+        {
+            await ReferenceTools.TimeAsync("/usr/bin/podman", run);
+            for (var i = 0; i < Math.Min(iterations, 20); i++)
+            {
+                podman.Add(await ReferenceTools.TimeAsync("/usr/bin/podman", run));
+            }
+
+            results.Add(podman);
+        }
+        catch (InvalidOperationException ex)
+        {
+            notes.Add("podman was not measured: " + ex.Message.Trim());
+        }
+    }
+    else
+    {
+        notes.Add("podman could not import the reference image; podman was not measured.");
+    }
+}
+
+var report = new StringBuilder();
+report.AppendLine($"Cordon benchmark, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}");
+report.AppendLine();
+report.AppendLine("| measurement | n | p50 ms | p99 ms | p50 vs cordon create |");
+report.AppendLine("| --- | ---: | ---: | ---: | ---: |");
+foreach (var s in results)
+{
+    report.AppendLine($"| {s.Name} | {s.Count} | {s.Median:F1} | {s.Percentile(99):F1} | {s.Median / create.Median:F2}× |");
+}
+
+report.AppendLine();
+report.AppendLine("| idle memory | per sandbox |");
+report.AppendLine("| --- | ---: |");
+foreach (var line in memoryLines)
+{
+    report.AppendLine(line);
+}
+
+foreach (var note in notes)
+{
+    report.AppendLine().AppendLine(note);
+}
+
+Console.WriteLine(report);
+return 0;
+
+static long MemAvailable()
+{
+    var line = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+}
+
+static IEnumerable<int> HostPids(string id)
+{
+    foreach (var file in new[] { $"/sys/fs/cgroup/pids/cordon/{id}/cgroup.procs", $"/sys/fs/cgroup/cordon/{id}/cgroup.procs" })
+    {
+        if (File.Exists(file))
+        {
+            return File.ReadAllLines(file).Where(l => l.Length > 0).Select(int.Parse).ToList();
+        }
+    }
+
+    return [];
+}
+
+static (long Rss, long Pss) Smaps(int pid)
+{
+    long rss = 0, pss = 0;
+    foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup"))
+    {
+        var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts[0] == "Rss:")
+        {
+            rss = long.Parse(parts[1]) * 1024;
+        }
+        else if (parts[0] == "Pss:")
+        {
+            pss = long.Parse(parts[1]) * 1024;
+        }
+    }
+
+    return (rss, pss);
+}
+
+// A bare crun container doing the same: a bundle over the same root (read-only), every namespace.
+static async Task<Samples?> BareCrunAsync(string root, int iterations)
+{
+    if (!File.Exists("/usr/bin/crun"))
+    {
+        return null;
+    }
+
+    var bundle = Path.Combine(Path.GetTempPath(), "cordon-bench-bundle");
+    Directory.CreateDirectory(bundle);
+    var config = $$"""
+        {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/echo","hi"],"cwd":"/",
+         "env":["PATH=/bin"],"noNewPrivileges":true},
+         "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
+         "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+         "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
+                  "cgroupsPath":"/cordon-bench/ref" } }
+        """;
+    await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), config);
+    var samples = new Samples("bare crun run: `echo hi` (no userns, no seccomp, root read-only)");
+    for (var i = 0; i < iterations; i++)
+    {
+        samples.Add(await ReferenceTools.TimeAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "run", "--bundle", bundle, $"ref{i}"));
+    }
+
+    return samples;
+}
