@@ -17,7 +17,9 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
         while (!cancellationToken.IsCancellationRequested)
         {
             var connection = await listener.AcceptAsync(cancellationToken);
-            _ = Task.Run(() => ServeAsync(connection, cancellationToken), CancellationToken.None);
+
+            // Runs inline up to its first wait (reading the request), then yields back to accept the next.
+            _ = ServeAsync(connection, cancellationToken);
         }
     }
 

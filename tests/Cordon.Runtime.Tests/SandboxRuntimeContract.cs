@@ -48,6 +48,7 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         }
 
         _runtime?.Dispose();
+        TestPaths.UnmountTree(_root);
         Directory.Delete(_root, recursive: true);
     }
 

@@ -90,6 +90,7 @@ public sealed class ServerFixture : IAsyncDisposable
         await Server.DisposeAsync();
         Client.Dispose();
         Http.Dispose();
+        TestPaths.UnmountTree(DataDir);
         try
         {
             Directory.Delete(DataDir, recursive: true);

@@ -25,6 +25,20 @@ public static class TestPaths
         return dir;
     }
 
+    /// <summary>Lazily unmounts everything mounted at or below <paramref name="path"/> (the server makes its
+    /// sandbox directory a private mount; a test must leave the host as it found it).</summary>
+    public static void UnmountTree(string path)
+    {
+        var mounts = File.ReadAllLines("/proc/self/mountinfo").Select(l => l.Split(' ')[4])
+            .Where(m => m == path || m.StartsWith(path + "/", StringComparison.Ordinal))
+            .OrderByDescending(m => m.Length);
+        foreach (var mount in mounts)
+        {
+            using var umount = System.Diagnostics.Process.Start("/bin/umount", ["-l", mount]);
+            umount.WaitForExit();
+        }
+    }
+
     private static string FindRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);

@@ -71,6 +71,57 @@ public sealed class CgroupHost
         return (repaired, problems);
     }
 
+    /// <summary>
+    /// Every sandbox start moves a process into new cgroups. That takes the kernel's global
+    /// cgroup_threadgroup_rwsem for writing, which by default waits out an RCU grace period whenever the lock
+    /// was idle: measured here, 18 ms of a 26 ms crun start. The cgroup2 mount option <c>favordynmods</c>
+    /// (Linux 6.0+) makes such moves cheap at a small cost to fork and exit host-wide — the trade a host that
+    /// creates containers all day wants. It applies to the one global lock, so setting it on the cgroup2
+    /// mount also helps the v1 hierarchies of a hybrid host.
+    /// </summary>
+    /// <returns>What was changed, or null when nothing was needed or possible (the reason is in <paramref name="note"/>).</returns>
+    public static string? FavorDynamicModifications(out string? note)
+    {
+        note = null;
+        foreach (var line in File.ReadLines("/proc/self/mountinfo"))
+        {
+            // ... mount-point options - fstype source super-options
+            var separator = line.IndexOf(" - ", StringComparison.Ordinal);
+            if (separator < 0)
+            {
+                continue;
+            }
+
+            var tail = line[(separator + 3)..].Split(' ');
+            if (tail.Length < 3 || tail[0] != "cgroup2")
+            {
+                continue;
+            }
+
+            var target = line[..separator].Split(' ')[4];
+            var options = tail[2].Split(',').Where(o => o is not ("rw" or "ro")).ToList();
+            if (options.Contains("favordynmods"))
+            {
+                return null;
+            }
+
+            // A cgroup2 remount resets every flag it is not given: keep the ones it has.
+            options.Add("favordynmods");
+            if (Syscalls.mount("cgroup2", target, "cgroup2", MsRemount, string.Join(',', options)) != 0)
+            {
+                note = $"could not set favordynmods on {target} ({Syscalls.LastError()}; needs Linux 6.0+): sandbox starts pay an extra RCU grace period";
+                return null;
+            }
+
+            return $"set favordynmods on {target}: moving sandbox processes into their cgroups no longer waits for an RCU grace period";
+        }
+
+        note = "no cgroup2 mount to set favordynmods on";
+        return null;
+    }
+
+    private const ulong MsRemount = 32;
+
     /// <summary>The OCI cgroupsPath for a sandbox.</summary>
     public static string CgroupsPath(string parent, string id) => $"/{parent.Trim('/')}/{id}";
 

@@ -22,6 +22,10 @@ internal static unsafe partial class Syscalls
     public const int MNT_DETACH = 2;
     public const ulong MS_NOSUID = 2;
     public const ulong MS_NODEV = 4;
+    public const ulong MS_BIND = 4096;
+    public const ulong MS_MOVE = 8192;
+    public const ulong MS_REC = 16384;
+    public const ulong MS_PRIVATE = 1 << 18;
 
     public const int O_PATH = 0x200000;
     public const int O_NOFOLLOW = 0x20000;
@@ -49,10 +53,30 @@ internal static unsafe partial class Syscalls
     private static partial long syscall(long number, long a1, long a2, long a3, long a4, long a5);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial int mount(string source, string target, string? fstype, ulong flags, string? data);
+    public static partial int mount(string? source, string target, string? fstype, ulong flags, string? data);
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int umount2(string target, int flags);
+
+    /// <summary>Whether <paramref name="path"/> is itself a mount point (per /proc/self/mountinfo).</summary>
+    public static bool IsMountPoint(string path)
+    {
+        var full = Path.GetFullPath(path).TrimEnd('/');
+        return MountPoints().Contains(full);
+    }
+
+    /// <summary>Mount points strictly below <paramref name="path"/>, deepest first.</summary>
+    public static List<string> MountsBelow(string path)
+    {
+        var prefix = Path.GetFullPath(path).TrimEnd('/') + "/";
+        return [.. MountPoints().Where(m => m.StartsWith(prefix, StringComparison.Ordinal)).Distinct().OrderByDescending(m => m.Length)];
+    }
+
+    private static IEnumerable<string> MountPoints()
+        => File.ReadLines("/proc/self/mountinfo")
+            .Select(line => line.Split(' '))
+            .Where(fields => fields.Length > 4)
+            .Select(fields => fields[4].Replace("\\040", " ", StringComparison.Ordinal));
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int open(string path, int flags, int mode);
@@ -164,6 +188,15 @@ internal static unsafe partial class Syscalls
             Marshal.FreeCoTaskMem(t);
         }
     }
+
+    [LibraryImport("libc")]
+    private static partial int setpriority(int which, int who, int priority);
+
+    [LibraryImport("libc")]
+    private static partial int gettid();
+
+    /// <summary>Gives the calling thread the lowest CPU priority (nice 19); other threads are unaffected.</summary>
+    public static void LowerThreadPriority() => setpriority(0 /* PRIO_PROCESS, a thread id */, gettid(), 19);
 
     public static string LastError() => Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError());
 }

@@ -34,7 +34,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _logger = logger;
         _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes);
         _namespaces = new UserNamespaceCache(_ranges);
-        _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".templates"));
+        _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"), _options.PreparedLayers);
     }
 
     public string Name => _options.Runtime;
@@ -81,6 +81,17 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var (fixedHybrid, hybridProblems) = _cgroups.RepairHybrid();
         repaired.AddRange(fixedHybrid);
         problems.AddRange(hybridProblems);
+        if (_options.FavorDynamicCgroups)
+        {
+            if (CgroupHost.FavorDynamicModifications(out var note) is { } tuned)
+            {
+                repaired.Add(tuned);
+            }
+            else if (note is not null)
+            {
+                LogTuningSkipped(note);
+            }
+        }
 
         var seccomp = false;
         if (_options.Runtime == "crun")
@@ -102,6 +113,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
         Directory.CreateDirectory(_options.StateDirectory);
         Directory.CreateDirectory(_options.RuntimeRoot);
+        MakeStateDirectoryPrivate(problems);
         if (!File.Exists("/sbin/mkfs.ext4"))
         {
             problems.Add("mkfs.ext4 is missing (Debian package e2fsprogs); it formats each sandbox's writable layer.");
@@ -116,6 +128,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         }
 
         var idmapped = problems.Count == 0 && ProbeIdmappedMounts(problems);
+        if (problems.Count == 0)
+        {
+            _layers.ClearPool();
+            _layers.Prepare(new SandboxLimits().DiskMiB);
+        }
         foreach (var problem in problems)
         {
             LogHostProblem(problem);
@@ -137,6 +154,36 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             Problems = problems,
             Fixed = repaired,
         };
+    }
+
+    /// <summary>
+    /// Makes the state directory its own private mount (as container engines do with their storage): the
+    /// mounts of sandboxes then never propagate into other mount namespaces of a host whose root is shared
+    /// (systemd's default), and prepared layers can be moved into place (MS_MOVE refuses shared parents).
+    /// </summary>
+    private void MakeStateDirectoryPrivate(List<string> problems)
+    {
+        var dir = _options.StateDirectory;
+        if (!Syscalls.IsMountPoint(dir))
+        {
+            if (Syscalls.MountsBelow(dir).Count > 0)
+            {
+                // Binding over live sandbox mounts would hide them: leave it until they are gone.
+                LogTuningSkipped("the sandbox directory has live mounts and is not a private mount yet; it becomes one at a start with no sandboxes");
+                return;
+            }
+
+            if (Syscalls.mount(dir, dir, null, Syscalls.MS_BIND, null) != 0)
+            {
+                problems.Add($"Could not make the sandbox directory a mount point ({Syscalls.LastError()}).");
+                return;
+            }
+        }
+
+        if (Syscalls.mount("none", dir, null, Syscalls.MS_PRIVATE | Syscalls.MS_REC, null) != 0)
+        {
+            problems.Add($"Could not make the sandbox directory a private mount ({Syscalls.LastError()}).");
+        }
     }
 
     /// <summary>Idmaps a scratch directory once, so a kernel or file system without support is reported at
@@ -194,9 +241,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             // The writable layer: an ext4 image of the sandbox's disk size (see WritableLayer for why not tmpfs).
             var layer = Path.Combine(dir, "layer");
             Directory.CreateDirectory(layer);
+            var started = stopwatch.Elapsed.TotalMilliseconds;
             _layers.Create(Path.Combine(dir, "layer.img"), layer, spec.Limits.DiskMiB);
             undo.Push("writable layer", () => Unmount(layer));
-            Directory.Delete(Path.Combine(layer, "lost+found"));
             var upper = Path.Combine(layer, "upper");
             var work = Path.Combine(layer, "work");
             CreateOwnedDirectory(upper, hostId);
@@ -214,6 +261,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 lowers.Add(lower);
             }
 
+            var layerDone = stopwatch.Elapsed.TotalMilliseconds;
             var rootfs = Path.Combine(dir, "rootfs");
             Directory.CreateDirectory(rootfs);
             Mount("overlay", rootfs, "overlay", Syscalls.MS_NOSUID,
@@ -234,6 +282,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             // accepts them, so there is nothing to poll for.
             var log = Path.Combine(dir, "runtime.log");
             undo.Push("container", async () => await DeleteContainerAsync(spec.Id, CancellationToken.None));
+            var runtimeStart = stopwatch.Elapsed.TotalMilliseconds;
             int exit;
             var listener = ListeningSocket.Create(AgentSocketPath(spec.Id), 512);
             try
@@ -254,9 +303,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                     $"{_options.Runtime} run exited {exit}: {ReadRuntimeLog(log)}");
             }
 
+            var runtimeDone = stopwatch.Elapsed.TotalMilliseconds;
             await WaitForAgentAsync(spec.Id, cancellationToken);
             undo.Commit();
-            LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds);
+            LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds, layerDone - started, runtimeStart - layerDone, runtimeDone - runtimeStart, stopwatch.Elapsed.TotalMilliseconds - runtimeDone);
         }
         catch (Exception ex)
         {
@@ -317,15 +367,22 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var dir = BundleDirectory(id);
         if (Directory.Exists(dir))
         {
-            Unmount(Path.Combine(dir, "rootfs"));
-            foreach (var lower in Directory.EnumerateDirectories(dir, "lower*"))
+            // Deepest first: the root overlay, then the layers it stacked on.
+            foreach (var mount in Syscalls.MountsBelow(dir))
             {
-                Unmount(lower);
+                Syscalls.umount2(mount, Syscalls.MNT_DETACH);
             }
 
-            Unmount(Path.Combine(dir, "layer"));
             var range = ReadRange(dir);
-            Directory.Delete(dir, recursive: true);
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException ex)
+            {
+                throw new SandboxRuntimeException("The sandbox's files could not be removed; the server log says why.", $"removing {dir}: {ex.Message}", ex);
+            }
+
             if (int.TryParse(range, out var index))
             {
                 _ranges.Release(index);
@@ -485,6 +542,16 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     public void Dispose()
     {
+        _layers.Close();
+
+        // Leave the host as found when no sandbox outlives the server: undo the private bind mount.
+        if (Directory.Exists(_options.StateDirectory)
+            && !Directory.EnumerateDirectories(_options.StateDirectory).Any(d => !Path.GetFileName(d).StartsWith('.'))
+            && Syscalls.MountsBelow(_options.StateDirectory).Count == 0)
+        {
+            Syscalls.umount2(_options.StateDirectory, Syscalls.MNT_DETACH);
+        }
+
         _namespaces.Dispose();
         _probeLock.Dispose();
     }
@@ -495,14 +562,17 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Host fixed: {Fix}")]
     private partial void LogHostFixed(string fix);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Sandbox {Id} created in {Milliseconds:F1} ms")]
-    private partial void LogCreated(string id, double milliseconds);
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Sandbox {Id} created in {Milliseconds:F1} ms: layer {Layer:F1}, root {Root:F1}, runtime {Runtime:F1}, agent {Agent:F1}")]
+    private partial void LogCreated(string id, double milliseconds, double layer, double root, double runtime, double agent);
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "Sandbox {Id} destroyed in {Milliseconds:F1} ms")]
     private partial void LogDestroyed(string id, double milliseconds);
 
     [LoggerMessage(EventId = 1005, Level = LogLevel.Warning, Message = "Undo of a failed creation of sandbox {Id} failed: {Failure}")]
     private partial void LogUndoFailed(string id, string failure);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Host tuning skipped: {Note}")]
+    private partial void LogTuningSkipped(string note);
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Runtime complained while deleting sandbox {Id}: {Message}")]
     private partial void LogRuntimeComplaint(string id, string message);

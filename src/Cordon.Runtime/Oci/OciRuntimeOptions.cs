@@ -27,6 +27,14 @@ public sealed class OciRuntimeOptions
     /// <summary>Most sandboxes that may exist at once (one id range each).</summary>
     public int MaxSandboxes { get; set; } = 4096;
 
+    /// <summary>Set the cgroup2 mount option favordynmods at start (Linux 6.0+), which makes every sandbox start
+    /// ~10 ms faster at a small cost to fork and exit on the host. See CgroupHost.FavorDynamicModifications.</summary>
+    public bool FavorDynamicCgroups { get; set; } = true;
+
+    /// <summary>Empty writable layers kept ready per disk size in use (formatted and mounted, moved into a new
+    /// sandbox on create). 0 prepares each layer during create instead (~4 ms slower).</summary>
+    public int PreparedLayers { get; set; } = 2;
+
     /// <summary>How long a new sandbox's agent may take to accept connections.</summary>
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(15);
 

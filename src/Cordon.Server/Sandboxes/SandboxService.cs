@@ -150,9 +150,9 @@ public sealed partial class SandboxService
 
         record.State = SandboxStates.Running;
         record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
-        _store.SaveSandbox(record);
-        _store.AddEvent(record.Id, "started", $"Started from image '{record.Image}' with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk; expires in {record.TimeoutSeconds} s.");
-        _store.Audit(caller.KeyId, "sandbox.create", record.Id, record.Image);
+        _store.SaveSandbox(record, "started",
+            $"Started from image '{record.Image}' with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk; expires in {record.TimeoutSeconds} s.",
+            caller.KeyId, "sandbox.create", record.Image);
         return record;
     }
 
@@ -497,16 +497,35 @@ public sealed partial class SandboxService
                 continue;
             }
 
-            await _runtime.DestroyAsync(record.Id, cancellationToken);
-            End(record, EndReasons.Lost);
-            LogLost(record.Id);
+            // One sandbox that cannot be cleaned up must not keep the server from starting.
+            if (await TryDestroyAsync(record.Id, cancellationToken))
+            {
+                End(record, EndReasons.Lost);
+                LogLost(record.Id);
+            }
         }
 
         foreach (var orphan in found.Keys)
         {
-            await _runtime.DestroyAsync(orphan, cancellationToken);
-            _store.Audit("system", "sandbox.orphan_removed", orphan);
-            LogOrphan(orphan);
+            if (await TryDestroyAsync(orphan, cancellationToken))
+            {
+                _store.Audit("system", "sandbox.orphan_removed", orphan);
+                LogOrphan(orphan);
+            }
+        }
+    }
+
+    private async Task<bool> TryDestroyAsync(string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _runtime.DestroyAsync(id, cancellationToken);
+            return true;
+        }
+        catch (SandboxRuntimeException ex)
+        {
+            LogReconcileFailed(id, ex.Detail ?? ex.Message);
+            return false;
         }
     }
 
@@ -651,6 +670,9 @@ public sealed partial class SandboxService
 
     [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Sandbox {Id} was gone at start; its leftovers were removed")]
     private partial void LogLost(string id);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Sandbox {Id} could not be cleaned up at start (retried at the next start): {Detail}")]
+    private partial void LogReconcileFailed(string id, string detail);
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Removed orphan sandbox {Id} that no record owns")]
     private partial void LogOrphan(string id);

@@ -19,6 +19,8 @@ public sealed class StateStore
         {
             DataSource = Path.Combine(options.Value.DataDir, "cordon.db"),
             Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = 5, // seconds; also SQLite's busy timeout
         }.ToString();
         Migrate();
     }
@@ -27,9 +29,6 @@ public sealed class StateStore
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
-        pragma.ExecuteNonQuery();
         return connection;
     }
 
@@ -67,6 +66,36 @@ public sealed class StateStore
     public void SaveSandbox(SandboxRecord record)
     {
         using var connection = Open();
+        SaveSandbox(connection, record);
+    }
+
+    /// <summary>Saves a sandbox's new state, its history entry and the audit entry in one transaction.</summary>
+    public void SaveSandbox(SandboxRecord record, string eventKind, string eventMessage, string actor, string action, string? detail)
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        SaveSandbox(connection, record);
+        Insert(connection, "INSERT INTO sandbox_events (sandbox_id, at, kind, message) VALUES ($1, $2, $3, $4)",
+            record.Id, DateTimeOffset.UtcNow.ToString("O"), eventKind, eventMessage);
+        Insert(connection, "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+            DateTimeOffset.UtcNow.ToString("O"), actor, action, record.Id, detail);
+        transaction.Commit();
+    }
+
+    private static void Insert(SqliteConnection connection, string sql, params object?[] values)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        for (var i = 0; i < values.Length; i++)
+        {
+            command.Parameters.AddWithValue("$" + (i + 1), values[i] ?? DBNull.Value);
+        }
+
+        command.ExecuteNonQuery();
+    }
+
+    private static void SaveSandbox(SqliteConnection connection, SandboxRecord record)
+    {
         using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at,
