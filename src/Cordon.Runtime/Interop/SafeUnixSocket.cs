@@ -2,11 +2,12 @@ using System.Net.Sockets;
 
 namespace Cordon.Runtime.Interop;
 
-/// <summary>Connects to a unix socket that lives in a directory the sandbox can write to.</summary>
+/// <summary>Connects to an agent's unix socket without following symlinks.</summary>
 /// <remarks>
-/// SECURITY: the sandbox owns the socket file and could replace it with a symlink to a host socket; a
-/// plain connect() would follow it. The path is opened with O_PATH|O_NOFOLLOW, checked to be a socket,
-/// and connected through /proc/self/fd/N, which names that inode and nothing else.
+/// SECURITY: the OCI driver binds agent sockets on the host, in a root-owned directory the sandbox cannot
+/// see; this is defence in depth for any runtime whose socket lives where a sandbox could replace it with a
+/// symlink to a host socket. The path is opened with O_PATH|O_NOFOLLOW, checked to be a socket, and
+/// connected through /proc/self/fd/N, which names that inode and nothing else.
 /// </remarks>
 internal static class SafeUnixSocket
 {

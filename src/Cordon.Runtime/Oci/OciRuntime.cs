@@ -81,6 +81,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var (fixedHybrid, hybridProblems) = _cgroups.RepairHybrid();
         repaired.AddRange(fixedHybrid);
         problems.AddRange(hybridProblems);
+        // SECURITY: a host-wide kernel trade-off (faster cgroup moves, slightly slower fork/exit), not a change
+        // to isolation. Off with Runtime:FavorDynamicCgroups=false.
         if (_options.FavorDynamicCgroups)
         {
             if (CgroupHost.FavorDynamicModifications(out var note) is { } tuned)
@@ -228,8 +230,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         try
         {
             Directory.CreateDirectory(_options.StateDirectory);
-            // 0711: the runtime enters the sandbox's user namespace before it mounts the root, so the
-            // sandbox's host uid must be able to traverse (not list) this directory.
+            // SECURITY: 0711, not 0700: the runtime enters the sandbox's user namespace before it mounts the
+            // root, so the sandbox's host uid must traverse (not list) this directory. What is in it is
+            // root-owned, and the sandbox cannot reach host paths once it runs.
             Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
             undo.Push("state directory", () => Directory.Delete(dir, recursive: true));
 
