@@ -67,8 +67,8 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         try
         {
             (pid, exit) = reaper.Start(() => user.IsRoot
-                ? Spawner.Spawn(program, request.Argv, env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs)
-                : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, request.Argv), env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs));
+                ? Spawner.Spawn(program, request.Argv, env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs, environment.MaxProcesses)
+                : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, request.Argv), env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs, environment.MaxProcesses));
         }
         catch (SpawnException ex)
         {

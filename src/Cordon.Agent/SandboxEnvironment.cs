@@ -20,6 +20,7 @@ internal sealed class SandboxEnvironment
 
         var socket = Environment.GetEnvironmentVariable(AgentPrefix + "SOCKET");
         SocketPath = string.IsNullOrEmpty(socket) ? "/.cordon/run/agent.sock" : socket;
+        MaxProcesses = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "MAX_PROCESSES"), out var max) && max > 0 ? max : null;
         ListenFd = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "LISTEN_FD"), out var fd) ? fd : null;
         DefaultUserSpec = Environment.GetEnvironmentVariable(AgentPrefix + "USER") is { Length: > 0 } u ? u : "root";
 
@@ -37,6 +38,10 @@ internal sealed class SandboxEnvironment
     public int? ListenFd { get; }
 
     public string DefaultUserSpec { get; }
+
+    /// <summary>RLIMIT_NPROC for every command: the sandbox's process limit. The pids cgroup is a little larger,
+    /// so the agent (not limited) can always start the threads it needs.</summary>
+    public int? MaxProcesses { get; }
 
     /// <summary>The default user, resolved on each use: commands may create users after the sandbox starts.</summary>
     public UserIdentity? DefaultUser => DefaultUserSpec == "root" ? UserIdentity.Root : UserIdentity.Resolve(DefaultUserSpec);

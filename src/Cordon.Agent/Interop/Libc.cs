@@ -102,6 +102,42 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int umask(int mask);
 
+    private const int RLIMIT_NPROC = 6;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct RLimit
+    {
+        public ulong Current;
+        public ulong Maximum;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int prlimit(int pid, int resource, RLimit* newLimit, RLimit* oldLimit);
+
+    /// <summary>Sets RLIMIT_NPROC of another process (soft and hard).</summary>
+    public static void SetProcessLimit(int pid, int limit)
+    {
+        var value = new RLimit { Current = (ulong)limit, Maximum = (ulong)limit };
+        prlimit(pid, RLIMIT_NPROC, &value, null);
+    }
+
+    /// <summary>Lowers this process's soft RLIMIT_NPROC (the hard limit stays) and returns the previous value;
+    /// a spawned child inherits it from the first instruction on.</summary>
+    public static (ulong Soft, ulong Hard) LowerOwnProcessLimit(int limit)
+    {
+        RLimit old;
+        prlimit(0, RLIMIT_NPROC, null, &old);
+        var lowered = new RLimit { Current = (ulong)limit, Maximum = old.Maximum };
+        prlimit(0, RLIMIT_NPROC, &lowered, null);
+        return (old.Current, old.Maximum);
+    }
+
+    public static void RestoreOwnProcessLimit((ulong Soft, ulong Hard) previous)
+    {
+        var value = new RLimit { Current = previous.Soft, Maximum = previous.Hard };
+        prlimit(0, RLIMIT_NPROC, &value, null);
+    }
+
     public const int F_SETFD = 2;
     public const int FD_CLOEXEC = 1;
 

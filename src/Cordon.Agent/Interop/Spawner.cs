@@ -10,7 +10,8 @@ internal static unsafe class Spawner
 {
     /// <summary>Spawns <paramref name="path"/>; returns its pid or throws with the errno text.</summary>
     /// <param name="stdinFd">Descriptor for fd 0, or -1 for /dev/null.</param>
-    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd)
+    /// <param name="processLimit">RLIMIT_NPROC to give the child at once, before it can fork much.</param>
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd, int? processLimit)
     {
         var actions = NativeMemory.AllocZeroed(Libc.SpawnFileActionsSize);
         var attr = NativeMemory.AllocZeroed(Libc.SpawnAttrSize);
@@ -48,10 +49,32 @@ internal static unsafe class Spawner
                 var pathBytes = Marshal.StringToCoTaskMemUTF8(path);
                 try
                 {
-                    var rc = Libc.posix_spawn(out var pid, (byte*)pathBytes, actions, attr, argvArray.Pointer, envArray.Pointer);
+                    // The command must start with its process limit: a fork bomb outruns anything done after the
+                    // spawn on a busy machine. Children inherit rlimits, so the agent lowers its own soft limit
+                    // for the instant of the spawn (spawns are serialised by the reaper), then restores it and
+                    // clamps the child's hard limit too, so the command cannot raise it back.
+                    var previous = processLimit is { } limit ? Libc.LowerOwnProcessLimit(limit) : default;
+                    int rc, pid;
+                    try
+                    {
+                        rc = Libc.posix_spawn(out pid, (byte*)pathBytes, actions, attr, argvArray.Pointer, envArray.Pointer);
+                    }
+                    finally
+                    {
+                        if (processLimit is not null)
+                        {
+                            Libc.RestoreOwnProcessLimit(previous);
+                        }
+                    }
+
                     if (rc != 0)
                     {
                         throw new SpawnException(rc);
+                    }
+
+                    if (processLimit is { } hard)
+                    {
+                        Libc.SetProcessLimit(pid, hard);
                     }
 
                     return pid;

@@ -11,6 +11,9 @@ public static class OciBundleWriter
     /// <summary>Where the agent binary appears inside the sandbox.</summary>
     public const string AgentPathInSandbox = "/.cordon/agent";
 
+    /// <summary>Tasks the pids cgroup allows beyond the sandbox's process limit, reserved for the agent's threads.</summary>
+    public const int AgentProcessHeadroom = 32;
+
     /// <summary>
     /// Docker's default capabilities less NET_RAW (raw packets) and MKNOD (device nodes): enough to install
     /// packages, change users and bind low ports inside the sandbox's own namespaces.
@@ -46,6 +49,7 @@ public static class OciBundleWriter
 
         env.Add("CORDON_AGENT_LISTEN_FD=3"); // the listening socket the runtime preserves for the agent
         env.Add($"CORDON_AGENT_USER={spec.User}");
+        env.Add($"CORDON_AGENT_MAX_PROCESSES={spec.Limits.MaxProcesses}");
         if (!spec.Env.ContainsKey("PATH"))
         {
             env.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
@@ -68,7 +72,9 @@ public static class OciBundleWriter
             ["resources"] = new JsonObject
             {
                 ["memory"] = memory,
-                ["pids"] = new JsonObject { ["limit"] = spec.Limits.MaxProcesses },
+                // Commands are held to MaxProcesses by RLIMIT_NPROC (set by the agent); the cgroup allows a few
+                // more so a fork bomb can never starve the agent of the threads it needs to answer.
+                ["pids"] = new JsonObject { ["limit"] = spec.Limits.MaxProcesses + AgentProcessHeadroom },
                 ["cpu"] = new JsonObject { ["quota"] = (long)Math.Round(spec.Limits.Cpus * 100_000), ["period"] = 100_000 },
                 ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
             },

@@ -151,9 +151,7 @@ public sealed partial class ImageService
                 }
 
                 var tarball = await builder.EnsureTarballAsync(progress, cancellationToken);
-                LogBuildProgress("unpacking the default image into the image store");
-                await using var stream = File.OpenRead(tarball);
-                var imported = await Layers.ImportArchiveAsync(stream, cancellationToken);
+                var imported = await ImportCachedAsync(tarball, cancellationToken);
                 var config = imported.Config with
                 {
                     Env = new Dictionary<string, string>
@@ -180,6 +178,32 @@ public sealed partial class ImageService
         {
             _defaultLock.Release();
         }
+    }
+
+    /// <summary>Brings a cached root file system tarball into this data directory's store: by hard links from the
+    /// host-wide extracted copy when there is one, otherwise by extracting it (and then leaving such a copy
+    /// for the next data directory).</summary>
+    private async Task<ImportedImage> ImportCachedAsync(string tarball, CancellationToken cancellationToken)
+    {
+        var digestFile = tarball + ".layer";
+        var extracted = (string digest) => Path.Combine(_options.CacheDir, "layers", digest.Replace(':', '-'));
+        if (File.Exists(digestFile) && (await File.ReadAllTextAsync(digestFile, cancellationToken)).Trim() is { Length: > 0 } known
+            && await Layers.TryLinkFromAsync(known, extracted(known), cancellationToken))
+        {
+            LogBuildProgress("linked the default image from the host cache");
+            return new ImportedImage([known], new ImageConfig(), new FileInfo(tarball).Length);
+        }
+
+        LogBuildProgress("unpacking the default image into the image store");
+        await using var stream = File.OpenRead(tarball);
+        var imported = await Layers.ImportArchiveAsync(stream, cancellationToken);
+        var digest = imported.Layers[0];
+        if (await Layers.TryLinkToAsync(digest, extracted(digest), cancellationToken))
+        {
+            await File.WriteAllTextAsync(digestFile, digest, cancellationToken);
+        }
+
+        return imported;
     }
 
     /// <summary>Removes an image; its layers go once no image uses them. Refused while sandboxes use it.</summary>
