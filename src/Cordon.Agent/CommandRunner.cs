@@ -30,7 +30,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         }
 
         var env = environment.BuildEnvironment(user, request.Env);
-        var cwd = request.Cwd ?? (Directory.Exists(user.Home) ? user.Home : "/");
+        var cwd = request.Cwd ?? environment.WorkingDir ?? (Directory.Exists(user.Home) ? user.Home : "/");
         if (SandboxPaths.Validate(cwd) is { } cwdProblem)
         {
             await AgentServer.SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, "Working directory: " + cwdProblem, cancellationToken);

@@ -20,6 +20,7 @@ internal sealed class SandboxEnvironment
 
         var socket = Environment.GetEnvironmentVariable(AgentPrefix + "SOCKET");
         SocketPath = string.IsNullOrEmpty(socket) ? "/.cordon/run/agent.sock" : socket;
+        WorkingDir = Environment.GetEnvironmentVariable(AgentPrefix + "CWD") is { Length: > 1 } cwd ? cwd : null;
         MaxProcesses = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "MAX_PROCESSES"), out var max) && max > 0 ? max : null;
         ListenFd = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "LISTEN_FD"), out var fd) ? fd : null;
         DefaultUserSpec = Environment.GetEnvironmentVariable(AgentPrefix + "USER") is { Length: > 0 } u ? u : "root";
@@ -38,6 +39,9 @@ internal sealed class SandboxEnvironment
     public int? ListenFd { get; }
 
     public string DefaultUserSpec { get; }
+
+    /// <summary>The image's working directory, when it sets one; otherwise commands start in the user's home.</summary>
+    public string? WorkingDir { get; }
 
     /// <summary>RLIMIT_NPROC for every command: the sandbox's process limit. The pids cgroup is a little larger,
     /// so the agent (not limited) can always start the threads it needs.</summary>

@@ -16,4 +16,7 @@ public sealed record SandboxSpec
 
     /// <summary>User commands run as when a request names none.</summary>
     public string User { get; init; } = "root";
+
+    /// <summary>Working directory of commands that name none; "/" means the user's home directory.</summary>
+    public string WorkingDir { get; init; } = "/";
 }

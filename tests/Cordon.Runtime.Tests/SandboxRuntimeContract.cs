@@ -178,6 +178,41 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Signal_RunningCommand_EndsWithThatSignal()
+    {
+        var id = await CreateAsync();
+        await using var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = ["sh", "-c", "echo ready; exec sleep 300"] }, default);
+
+        var events = session.ReadEventsAsync(default).GetAsyncEnumerator();
+        Assert.True(await events.MoveNextAsync());
+        Assert.Equal("ready\n", System.Text.Encoding.UTF8.GetString(events.Current.Data));
+        await session.SignalAsync(15, default);
+        while (await events.MoveNextAsync() && events.Current.Kind != ExecEventKind.Exit)
+        {
+        }
+
+        Assert.Equal(15, events.Current.Exit!.Signal);
+        Assert.Equal(128 + 15, events.Current.Exit.ExitCode);
+    }
+
+    [Fact]
+    public async Task Stdin_StreamedThenClosed_ReachesCommand()
+    {
+        var id = await CreateAsync();
+        await using var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = ["sh", "-c", "wc -c"], Stdin = true }, default);
+
+        await session.WriteStdinAsync(new byte[200_000], default);
+        await session.CloseStdinAsync(default);
+        var output = new StringBuilder();
+        await foreach (var e in session.ReadEventsAsync(default))
+        {
+            output.Append(Encoding.UTF8.GetString(e.Data));
+        }
+
+        Assert.Equal("200000", output.ToString().Trim());
+    }
+
+    [Fact]
     public async Task Exec_ConcurrentCommands_AllComplete()
     {
         var id = await CreateAsync();

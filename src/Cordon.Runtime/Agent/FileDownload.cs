@@ -4,7 +4,7 @@ namespace Cordon.Runtime.Agent;
 
 /// <summary>A file being read from a sandbox: its metadata, and its content as a stream read straight
 /// from the agent connection (no buffering of the whole file).</summary>
-public sealed class FileDownload : Stream
+public sealed class FileDownload : ReadOnlyStream
 {
     private readonly FrameStream _frames;
     private ReadOnlyMemory<byte> _pending;
@@ -19,15 +19,7 @@ public sealed class FileDownload : Stream
 
     public FileEntry Entry { get; }
 
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
     public override long Length => Entry.Size;
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -68,22 +60,6 @@ public sealed class FileDownload : Stream
         _pending = _pending[n..];
         return n;
     }
-
-    public override int Read(byte[] buffer, int offset, int count)
-        => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

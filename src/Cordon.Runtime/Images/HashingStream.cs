@@ -3,18 +3,8 @@ using System.Security.Cryptography;
 namespace Cordon.Runtime.Images;
 
 /// <summary>Feeds every byte read through it into a hash.</summary>
-internal sealed class HashingStream(Stream inner, IncrementalHash hash) : Stream
+internal sealed class HashingStream(Stream inner, IncrementalHash hash) : ReadOnlyStream
 {
-    public override bool CanRead => true;
-
-    public override bool CanSeek => false;
-
-    public override bool CanWrite => false;
-
-    public override long Length => throw new NotSupportedException();
-
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         var n = await inner.ReadAsync(buffer, cancellationToken);
@@ -28,17 +18,4 @@ internal sealed class HashingStream(Stream inner, IncrementalHash hash) : Stream
         hash.AppendData(buffer, offset, n);
         return n;
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
-        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush()
-    {
-    }
-
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -50,6 +50,7 @@ public static class OciBundleWriter
         env.Add("CORDON_AGENT_LISTEN_FD=3"); // the listening socket the runtime preserves for the agent
         env.Add($"CORDON_AGENT_USER={spec.User}");
         env.Add($"CORDON_AGENT_MAX_PROCESSES={spec.Limits.MaxProcesses}");
+        env.Add($"CORDON_AGENT_CWD={spec.WorkingDir}");
         if (!spec.Env.ContainsKey("PATH"))
         {
             env.Add("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");

@@ -125,6 +125,7 @@ public sealed partial class SandboxService
                 Limits = new SandboxLimits { Cpus = record.Cpu, MemoryMiB = record.MemoryMiB, DiskMiB = record.DiskMiB, MaxProcesses = record.MaxProcesses },
                 Env = env,
                 User = image.User,
+                WorkingDir = image.WorkingDir,
             };
             await _runtime.CreateAsync(spec, cancellationToken);
         }
