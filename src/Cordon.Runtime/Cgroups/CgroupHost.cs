@@ -98,16 +98,18 @@ public sealed class CgroupHost
                 continue;
             }
 
-            var target = line[..separator].Split(' ')[4];
+            var fields = line[..separator].Split(' ');
+            var target = fields[4];
             var options = tail[2].Split(',').Where(o => o is not ("rw" or "ro")).ToList();
             if (options.Contains("favordynmods"))
             {
                 return null;
             }
 
-            // A cgroup2 remount resets every flag it is not given: keep the ones it has.
+            // A remount resets what it is not given: the cgroup2 options (nsdelegate …) and the mount's own
+            // flags (nosuid, nodev, noexec … that hardened hosts set) are both passed again as they are.
             options.Add("favordynmods");
-            if (Syscalls.mount("cgroup2", target, "cgroup2", MsRemount, string.Join(',', options)) != 0)
+            if (Syscalls.mount("cgroup2", target, "cgroup2", MsRemount | MountFlags(fields[5]), string.Join(',', options)) != 0)
             {
                 note = $"could not set favordynmods on {target} ({Syscalls.LastError()}; needs Linux 6.0+): sandbox starts pay an extra RCU grace period";
                 return null;
@@ -121,6 +123,29 @@ public sealed class CgroupHost
     }
 
     private const ulong MsRemount = 32;
+
+    /// <summary>The per-mount flags of a mountinfo options field ("rw,nosuid,nodev,noexec,relatime").</summary>
+    internal static ulong MountFlags(string options)
+    {
+        ulong flags = 0;
+        foreach (var option in options.Split(','))
+        {
+            flags |= option switch
+            {
+                "ro" => 1UL,
+                "nosuid" => 2UL,
+                "nodev" => 4UL,
+                "noexec" => 8UL,
+                "noatime" => 1024UL,
+                "nodiratime" => 2048UL,
+                "relatime" => 1UL << 21,
+                "strictatime" => 1UL << 24,
+                _ => 0UL,
+            };
+        }
+
+        return flags;
+    }
 
     /// <summary>The OCI cgroupsPath for a sandbox.</summary>
     public static string CgroupsPath(string parent, string id) => $"/{parent.Trim('/')}/{id}";
