@@ -12,7 +12,8 @@ public interface ISandboxRuntime
     /// <summary>Checks (once) what the host supports, fixing what can be fixed, and reports it.</summary>
     ValueTask<RuntimeCapabilities> ProbeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Creates and starts a sandbox; returns once its agent accepts connections.</summary>
+    /// <summary>Creates and starts a sandbox; returns once its agent is starting and connections to it are
+    /// accepted (they wait until it serves them, a few ms later).</summary>
     /// <exception cref="SandboxRuntimeException">The runtime refused; nothing of the sandbox is left behind.</exception>
     ValueTask CreateAsync(SandboxSpec spec, CancellationToken cancellationToken);
 

@@ -54,6 +54,9 @@ public sealed class CordonOptions
     [Range(8, 1 << 22)]
     public int MaxProcesses { get; set; } = 4096;
 
+    /// <summary>How long a new sandbox's agent may take to answer before the sandbox is removed as failed.</summary>
+    public TimeSpan AgentStartTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
     public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
 }

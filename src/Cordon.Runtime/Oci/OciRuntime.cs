@@ -306,10 +306,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                     $"{_options.Runtime} run exited {exit}: {ReadRuntimeLog(log)}");
             }
 
-            var runtimeDone = stopwatch.Elapsed.TotalMilliseconds;
-            await WaitForAgentAsync(spec.Id, cancellationToken);
             undo.Commit();
-            LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds, layerDone - started, runtimeStart - layerDone, runtimeDone - runtimeStart, stopwatch.Elapsed.TotalMilliseconds - runtimeDone);
+            LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds, layerDone - started, runtimeStart - layerDone, stopwatch.Elapsed.TotalMilliseconds - runtimeStart);
         }
         catch (Exception ex)
         {
@@ -325,25 +323,6 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
 
             throw new SandboxRuntimeException("The sandbox could not be created. The server log has the details.", ex.Message, ex);
-        }
-    }
-
-    /// <summary>Asks the new agent who it is: the answer comes as soon as it runs (the connection waited in
-    /// the listening socket's backlog), and proves the sandbox works before create returns.</summary>
-    private async Task WaitForAgentAsync(string id, CancellationToken cancellationToken)
-    {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.ReadyTimeout);
-        try
-        {
-            await new AgentClient(ct => ConnectAgentAsync(id, ct)).InfoAsync(timeout.Token);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException && !cancellationToken.IsCancellationRequested)
-        {
-            var state = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "state", id], CancellationToken.None);
-            throw new SandboxRuntimeException(
-                "The sandbox started but its agent did not answer. The server log has the details.",
-                $"agent not ready after {_options.ReadyTimeout} ({ex.Message}); state: {state.Stdout.Trim()} {state.Stderr.Trim()}");
         }
     }
 
@@ -565,8 +544,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Host fixed: {Fix}")]
     private partial void LogHostFixed(string fix);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Sandbox {Id} created in {Milliseconds:F1} ms: layer {Layer:F1}, root {Root:F1}, runtime {Runtime:F1}, agent {Agent:F1}")]
-    private partial void LogCreated(string id, double milliseconds, double layer, double root, double runtime, double agent);
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Sandbox {Id} created in {Milliseconds:F1} ms: layer {Layer:F1}, root {Root:F1}, runtime {Runtime:F1}")]
+    private partial void LogCreated(string id, double milliseconds, double layer, double root, double runtime);
 
     [LoggerMessage(EventId = 1004, Level = LogLevel.Debug, Message = "Sandbox {Id} destroyed in {Milliseconds:F1} ms")]
     private partial void LogDestroyed(string id, double milliseconds);

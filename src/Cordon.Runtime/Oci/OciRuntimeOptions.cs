@@ -35,8 +35,6 @@ public sealed class OciRuntimeOptions
     /// sandbox on create). 0 prepares each layer during create instead (~4 ms slower).</summary>
     public int PreparedLayers { get; set; } = 2;
 
-    /// <summary>How long a new sandbox's agent may take to accept connections.</summary>
-    public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
     internal string ResolvedRuntimePath => string.IsNullOrEmpty(RuntimePath) ? $"/usr/bin/{Runtime}" : RuntimePath;
 }

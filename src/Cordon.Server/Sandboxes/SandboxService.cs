@@ -154,7 +154,49 @@ public sealed partial class SandboxService
         _store.SaveSandbox(record, "started",
             $"Started from image '{record.Image}' with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk; expires in {record.TimeoutSeconds} s.",
             caller.KeyId, "sandbox.create", record.Image);
+
+        // The agent finishes starting while the answer travels to the client (its first request queues in the
+        // agent's socket meanwhile); a sandbox whose agent never answers is removed, and its history says so.
+        _ = VerifyAgentAsync(record);
         return record;
+    }
+
+    private async Task VerifyAgentAsync(SandboxRecord record)
+    {
+        using var timeout = new CancellationTokenSource(_options.AgentStartTimeout);
+        try
+        {
+            await new AgentClient(ct => _runtime.ConnectAgentAsync(record.Id, ct)).InfoAsync(timeout.Token);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException or InvalidDataException)
+        {
+            if (record.State == SandboxStates.Ended)
+            {
+                return; // destroyed meanwhile
+            }
+
+            LogAgentDidNotStart(record.Id, ex.Message);
+            try
+            {
+                await record.Lifecycle.WaitAsync();
+                try
+                {
+                    if (record.State != SandboxStates.Ended)
+                    {
+                        await _runtime.DestroyAsync(record.Id, CancellationToken.None);
+                        End(record, EndReasons.Failed);
+                    }
+                }
+                finally
+                {
+                    record.Lifecycle.Release();
+                }
+            }
+            catch (SandboxRuntimeException destroy)
+            {
+                LogCreateFailed(record.Id, destroy.Detail ?? destroy.Message);
+            }
+        }
     }
 
     /// <summary>Destroys a sandbox. Idempotent: an ended sandbox stays ended.</summary>
@@ -543,6 +585,7 @@ public sealed partial class SandboxService
         {
             EndReasons.Expired => $"Destroyed because its timeout of {record.TimeoutSeconds} s passed. Extend a sandbox's life with POST /v1/sandboxes/{{id}}/timeout.",
             EndReasons.Lost => "The sandbox was no longer running when the server started (host reboot or crash); its resources were removed.",
+            EndReasons.Failed => "The sandbox's agent did not start; the sandbox was removed. The server log has the details.",
             _ => "Destroyed on request.",
         });
         _live.TryRemove(record.Id, out _);
@@ -674,6 +717,9 @@ public sealed partial class SandboxService
 
     [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Sandbox {Id} could not be cleaned up at start (retried at the next start): {Detail}")]
     private partial void LogReconcileFailed(string id, string detail);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Error, Message = "The agent of sandbox {Id} did not answer after start: {Message}")]
+    private partial void LogAgentDidNotStart(string id, string message);
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Removed orphan sandbox {Id} that no record owns")]
     private partial void LogOrphan(string id);
