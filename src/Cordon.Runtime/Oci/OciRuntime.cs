@@ -24,6 +24,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly UserNamespaceCache _namespaces;
     private readonly CgroupHost _cgroups = CgroupHost.Detect();
     private readonly WritableLayer _layers;
+    private readonly RootPreparer _roots;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
     private RuntimeCapabilities? _capabilities;
     private byte[]? _seccompBpf;
@@ -34,7 +35,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _logger = logger;
         _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes);
         _namespaces = new UserNamespaceCache(_ranges);
-        _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"), _options.PreparedLayers);
+        _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
+        _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, BuildRoot, RemoveBundle);
     }
 
     public string Name => _options.Runtime;
@@ -132,8 +134,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var idmapped = problems.Count == 0 && ProbeIdmappedMounts(problems);
         if (problems.Count == 0)
         {
-            _layers.ClearPool();
-            _layers.Prepare(new SandboxLimits().DiskMiB);
+            _roots.RemoveLeftovers();
         }
         foreach (var problem in problems)
         {
@@ -229,54 +230,21 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var undo = new UndoStack();
         try
         {
-            Directory.CreateDirectory(_options.StateDirectory);
-            // SECURITY: 0711, not 0700: the runtime enters the sandbox's user namespace before it mounts the
-            // root, so the sandbox's host uid must traverse (not list) this directory. What is in it is
-            // root-owned, and the sandbox cannot reach host paths once it runs.
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
-            undo.Push("state directory", () => Directory.Delete(dir, recursive: true));
-
-            var range = _ranges.Allocate();
-            undo.Push("id range", () => _ranges.Release(range));
-            File.WriteAllText(Path.Combine(dir, "range"), range.ToString());
-            var hostId = (int)_ranges.HostIdOf(range);
-
-            // The writable layer: an ext4 image of the sandbox's disk size (see WritableLayer for why not tmpfs).
-            var layer = Path.Combine(dir, "layer");
-            Directory.CreateDirectory(layer);
+            int hostId;
             var started = stopwatch.Elapsed.TotalMilliseconds;
-            _layers.Create(Path.Combine(dir, "layer.img"), layer, spec.Limits.DiskMiB);
-            undo.Push("writable layer", () => Unmount(layer));
-            var upper = Path.Combine(layer, "upper");
-            var work = Path.Combine(layer, "work");
-            CreateOwnedDirectory(upper, hostId);
-            CreateOwnedDirectory(work, hostId);
-
-            // The image layers, each seen through the sandbox's id mapping, read-only.
-            var userNamespace = _namespaces.Get(range);
-            var lowers = new List<string>();
-            for (var i = spec.Layers.Count - 1; i >= 0; i--)
+            if (_roots.TryTake(spec.Layers, spec.Limits.DiskMiB) is { } prepared)
             {
-                var lower = Path.Combine(dir, $"lower{i}");
-                Directory.CreateDirectory(lower);
-                IdmappedMount.Mount(spec.Layers[i], lower, (int)userNamespace.DangerousGetHandle());
-                undo.Push($"image layer {i}", () => Unmount(lower));
-                lowers.Add(lower);
+                // A directory holding mounts can be renamed; the mounts move with it.
+                Directory.Move(prepared.Directory, dir);
+                undo.Push("prepared root", () => RemoveBundle(dir));
+                hostId = prepared.HostId;
+            }
+            else
+            {
+                hostId = BuildRoot(dir, spec.Layers, spec.Limits.DiskMiB, undo);
             }
 
             var layerDone = stopwatch.Elapsed.TotalMilliseconds;
-            var rootfs = Path.Combine(dir, "rootfs");
-            Directory.CreateDirectory(rootfs);
-            Mount("overlay", rootfs, "overlay", Syscalls.MS_NOSUID,
-                $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work},volatile");
-            undo.Push("root overlay", () => Unmount(rootfs));
-
-            // The overlay holds its own references to the layers: drop the extra mounts at once.
-            foreach (var lower in lowers)
-            {
-                Syscalls.umount2(lower, Syscalls.MNT_DETACH);
-            }
-
             var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null);
             OciBundleWriter.Write(dir, config);
 
@@ -326,6 +294,90 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         }
     }
 
+    /// <summary>Builds the file system side of a sandbox in <paramref name="dir"/>: its id range, its writable
+    /// layer, the image layers id-mapped for the range, and the overlay root. Each step registers its undo.</summary>
+    /// <returns>The first host id of the sandbox's range.</returns>
+    private int BuildRoot(string dir, IReadOnlyList<string> layers, long diskMiB, UndoStack undo)
+    {
+        // SECURITY: 0711, not 0700: the runtime enters the sandbox's user namespace before it mounts the
+        // root, so the sandbox's host uid must traverse (not list) this directory. What is in it is
+        // root-owned, and the sandbox cannot reach host paths once it runs.
+        Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
+        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        undo.Push("state directory", () => Directory.Delete(dir, recursive: true));
+
+        var range = _ranges.Allocate();
+        undo.Push("id range", () => _ranges.Release(range));
+        File.WriteAllText(Path.Combine(dir, "range"), range.ToString());
+        var hostId = (int)_ranges.HostIdOf(range);
+
+        // The writable layer: an ext4 image of the sandbox's disk size (see WritableLayer for why not tmpfs).
+        var layer = Path.Combine(dir, "layer");
+        Directory.CreateDirectory(layer);
+        _layers.Create(Path.Combine(dir, "layer.img"), layer, diskMiB);
+        undo.Push("writable layer", () => Unmount(layer));
+        var upper = Path.Combine(layer, "upper");
+        var work = Path.Combine(layer, "work");
+        CreateOwnedDirectory(upper, hostId);
+        CreateOwnedDirectory(work, hostId);
+
+        // The image layers, each seen through the sandbox's id mapping, read-only.
+        var userNamespace = _namespaces.Get(range);
+        var lowers = new List<string>();
+        for (var i = layers.Count - 1; i >= 0; i--)
+        {
+            var lower = Path.Combine(dir, $"lower{i}");
+            Directory.CreateDirectory(lower);
+            IdmappedMount.Mount(layers[i], lower, (int)userNamespace.DangerousGetHandle());
+            undo.Push($"image layer {i}", () => Unmount(lower));
+            lowers.Add(lower);
+        }
+
+        var rootfs = Path.Combine(dir, "rootfs");
+        Directory.CreateDirectory(rootfs);
+        Mount("overlay", rootfs, "overlay", Syscalls.MS_NOSUID,
+            $"lowerdir={string.Join(':', lowers)},upperdir={upper},workdir={work},volatile");
+        undo.Push("root overlay", () => Unmount(rootfs));
+
+        // The overlay holds its own references to the layers: drop the extra mounts at once.
+        foreach (var lower in lowers)
+        {
+            Syscalls.umount2(lower, Syscalls.MNT_DETACH);
+        }
+
+        return hostId;
+    }
+
+    /// <summary>Unmounts everything under a sandbox (or prepared root) directory, deepest first, removes it and
+    /// releases its id range. Nothing there is a no-op.</summary>
+    private void RemoveBundle(string dir)
+    {
+        if (!Directory.Exists(dir))
+        {
+            return;
+        }
+
+        foreach (var mount in Syscalls.MountsBelow(dir))
+        {
+            Syscalls.umount2(mount, Syscalls.MNT_DETACH);
+        }
+
+        var range = ReadRange(dir);
+        try
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+        catch (IOException ex)
+        {
+            throw new SandboxRuntimeException("The sandbox's files could not be removed; the server log says why.", $"removing {dir}: {ex.Message}", ex);
+        }
+
+        if (int.TryParse(range, out var index))
+        {
+            _ranges.Release(index);
+        }
+    }
+
     public async ValueTask PauseAsync(string id, CancellationToken cancellationToken)
         => await RunOrThrowAsync("pause", id, "paused", cancellationToken);
 
@@ -346,30 +398,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var stopwatch = Stopwatch.StartNew();
         KillInit(id);
         await DeleteContainerAsync(id, cancellationToken);
-        var dir = BundleDirectory(id);
-        if (Directory.Exists(dir))
-        {
-            // Deepest first: the root overlay, then the layers it stacked on.
-            foreach (var mount in Syscalls.MountsBelow(dir))
-            {
-                Syscalls.umount2(mount, Syscalls.MNT_DETACH);
-            }
-
-            var range = ReadRange(dir);
-            try
-            {
-                Directory.Delete(dir, recursive: true);
-            }
-            catch (IOException ex)
-            {
-                throw new SandboxRuntimeException("The sandbox's files could not be removed; the server log says why.", $"removing {dir}: {ex.Message}", ex);
-            }
-
-            if (int.TryParse(range, out var index))
-            {
-                _ranges.Release(index);
-            }
-        }
+        RemoveBundle(BundleDirectory(id));
 
         _cgroups.RemoveLeftovers(_options.CgroupParent, id);
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
@@ -524,7 +553,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     public void Dispose()
     {
-        _layers.Close();
+        _roots.Dispose();
 
         // Leave the host as found when no sandbox outlives the server: undo the private bind mount.
         if (Directory.Exists(_options.StateDirectory)

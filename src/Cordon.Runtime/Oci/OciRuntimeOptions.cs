@@ -31,9 +31,9 @@ public sealed class OciRuntimeOptions
     /// ~10 ms faster at a small cost to fork and exit on the host. See CgroupHost.FavorDynamicModifications.</summary>
     public bool FavorDynamicCgroups { get; set; } = true;
 
-    /// <summary>Empty writable layers kept ready per disk size in use (formatted and mounted, moved into a new
-    /// sandbox on create). 0 prepares each layer during create instead (~4 ms slower).</summary>
-    public int PreparedLayers { get; set; } = 2;
+    /// <summary>Empty sandbox roots (id range, writable layer, id-mapped image, overlay — no processes) kept ready
+    /// per image and disk size that creates asked for. 0 builds each root during create instead (~3–5 ms slower).</summary>
+    public int PreparedRoots { get; set; } = 2;
 
 
     internal string ResolvedRuntimePath => string.IsNullOrEmpty(RuntimePath) ? $"/usr/bin/{Runtime}" : RuntimePath;

@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+using Cordon.Runtime.Interop;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Prepares empty sandbox roots ahead of demand: an id range, a writable layer, the image layers
+/// id-mapped for that range and the overlay over them — everything of a sandbox that depends only on its
+/// image and disk size. No process, namespace or cgroup exists until a create takes one; the sandbox itself
+/// still starts from scratch. Taking a root is a rename (~0.1 ms) instead of ~3–5 ms of mounts.</summary>
+/// <remarks>Roots are kept per (image layers, disk size) that creates have asked for, a few of each, made by
+/// one thread at the lowest CPU priority so that preparing never competes with a create in progress.</remarks>
+internal sealed class RootPreparer : IDisposable
+{
+    private readonly string _directory;
+    private readonly int _perKind;
+    private readonly Func<string, IReadOnlyList<string>, long, UndoStack, int> _build;
+    private readonly Action<string> _remove;
+    private readonly ConcurrentDictionary<string, Kind> _kinds = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _wanted = new(0);
+    private readonly Thread? _thread;
+    private volatile bool _closed;
+
+    /// <param name="build">Builds a root in a directory; returns the host id of its range.</param>
+    /// <param name="remove">Unmounts and removes a root directory and releases its range.</param>
+    public RootPreparer(string directory, int perKind, Func<string, IReadOnlyList<string>, long, UndoStack, int> build, Action<string> remove)
+    {
+        _directory = directory;
+        _perKind = perKind;
+        _build = build;
+        _remove = remove;
+        if (perKind > 0)
+        {
+            _thread = new Thread(Run) { IsBackground = true, Name = "root-preparer" };
+            _thread.Start();
+        }
+    }
+
+    /// <summary>Takes a prepared root for these layers and size, if one is ready and its image is unchanged.</summary>
+    /// <returns>The prepared directory (to be renamed into place) and its range's host id, or null.</returns>
+    public (string Directory, int HostId)? TryTake(IReadOnlyList<string> layers, long diskMiB)
+    {
+        var kind = _kinds.GetOrAdd(Key(layers, diskMiB), _ => new Kind(layers, diskMiB));
+        _wanted.Release();
+        while (kind.Ready.TryDequeue(out var root))
+        {
+            // An image deleted (and perhaps imported again) since: its files are gone from this view.
+            if (root.Layers.SequenceEqual(Identities(layers)))
+            {
+                return (root.Directory, root.HostId);
+            }
+
+            _remove(root.Directory);
+        }
+
+        return null;
+    }
+
+    /// <summary>Removes prepared roots a crashed server left.</summary>
+    public void RemoveLeftovers()
+    {
+        if (Directory.Exists(_directory))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(_directory))
+            {
+                _remove(dir);
+            }
+        }
+    }
+
+    private void Run()
+    {
+        Syscalls.LowerThreadPriority();
+        while (!_closed)
+        {
+            _wanted.Wait();
+            foreach (var kind in _kinds.Values)
+            {
+                while (!_closed && kind.Ready.Count < _perKind)
+                {
+                    var dir = Path.Combine(_directory, Guid.NewGuid().ToString("N"));
+                    var undo = new UndoStack();
+                    try
+                    {
+                        var identities = Identities(kind.Layers);
+                        var hostId = _build(dir, kind.Layers, kind.DiskMiB, undo);
+                        kind.Ready.Enqueue(new Root(dir, hostId, identities));
+                    }
+                    catch (Exception ex) when (ex is IOException or SandboxRuntimeException or UnauthorizedAccessException)
+                    {
+                        undo.RollbackAsync().AsTask().GetAwaiter().GetResult();
+                        break; // creates build their roots themselves meanwhile
+                    }
+                }
+            }
+        }
+    }
+
+    private static string Key(IReadOnlyList<string> layers, long diskMiB) => string.Join('\n', layers) + "\n" + diskMiB;
+
+    /// <summary>Device and inode of each layer directory: a re-imported image has new ones.</summary>
+    private static List<(ulong, ulong)> Identities(IReadOnlyList<string> layers)
+        => [.. layers.Select(l => Syscalls.lstat(l, out var st) == 0 ? (st.Dev, st.Ino) : (0UL, 0UL))];
+
+    public void Dispose()
+    {
+        _closed = true;
+        _wanted.Release();
+        _thread?.Join(TimeSpan.FromSeconds(30));
+        foreach (var kind in _kinds.Values)
+        {
+            while (kind.Ready.TryDequeue(out var root))
+            {
+                _remove(root.Directory);
+            }
+        }
+
+        RemoveLeftovers();
+    }
+
+    private sealed record Kind(IReadOnlyList<string> Layers, long DiskMiB)
+    {
+        public ConcurrentQueue<Root> Ready { get; } = new();
+    }
+
+    private sealed record Root(string Directory, int HostId, List<(ulong, ulong)> Layers);
+}
