@@ -357,11 +357,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             return;
         }
 
-        foreach (var mount in Syscalls.MountsBelow(dir))
-        {
-            Syscalls.umount2(mount, Syscalls.MNT_DETACH);
-        }
-
+        UnmountAll(dir);
         var range = ReadRange(dir);
         try
         {
@@ -375,6 +371,19 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         if (int.TryParse(range, out var index))
         {
             _ranges.Release(index);
+        }
+    }
+
+    private static void UnmountAll(string dir)
+    {
+        if (!Directory.Exists(dir))
+        {
+            return;
+        }
+
+        foreach (var mount in Syscalls.MountsBelow(dir))
+        {
+            Syscalls.umount2(mount, Syscalls.MNT_DETACH);
         }
     }
 
@@ -397,8 +406,14 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     {
         var stopwatch = Stopwatch.StartNew();
         KillInit(id);
+
+        // Once PID 1 is dead nothing uses the mounts: unmount them while the runtime removes its state and
+        // the cgroup, then remove the directory.
+        var dir = BundleDirectory(id);
+        var unmount = Task.Run(() => UnmountAll(dir), CancellationToken.None);
         await DeleteContainerAsync(id, cancellationToken);
-        RemoveBundle(BundleDirectory(id));
+        await unmount;
+        RemoveBundle(dir);
 
         _cgroups.RemoveLeftovers(_options.CgroupParent, id);
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
