@@ -147,6 +147,21 @@ public static class CordonServer
                 await app.Services.GetRequiredService<SandboxService>().ReconcileAsync(cancellationToken);
             }
 
+            // From the host cache the default image is ready in seconds: have it before accepting requests.
+            // Only a build from scratch (minutes) runs in the background while the API serves.
+            var images = app.Services.GetRequiredService<ImageService>();
+            if (options.PrepareDefaultImage && capabilities.Available && images.DefaultImageIsQuick())
+            {
+                try
+                {
+                    await images.PrepareDefaultAsync(rebuild: false, cancellationToken);
+                }
+                catch (Errors.CordonException ex)
+                {
+                    Console.Error.WriteLine("cordon: " + ex.Message);
+                }
+            }
+
             await app.StartAsync(cancellationToken);
             var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
                 .Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()!.Addresses.First();

@@ -30,6 +30,9 @@ public sealed class DefaultImageBuilder(string cacheDirectory, string mirror, st
 
     public string CachedTarball => Path.Combine(cacheDirectory, $"default-{suite}-{RecipeHash}.tar");
 
+    /// <summary>The host already holds a build of the current recipe (preparing takes seconds, not minutes).</summary>
+    public bool IsCached => File.Exists(CachedTarball);
+
     /// <summary>Returns the cached root file system tarball, building it first when missing.</summary>
     /// <param name="progress">Receives mmdebstrap's progress lines.</param>
     /// <exception cref="InvalidOperationException">mmdebstrap is missing or failed; the message says why.</exception>

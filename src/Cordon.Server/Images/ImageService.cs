@@ -117,6 +117,11 @@ public sealed partial class ImageService
         }
     }
 
+    /// <summary>Whether the default image is ready, or can be made ready from the host cache in seconds.</summary>
+    public bool DefaultImageIsQuick()
+        => Find(_options.DefaultImage) is { Status: ImageStates.Ready }
+           || new DefaultImageBuilder(Path.Combine(_options.CacheDir, "images"), _options.DebianMirror).IsCached;
+
     /// <summary>Builds (or imports from the host cache) the default image. Safe to call concurrently: the
     /// second caller waits for the first.</summary>
     public async Task<ImageInfo> PrepareDefaultAsync(bool rebuild, CancellationToken cancellationToken)
