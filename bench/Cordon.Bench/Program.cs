@@ -29,6 +29,8 @@ await using (var tarball = BusyboxImage.CreateTarball())
 }
 
 var create = new Samples("cordon: create → `echo hi` finished (cold)");
+var createOnly = new Samples("cordon: … of which create answered");
+var firstExec = new Samples("cordon: … of which the first `echo hi`");
 var exec = new Samples("cordon: `echo hi` in a running sandbox (API round trip)");
 var destroy = new Samples("cordon: destroy");
 var echo = ExecRequestBody.FromArgv("echo", "hi");
@@ -46,8 +48,11 @@ for (var i = 0; i < iterations; i++)
 {
     var stopwatch = Stopwatch.StartNew();
     var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
+    var created = stopwatch.Elapsed.TotalMilliseconds;
     var result = await client.ExecAsync(sandbox.Id, echo);
     create.Add(stopwatch.Elapsed.TotalMilliseconds);
+    createOnly.Add(created);
+    firstExec.Add(stopwatch.Elapsed.TotalMilliseconds - created);
     if (result.Stdout != "hi\n")
     {
         throw new InvalidOperationException("echo hi printed " + result.Stdout);
@@ -73,7 +78,7 @@ for (var i = 0; i < iterations * 5; i++)
 }
 
 await client.DeleteSandboxAsync(running.Id);
-results.AddRange([create, exec, destroy]);
+results.AddRange([create, createOnly, firstExec, exec, destroy]);
 
 // Idle memory: 20 sandboxes, measured three ways.
 const int idleCount = 20;
