@@ -23,6 +23,10 @@ public interface ISandboxRuntime
     /// <summary>Thaws a paused sandbox.</summary>
     ValueTask ResumeAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>Kills every process of the sandbox and returns once they are all gone. Its host resources stay
+    /// until <see cref="DestroyAsync"/>. Idempotent.</summary>
+    ValueTask StopAsync(string id, CancellationToken cancellationToken);
+
     /// <summary>Kills every process and releases every host resource of the sandbox. Idempotent.</summary>
     ValueTask DestroyAsync(string id, CancellationToken cancellationToken);
 

@@ -87,6 +87,25 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
+    private static List<int> HostPidsOf(string id)
+    {
+        var file = new[] { $"/sys/fs/cgroup/pids/cordon/{id}/cgroup.procs", $"/sys/fs/cgroup/cordon/{id}/cgroup.procs" }.First(File.Exists);
+        return [.. File.ReadAllLines(file).Where(l => l.Length > 0).Select(int.Parse)];
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     private static bool HasMountUnder(string path) => File.ReadAllText("/proc/self/mountinfo").Contains(path, StringComparison.Ordinal);
 
     [Fact]
@@ -125,6 +144,34 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         Assert.False(HasMountUnder(bundle));
         Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
         Assert.Null(await Runtime.GetUsageAsync(id, default));
+    }
+
+    [Fact]
+    public async Task Stop_KillsEveryProcess_ResourcesRemainUntilDestroy()
+    {
+        var id = await CreateAsync();
+        await using (var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = ["sh", "-c", "setsid sleep 300 >/dev/null 2>&1 & setsid sleep 300 >/dev/null 2>&1 & echo started"] }, default))
+        {
+            await foreach (var e in session.ReadEventsAsync(default))
+            {
+                if (e.Kind == ExecEventKind.Stdout)
+                {
+                    break;
+                }
+            }
+        }
+
+        var pids = HostPidsOf(id);
+        Assert.True(pids.Count >= 3, $"expected the agent and two detached sleeps, found {pids.Count}");
+
+        await Runtime.StopAsync(id, default);
+
+        // Gone, or a zombie waiting for the host's init to reap it: nothing runs any more.
+        Assert.All(pids, pid => Assert.False(IsAlive(pid), $"pid {pid} still runs after StopAsync"));
+        Assert.True(HasMountUnder(Path.Combine(_root, "sandboxes", id)));
+        await Runtime.StopAsync(id, default); // idempotent
+        await Runtime.DestroyAsync(id, default);
+        Assert.False(HasMountUnder(Path.Combine(_root, "sandboxes", id)));
     }
 
     [Fact]

@@ -187,6 +187,21 @@ public sealed class CgroupHost
         }
     }
 
+    /// <summary>The host pids of the processes in a sandbox's cgroup (empty when it has none).</summary>
+    public IReadOnlyList<int> ProcessIds(string parent, string id)
+    {
+        var relative = CgroupsPath(parent, id).TrimStart('/');
+        var file = IsV2 ? Path.Combine(Root, relative, "cgroup.procs") : Path.Combine(Root, "pids", relative, "cgroup.procs");
+        try
+        {
+            return [.. File.ReadAllLines(file).Where(l => l.Length > 0).Select(int.Parse)];
+        }
+        catch (IOException)
+        {
+            return [];
+        }
+    }
+
     /// <summary>Removes a sandbox cgroup left behind (crun removes its own on delete; a crash may not).</summary>
     public void RemoveLeftovers(string parent, string id)
     {

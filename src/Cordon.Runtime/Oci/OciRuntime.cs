@@ -405,7 +405,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public async ValueTask DestroyAsync(string id, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
-        KillInit(id);
+        await StopAsync(id, cancellationToken);
 
         // Once PID 1 is dead nothing uses the mounts: unmount them while the runtime removes its state and
         // the cgroup, then remove the directory.
@@ -419,9 +419,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
     }
 
-    /// <summary>Kills the sandbox's PID 1 at once (the kernel then kills every process of its pid namespace),
-    /// before the runtime's slower cleanup. The pid is checked to still be in the sandbox's cgroup, so a pid
-    /// reused by another process after a crash is never signalled.</summary>
+    /// <summary>Kills the sandbox's PID 1 (the kernel then kills every process of its pid namespace before PID 1
+    /// finishes exiting). The pid is checked to still be in the sandbox's cgroup, so a pid reused by another
+    /// process after a crash is never signalled.</summary>
     private void KillInit(string id)
     {
         var pidFile = Path.Combine(BundleDirectory(id), "pid");
@@ -441,6 +441,37 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         catch (IOException)
         {
             // Already gone.
+        }
+    }
+
+    public async ValueTask StopAsync(string id, CancellationToken cancellationToken)
+    {
+        KillInit(id);
+
+        // Done when nothing in the sandbox's cgroup runs any more. (PID 1 looking dead is not enough: the
+        // kernel kills the rest of the pid namespace only when the last of the agent's threads has exited.)
+        var waited = Stopwatch.StartNew();
+        while (_cgroups.ProcessIds(_options.CgroupParent, id).Any(IsRunning))
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(10))
+            {
+                throw new SandboxRuntimeException("The sandbox's processes did not stop in time.", $"processes of {id} still alive 10 s after SIGKILL");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(0.2), cancellationToken);
+        }
+    }
+
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 

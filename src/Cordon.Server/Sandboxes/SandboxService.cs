@@ -18,7 +18,7 @@ namespace Cordon.Server.Sandboxes;
 
 /// <summary>The one service layer: every interface (REST, MCP, compatibility APIs) calls this, and only
 /// this touches the runtime, the state store and the images.</summary>
-public sealed partial class SandboxService
+public sealed partial class SandboxService : IAsyncDisposable
 {
     private const string IdAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -29,6 +29,7 @@ public sealed partial class SandboxService
     private readonly ILogger<SandboxService> _logger;
     private readonly ConcurrentDictionary<string, SandboxRecord> _live = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _admission = new(1, 1);
+    private readonly ConcurrentDictionary<string, Task> _cleanups = new(StringComparer.Ordinal);
 
     public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
     {
@@ -211,15 +212,38 @@ public sealed partial class SandboxService
                 return;
             }
 
-            await _runtime.DestroyAsync(id, CancellationToken.None);
+            // Every process is dead when this returns; the mounts, the cgroup and the files go right after,
+            // in the background (a crash in between leaves leftovers that the next start removes).
+            await RuntimeCallAsync(() => _runtime.StopAsync(id, CancellationToken.None));
             End(record, reason);
             _store.Audit(caller.KeyId, "sandbox.destroy", id, reason);
+            _cleanups[id] = CleanUpAsync(id);
         }
         finally
         {
             record.Lifecycle.Release();
         }
     }
+
+    private async Task CleanUpAsync(string id)
+    {
+        await Task.Yield();
+        try
+        {
+            await _runtime.DestroyAsync(id, CancellationToken.None);
+        }
+        catch (SandboxRuntimeException ex)
+        {
+            LogCleanupFailed(id, ex.Detail ?? ex.Message);
+        }
+        finally
+        {
+            _cleanups.TryRemove(id, out _);
+        }
+    }
+
+    /// <summary>Waits for the cleanups of destroyed sandboxes still in progress.</summary>
+    public async ValueTask DisposeAsync() => await Task.WhenAll(_cleanups.Values);
 
     public async Task<SandboxRecord> PauseAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
     {
@@ -720,6 +744,9 @@ public sealed partial class SandboxService
 
     [LoggerMessage(EventId = 4008, Level = LogLevel.Error, Message = "The agent of sandbox {Id} did not answer after start: {Message}")]
     private partial void LogAgentDidNotStart(string id, string message);
+
+    [LoggerMessage(EventId = 4009, Level = LogLevel.Error, Message = "Cleaning up destroyed sandbox {Id} failed (the next start retries): {Detail}")]
+    private partial void LogCleanupFailed(string id, string detail);
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Removed orphan sandbox {Id} that no record owns")]
     private partial void LogOrphan(string id);
