@@ -17,9 +17,14 @@ if (args.Length > 0 && args[0] == "--version")
 Libc.umask(0b000_010_010); // 022
 var environment = new SandboxEnvironment();
 var reaper = new ProcessReaper();
-reaper.Start();
-
 using var stopping = new CancellationTokenSource();
+
+// Accept first: the server's first request is already waiting. The rest of the set-up happens while it is
+// served. (Until the handler below exists, PID 1 ignores SIGTERM from outside, as the kernel does for a
+// namespace's init without a handler; destroy uses SIGKILL anyway.)
+var server = new AgentServer(environment, new CommandRunner(reaper, environment));
+var serving = server.RunAsync(stopping.Token);
+reaper.Start();
 
 // A stop request (crun kill SIGTERM) is passed on to every process in the sandbox before the agent exits.
 using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
@@ -29,10 +34,9 @@ using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =
     stopping.Cancel();
 });
 
-var server = new AgentServer(environment, new CommandRunner(reaper, environment));
 try
 {
-    await server.RunAsync(stopping.Token);
+    await serving;
 }
 catch (OperationCanceledException)
 {

@@ -19,7 +19,7 @@ internal sealed class SandboxEnvironment
         _base.TryAdd("PATH", DefaultPath);
 
         var socket = Environment.GetEnvironmentVariable(AgentPrefix + "SOCKET");
-        SocketPath = string.IsNullOrEmpty(socket) ? "/.cordon/run/agent.sock" : socket;
+        SocketPath = string.IsNullOrEmpty(socket) ? "/run/cordon-agent.sock" : socket;
         WorkingDir = Environment.GetEnvironmentVariable(AgentPrefix + "CWD") is { Length: > 1 } cwd ? cwd : null;
         MaxProcesses = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "MAX_PROCESSES"), out var max) && max > 0 ? max : null;
         ListenFd = int.TryParse(Environment.GetEnvironmentVariable(AgentPrefix + "LISTEN_FD"), out var fd) ? fd : null;
