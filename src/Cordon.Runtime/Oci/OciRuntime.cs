@@ -374,6 +374,20 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         }
     }
 
+    private static void RemoveIfEmpty(string dir)
+    {
+        try
+        {
+            if (Directory.Exists(dir) && !Directory.EnumerateFileSystemEntries(dir).Any())
+            {
+                Directory.Delete(dir);
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+
     private static void UnmountAll(string dir)
     {
         if (!Directory.Exists(dir))
@@ -601,12 +615,15 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     {
         _roots.Dispose();
 
-        // Leave the host as found when no sandbox outlives the server: undo the private bind mount.
+        // Leave the host as found when no sandbox outlives the server: undo the private bind mount and remove
+        // the runtime's (empty) state directory.
         if (Directory.Exists(_options.StateDirectory)
             && !Directory.EnumerateDirectories(_options.StateDirectory).Any(d => !Path.GetFileName(d).StartsWith('.'))
             && Syscalls.MountsBelow(_options.StateDirectory).Count == 0)
         {
             Syscalls.umount2(_options.StateDirectory, Syscalls.MNT_DETACH);
+            RemoveIfEmpty(_options.RuntimeRoot);
+            RemoveIfEmpty(Path.GetDirectoryName(_options.RuntimeRoot)!);
         }
 
         _namespaces.Dispose();
