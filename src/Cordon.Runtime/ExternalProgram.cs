@@ -3,11 +3,10 @@ using System.Diagnostics;
 namespace Cordon.Runtime;
 
 /// <summary>Runs a host program by absolute path with an argv array (never a shell string) and captures
-/// its output. Standard input is closed; the caller waits for the process, not for its pipes, because a
-/// detached container can inherit them.</summary>
+/// its output. Standard input is closed.</summary>
 internal static class ExternalProgram
 {
-    public static async Task<ExternalResult> RunAsync(string path, IEnumerable<string> args, CancellationToken cancellationToken, bool waitForOutput = true)
+    public static async Task<ExternalResult> RunAsync(string path, IEnumerable<string> args, CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo(path)
         {
@@ -23,14 +22,6 @@ internal static class ExternalProgram
 
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"{path} did not start.");
         process.StandardInput.Close();
-        if (!waitForOutput)
-        {
-            await process.WaitForExitAsync(cancellationToken);
-            process.StandardOutput.Close();
-            process.StandardError.Close();
-            return new ExternalResult(process.ExitCode, "", "");
-        }
-
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
         try

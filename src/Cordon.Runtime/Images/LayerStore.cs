@@ -50,16 +50,9 @@ public sealed class LayerStore(string root)
             return false;
         }
 
-        var staging = NewStagingDirectory();
-        Directory.Delete(staging);
-        var result = await ExternalProgram.RunAsync("/bin/cp", ["-a", "--link", "--no-target-directory", source, staging], cancellationToken);
-        if (!result.Succeeded)
+        var staging = Path.Combine(StagingDirectory, Guid.NewGuid().ToString("N"));
+        if (!await LinkCopyAsync(source, staging, cancellationToken))
         {
-            if (Directory.Exists(staging))
-            {
-                Directory.Delete(staging, recursive: true);
-            }
-
             return false;
         }
 
@@ -75,26 +68,33 @@ public sealed class LayerStore(string root)
             return Directory.Exists(target);
         }
 
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         var partial = target + ".partial";
         if (Directory.Exists(partial))
         {
             Directory.Delete(partial, recursive: true);
         }
 
-        var result = await ExternalProgram.RunAsync("/bin/cp", ["-a", "--link", "--no-target-directory", PathOf(digest), partial], cancellationToken);
-        if (!result.Succeeded)
+        if (!await LinkCopyAsync(PathOf(digest), partial, cancellationToken))
         {
-            if (Directory.Exists(partial))
-            {
-                Directory.Delete(partial, recursive: true);
-            }
-
             return false;
         }
 
         Directory.Move(partial, target);
         return true;
+    }
+
+    /// <summary>Copies a tree as hard links (<c>cp -a --link</c>) to a new <paramref name="target"/>; on failure
+    /// nothing of it is left.</summary>
+    private static async Task<bool> LinkCopyAsync(string source, string target, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var result = await ExternalProgram.RunAsync("/bin/cp", ["-a", "--link", "--no-target-directory", source, target], cancellationToken);
+        if (!result.Succeeded && Directory.Exists(target))
+        {
+            Directory.Delete(target, recursive: true);
+        }
+
+        return result.Succeeded;
     }
 
     /// <summary>Removes half-finished imports left by a crash.</summary>

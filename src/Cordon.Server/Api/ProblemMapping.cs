@@ -31,6 +31,10 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
             return true; // a streamed answer was under way; the stream itself reports the error
         }
 
+        // A request that failed halfway through its body (an upload into a full disk, a refused archive): read
+        // and drop the rest, bounded, so the client gets to read this answer instead of a connection reset.
+        await DrainAsync(context.Request.Body, cancellationToken);
+
         if (retryAfter is { } seconds)
         {
             context.Response.Headers.RetryAfter = seconds.ToString();
@@ -63,6 +67,25 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
         };
         problem.Extensions.TryAdd("code", code);
         problem.Detail ??= detail;
+    }
+
+    private static async Task DrainAsync(Stream body, CancellationToken cancellationToken)
+    {
+        const long limit = 256L << 20;
+        var buffer = new byte[81920];
+        long drained = 0;
+        try
+        {
+            int n;
+            while (drained < limit && (n = await body.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                drained += n;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or BadHttpRequestException or OperationCanceledException or InvalidOperationException)
+        {
+            // Nothing more to read (too large, aborted, or already consumed).
+        }
     }
 
     private static string Describe(BadHttpRequestException bad)

@@ -76,16 +76,8 @@ public static class SandboxEndpoints
         group.MapPut("/{id}/files", async (string id, string? path, string? mode, string? user, HttpContext context, SandboxService sandboxes, IOptions<CordonOptions> options) =>
         {
             AllowLargeBody(context, options.Value.MaxUploadBytes);
-            try
-            {
-                var entry = await sandboxes.WriteFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.Request.Body, ParseMode(mode), user, context.RequestAborted);
-                return Results.Ok(entry);
-            }
-            catch (CordonException)
-            {
-                await DrainAsync(context.Request.Body, context.RequestAborted);
-                throw;
-            }
+            var entry = await sandboxes.WriteFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.Request.Body, ParseMode(mode), user, context.RequestAborted);
+            return Results.Ok(entry);
         }).WithName("WriteFile").Accepts<Stream>("application/octet-stream", "*/*").Produces<FileEntry>()
             .WithSummary("Write a file from the raw request body (streamed, any size); it replaces the old file only once complete.");
 
@@ -195,26 +187,6 @@ public static class SandboxEndpoints
             await context.Response.Body.WriteAsync(line, cancellationToken);
             await context.Response.Body.WriteAsync("\n"u8.ToArray(), cancellationToken);
             await context.Response.Body.FlushAsync(cancellationToken);
-        }
-    }
-
-    /// <summary>Reads (and drops) what is left of a failed upload, up to a bound, so the client gets to read the
-    /// error instead of a connection reset in the middle of its send.</summary>
-    internal static async Task DrainAsync(Stream body, CancellationToken cancellationToken)
-    {
-        const long limit = 256L << 20;
-        var buffer = new byte[81920];
-        long drained = 0;
-        try
-        {
-            int n;
-            while (drained < limit && (n = await body.ReadAsync(buffer, cancellationToken)) > 0)
-            {
-                drained += n;
-            }
-        }
-        catch (Exception ex) when (ex is IOException or BadHttpRequestException or OperationCanceledException)
-        {
         }
     }
 

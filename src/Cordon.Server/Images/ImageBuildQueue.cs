@@ -37,18 +37,6 @@ public sealed partial class ImageBuildQueue(ImageService images, IOptions<Cordon
         }
     }
 
-    /// <summary>The running build (completed when none runs).</summary>
-    public Task Current
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _current;
-            }
-        }
-    }
-
     [LoggerMessage(EventId = 3101, Level = LogLevel.Error, Message = "Preparing image {Name} failed: {Message}")]
     private partial void LogFailed(string name, string message);
 }
