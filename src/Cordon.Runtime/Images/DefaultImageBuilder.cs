@@ -9,19 +9,22 @@ namespace Cordon.Runtime.Images;
 public sealed class DefaultImageBuilder(string cacheDirectory, string mirror, string suite = "bookworm")
 {
     /// <summary>What the default image holds: a shell and coreutils, Python with the data stack and a
-    /// Jupyter kernel, Node.js with npm, git, curl and CA certificates.</summary>
+    /// Jupyter kernel, Node.js with npm and TypeScript (for code contexts), git, curl and CA certificates.</summary>
     public static readonly IReadOnlyList<string> Packages =
     [
         "bash", "coreutils", "procps", "less", "ca-certificates", "curl", "git", "python3", "python3-pip", "python3-venv",
-        "python3-numpy", "python3-pandas", "python3-matplotlib", "python3-ipykernel", "nodejs", "npm",
+        "python3-numpy", "python3-pandas", "python3-matplotlib", "python3-ipykernel", "nodejs", "npm", "node-typescript",
     ];
 
-    /// <summary>Changes to the image that apt cannot express: an unprivileged <c>user</c> (E2B's default), and
-    /// pip allowed to install into the system Python (the sandbox is disposable; PEP 668 only gets in the way).</summary>
+    /// <summary>Changes to the image that apt cannot express: an unprivileged <c>user</c> (E2B's default);
+    /// pip allowed to install into the system Python (the sandbox is disposable; PEP 668 only gets in the way);
+    /// matplotlib's font cache built for both users, or every sandbox's first plot would spend seconds on it.</summary>
     private static readonly IReadOnlyList<string> Hooks =
     [
         "chroot \"$1\" useradd --create-home --shell /bin/bash --uid 1000 user",
         "rm -f \"$1\"/usr/lib/python3*/EXTERNALLY-MANAGED",
+        "chroot \"$1\" env HOME=/root MPLBACKEND=Agg python3 -c 'import matplotlib.pyplot'",
+        "chroot --userspec=1000:1000 \"$1\" env HOME=/home/user MPLBACKEND=Agg python3 -c 'import matplotlib.pyplot'",
     ];
 
     /// <summary>Changes whenever the recipe does, so a cached build is never stale.</summary>
