@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using Cordon.Agent.Code;
 using Cordon.Protocol;
 
 namespace Cordon.Agent;
 
 /// <summary>Accepts connections on the agent socket and serves one request per connection, many at once.</summary>
-internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner commands)
+internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner commands, CodeContexts contexts)
 {
     public const string Version = "0.1.0";
     private static readonly Stopwatch Uptime = Stopwatch.StartNew();
@@ -98,6 +99,26 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                 case RenameRequest rename:
                     await frames.WriteJsonAsync(FrameKind.Response, FileService.Rename(rename), AgentJsonContext.Default.FileEntry, cancellationToken);
                     break;
+                case CreateContextRequest create:
+                    await frames.WriteJsonAsync(FrameKind.Response, await contexts.CreateAsync(create, cancellationToken), AgentJsonContext.Default.ContextInfo, cancellationToken);
+                    break;
+                case ListContextsRequest:
+                    await frames.WriteJsonAsync(FrameKind.Response, contexts.List(), AgentJsonContext.Default.ContextListResponse, cancellationToken);
+                    break;
+                case DeleteContextRequest delete:
+                    await contexts.DeleteAsync(delete.Id);
+                    await frames.WriteAsync(FrameKind.Response, "{}"u8.ToArray(), cancellationToken);
+                    break;
+                case RestartContextRequest restart:
+                    await frames.WriteJsonAsync(FrameKind.Response, await contexts.RestartAsync(restart.Id, cancellationToken), AgentJsonContext.Default.ContextInfo, cancellationToken);
+                    break;
+                case InterruptContextRequest interrupt:
+                    contexts.Interrupt(interrupt.Id);
+                    await frames.WriteAsync(FrameKind.Response, "{}"u8.ToArray(), cancellationToken);
+                    break;
+                case RunCodeRequest run:
+                    await contexts.RunAsync(run, frames, cancellationToken);
+                    break;
                 case InfoRequest:
                     await frames.WriteJsonAsync(FrameKind.Response, new InfoResponse(Version, Environment.ProcessId, Uptime.ElapsedMilliseconds), AgentJsonContext.Default.InfoResponse, cancellationToken);
                     break;
@@ -134,6 +155,7 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
         MakeDirRequest m => SandboxPaths.Validate(m.Path),
         RemoveRequest d => SandboxPaths.Validate(d.Path),
         RenameRequest n => SandboxPaths.Validate(n.From) ?? SandboxPaths.Validate(n.To),
+        CreateContextRequest c when c.Cwd is not null => SandboxPaths.Validate(c.Cwd),
         _ => null,
     };
 

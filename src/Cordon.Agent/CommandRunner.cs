@@ -66,9 +66,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         Task<int> exit;
         try
         {
-            (pid, exit) = reaper.Start(() => user.IsRoot
-                ? Spawner.Spawn(program, request.Argv, env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs, environment.MaxProcesses)
-                : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, request.Argv), env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs, environment.MaxProcesses));
+            (pid, exit) = Launch(user, program, request.Argv, env, cwd, stdinTheirs, stdoutTheirs, stderrTheirs);
         }
         catch (SpawnException ex)
         {
@@ -85,7 +83,6 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
             }
         }
 
-        MakePreferredOomVictim(pid);
         await frames.WriteJsonAsync(FrameKind.Started, new StartedMessage(pid), AgentJsonContext.Default.StartedMessage, cancellationToken);
 
         using var pumpStop = new CancellationTokenSource();
@@ -120,6 +117,19 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
             ? new ExitMessage { ExitCode = Libc.WEXITSTATUS(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds }
             : new ExitMessage { ExitCode = 128 + Libc.WTERMSIG(status), Signal = Libc.WTERMSIG(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds };
         await frames.WriteJsonAsync(FrameKind.Exit, message, AgentJsonContext.Default.ExitMessage, cancellationToken);
+    }
+
+    /// <summary>Starts <paramref name="program"/> as <paramref name="user"/> in its own session, under the
+    /// sandbox's process limit, as the preferred victim of the out-of-memory killer.</summary>
+    /// <param name="channelFd">Handed to the program as fd 3 (code contexts), or -1.</param>
+    /// <exception cref="SpawnException">The program could not be started.</exception>
+    public (int Pid, Task<int> Exit) Launch(UserIdentity user, string program, IReadOnlyList<string> argv, List<string> env, string cwd, int stdinFd, int stdoutFd, int stderrFd, int channelFd = -1)
+    {
+        var started = reaper.Start(() => user.IsRoot
+            ? Spawner.Spawn(program, argv, env, cwd, stdinFd, stdoutFd, stderrFd, environment.MaxProcesses, channelFd)
+            : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, argv), env, cwd, stdinFd, stdoutFd, stderrFd, environment.MaxProcesses, channelFd));
+        MakePreferredOomVictim(started.Pid);
+        return started;
     }
 
     /// <summary>When the sandbox runs out of memory the kernel kills the process with the highest score: make
@@ -237,7 +247,8 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         }
     }
 
-    private static string? ResolveProgram(string name, IReadOnlyList<string> env)
+    /// <summary>The program's path: as given when it has a slash, else the first executable match in PATH.</summary>
+    public static string? ResolveProgram(string name, IReadOnlyList<string> env)
     {
         if (name.Contains('/', StringComparison.Ordinal))
         {

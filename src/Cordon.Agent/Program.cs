@@ -22,7 +22,8 @@ using var stopping = new CancellationTokenSource();
 // Accept first: the server's first request is already waiting. The rest of the set-up happens while it is
 // served. (Until the handler below exists, PID 1 ignores SIGTERM from outside, as the kernel does for a
 // namespace's init without a handler; destroy uses SIGKILL anyway.)
-var server = new AgentServer(environment, new CommandRunner(reaper, environment));
+var commands = new CommandRunner(reaper, environment);
+var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment));
 var serving = server.RunAsync(stopping.Token);
 reaper.Start();
 

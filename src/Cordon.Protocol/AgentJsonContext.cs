@@ -14,4 +14,7 @@ namespace Cordon.Protocol;
 [JsonSerializable(typeof(ErrorMessage))]
 [JsonSerializable(typeof(FileEntry))]
 [JsonSerializable(typeof(ListResponse))]
+[JsonSerializable(typeof(ContextInfo))]
+[JsonSerializable(typeof(ContextListResponse))]
+[JsonSerializable(typeof(CodeEvent))]
 public sealed partial class AgentJsonContext : JsonSerializerContext;

@@ -44,4 +44,7 @@ public enum FrameKind : byte
 
     /// <summary>Agent → client: the command ended (JSON <see cref="ExitMessage"/>); the last frame.</summary>
     Exit = 12,
+
+    /// <summary>Agent → client: one event of a code run (JSON <see cref="CodeEvent"/>); an <c>end</c> event is the last frame.</summary>
+    CodeEvent = 13,
 }

@@ -9,6 +9,8 @@ internal static unsafe partial class Libc
 {
     public const int EINTR = 4;
     public const int ECHILD = 10;
+    public const int EBADF = 9;
+    public const int SIGINT = 2;
     public const int ESRCH = 3;
 
     public const int SIGKILL = 9;

@@ -11,8 +11,15 @@ internal static unsafe class Spawner
     /// <summary>Spawns <paramref name="path"/>; returns its pid or throws with the errno text.</summary>
     /// <param name="stdinFd">Descriptor for fd 0, or -1 for /dev/null.</param>
     /// <param name="processLimit">RLIMIT_NPROC to give the child at once, before it can fork much.</param>
-    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd, int? processLimit)
+    /// <param name="channelFd">Descriptor to hand over as fd 3 (a code context's channel), or -1.</param>
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd, int? processLimit, int channelFd = -1)
     {
+        // dup2 onto fd 3 must not clobber a descriptor a later action still reads.
+        if (channelFd is >= 0 and <= 3 || (channelFd >= 0 && Math.Min(stdoutFd, stderrFd) <= 3))
+        {
+            throw new SpawnException(Libc.EBADF);
+        }
+
         var actions = NativeMemory.AllocZeroed(Libc.SpawnFileActionsSize);
         var attr = NativeMemory.AllocZeroed(Libc.SpawnAttrSize);
         var sigset = NativeMemory.AllocZeroed(Libc.SigsetSize);
@@ -33,6 +40,10 @@ internal static unsafe class Spawner
 
                 Check(Libc.posix_spawn_file_actions_adddup2(actions, stdoutFd, 1));
                 Check(Libc.posix_spawn_file_actions_adddup2(actions, stderrFd, 2));
+                if (channelFd >= 0)
+                {
+                    Check(Libc.posix_spawn_file_actions_adddup2(actions, channelFd, 3));
+                }
                 if (cwd is not null)
                 {
                     Check(Libc.posix_spawn_file_actions_addchdir_np(actions, cwd));

@@ -22,4 +22,10 @@ namespace Cordon.Protocol.Api;
 [JsonSerializable(typeof(ImageInfo))]
 [JsonSerializable(typeof(List<ImageInfo>))]
 [JsonSerializable(typeof(HealthReport))]
+[JsonSerializable(typeof(RunCodeRequestBody))]
+[JsonSerializable(typeof(CreateContextRequestBody))]
+[JsonSerializable(typeof(CodeRunResult))]
+[JsonSerializable(typeof(CodeEvent))]
+[JsonSerializable(typeof(ContextInfo))]
+[JsonSerializable(typeof(ContextList))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

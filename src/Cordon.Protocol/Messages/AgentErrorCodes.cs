@@ -11,4 +11,7 @@ public static class AgentErrorCodes
     public const string IsADirectory = "is_a_directory";
     public const string NoSpace = "no_space";
     public const string Internal = "internal";
+
+    /// <summary>The target is in a state that forbids the request (a dead code context, too many contexts).</summary>
+    public const string Conflict = "conflict";
 }

@@ -13,4 +13,10 @@ namespace Cordon.Protocol;
 [JsonDerivedType(typeof(RemoveRequest), "remove")]
 [JsonDerivedType(typeof(RenameRequest), "rename")]
 [JsonDerivedType(typeof(InfoRequest), "info")]
+[JsonDerivedType(typeof(CreateContextRequest), "context.create")]
+[JsonDerivedType(typeof(ListContextsRequest), "context.list")]
+[JsonDerivedType(typeof(DeleteContextRequest), "context.delete")]
+[JsonDerivedType(typeof(RestartContextRequest), "context.restart")]
+[JsonDerivedType(typeof(InterruptContextRequest), "context.interrupt")]
+[JsonDerivedType(typeof(RunCodeRequest), "code.run")]
 public abstract record AgentRequest;

@@ -1,0 +1,46 @@
+using System.Collections.Concurrent;
+
+namespace Cordon.Agent.Code;
+
+/// <summary>A language a code context can speak, and the driver that serves it.</summary>
+/// <param name="Name">The normalised language name.</param>
+/// <param name="Program">The interpreter the driver runs on, looked up in the sandbox's PATH.</param>
+internal sealed record CodeLanguage(string Name, string Program, string Driver)
+{
+    /// <summary>Accepts the common names of a language; any other name is looked up among the image's
+    /// Jupyter kernels (by kernel name or by the language it declares) through the Python driver.</summary>
+    /// <returns>Null when the name cannot be a language (empty, too long, odd characters).</returns>
+    public static CodeLanguage? Parse(string? name)
+    {
+        var key = (name ?? "python").Trim().ToLowerInvariant();
+        return key switch
+        {
+            "python" or "python3" or "py" => new("python", "python3", "python_driver.py"),
+            "javascript" or "js" or "node" or "nodejs" => new("javascript", "node", "node_driver.js"),
+            "typescript" or "ts" => new("typescript", "node", "node_driver.js"),
+            "bash" or "sh" or "shell" => new("bash", "bash", "bash_driver.sh"),
+            _ when key.Length is > 0 and <= 64 && key.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or '+')
+                => new(key, "python3", "python_driver.py"),
+            _ => null,
+        };
+    }
+
+    /// <summary>The driver's command line; <paramref name="marker"/> is the Bash driver's end-of-run marker.</summary>
+    public IReadOnlyList<string> Arguments(string marker) => Driver switch
+    {
+        "node_driver.js" => [Program, "-e", Source(Driver), "--", Name],
+        "bash_driver.sh" => [Program, "--noprofile", "--norc", "-c", Source(Driver), "bash", marker],
+        _ => [Program, "-u", "-c", Source(Driver), Name],
+    };
+
+    /// <summary>Driver sources, read from the agent's resources once.</summary>
+    private static readonly ConcurrentDictionary<string, string> Sources = new(StringComparer.Ordinal);
+
+    private static string Source(string driver) => Sources.GetOrAdd(driver, static name =>
+    {
+        using var stream = typeof(CodeLanguage).Assembly.GetManifestResourceStream(name)
+            ?? throw new InvalidOperationException($"The agent was built without its {name} driver.");
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    });
+}

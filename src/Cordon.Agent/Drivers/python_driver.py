@@ -1,0 +1,186 @@
+# Cordon code-context driver for Jupyter kernels (and plain Python when no kernel is installed).
+# The agent starts it with the context's channel on fd 3: newline-delimited JSON both ways.
+#   agent -> driver: {"op": "run", "code": "..."} | {"op": "interrupt"}
+#   driver -> agent: {"type": "ready", ...} then per run: stdout | stderr | result | error ... end
+# Usage: python3 -c <this file> <kernel name or language> [plain-python-ok]
+import json
+import os
+import re
+import socket
+import sys
+import threading
+
+os.set_inheritable(3, False)  # the kernel and the code's child processes must not hold the channel
+channel = socket.socket(fileno=3)
+reader = channel.makefile("r", encoding="utf-8", newline="\n")
+send_lock = threading.Lock()
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def send(event):
+    line = (json.dumps(event, ensure_ascii=False, default=repr) + "\n").encode("utf-8")
+    with send_lock:
+        channel.sendall(line)
+
+
+def requests():
+    for line in reader:
+        line = line.strip()
+        if line:
+            yield json.loads(line)
+
+
+def find_kernel(wanted):
+    """A kernelspec by name, or the first whose language is the one asked for."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().get_all_specs()
+    if wanted in specs:
+        return wanted, specs[wanted]["spec"].get("language", wanted)
+    if wanted == "python" and "python3" in specs:
+        return "python3", "python"
+    for name, entry in sorted(specs.items()):
+        if entry["spec"].get("language", "").lower() == wanted:
+            return name, wanted
+    return None, None
+
+
+def run_jupyter(kernel_name, language):
+    from jupyter_client.manager import KernelManager
+
+    env = dict(os.environ)
+    env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    env.pop("MPLBACKEND", None)  # the inline backend shows figures without savefig
+    manager = KernelManager(kernel_name=kernel_name)
+    manager.start_kernel(env=env, cwd=os.getcwd(), stdout=sys.stderr, stderr=sys.stderr)
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=120)
+    send({"type": "ready", "kernel": kernel_name, "language": language, "interrupt": "message"})
+
+    runs = []
+    wake = threading.Condition()
+
+    def worker():
+        while True:
+            with wake:
+                while not runs:
+                    wake.wait()
+                code = runs.pop(0)
+            execute(manager, client, code)
+
+    threading.Thread(target=worker, daemon=True).start()
+    for request in requests():
+        if request.get("op") == "run":
+            with wake:
+                runs.append(request.get("code", ""))
+                wake.notify()
+        elif request.get("op") == "interrupt":
+            manager.interrupt_kernel()
+    manager.shutdown_kernel(now=True)
+
+
+def execute(manager, client, code):
+    msg_id = client.execute(code, store_history=True, allow_stdin=False)
+    count = None
+    status = "ok"
+    while True:
+        try:
+            message = client.get_iopub_msg(timeout=1)
+        except Exception:  # queue.Empty: check the kernel is still alive
+            if not manager.is_alive():
+                # The agent reports the death to the run (and the context as dead) once this process is gone.
+                os._exit(3)
+            continue
+        if message["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind = message["msg_type"]
+        content = message["content"]
+        if kind == "stream":
+            send({"type": "stdout" if content["name"] == "stdout" else "stderr", "text": content["text"]})
+        elif kind == "execute_result":
+            count = content.get("execution_count")
+            send({"type": "result", "data": content["data"], "metadata": content.get("metadata") or None, "isMainResult": True, "executionCount": count})
+        elif kind in ("display_data", "update_display_data"):
+            send({"type": "result", "data": content["data"], "metadata": content.get("metadata") or None, "isMainResult": False})
+        elif kind == "error":
+            status = "error"
+            send({"type": "error", "name": content["ename"], "value": content["evalue"], "traceback": [ANSI.sub("", line) for line in content["traceback"]]})
+        elif kind == "execute_input":
+            count = content.get("execution_count", count)
+        elif kind == "status" and content["execution_state"] == "idle":
+            break
+    send({"type": "end", "status": status, "executionCount": count})
+
+
+def run_plain():
+    """Python without Jupyter: exec in one namespace, the last expression's value as the result,
+    matplotlib figures (Agg) captured as PNG after each run, KeyboardInterrupt on SIGINT."""
+    import ast
+    import base64
+    import io
+    import traceback
+
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    namespace = {"__name__": "__main__"}
+    count = 0
+
+    class Stream(io.TextIOBase):
+        def __init__(self, kind):
+            self.kind = kind
+
+        def writable(self):
+            return True
+
+        def write(self, text):
+            if text:
+                send({"type": self.kind, "text": text})
+            return len(text)
+
+    sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
+    send({"type": "ready", "kernel": None, "language": "python", "interrupt": "signal"})
+    for request in requests():
+        if request.get("op") != "run":
+            continue
+        count += 1
+        status = "ok"
+        try:
+            tree = ast.parse(request.get("code", ""), "<cell>", "exec")
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, "<cell>", "exec"), namespace)
+            if last is not None:
+                value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+                if value is not None:
+                    data = {"text/plain": repr(value)}
+                    if hasattr(value, "_repr_html_"):
+                        data["text/html"] = value._repr_html_()
+                    send({"type": "result", "data": data, "isMainResult": True, "executionCount": count})
+        except BaseException as error:  # noqa: BLE001 - every error belongs to the user's code
+            status = "error"
+            lines = traceback.format_exception(type(error), error, error.__traceback__)
+            send({"type": "error", "name": type(error).__name__, "value": str(error), "traceback": lines})
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            for number in plt.get_fignums():
+                buffer = io.BytesIO()
+                plt.figure(number).savefig(buffer, format="png")
+                send({"type": "result", "data": {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": "<Figure>"}, "isMainResult": False})
+            plt.close("all")
+        send({"type": "end", "status": status, "executionCount": count})
+
+
+def main():
+    wanted = sys.argv[1].lower()
+    try:
+        kernel, language = find_kernel(wanted)
+    except ImportError:
+        kernel, language = None, None
+    if kernel is not None:
+        run_jupyter(kernel, language)
+    elif wanted == "python":
+        run_plain()
+    else:
+        send({"type": "failed", "value": f"no Jupyter kernel for '{wanted}' is installed in this sandbox's image"})
+
+
+main()
