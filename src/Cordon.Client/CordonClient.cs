@@ -92,24 +92,36 @@ public sealed class CordonClient : IDisposable
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/exec", JsonContent.Create(body, ApiJsonContext.Default.ExecRequestBody), ApiJsonContext.Default.ExecResult, cancellationToken);
 
     /// <summary>Runs a command and yields its events as they happen; the last is <c>exit</c> (or <c>error</c>).</summary>
-    public async IAsyncEnumerable<ExecStreamEvent> ExecStreamAsync(string id, ExecRequestBody body, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/exec")
-        {
-            Content = JsonContent.Create(body, ApiJsonContext.Default.ExecRequestBody),
-        };
-        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
-        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        await EnsureSuccessAsync(response, cancellationToken);
-        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
-        while (await reader.ReadLineAsync(cancellationToken) is { } line)
-        {
-            if (line.Length > 0)
-            {
-                yield return JsonSerializer.Deserialize(line, ApiJsonContext.Default.ExecStreamEvent)!;
-            }
-        }
-    }
+    public IAsyncEnumerable<ExecStreamEvent> ExecStreamAsync(string id, ExecRequestBody body, CancellationToken cancellationToken = default)
+        => StreamAsync($"/v1/sandboxes/{Uri.EscapeDataString(id)}/exec", JsonContent.Create(body, ApiJsonContext.Default.ExecRequestBody), ApiJsonContext.Default.ExecStreamEvent, cancellationToken);
+
+    // ---- code -----------------------------------------------------------------------------------
+
+    /// <summary>Runs code in a stateful context (the language's default one unless a context id is given) to its end.</summary>
+    public Task<CodeRunResult> RunCodeAsync(string id, RunCodeRequestBody body, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/code", JsonContent.Create(body, ApiJsonContext.Default.RunCodeRequestBody), ApiJsonContext.Default.CodeRunResult, cancellationToken);
+
+    /// <summary>Runs code and yields its events as they happen; the last is <c>end</c>. Stopping early interrupts the run.</summary>
+    public IAsyncEnumerable<CodeEvent> RunCodeStreamAsync(string id, RunCodeRequestBody body, CancellationToken cancellationToken = default)
+        => StreamAsync($"/v1/sandboxes/{Uri.EscapeDataString(id)}/code", JsonContent.Create(body, ApiJsonContext.Default.RunCodeRequestBody), ApiJsonContext.Default.CodeEvent, cancellationToken);
+
+    public Task<ContextInfo> CreateContextAsync(string id, CreateContextRequestBody body, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, ContextsUrl(id, ""), JsonContent.Create(body, ApiJsonContext.Default.CreateContextRequestBody), ApiJsonContext.Default.ContextInfo, cancellationToken);
+
+    public Task<ContextList> ListContextsAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, ContextsUrl(id, ""), null, ApiJsonContext.Default.ContextList, cancellationToken);
+
+    public Task<ContextInfo> GetContextAsync(string id, string contextId, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, ContextsUrl(id, "/" + Uri.EscapeDataString(contextId)), null, ApiJsonContext.Default.ContextInfo, cancellationToken);
+
+    public Task<ContextInfo> RestartContextAsync(string id, string contextId, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, ContextsUrl(id, $"/{Uri.EscapeDataString(contextId)}/restart"), null, ApiJsonContext.Default.ContextInfo, cancellationToken);
+
+    public Task InterruptContextAsync(string id, string contextId, CancellationToken cancellationToken = default)
+        => SendEmptyAsync(HttpMethod.Post, ContextsUrl(id, $"/{Uri.EscapeDataString(contextId)}/interrupt"), cancellationToken);
+
+    public Task DeleteContextAsync(string id, string contextId, CancellationToken cancellationToken = default)
+        => SendEmptyAsync(HttpMethod.Delete, ContextsUrl(id, "/" + Uri.EscapeDataString(contextId)), cancellationToken);
 
     // ---- files ----------------------------------------------------------------------------------
 
@@ -155,6 +167,8 @@ public sealed class CordonClient : IDisposable
 
     // ---- plumbing -------------------------------------------------------------------------------
 
+    private static string ContextsUrl(string id, string suffix) => $"/v1/sandboxes/{Uri.EscapeDataString(id)}/contexts{suffix}";
+
     private static string FilesUrl(string id, string suffix, string path)
         => $"/v1/sandboxes/{Uri.EscapeDataString(id)}/files{suffix}?path={Uri.EscapeDataString(path)}";
 
@@ -164,6 +178,30 @@ public sealed class CordonClient : IDisposable
         using var response = await _http.SendAsync(request, cancellationToken);
         await EnsureSuccessAsync(response, cancellationToken);
         return (await response.Content.ReadFromJsonAsync(typeInfo, cancellationToken))!;
+    }
+
+    private async Task SendEmptyAsync(HttpMethod method, string url, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, url);
+        using var response = await _http.SendAsync(request, cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
+    /// <summary>POSTs and yields the NDJSON lines of the streamed answer as they arrive.</summary>
+    private async IAsyncEnumerable<T> StreamAsync<T>(string url, HttpContent content, JsonTypeInfo<T> typeInfo, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cancellationToken));
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            if (line.Length > 0)
+            {
+                yield return JsonSerializer.Deserialize(line, typeInfo)!;
+            }
+        }
     }
 
     private static async Task EnsureSuccessAsync(HttpResponseMessage response, CancellationToken cancellationToken)

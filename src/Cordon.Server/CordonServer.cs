@@ -111,6 +111,7 @@ public static class CordonServer
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapHealthEndpoints();
         app.MapSandboxEndpoints();
+        app.MapCodeEndpoints();
         app.MapImageEndpoints();
         app.MapKeyEndpoints();
         return app;

@@ -80,15 +80,51 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
     public Task<FileEntry> RenameAsync(string from, string to, CancellationToken cancellationToken)
         => RequestAsync(new RenameRequest { From = from, To = to }, AgentJsonContext.Default.FileEntry, cancellationToken);
 
-    public async Task RemoveAsync(string path, CancellationToken cancellationToken)
+    public Task RemoveAsync(string path, CancellationToken cancellationToken)
+        => EmptyRequestAsync(new RemoveRequest { Path = path }, cancellationToken);
+
+    /// <summary>A request answered by an empty response.</summary>
+    private async Task EmptyRequestAsync(AgentRequest request, CancellationToken cancellationToken)
     {
-        await using var frames = await OpenAsync(new RemoveRequest { Path = path }, cancellationToken);
+        await using var frames = await OpenAsync(request, cancellationToken);
         var frame = await ReadRequiredAsync(frames, cancellationToken);
         if (frame.Kind != FrameKind.Response)
         {
             throw Unexpected(frame);
         }
     }
+
+    /// <summary>Starts code in a context; returns once its turn came (earlier runs in the context ended).</summary>
+    /// <exception cref="AgentErrorException">Unknown or dead context, unknown language, interpreter failed to start.</exception>
+    public async Task<CodeRunSession> StartCodeAsync(RunCodeRequest request, CancellationToken cancellationToken)
+    {
+        var frames = await OpenAsync(request, cancellationToken);
+        try
+        {
+            var frame = await ReadRequiredAsync(frames, cancellationToken);
+            return frame.Kind == FrameKind.Started ? new CodeRunSession(frames) : throw Unexpected(frame);
+        }
+        catch
+        {
+            await frames.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task<ContextInfo> CreateContextAsync(CreateContextRequest request, CancellationToken cancellationToken)
+        => RequestAsync(request, AgentJsonContext.Default.ContextInfo, cancellationToken);
+
+    public Task<ContextListResponse> ListContextsAsync(CancellationToken cancellationToken)
+        => RequestAsync(new ListContextsRequest(), AgentJsonContext.Default.ContextListResponse, cancellationToken);
+
+    public Task<ContextInfo> RestartContextAsync(string id, CancellationToken cancellationToken)
+        => RequestAsync(new RestartContextRequest { Id = id }, AgentJsonContext.Default.ContextInfo, cancellationToken);
+
+    public Task DeleteContextAsync(string id, CancellationToken cancellationToken)
+        => EmptyRequestAsync(new DeleteContextRequest { Id = id }, cancellationToken);
+
+    public Task InterruptContextAsync(string id, CancellationToken cancellationToken)
+        => EmptyRequestAsync(new InterruptContextRequest { Id = id }, cancellationToken);
 
     public Task<InfoResponse> InfoAsync(CancellationToken cancellationToken)
         => RequestAsync(new InfoRequest(), AgentJsonContext.Default.InfoResponse, cancellationToken);
@@ -124,7 +160,7 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         => await frames.ReadAsync(cancellationToken)
            ?? throw new AgentErrorException(AgentErrorCodes.Internal, "The sandbox's agent closed the connection without answering; the sandbox may have stopped.");
 
-    private static Exception Unexpected(Frame frame)
+    internal static Exception Unexpected(Frame frame)
     {
         if (frame.Kind == FrameKind.Error)
         {

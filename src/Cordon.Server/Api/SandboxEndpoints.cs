@@ -18,8 +18,6 @@ namespace Cordon.Server.Api;
 /// the <see cref="SandboxService"/>'s.</summary>
 public static class SandboxEndpoints
 {
-    private const string Ndjson = "application/x-ndjson";
-
     public static void MapSandboxEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/sandboxes").WithTags("Sandboxes");
@@ -115,8 +113,7 @@ public static class SandboxEndpoints
     private static async Task<IResult> ExecAsync(string id, ExecRequestBody body, HttpContext context, SandboxService sandboxes)
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        var streaming = context.Request.Headers.Accept.Any(a => a?.Contains(Ndjson, StringComparison.OrdinalIgnoreCase) == true);
-        if (!streaming)
+        if (!Ndjson.Requested(context))
         {
             return Results.Ok(await sandboxes.ExecAsync(caller, id, body, context.RequestAborted));
         }
@@ -133,9 +130,7 @@ public static class SandboxEndpoints
         {
             await using var _ = session;
             var cancellationToken = context.RequestAborted;
-            context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
-            context.Response.ContentType = Ndjson;
-            context.Response.Headers.CacheControl = "no-cache";
+            Ndjson.Begin(context);
             await WriteAsync(context, new ExecStreamEvent { Type = "started", Pid = session.Pid }, cancellationToken);
             if (stdin is not null)
             {
@@ -181,13 +176,8 @@ public static class SandboxEndpoints
             }
         }
 
-        private static async Task WriteAsync(HttpContext context, ExecStreamEvent e, CancellationToken cancellationToken)
-        {
-            var line = JsonSerializer.SerializeToUtf8Bytes(e, ApiJsonContext.Default.ExecStreamEvent);
-            await context.Response.Body.WriteAsync(line, cancellationToken);
-            await context.Response.Body.WriteAsync("\n"u8.ToArray(), cancellationToken);
-            await context.Response.Body.FlushAsync(cancellationToken);
-        }
+        private static Task WriteAsync(HttpContext context, ExecStreamEvent e, CancellationToken cancellationToken)
+            => Ndjson.WriteAsync(context, e, ApiJsonContext.Default.ExecStreamEvent, cancellationToken);
     }
 
     internal static void AllowLargeBody(HttpContext context, long limit)

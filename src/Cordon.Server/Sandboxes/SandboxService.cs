@@ -636,7 +636,8 @@ public sealed partial class SandboxService : IAsyncDisposable
         ? CordonException.Conflict("sandbox_creating", $"The sandbox '{record.Id}' is still being created; retry in a moment.")
         : new CordonException("sandbox_ended", 410, $"The sandbox '{record.Id}' has ended ({record.EndReason}); create a new one.");
 
-    private static async Task<T> AgentCallAsync<T>(Func<Task<T>> call)
+    /// <param name="notFoundCode">The API error code for the agent's not-found (the thing the call was about).</param>
+    private static async Task<T> AgentCallAsync<T>(Func<Task<T>> call, string notFoundCode = "file_not_found")
     {
         try
         {
@@ -646,7 +647,8 @@ public sealed partial class SandboxService : IAsyncDisposable
         {
             throw ex.Code switch
             {
-                AgentErrorCodes.NotFound => CordonException.NotFound("file_not_found", ex.Message),
+                AgentErrorCodes.NotFound => CordonException.NotFound(notFoundCode, ex.Message),
+                AgentErrorCodes.Conflict => CordonException.Conflict("conflict", ex.Message),
                 AgentErrorCodes.InvalidArgument or AgentErrorCodes.NotADirectory or AgentErrorCodes.IsADirectory => CordonException.Invalid(ex.Message),
                 AgentErrorCodes.PermissionDenied => new CordonException("permission_denied", 403, ex.Message),
                 AgentErrorCodes.AlreadyExists => CordonException.Conflict("already_exists", ex.Message),
