@@ -80,6 +80,16 @@ for (var i = 0; i < iterations * 5; i++)
 await client.DeleteSandboxAsync(running.Id);
 results.AddRange([create, createOnly, firstExec, exec, destroy]);
 
+var code = await CodeBench.RunAsync(client, iterations);
+if (code is null)
+{
+    notes.Add("The code interpreter was not measured: the server's default image is not ready.");
+}
+else
+{
+    results.AddRange(code);
+}
+
 // Idle memory: 20 sandboxes, measured three ways.
 const int idleCount = 20;
 Console.Error.WriteLine($"bench: idle memory of {idleCount} sandboxes");
