@@ -39,6 +39,13 @@ public sealed class CordonClient : IDisposable
     /// (written by <c>cordon serve</c> when it generates a key).</summary>
     public static CordonClient FromEnvironment()
     {
+        var (url, key) = ResolveSettings();
+        return new CordonClient(url, key);
+    }
+
+    /// <summary>The server URL and API key <see cref="FromEnvironment"/> would use (the key may be empty).</summary>
+    public static (Uri Url, string ApiKey) ResolveSettings()
+    {
         var url = Environment.GetEnvironmentVariable("CORDON_URL");
         var key = Environment.GetEnvironmentVariable("CORDON_API_KEY");
         var home = Environment.GetEnvironmentVariable("HOME");
@@ -50,7 +57,7 @@ public sealed class CordonClient : IDisposable
             key ??= config.RootElement.TryGetProperty("apiKey", out var k) ? k.GetString() : null;
         }
 
-        return new CordonClient(new Uri(url ?? DefaultUrl), key ?? "");
+        return (new Uri(url ?? DefaultUrl), key ?? "");
     }
 
     public Task<HealthReport> GetHealthAsync(CancellationToken cancellationToken = default)

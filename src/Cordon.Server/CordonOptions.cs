@@ -59,4 +59,12 @@ public sealed class CordonOptions
 
     /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
     public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>MCP: the most characters of output one tool result carries; the rest can be paged.</summary>
+    [Range(1000, 10_000_000)]
+    public int McpMaxOutputChars { get; set; } = 20_000;
+
+    /// <summary>MCP: how long a session's sandbox lives without a tool call before it is destroyed.</summary>
+    [Range(60, 86400)]
+    public int McpSessionIdleSeconds { get; set; } = 1800;
 }

@@ -7,6 +7,7 @@ using Cordon.Runtime.Oci;
 using Cordon.Server.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Images;
+using Cordon.Server.Mcp;
 using Cordon.Server.Sandboxes;
 using Cordon.Server.State;
 using Microsoft.AspNetCore.Builder;
@@ -85,6 +86,7 @@ public static class CordonServer
         builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
+        builder.Services.AddCordonMcp(Version);
         builder.Services.AddExceptionHandler<ProblemMapping>();
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.CompleteFrameworkProblem);
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
@@ -114,6 +116,7 @@ public static class CordonServer
         app.MapCodeEndpoints();
         app.MapImageEndpoints();
         app.MapKeyEndpoints();
+        app.MapCordonMcp();
         return app;
     }
 

@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using Cordon.Protocol.Api;
+using Cordon.Server.Auth;
+using Cordon.Server.Sandboxes;
+using Cordon.Server.State;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.Mcp;
+
+/// <summary>The sandbox an agent session works in when a tool call names none: created on first use with the
+/// server's defaults, found again by its metadata (so the binding survives a server restart), kept alive
+/// while the session calls tools and destroyed by its timeout once the session has been idle.</summary>
+public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOptions> options)
+{
+    /// <summary>The metadata key that marks a session's sandbox; its value is the session key.</summary>
+    public const string MetadataKey = "cordon.mcp-session";
+
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _creating = new(StringComparer.Ordinal);
+
+    private int IdleSeconds => options.Value.McpSessionIdleSeconds;
+
+    /// <summary>The session's newest live sandbox, or null when it has none.</summary>
+    public SandboxRecord? Find(CallerIdentity caller, string session)
+        => sandboxes.List(caller, includeEnded: false, new Dictionary<string, string> { [MetadataKey] = session })
+            .Where(r => r.State is SandboxStates.Running or SandboxStates.Paused or SandboxStates.Creating)
+            .OrderByDescending(r => r.CreatedAt)
+            .FirstOrDefault();
+
+    /// <summary>The session's sandbox, created (or resumed) as needed; each use restarts its idle timeout.</summary>
+    public async Task<SandboxRecord> ResolveAsync(CallerIdentity caller, string session, CancellationToken cancellationToken)
+    {
+        var gate = _creating.GetOrAdd(caller.KeyId + "\n" + session, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (Find(caller, session) is { } existing)
+            {
+                if (existing.State == SandboxStates.Paused)
+                {
+                    existing = await sandboxes.ResumeAsync(caller, existing.Id, cancellationToken);
+                }
+
+                return Touch(caller, existing);
+            }
+
+            return await sandboxes.CreateAsync(caller, new CreateSandboxRequest
+            {
+                TimeoutSeconds = IdleSeconds,
+                Metadata = new Dictionary<string, string> { [MetadataKey] = session },
+            }, cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>Restarts the idle timeout of a session's sandbox (never shortens a longer one the agent set).</summary>
+    public SandboxRecord Touch(CallerIdentity caller, SandboxRecord record)
+    {
+        // Extended once half the idle time has passed, not on every call: each extension is an event in its history.
+        var halfway = DateTimeOffset.UtcNow.AddSeconds(IdleSeconds / 2.0);
+        return record.State == SandboxStates.Running && record.Metadata.ContainsKey(MetadataKey) && record.ExpiresAt < halfway
+            ? sandboxes.SetTimeout(caller, record.Id, IdleSeconds)
+            : record;
+    }
+}
