@@ -206,13 +206,22 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         await using var sandbox = await fixture.CreateSandboxAsync();
         var events = new List<CodeEvent>();
 
-        await foreach (var e in Client.RunCodeStreamAsync(sandbox.Id, new RunCodeRequestBody { Code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.2)\n'done'" }, Token))
+        // The cell waits for a file the test writes only after it has seen the cell's first line: without
+        // streaming, that line would arrive only at the end, and the cell would report it never saw the file.
+        var code = "import os, time\nprint('ready', flush=True)\nfor _ in range(600):\n    if os.path.exists('/tmp/go'): break\n    time.sleep(0.05)\n" +
+            "print('go' if os.path.exists('/tmp/go') else 'never saw /tmp/go', flush=True)\n'done'";
+        await foreach (var e in Client.RunCodeStreamAsync(sandbox.Id, new RunCodeRequestBody { Code = code }, Token))
         {
             events.Add(e);
+            if (e.Type == CodeEventTypes.Stdout && e.Text!.Contains("ready", StringComparison.Ordinal))
+            {
+                await Client.WriteFileAsync(sandbox.Id, "/tmp/go", new MemoryStream([1]), Token);
+            }
         }
 
-        Assert.Equal(["stdout", "stdout", "stdout", "result", "end"], events.Select(e => e.Type));
-        Assert.Equal(["0\n", "1\n", "2\n"], events.Take(3).Select(e => e.Text));
+        Assert.Equal("ready\ngo\n", string.Concat(events.Where(e => e.Type == CodeEventTypes.Stdout).Select(e => e.Text)));
+        Assert.Equal(["result", "end"], events.Where(e => e.Type != CodeEventTypes.Stdout).Select(e => e.Type));
+        Assert.Equal("'done'", events[^2].Data!["text/plain"].GetString());
         Assert.Equal(CodeRunStatus.Ok, events[^1].Status);
     }
 

@@ -500,7 +500,7 @@ internal sealed class CodeContext
 
     private async Task ForwardAsync(Instance instance, string type, Decoder decoder, byte[] bytes)
     {
-        if (instance.InterruptMode == "message" || _run is not { } run)
+        if (instance.Kernel is not null || _run is not { } run)
         {
             instance.AddDiagnostics(bytes);
             return;
@@ -564,7 +564,7 @@ internal sealed class CodeContext
 
         public string? Kernel { get; set; }
 
-        /// <summary><c>message</c> (tell the driver), <c>signal</c> (SIGINT to the driver) or <c>group</c> (SIGINT to its process group).</summary>
+        /// <summary><c>signal</c> (SIGINT to the driver), <c>group</c> (SIGINT to its process group) or <c>message</c> (tell the driver).</summary>
         public string InterruptMode { get; set; } = "signal";
 
         public void AddDiagnostics(ReadOnlySpan<byte> bytes)

@@ -1,6 +1,6 @@
 # Cordon code-context driver for Jupyter kernels (and plain Python when no kernel is installed).
 # The agent starts it with the context's channel on fd 3: newline-delimited JSON both ways.
-#   agent -> driver: {"op": "run", "code": "..."} | {"op": "interrupt"}
+#   agent -> driver: {"op": "run", "code": "..."}       (interrupts arrive as SIGINT)
 #   driver -> agent: {"type": "ready", ...} then per run: stdout | stderr | result | error ... end
 # Usage: python3 -c <this file> <kernel name or language> [plain-python-ok]
 import json
@@ -46,37 +46,27 @@ def find_kernel(wanted):
 
 
 def run_jupyter(kernel_name, language):
+    import signal
     from jupyter_client.manager import KernelManager
 
     env = dict(os.environ)
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env.pop("MPLBACKEND", None)  # the inline backend shows figures without savefig
     manager = KernelManager(kernel_name=kernel_name)
+    # Messages are not signed: the kernel's ports are on the sandbox's own loopback, where every process runs
+    # with the same rights as the kernel and could read its connection file anyway. Saves a hash per message.
+    manager.session.key = b""
     manager.start_kernel(env=env, cwd=os.getcwd(), stdout=sys.stderr, stderr=sys.stderr)
     client = manager.client()
     client.start_channels()
     client.wait_for_ready(timeout=120)
-    send({"type": "ready", "kernel": kernel_name, "language": language, "interrupt": "message"})
 
-    runs = []
-    wake = threading.Condition()
-
-    def worker():
-        while True:
-            with wake:
-                while not runs:
-                    wake.wait()
-                code = runs.pop(0)
-            execute(manager, client, code)
-
-    threading.Thread(target=worker, daemon=True).start()
+    # The agent interrupts a run with SIGINT to this process; the kernel gets Jupyter's interrupt.
+    signal.signal(signal.SIGINT, lambda *_: manager.interrupt_kernel())
+    send({"type": "ready", "kernel": kernel_name, "language": language, "interrupt": "signal"})
     for request in requests():
         if request.get("op") == "run":
-            with wake:
-                runs.append(request.get("code", ""))
-                wake.notify()
-        elif request.get("op") == "interrupt":
-            manager.interrupt_kernel()
+            execute(manager, client, request.get("code", ""))
     manager.shutdown_kernel(now=True)
 
 
@@ -109,6 +99,15 @@ def execute(manager, client, code):
         elif kind == "execute_input":
             count = content.get("execution_count", count)
         elif kind == "status" and content["execution_state"] == "idle":
+            break
+    # Take the execute_reply off the shell channel (it is there by now), or replies pile up run after run.
+    while True:
+        try:
+            reply = client.get_shell_msg(timeout=5)
+        except Exception:  # queue.Empty: no reply; nothing more to wait for
+            break
+        if reply["parent_header"].get("msg_id") == msg_id:
+            count = reply["content"].get("execution_count", count)
             break
     send({"type": "end", "status": status, "executionCount": count})
 
