@@ -6,6 +6,7 @@ using Cordon.Runtime;
 using Cordon.Runtime.Oci;
 using Cordon.Server.Api;
 using Cordon.Server.Auth;
+using Cordon.Server.Compat.E2b;
 using Cordon.Server.Images;
 using Cordon.Server.Mcp;
 using Cordon.Server.Sandboxes;
@@ -87,6 +88,9 @@ public static class CordonServer
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
         builder.Services.AddCordonMcp(Version);
+        builder.Services.AddSingleton<BackgroundCommands>();
+        builder.Services.AddSingleton<E2bTokens>();
+        builder.Services.AddSingleton<Envd>();
         builder.Services.AddExceptionHandler<ProblemMapping>();
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.CompleteFrameworkProblem);
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
@@ -109,6 +113,7 @@ public static class CordonServer
 
         // Answers without a body (unknown route, wrong method, wrong media type) get problem details too.
         app.UseStatusCodePages();
+        app.UseMiddleware<E2bSandboxPlane>();
         app.UseMiddleware<ApiKeyMiddleware>();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapHealthEndpoints();
@@ -117,6 +122,7 @@ public static class CordonServer
         app.MapImageEndpoints();
         app.MapKeyEndpoints();
         app.MapCordonMcp();
+        app.MapE2bControlPlane();
         return app;
     }
 

@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Cordon.Server.Sandboxes;
 using Microsoft.Extensions.DependencyInjection;
 using ModelContextProtocol.AspNetCore;
 using ModelContextProtocol.Protocol;
@@ -23,7 +24,6 @@ public static class McpEndpoint
     {
         services.AddHttpContextAccessor();
         services.AddSingleton<SessionSandboxes>();
-        services.AddSingleton<BackgroundCommands>();
         services.AddMcpServer(o =>
         {
             o.ServerInfo = new Implementation { Name = "cordon", Title = "Cordon sandboxes", Version = version };

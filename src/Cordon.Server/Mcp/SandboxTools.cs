@@ -129,7 +129,7 @@ public sealed class SandboxTools(
             }
 
             var session = await sandboxes.StartExecAsync(caller, sandbox.Id, exec, cancellationToken);
-            var handle = commands.Start(caller, sandbox.Id, session, command ?? string.Join(' ', argv!));
+            var handle = commands.Start(caller, sandbox.Id, session, exec);
             if (stdin is not null)
             {
                 await handle.WriteStdinAsync(stdin, close: !background, cancellationToken);
@@ -257,7 +257,7 @@ public sealed class SandboxTools(
         {
             var sandbox = await SandboxAsync(request, caller, sandboxId, cancellationToken);
             var stat = await sandboxes.StatFileAsync(caller, sandbox.Id, path, cancellationToken);
-            if (stat.Type == "directory")
+            if (stat.Type == "dir")
             {
                 return ToolResults.Error($"{path} is a directory: use list_files to see what is in it.");
             }
@@ -383,7 +383,7 @@ public sealed class SandboxTools(
             var sandbox = await SandboxAsync(request, caller, sandboxId, cancellationToken);
             path ??= "/root";
             var listing = await sandboxes.ListFilesAsync(caller, sandbox.Id, path, Math.Clamp(depth, 1, 5), cancellationToken);
-            var lines = listing.Entries.Select(e => $"{(e.Type == "directory" ? "d" : e.Type == "symlink" ? "l" : "-")} {e.Size,12}  {e.Path}{(e.Type == "directory" ? "/" : "")}");
+            var lines = listing.Entries.Select(e => $"{(e.Type == "dir" ? "d" : e.Type == "symlink" ? "l" : "-")} {e.Size,12}  {e.Path}{(e.Type == "dir" ? "/" : "")}");
             var (text, _) = ToolResults.Cap(listing.Entries.Count == 0 ? $"{path} is empty." : string.Join('\n', lines), MaxChars, "list a subdirectory, or use depth=1");
             return ToolResults.Ok(text, new FileListing(SandboxPaths.Normalize(path), listing.Entries));
         });

@@ -1,15 +1,17 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using System.Threading.Channels;
 using Cordon.Protocol;
 using Cordon.Runtime.Agent;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 
-namespace Cordon.Server.Mcp;
+namespace Cordon.Server.Sandboxes;
 
-/// <summary>Commands started through MCP, by handle: their output is kept (the newest part, within a cap) so an
-/// agent can page through it with a cursor, feed them input, signal them and wait for them. Foreground
+/// <summary>Commands whose life is not tied to one HTTP request (MCP's run_command, E2B's processes), by handle:
+/// their output is kept (the newest part, within a cap) so an agent can page through it with a cursor, and
+/// streamed live to whoever attaches; they take input and signals, and can be waited for. MCP's foreground
 /// commands are handles too, so a capped result can always point at the full output.</summary>
 public sealed class BackgroundCommands
 {
@@ -20,13 +22,28 @@ public sealed class BackgroundCommands
 
     private readonly ConcurrentDictionary<string, CommandHandle> _handles = new(StringComparer.Ordinal);
 
-    public CommandHandle Start(CallerIdentity caller, string sandboxId, ExecSession session, string description)
+    public CommandHandle Start(CallerIdentity caller, string sandboxId, ExecSession session, ExecRequest request)
+        => Start(caller, sandboxId, session, request, subscribe: false).Handle;
+
+    /// <param name="subscribe">Also return a live view of the output that misses nothing (taken before the
+    /// output is read).</param>
+    public (CommandHandle Handle, CommandHandle.Subscription? Live) Start(CallerIdentity caller, string sandboxId, ExecSession session, ExecRequest request, bool subscribe)
     {
         Forget();
-        var handle = new CommandHandle("cmd-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), caller.KeyId, sandboxId, session, description);
+        var handle = new CommandHandle("cmd-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), caller.KeyId, sandboxId, session, request);
+        var live = subscribe ? handle.Subscribe() : null;
+        handle.Pump();
         _handles[handle.Id] = handle;
-        return handle;
+        return (handle, live);
     }
+
+    /// <summary>The caller's command with this pid in this sandbox (running, or ended within the retention).</summary>
+    public CommandHandle? FindByPid(CallerIdentity caller, string sandboxId, int pid)
+        => _handles.Values.Where(h => h.SandboxId == sandboxId && h.Pid == pid && caller.CanSee(h.Owner)).MaxBy(h => h.StartedAt);
+
+    /// <summary>The caller's running commands in this sandbox.</summary>
+    public IEnumerable<CommandHandle> Running(CallerIdentity caller, string sandboxId)
+        => _handles.Values.Where(h => h.SandboxId == sandboxId && h.Running && caller.CanSee(h.Owner));
 
     /// <exception cref="CordonException">404 when the handle is unknown, forgotten, or another tenant's.</exception>
     public CommandHandle Get(CallerIdentity caller, string id)
@@ -60,24 +77,28 @@ public sealed class CommandHandle
 
     private readonly ExecSession _session;
     private readonly TaskCompletionSource<ExitMessage?> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Lock _subscribersLock = new();
+    private readonly List<ChannelWriter<ExecEvent>> _subscribers = [];
 
-    internal CommandHandle(string id, string owner, string sandboxId, ExecSession session, string description)
+    internal CommandHandle(string id, string owner, string sandboxId, ExecSession session, ExecRequest request)
     {
         Id = id;
         Owner = owner;
         SandboxId = sandboxId;
-        Description = description;
+        Request = request;
         _session = session;
-        _ = PumpAsync();
     }
+
+    public DateTimeOffset StartedAt { get; } = DateTimeOffset.UtcNow;
+
+    /// <summary>What was started (program, arguments, environment, working directory).</summary>
+    public ExecRequest Request { get; }
 
     public string Id { get; }
 
     public string Owner { get; }
 
     public string SandboxId { get; }
-
-    public string Description { get; }
 
     public int Pid => _session.Pid;
 
@@ -111,14 +132,57 @@ public sealed class CommandHandle
         }
     }
 
-    public async Task WriteStdinAsync(string data, bool close, CancellationToken cancellationToken)
+    public Task WriteStdinAsync(string data, bool close, CancellationToken cancellationToken)
+        => WriteStdinAsync(Encoding.UTF8.GetBytes(data), close, cancellationToken);
+
+    public async Task WriteStdinAsync(ReadOnlyMemory<byte> data, bool close, CancellationToken cancellationToken)
     {
         EnsureRunning();
-        await _session.WriteStdinAsync(Encoding.UTF8.GetBytes(data), cancellationToken);
+        if (data.Length > 0)
+        {
+            await _session.WriteStdinAsync(data, cancellationToken);
+        }
+
         if (close)
         {
             await _session.CloseStdinAsync(cancellationToken);
         }
+    }
+
+    /// <summary>Output from now on, as it comes (stdout and stderr events; no exit event): the channel completes
+    /// when the command ended. Dispose the subscription to stop receiving.</summary>
+    public Subscription Subscribe()
+    {
+        var channel = Channel.CreateUnbounded<ExecEvent>(new UnboundedChannelOptions { SingleReader = true });
+        lock (_subscribersLock)
+        {
+            if (Running)
+            {
+                _subscribers.Add(channel.Writer);
+            }
+            else
+            {
+                channel.Writer.TryComplete();
+            }
+        }
+
+        return new Subscription(channel.Reader, () =>
+        {
+            lock (_subscribersLock)
+            {
+                _subscribers.Remove(channel.Writer);
+            }
+
+            channel.Writer.TryComplete();
+        });
+    }
+
+    /// <summary>A live view of a command's output; disposing it detaches.</summary>
+    public sealed class Subscription(ChannelReader<ExecEvent> reader, Action detach) : IDisposable
+    {
+        public ChannelReader<ExecEvent> Reader { get; } = reader;
+
+        public void Dispose() => detach();
     }
 
     public async Task SignalAsync(int signal, CancellationToken cancellationToken)
@@ -135,6 +199,8 @@ public sealed class CommandHandle
         }
     }
 
+    internal void Pump() => _ = PumpAsync();
+
     private async Task PumpAsync()
     {
         var stdout = Encoding.UTF8.GetDecoder();
@@ -148,9 +214,11 @@ public sealed class CommandHandle
                 {
                     case ExecEventKind.Stdout:
                         Append(Stdout, stdout, e.Data);
+                        Publish(e);
                         break;
                     case ExecEventKind.Stderr:
                         Append(Stderr, stderr, e.Data);
+                        Publish(e);
                         break;
                     case ExecEventKind.Exit:
                         exit = e.Exit;
@@ -166,7 +234,27 @@ public sealed class CommandHandle
         {
             await _session.DisposeAsync();
             EndedAt = DateTimeOffset.UtcNow;
-            _exit.TrySetResult(exit);
+            lock (_subscribersLock)
+            {
+                _exit.TrySetResult(exit);
+                foreach (var subscriber in _subscribers)
+                {
+                    subscriber.TryComplete();
+                }
+
+                _subscribers.Clear();
+            }
+        }
+    }
+
+    private void Publish(ExecEvent e)
+    {
+        lock (_subscribersLock)
+        {
+            foreach (var subscriber in _subscribers)
+            {
+                subscriber.TryWrite(e);
+            }
         }
     }
 

@@ -1,0 +1,274 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Cordon.Protocol.Api;
+using Cordon.Server.Auth;
+using Cordon.Server.Errors;
+using Cordon.Server.Sandboxes;
+using Cordon.Server.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.Compat.E2b;
+
+/// <summary>E2B's control plane (what <c>E2B_API_URL</c> points at), as the official SDKs call it: create, connect,
+/// get, list, kill, set timeout, pause, metrics. A thin adapter over <see cref="SandboxService"/>; errors are
+/// E2B's <c>{"code": status, "message": …}</c>, since the SDK reads the code from the body.</summary>
+public static class E2bControlPlane
+{
+    /// <summary>The envd version Cordon answers as: the SDK enables features by it (see docs/e2b.md).</summary>
+    public const string EnvdVersion = "0.5.7";
+
+    /// <summary>Metadata that remembers which E2B template a sandbox was created from.</summary>
+    public const string TemplateMetadata = "e2b.template";
+
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    public static void MapE2bControlPlane(this IEndpointRouteBuilder app)
+    {
+        foreach (var prefix in (string[])["/sandboxes", "/v2/sandboxes"])
+        {
+            var group = app.MapGroup(prefix).ExcludeFromDescription();
+            group.MapPost("", CreateAsync);
+            group.MapGet("", List);
+            group.MapPost("/{id}/connect", ConnectAsync);
+            group.MapGet("/{id}", Get);
+            group.MapDelete("/{id}", KillAsync);
+            group.MapPost("/{id}/timeout", SetTimeoutAsync);
+            group.MapPost("/{id}/pause", PauseAsync);
+            group.MapGet("/{id}/metrics", MetricsAsync);
+        }
+    }
+
+    private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, E2bTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
+    {
+        var body = await ReadAsync<NewSandbox>(context) ?? new NewSandbox();
+        var template = string.IsNullOrEmpty(body.TemplateId) ? "base" : body.TemplateId;
+        var metadata = new Dictionary<string, string>(body.Metadata ?? [], StringComparer.Ordinal) { [TemplateMetadata] = template };
+        var record = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), new CreateSandboxRequest
+        {
+            Image = ImageFor(template, options.Value),
+            TimeoutSeconds = body.Timeout ?? 300,
+            Env = body.EnvVars,
+            Metadata = metadata,
+        }, context.RequestAborted);
+        return Results.Json(Describe(record, tokens), Json, statusCode: 201);
+    });
+
+    private static Task<IResult> ConnectAsync(string id, HttpContext context, SandboxService sandboxes, E2bTokens tokens) => GuardAsync(async () =>
+    {
+        var caller = ApiKeyMiddleware.Caller(context);
+        var body = await ReadAsync<ConnectSandbox>(context);
+        var record = sandboxes.Get(caller, id);
+        var resumed = false;
+        if (record.State == SandboxStates.Paused)
+        {
+            record = await sandboxes.ResumeAsync(caller, id, context.RequestAborted);
+            resumed = true;
+        }
+        else if (record.State != SandboxStates.Running)
+        {
+            throw CordonException.NotFound("sandbox_not_found", $"Sandbox {id} is not running ({record.State}).");
+        }
+
+        if (body?.Timeout is > 0)
+        {
+            record = sandboxes.SetTimeout(caller, id, body.Timeout.Value);
+        }
+
+        return Results.Json(Describe(record, tokens), Json, statusCode: resumed ? 201 : 200);
+    });
+
+    private static Task<IResult> Get(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(() =>
+    {
+        var record = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
+        return Task.FromResult(record.State == SandboxStates.Ended
+            ? throw CordonException.NotFound("sandbox_not_found", $"Sandbox {id} not found.")
+            : Results.Json(Detail(record), Json));
+    });
+
+    private static Task<IResult> List(HttpContext context, SandboxService sandboxes) => GuardAsync(() =>
+    {
+        var query = context.Request.Query;
+        var states = query["state"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var metadata = ParseMetadata(query["metadata"].ToString());
+        var records = sandboxes.List(ApiKeyMiddleware.Caller(context), includeEnded: false, metadata)
+            .Where(r => r.State is SandboxStates.Running or SandboxStates.Paused)
+            .Where(r => states.Length == 0 || states.Contains(r.State))
+            .OrderBy(r => r.CreatedAt);
+        var ordered = query["order"] == "desc" ? records.Reverse() : records;
+        var limit = int.TryParse(query["limit"], out var l) && l > 0 ? l : int.MaxValue;
+        return Task.FromResult(Results.Json(ordered.Take(limit).Select(Detail).ToList(), Json));
+    });
+
+    private static Task<IResult> KillAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var caller = ApiKeyMiddleware.Caller(context);
+        if (sandboxes.Get(caller, id).State == SandboxStates.Ended)
+        {
+            throw CordonException.NotFound("sandbox_not_found", $"Sandbox {id} not found.");
+        }
+
+        await sandboxes.DestroyAsync(caller, id, "killed through the E2B API", context.RequestAborted);
+        return Results.NoContent();
+    });
+
+    private static Task<IResult> SetTimeoutAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var body = await ReadAsync<ConnectSandbox>(context);
+        if (body?.Timeout is not > 0)
+        {
+            throw CordonException.Invalid("timeout must be a positive number of seconds.");
+        }
+
+        sandboxes.SetTimeout(ApiKeyMiddleware.Caller(context), id, body.Timeout.Value);
+        return Results.NoContent();
+    });
+
+    private static Task<IResult> PauseAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var caller = ApiKeyMiddleware.Caller(context);
+        if (sandboxes.Get(caller, id).State == SandboxStates.Paused)
+        {
+            throw CordonException.Conflict("sandbox_paused", $"Sandbox {id} is already paused.");
+        }
+
+        await sandboxes.PauseAsync(caller, id, context.RequestAborted);
+        return Results.NoContent();
+    });
+
+    private static Task<IResult> MetricsAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var caller = ApiKeyMiddleware.Caller(context);
+        var record = sandboxes.Get(caller, id);
+        var metrics = await sandboxes.MetricsAsync(caller, id, context.RequestAborted);
+        var now = DateTimeOffset.UtcNow;
+        var uptime = Math.Max(1, (now - record.CreatedAt).TotalSeconds);
+        var metric = new
+        {
+            timestamp = now,
+            timestampUnix = now.ToUnixTimeSeconds(),
+            cpuCount = record.Cpu,
+            cpuUsedPct = Math.Round(metrics.CpuSeconds / uptime / Math.Max(record.Cpu, 0.01) * 100, 2),
+            memUsed = metrics.MemoryBytes,
+            memTotal = metrics.MemoryLimitBytes,
+            memCache = 0,
+            diskUsed = 0,
+            diskTotal = record.DiskMiB * 1024 * 1024,
+        };
+        return Results.Json(new[] { metric }, Json);
+    });
+
+    /// <summary>E2B's templates <c>base</c> and <c>code-interpreter-v1</c> are Cordon's default image; any other
+    /// template name is an image name.</summary>
+    private static string ImageFor(string template, CordonOptions options)
+        => template is "base" or "code-interpreter-v1" or "code-interpreter" ? options.DefaultImage : template;
+
+    private static object Describe(SandboxRecord record, E2bTokens tokens) => new
+    {
+        sandboxID = record.Id,
+        templateID = Template(record),
+        alias = Template(record),
+        clientID = "cordon",
+        envdVersion = EnvdVersion,
+        envdAccessToken = tokens.For(record.Id),
+        trafficAccessToken = (string?)null,
+        domain = (string?)null,
+    };
+
+    private static object Detail(SandboxRecord record) => new
+    {
+        sandboxID = record.Id,
+        templateID = Template(record),
+        alias = Template(record),
+        clientID = "cordon",
+        metadata = record.Metadata.Where(m => m.Key != TemplateMetadata).ToDictionary(),
+        startedAt = record.CreatedAt,
+        endAt = record.ExpiresAt ?? record.CreatedAt.AddSeconds(record.TimeoutSeconds),
+        state = record.State,
+        cpuCount = record.Cpu,
+        memoryMB = record.MemoryMiB,
+        diskSizeMB = record.DiskMiB,
+        envdVersion = EnvdVersion,
+        domain = (string?)null,
+        lifecycle = new { onTimeout = "kill", autoResume = false },
+        volumeMounts = Array.Empty<object>(),
+    };
+
+    private static string Template(SandboxRecord record) => record.Metadata.GetValueOrDefault(TemplateMetadata) ?? record.Image;
+
+    /// <summary>The SDK sends metadata as a query string inside the query string: <c>metadata=a%3Db%26k%3Dv</c>.</summary>
+    private static Dictionary<string, string>? ParseMetadata(string metadata)
+    {
+        if (string.IsNullOrEmpty(metadata))
+        {
+            return null;
+        }
+
+        var filter = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in metadata.Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            var key = Uri.UnescapeDataString(eq < 0 ? pair : pair[..eq]);
+            filter[key] = eq < 0 ? "" : Uri.UnescapeDataString(pair[(eq + 1)..]);
+        }
+
+        return filter;
+    }
+
+    private static async Task<T?> ReadAsync<T>(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        var text = await reader.ReadToEndAsync(context.RequestAborted);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return default;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize<T>(text, Json);
+        }
+        catch (JsonException ex)
+        {
+            throw CordonException.Invalid("The request body is not valid JSON: " + ex.Message);
+        }
+    }
+
+    /// <summary>Cordon's errors in E2B's shape.</summary>
+    private static async Task<IResult> GuardAsync(Func<Task<IResult>> handler)
+    {
+        try
+        {
+            return await handler();
+        }
+        catch (CordonException ex)
+        {
+            return Error(ex.Status, ex.Message);
+        }
+    }
+
+    public static IResult Error(int status, string message)
+        => Results.Json(new { code = status, message }, Json, statusCode: status);
+
+    private sealed record NewSandbox
+    {
+        [JsonPropertyName("templateID")]
+        public string? TemplateId { get; init; }
+
+        public int? Timeout { get; init; }
+
+        public Dictionary<string, string>? Metadata { get; init; }
+
+        public Dictionary<string, string>? EnvVars { get; init; }
+    }
+
+    private sealed record ConnectSandbox
+    {
+        public int? Timeout { get; init; }
+    }
+}

@@ -1,0 +1,107 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Cordon.Server.Auth;
+using Cordon.Server.Errors;
+using Cordon.Server.Sandboxes;
+using Cordon.Server.State;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Cordon.Server.Compat.E2b;
+
+/// <summary>The traffic E2B's SDKs send into a sandbox (what <c>E2B_SANDBOX_URL</c> points at), recognised by the
+/// <c>E2b-Sandbox-Id</c> and <c>E2b-Sandbox-Port</c> headers or a host name <c>{port}-{sandboxId}.{domain}</c>:
+/// envd on logical port 49983 (Connect RPC and <c>/files</c>), the code interpreter on 49999. It runs before
+/// API-key authentication, because this traffic carries the sandbox's access token instead.</summary>
+public sealed partial class E2bSandboxPlane(RequestDelegate next)
+{
+    public const int EnvdPort = 49983;
+    public const int CodeInterpreterPort = 49999;
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        if (Target(context) is not { } target)
+        {
+            await next(context);
+            return;
+        }
+
+        var services = context.RequestServices;
+        var sandboxes = services.GetRequiredService<SandboxService>();
+        SandboxRecord? record = null;
+        try
+        {
+            record = sandboxes.Get(CallerIdentity.System, target.SandboxId);
+        }
+        catch (CordonException)
+        {
+        }
+
+        if (record is null || record.State != SandboxStates.Running)
+        {
+            // envd's proxy answers 502 for a sandbox that is not running: the SDK reads it as "sandbox gone".
+            await Results.Json(new { code = 502, message = $"The sandbox {target.SandboxId} is not running." }, statusCode: 502).ExecuteAsync(context);
+            return;
+        }
+
+        var owner = new CallerIdentity(record.Owner, Admin: false);
+        var token = context.Request.Headers["X-Access-Token"].ToString();
+        var tokens = services.GetRequiredService<E2bTokens>();
+        var open = (target.Port == EnvdPort && context.Request.Path == "/health")
+            || (target.Port == CodeInterpreterPort && context.Request.Path.StartsWithSegments("/contexts"));
+        if (!open && !tokens.IsValid(record.Id, token))
+        {
+            await Results.Json(new { code = 401, message = "The X-Access-Token header is missing or wrong for this sandbox (the SDK sends the envdAccessToken from create)." }, statusCode: 401).ExecuteAsync(context);
+            return;
+        }
+
+        switch (target.Port)
+        {
+            case EnvdPort:
+                await services.GetRequiredService<Envd>().HandleAsync(context, record, owner);
+                break;
+            case CodeInterpreterPort:
+                await CodeInterpreter.HandleAsync(context, sandboxes, record, owner);
+                break;
+            default:
+                await Results.Json(new { code = 502, message = $"Port {target.Port} of sandbox {record.Id} cannot be reached: Cordon does not forward sandbox ports yet." }, statusCode: 502).ExecuteAsync(context);
+                break;
+        }
+    }
+
+    private static (string SandboxId, int Port)? Target(HttpContext context)
+    {
+        var headers = context.Request.Headers;
+        if (headers.TryGetValue("E2b-Sandbox-Id", out var id) && !string.IsNullOrEmpty(id))
+        {
+            return (id.ToString(), int.TryParse(headers["E2b-Sandbox-Port"], out var port) ? port : EnvdPort);
+        }
+
+        var match = HostRegex().Match(context.Request.Host.Host);
+        return match.Success ? (match.Groups[2].Value, int.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)) : null;
+    }
+
+    /// <summary>The basic-auth user name the SDK sends to pick the user (<c>Basic base64("user:")</c>), if any.</summary>
+    internal static string? BasicUser(HttpContext context)
+    {
+        var header = context.Request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        try
+        {
+            var decoded = Encoding.UTF8.GetString(Convert.FromBase64String(header[6..].Trim()));
+            var user = decoded.Split(':', 2)[0];
+            return user.Length > 0 ? user : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    [GeneratedRegex("^([0-9]{1,5})-([a-z0-9]{20})\\.", RegexOptions.CultureInvariant)]
+    private static partial Regex HostRegex();
+}
