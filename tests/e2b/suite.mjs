@@ -1,0 +1,206 @@
+// Runs the official E2B SDKs against a Cordon server and prints what they saw as one JSON document;
+// tests/Cordon.Server.Tests/E2bCompatTests.cs asserts on it. The SDKs are pointed at Cordon the documented
+// way: E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY in the environment.
+//   node suite.mjs core <e2b|e2b-2.50>     commands, files, lifecycle with the plain SDK
+//   node suite.mjs code                    the code interpreter (@e2b/code-interpreter)
+import { createHash } from 'node:crypto';
+
+const [scenario, sdk = 'e2b'] = process.argv.slice(2);
+const out = {};
+
+async function attempt(name, body) {
+  try {
+    out[name] = await body();
+  } catch (error) {
+    out[name] = { error: error?.constructor?.name ?? 'Error', message: String(error?.message ?? error), exitCode: error?.exitCode, stdout: error?.stdout, stderr: error?.stderr };
+  }
+}
+
+if (scenario === 'core') {
+  const { Sandbox } = await import(sdk);
+  const sbx = await Sandbox.create('base', { metadata: { suite: `core-${process.pid}` }, envs: { FOO: 'from-create' }, timeoutMs: 300_000 });
+  out.sandboxId = sbx.sandboxId;
+  try {
+    // Commands in the foreground, with callbacks, exit codes and timeouts.
+    const seen = { stdout: '', stderr: '' };
+    await attempt('run', async () => {
+      const r = await sbx.commands.run('echo "$FOO $BAR"; echo oops >&2; whoami; pwd', {
+        envs: { BAR: 'from-run' },
+        onStdout: (d) => { seen.stdout += d; },
+        onStderr: (d) => { seen.stderr += d; },
+      });
+      return { stdout: r.stdout, stderr: r.stderr, exitCode: r.exitCode, seen };
+    });
+    await attempt('exitCode', () => sbx.commands.run('echo partial; exit 3'));
+    await attempt('timeout', () => sbx.commands.run('sleep 30', { timeoutMs: 1500 }));
+    await attempt('root', async () => (await sbx.commands.run('whoami', { user: 'root' })).stdout);
+    await attempt('cwd', async () => (await sbx.commands.run('pwd', { cwd: '/tmp' })).stdout);
+    await attempt('badCwd', () => sbx.commands.run('pwd', { cwd: '/no/such/dir' }));
+
+    // Background commands: wait, disconnect and connect again, stdin, kill, list.
+    await attempt('background', async () => {
+      const h = await sbx.commands.run('for i in 1 2 3; do echo line$i; sleep 0.2; done', { background: true });
+      const r = await h.wait();
+      return { pid: h.pid, stdout: r.stdout, exitCode: r.exitCode };
+    });
+    await attempt('reconnect', async () => {
+      const h = await sbx.commands.run('sleep 1; echo after-reconnect', { background: true });
+      await h.disconnect();
+      const again = await sbx.commands.connect(h.pid);
+      const r = await again.wait();
+      return { stdout: r.stdout, exitCode: r.exitCode };
+    });
+    await attempt('stdin', async () => {
+      const h = await sbx.commands.run('cat', { background: true, stdin: true });
+      await sbx.commands.sendStdin(h.pid, 'typed input\n');
+      await sbx.commands.closeStdin(h.pid);
+      const r = await h.wait();
+      return { stdout: r.stdout };
+    });
+    await attempt('killCommand', async () => {
+      const h = await sbx.commands.run('sleep 300', { background: true });
+      const listed = (await sbx.commands.list()).map((p) => p.pid);
+      const killed = await h.kill();
+      let ended;
+      try {
+        await h.wait();
+        ended = 'no error';
+      } catch (error) {
+        ended = { error: error.constructor.name, exitCode: error.exitCode, message: error.message };
+      }
+      const killedAgain = await sbx.commands.kill(h.pid);
+      return { listed: listed.includes(h.pid), killed, ended, killedAgain };
+    });
+
+    // Files: text, bytes, a 50 MiB stream, listing, directories, rename, remove, exists, info.
+    await attempt('text', async () => {
+      const info = await sbx.files.write('/home/user/notes/hello.txt', 'hello from e2b\n');
+      return { path: info.path, read: await sbx.files.read('/home/user/notes/hello.txt') };
+    });
+    await attempt('relative', async () => {
+      await sbx.files.write('relative.txt', 'in home');
+      return (await sbx.commands.run('cat /home/user/relative.txt')).stdout;
+    });
+    await attempt('bytes', async () => {
+      const bytes = new Uint8Array([0, 1, 2, 253, 254, 255]);
+      await sbx.files.write('/tmp/bytes.bin', bytes.buffer);
+      return Array.from(await sbx.files.read('/tmp/bytes.bin', { format: 'bytes' }));
+    });
+    await attempt('big', async () => {
+      const size = 50 * 1024 * 1024;
+      const data = Buffer.alloc(size);
+      for (let i = 0; i < size; i += 4096) data.writeUInt32LE(i, i);
+      const sent = createHash('sha256').update(data).digest('hex');
+      await sbx.files.write('/tmp/big.bin', new Blob([data]));
+      const stream = await sbx.files.read('/tmp/big.bin', { format: 'stream' });
+      const hash = createHash('sha256');
+      let length = 0;
+      for await (const chunk of stream) {
+        hash.update(chunk);
+        length += chunk.length;
+      }
+      const inside = (await sbx.commands.run('sha256sum /tmp/big.bin')).stdout.split(' ')[0];
+      return { sent, received: hash.digest('hex'), inside, length };
+    });
+    await attempt('writeFiles', async () => {
+      const infos = await sbx.files.write([{ path: '/tmp/multi/a.txt', data: 'A' }, { path: '/tmp/multi/b.txt', data: 'B' }]);
+      return infos.map((i) => i.path).sort();
+    });
+    await attempt('filesList', async () => (await sbx.files.list('/home/user/notes')).map((e) => ({ name: e.name, type: e.type, size: e.size })));
+    await attempt('makeDir', async () => [await sbx.files.makeDir('/tmp/made/deep'), await sbx.files.makeDir('/tmp/made/deep')]);
+    await attempt('rename', async () => (await sbx.files.rename('/home/user/notes/hello.txt', '/home/user/notes/renamed.txt')).path);
+    await attempt('exists', async () => [await sbx.files.exists('/home/user/notes/renamed.txt'), await sbx.files.exists('/home/user/notes/hello.txt')]);
+    await attempt('fileInfo', async () => {
+      const info = await sbx.files.getInfo('/home/user/notes/renamed.txt');
+      return { name: info.name, type: info.type, size: info.size, permissions: info.permissions, owner: info.owner };
+    });
+    await attempt('remove', async () => {
+      await sbx.files.remove('/home/user/notes');
+      return await sbx.files.exists('/home/user/notes');
+    });
+    await attempt('readMissing', () => sbx.files.read('/no/such/file'));
+    await attempt('watchDir', () => sbx.files.watchDir('/tmp', () => {}));
+
+    // Lifecycle: info, list, timeout, and kill (true, then false).
+    await attempt('getInfo', async () => {
+      const info = await sbx.getInfo();
+      return { sandboxId: info.sandboxId, templateId: info.templateId, metadata: info.metadata, state: info.state };
+    });
+    await attempt('setTimeout', async () => {
+      await sbx.setTimeout(600_000);
+      const info = await sbx.getInfo();
+      return Math.round((new Date(info.endAt).getTime() - Date.now()) / 1000);
+    });
+    await attempt('isRunning', () => sbx.isRunning());
+    await attempt('list', async () => {
+      const paginator = Sandbox.list({ query: { metadata: { suite: `core-${process.pid}` } } });
+      const items = await paginator.nextItems();
+      return items.map((s) => s.sandboxId);
+    });
+    await attempt('connect', async () => {
+      const again = await Sandbox.connect(sbx.sandboxId);
+      return (await again.commands.run('echo connected')).stdout;
+    });
+  } finally {
+    out.killSandbox = await sbx.kill();
+    out.killAgain = await Sandbox.kill(sbx.sandboxId);
+  }
+  await attempt('afterKill', () => Sandbox.connect(out.sandboxId));
+}
+
+if (scenario === 'code') {
+  const { Sandbox } = await import('@e2b/code-interpreter');
+  const sbx = await Sandbox.create({ timeoutMs: 300_000 });
+  try {
+    await attempt('state', async () => {
+      await sbx.runCode('x = 41');
+      const r = await sbx.runCode('x + 1');
+      return { text: r.text, results: r.results.length, executionCount: r.executionCount };
+    });
+    await attempt('logs', async () => {
+      const stdout = [];
+      const r = await sbx.runCode('import sys\nprint("to stdout")\nprint("to stderr", file=sys.stderr)', { onStdout: (m) => stdout.push(m.line) });
+      return { stdout: r.logs.stdout, stderr: r.logs.stderr, callback: stdout };
+    });
+    await attempt('chart', async () => {
+      const r = await sbx.runCode('import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [2, 4, 8])\nplt.show()');
+      const png = r.results.find((x) => x.png)?.png;
+      const bytes = png ? Buffer.from(png, 'base64') : Buffer.alloc(0);
+      return { formats: r.results.map((x) => x.formats()), signature: bytes.subarray(0, 8).toString('hex'), length: bytes.length };
+    });
+    await attempt('dataframe', async () => {
+      const r = await sbx.runCode('import pandas as pd\npd.DataFrame({"a": [1, 2]})');
+      return { html: (r.results[0]?.html ?? '').includes('<table'), text: r.text };
+    });
+    await attempt('error', async () => {
+      const r = await sbx.runCode('1 / 0');
+      return { name: r.error?.name, value: r.error?.value, traceback: r.error?.traceback };
+    });
+    await attempt('afterError', async () => (await sbx.runCode('x')).text);
+    await attempt('js', async () => {
+      const ctx = await sbx.createCodeContext({ language: 'js' });
+      await sbx.runCode('let n = 20', { context: ctx });
+      const r = await sbx.runCode('n + 1', { context: ctx });
+      return { language: ctx.language, text: r.text };
+    });
+    await attempt('contexts', async () => {
+      const ctx = await sbx.createCodeContext({ language: 'python', cwd: '/tmp' });
+      const r = await sbx.runCode('import os\nos.getcwd()', { context: ctx });
+      const listed = (await sbx.listCodeContexts()).map((c) => c.id);
+      await sbx.removeCodeContext(ctx);
+      const after = (await sbx.listCodeContexts()).map((c) => c.id);
+      return { cwd: r.text, listed: listed.includes(ctx.id), removed: !after.includes(ctx.id) };
+    });
+    // An agent loop as in E2B's cookbook: the model writes a program, runs it, reads what it printed.
+    await attempt('agentLoop', async () => {
+      await sbx.files.write('/home/user/job.py', 'import json\nprint(json.dumps({"sum": sum(range(10))}))\n');
+      const run = await sbx.commands.run('python3 /home/user/job.py > /home/user/out.json');
+      const text = await sbx.files.read('/home/user/out.json');
+      return { exitCode: run.exitCode, result: JSON.parse(text) };
+    });
+  } finally {
+    out.killSandbox = await sbx.kill();
+  }
+}
+
+console.log(JSON.stringify(out));
