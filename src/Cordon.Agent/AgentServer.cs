@@ -119,6 +119,9 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                 case RunCodeRequest run:
                     await contexts.RunAsync(run, frames, cancellationToken);
                     break;
+                case ConnectPortRequest port:
+                    await PortTunnel.RunAsync(port, frames, cancellationToken);
+                    break;
                 case InfoRequest:
                     await frames.WriteJsonAsync(FrameKind.Response, new InfoResponse(Version, Environment.ProcessId, Uptime.ElapsedMilliseconds), AgentJsonContext.Default.InfoResponse, cancellationToken);
                     break;

@@ -91,6 +91,8 @@ public static class CordonServer
         builder.Services.AddSingleton<BackgroundCommands>();
         builder.Services.AddSingleton<E2bTokens>();
         builder.Services.AddSingleton<Envd>();
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton<SandboxPortProxy>();
         builder.Services.AddExceptionHandler<ProblemMapping>();
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.CompleteFrameworkProblem);
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

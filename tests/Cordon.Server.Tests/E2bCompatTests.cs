@@ -67,6 +67,17 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         // Not implemented yet, and it says so (docs/e2b.md lists it).
         AssertError(run, "watchDir", "SandboxError", "not supported by Cordon yet");
 
+        // A web server in the sandbox through getHost's host name and through the routing headers, a closed
+        // port as a clear 502, and a WebSocket upgrade carried both ways.
+        var ports = run.GetProperty("ports");
+        Assert.StartsWith("8000-" + run.GetProperty("sandboxId").GetString() + ".", ports.GetProperty("host").GetString(), StringComparison.Ordinal);
+        Assert.Equal("<h1>served from the sandbox</h1>", ports.GetProperty("byHost").GetProperty("body").GetString());
+        Assert.Equal("<h1>served from the sandbox</h1>", ports.GetProperty("byHeaders").GetProperty("body").GetString());
+        Assert.Equal(502, ports.GetProperty("missing").GetProperty("status").GetInt32());
+        Assert.Contains("Nothing is listening on port 8999", ports.GetProperty("missing").GetProperty("body").GetString(), StringComparison.Ordinal);
+        Assert.Equal(101, ports.GetProperty("echoed").GetProperty("status").GetInt32());
+        Assert.Equal("PING THROUGH THE TUNNEL", ports.GetProperty("echoed").GetProperty("got").GetString());
+
         // Lifecycle.
         var sandbox = run.GetProperty("getInfo");
         Assert.Equal("base", sandbox.GetProperty("templateId").GetString());

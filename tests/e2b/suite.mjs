@@ -5,7 +5,75 @@
 //   node suite.mjs code                    the code interpreter (@e2b/code-interpreter)
 import { createHash } from 'node:crypto';
 
+import http from 'node:http';
+
 const [scenario, sdk = 'e2b'] = process.argv.slice(2);
+const server = new URL(process.env.E2B_SANDBOX_URL);
+
+// A tiny server that accepts a WebSocket handshake and then echoes the bytes it gets in upper case (raw,
+// without WebSocket framing: the proxy in between only carries bytes once the upgrade is done).
+const ECHO_SERVER = `import base64, hashlib, socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 8001))
+s.listen()
+while True:
+    c, _ = s.accept()
+    head = b""
+    while b"\\r\\n\\r\\n" not in head:
+        d = c.recv(4096)
+        if not d:
+            break
+        head += d
+    if b"\\r\\n\\r\\n" not in head:
+        c.close()
+        continue
+    key = [l.split(b":", 1)[1].strip() for l in head.split(b"\\r\\n") if l.lower().startswith(b"sec-websocket-key:")][0]
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: " + accept + b"\\r\\n\\r\\n")
+    while True:
+        d = c.recv(4096)
+        if not d:
+            break
+        c.sendall(d.upper())
+    c.close()
+`;
+
+// A plain HTTP GET to the Cordon server with the given headers (Node cannot resolve {port}-{id}.domain
+// names here, so the host name travels in the Host header, as a wildcard DNS entry would deliver it).
+function request(headers, path) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: server.hostname, port: server.port, path, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function upgrade(headers, text) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: server.hostname, port: server.port, path: '/', headers: { ...headers, Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('upgrade', (res, socket) => {
+      let got = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (d) => {
+        got += d;
+        if (got.length >= text.length) {
+          socket.destroy();
+          resolve({ status: res.statusCode, got });
+        }
+      });
+      socket.write(text);
+    });
+    req.on('response', (res) => resolve({ status: res.statusCode, got: null }));
+    req.on('error', reject);
+    req.end();
+  });
+}
 const out = {};
 
 async function attempt(name, body) {
@@ -120,6 +188,22 @@ if (scenario === 'core') {
     });
     await attempt('readMissing', () => sbx.files.read('/no/such/file'));
     await attempt('watchDir', () => sbx.files.watchDir('/tmp', () => {}));
+
+    // A web server in the sandbox, reached through the sandbox's host name (getHost) and through E2B's
+    // routing headers; and an HTTP upgrade (what WebSockets use) carried both ways.
+    await attempt('ports', async () => {
+      await sbx.files.write('/home/user/site/index.html', '<h1>served from the sandbox</h1>');
+      await sbx.files.write('/home/user/echo.py', ECHO_SERVER);
+      await sbx.commands.run('cd /home/user/site && python3 -m http.server 8000 --bind 127.0.0.1', { background: true, timeoutMs: 0 });
+      await sbx.commands.run('python3 /home/user/echo.py', { background: true, timeoutMs: 0 });
+      await sbx.commands.run('for i in $(seq 1 100); do (echo > /dev/tcp/127.0.0.1/8000) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/8001) 2>/dev/null && exit 0; sleep 0.1; done; exit 1');
+      const host = sbx.getHost(8000);
+      const byHost = await request({ host }, '/index.html');
+      const byHeaders = await request({ 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '8000' }, '/index.html');
+      const missing = await request({ 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '8999' }, '/');
+      const echoed = await upgrade({ 'E2b-Sandbox-Id': sbx.sandboxId, 'E2b-Sandbox-Port': '8001' }, 'ping through the tunnel');
+      return { host, byHost, byHeaders, missing, echoed };
+    });
 
     // Lifecycle: info, list, timeout, and kill (true, then false).
     await attempt('getInfo', async () => {

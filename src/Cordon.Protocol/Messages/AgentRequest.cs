@@ -19,4 +19,5 @@ namespace Cordon.Protocol;
 [JsonDerivedType(typeof(RestartContextRequest), "context.restart")]
 [JsonDerivedType(typeof(InterruptContextRequest), "context.interrupt")]
 [JsonDerivedType(typeof(RunCodeRequest), "code.run")]
+[JsonDerivedType(typeof(ConnectPortRequest), "port.connect")]
 public abstract record AgentRequest;

@@ -111,6 +111,23 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         }
     }
 
+    /// <summary>Connects to a TCP port on the sandbox's loopback; the stream carries the connection.</summary>
+    /// <exception cref="AgentErrorException">not_found when nothing listens there.</exception>
+    public async Task<TunnelStream> ConnectPortAsync(int port, CancellationToken cancellationToken)
+    {
+        var frames = await OpenAsync(new ConnectPortRequest { Port = port }, cancellationToken);
+        try
+        {
+            var frame = await ReadRequiredAsync(frames, cancellationToken);
+            return frame.Kind == FrameKind.Response ? new TunnelStream(frames) : throw Unexpected(frame);
+        }
+        catch
+        {
+            await frames.DisposeAsync();
+            throw;
+        }
+    }
+
     public Task<ContextInfo> CreateContextAsync(CreateContextRequest request, CancellationToken cancellationToken)
         => RequestAsync(request, AgentJsonContext.Default.ContextInfo, cancellationToken);
 

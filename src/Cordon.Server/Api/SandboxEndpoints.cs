@@ -70,6 +70,17 @@ public static class SandboxEndpoints
         group.MapPost("/{id}/exec", ExecAsync).WithName("Exec").Produces<ExecResult>()
             .WithSummary("Run a command. With 'Accept: application/x-ndjson' the events (started, stdout, stderr, exit) stream as they happen.");
 
+        // Ports: HTTP and WebSockets to a server inside the sandbox, carried by its agent.
+        group.Map("/{id}/ports/{port:int}/{**rest}", async (string id, int port, string? rest, HttpContext context, SandboxService sandboxes, SandboxPortProxy proxy) =>
+        {
+            var record = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
+            context.Request.Path = "/" + rest;
+            if (await proxy.ForwardAsync(context, record.Id, port) is { } failure)
+            {
+                throw new CordonException("port_unreachable", 502, failure);
+            }
+        }).WithName("ForwardToPort").ExcludeFromDescription();
+
         // Files.
         group.MapPut("/{id}/files", async (string id, string? path, string? mode, string? user, HttpContext context, SandboxService sandboxes, IOptions<CordonOptions> options) =>
         {

@@ -452,6 +452,14 @@ public sealed partial class SandboxService : IAsyncDisposable
         };
     }
 
+    /// <summary>A TCP connection to a port on the sandbox's own loopback, carried by its agent.</summary>
+    public Task<TunnelStream> ConnectPortAsync(CallerIdentity caller, string id, int port, CancellationToken cancellationToken)
+    {
+        var client = Agent(caller, id);
+        Require(port is >= 1 and <= 65535, $"port {port} is not a TCP port (1-65535).");
+        return AgentCallAsync(() => client.ConnectPortAsync(port, cancellationToken), "port_closed");
+    }
+
     // ---- files ----------------------------------------------------------------------------------
 
     public Task<FileDownload> ReadFileAsync(CallerIdentity caller, string id, string? path, CancellationToken cancellationToken)

@@ -47,8 +47,12 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         var owner = new CallerIdentity(record.Owner, Admin: false);
         var token = context.Request.Headers["X-Access-Token"].ToString();
         var tokens = services.GetRequiredService<E2bTokens>();
+
+        // As on E2B: a sandbox's own ports are reachable by anyone who knows its id (a 20-character secret),
+        // envd and /execute need the sandbox's access token.
         var open = (target.Port == EnvdPort && context.Request.Path == "/health")
-            || (target.Port == CodeInterpreterPort && context.Request.Path.StartsWithSegments("/contexts"));
+            || (target.Port == CodeInterpreterPort && context.Request.Path.StartsWithSegments("/contexts"))
+            || target.Port is not (EnvdPort or CodeInterpreterPort);
         if (!open && !tokens.IsValid(record.Id, token))
         {
             await Results.Json(new { code = 401, message = "The X-Access-Token header is missing or wrong for this sandbox (the SDK sends the envdAccessToken from create)." }, statusCode: 401).ExecuteAsync(context);
@@ -64,7 +68,11 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
                 await CodeInterpreter.HandleAsync(context, sandboxes, record, owner);
                 break;
             default:
-                await Results.Json(new { code = 502, message = $"Port {target.Port} of sandbox {record.Id} cannot be reached: Cordon does not forward sandbox ports yet." }, statusCode: 502).ExecuteAsync(context);
+                if (await services.GetRequiredService<SandboxPortProxy>().ForwardAsync(context, record.Id, target.Port) is { } failure)
+                {
+                    await Results.Json(new { code = 502, message = failure }, statusCode: 502).ExecuteAsync(context);
+                }
+
                 break;
         }
     }
