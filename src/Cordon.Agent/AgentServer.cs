@@ -119,6 +119,9 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                 case RunCodeRequest run:
                     await contexts.RunAsync(run, frames, cancellationToken);
                     break;
+                case WatchRequest watch:
+                    await DirectoryWatch.RunAsync(watch, frames, cancellationToken);
+                    break;
                 case ConnectPortRequest port:
                     await PortTunnel.RunAsync(port, frames, cancellationToken);
                     break;
@@ -159,6 +162,7 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
         RemoveRequest d => SandboxPaths.Validate(d.Path),
         RenameRequest n => SandboxPaths.Validate(n.From) ?? SandboxPaths.Validate(n.To),
         CreateContextRequest c when c.Cwd is not null => SandboxPaths.Validate(c.Cwd),
+        WatchRequest w => SandboxPaths.Validate(w.Path),
         _ => null,
     };
 

@@ -17,4 +17,5 @@ namespace Cordon.Protocol;
 [JsonSerializable(typeof(ContextInfo))]
 [JsonSerializable(typeof(ContextListResponse))]
 [JsonSerializable(typeof(CodeEvent))]
+[JsonSerializable(typeof(WatchEvent))]
 public sealed partial class AgentJsonContext : JsonSerializerContext;

@@ -47,4 +47,7 @@ public enum FrameKind : byte
 
     /// <summary>Agent → client: one event of a code run (JSON <see cref="CodeEvent"/>); an <c>end</c> event is the last frame.</summary>
     CodeEvent = 13,
+
+    /// <summary>Agent → client: a change in a watched directory (JSON <see cref="WatchEvent"/>).</summary>
+    WatchEvent = 14,
 }

@@ -64,8 +64,9 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.False(run.GetProperty("remove").GetBoolean());
         AssertError(run, "readMissing", "FileNotFoundError", "does not exist");
 
-        // Not implemented yet, and it says so (docs/e2b.md lists it).
-        AssertError(run, "watchDir", "SandboxError", "not supported by Cordon yet");
+        // Watching: creations (also in a new subdirectory, recursively) and removals, with relative names.
+        Assert.Equal(["create new.txt", "create sub", "create sub/inner.txt", "remove new.txt"],
+            run.GetProperty("watchDir").EnumerateArray().Select(e => e.GetString()).Where(e => !e!.StartsWith("write ", StringComparison.Ordinal)));
 
         // A web server in the sandbox through getHost's host name and through the routing headers, a closed
         // port as a clear 502, and a WebSocket upgrade carried both ways.

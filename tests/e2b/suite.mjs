@@ -187,7 +187,18 @@ if (scenario === 'core') {
       return await sbx.files.exists('/home/user/notes');
     });
     await attempt('readMissing', () => sbx.files.read('/no/such/file'));
-    await attempt('watchDir', () => sbx.files.watchDir('/tmp', () => {}));
+    await attempt('watchDir', async () => {
+      const seen = [];
+      await sbx.files.makeDir('/tmp/watched');
+      const watcher = await sbx.files.watchDir('/tmp/watched', (e) => seen.push(`${e.type} ${e.name}`), { recursive: true });
+      await sbx.files.write('/tmp/watched/new.txt', 'x');
+      await sbx.files.makeDir('/tmp/watched/sub');
+      await sbx.files.write('/tmp/watched/sub/inner.txt', 'y');
+      await sbx.files.remove('/tmp/watched/new.txt');
+      for (let i = 0; i < 100 && !seen.includes('remove new.txt'); i++) await new Promise((r) => setTimeout(r, 100));
+      await watcher.stop();
+      return seen;
+    });
 
     // A web server in the sandbox, reached through the sandbox's host name (getHost) and through E2B's
     // routing headers; and an HTTP upgrade (what WebSockets use) carried both ways.

@@ -20,4 +20,5 @@ namespace Cordon.Protocol;
 [JsonDerivedType(typeof(InterruptContextRequest), "context.interrupt")]
 [JsonDerivedType(typeof(RunCodeRequest), "code.run")]
 [JsonDerivedType(typeof(ConnectPortRequest), "port.connect")]
+[JsonDerivedType(typeof(WatchRequest), "watch")]
 public abstract record AgentRequest;

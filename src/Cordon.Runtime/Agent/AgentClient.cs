@@ -128,6 +128,22 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         }
     }
 
+    /// <summary>Starts watching a directory; returns once watching, with the changes to come.</summary>
+    public async Task<WatchSession> WatchAsync(string path, bool recursive, CancellationToken cancellationToken)
+    {
+        var frames = await OpenAsync(new WatchRequest { Path = path, Recursive = recursive }, cancellationToken);
+        try
+        {
+            var frame = await ReadRequiredAsync(frames, cancellationToken);
+            return frame.Kind == FrameKind.Response ? new WatchSession(frames) : throw Unexpected(frame);
+        }
+        catch
+        {
+            await frames.DisposeAsync();
+            throw;
+        }
+    }
+
     public Task<ContextInfo> CreateContextAsync(CreateContextRequest request, CancellationToken cancellationToken)
         => RequestAsync(request, AgentJsonContext.Default.ContextInfo, cancellationToken);
 

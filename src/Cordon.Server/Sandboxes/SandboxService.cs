@@ -452,6 +452,14 @@ public sealed partial class SandboxService : IAsyncDisposable
         };
     }
 
+    /// <summary>Starts watching a directory in the sandbox.</summary>
+    public Task<WatchSession> WatchDirectoryAsync(CallerIdentity caller, string id, string? path, bool recursive, CancellationToken cancellationToken)
+    {
+        var client = Agent(caller, id);
+        var valid = ValidPath(path);
+        return AgentCallAsync(() => client.WatchAsync(valid, recursive, cancellationToken));
+    }
+
     /// <summary>A TCP connection to a port on the sandbox's own loopback, carried by its agent.</summary>
     public Task<TunnelStream> ConnectPortAsync(CallerIdentity caller, string id, int port, CancellationToken cancellationToken)
     {

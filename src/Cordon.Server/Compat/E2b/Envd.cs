@@ -55,7 +55,8 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
                     await ConnectAsync(context, sandbox, caller, request);
                     return;
                 case "/filesystem.Filesystem/WatchDir":
-                    throw new ConnectException("unimplemented", "Watching directories is not supported by Cordon yet; poll with files.list instead.");
+                    await WatchDirAsync(context, sandbox, caller, request);
+                    return;
             }
 
             var response = path switch
@@ -297,6 +298,52 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
     {
         await sandboxes.RemoveFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), context.RequestAborted);
         return [];
+    }
+
+    /// <summary>A directory's changes as envd's WatchDir stream: a start, then one event per change (names relative
+    /// to the directory), keepalives when quiet, until the client stops (the SDK aborts the stream).</summary>
+    private async Task WatchDirAsync(HttpContext context, SandboxRecord sandbox, CallerIdentity caller, JsonObject request)
+    {
+        if (request["includeEntry"]?.GetValue<bool>() == true)
+        {
+            throw new ConnectException("unimplemented", "includeEntry is not supported by Cordon yet.");
+        }
+
+        var path = Resolve(sandbox, context, Str(request, "path"));
+        await using var watch = await sandboxes.WatchDirectoryAsync(caller, sandbox.Id, path, request["recursive"]?.GetValue<bool>() == true, context.RequestAborted);
+        var cancellationToken = context.RequestAborted;
+        ConnectRpc.BeginStream(context);
+        try
+        {
+            await ConnectRpc.WriteMessageAsync(context, new JsonObject { ["start"] = new JsonObject() }, cancellationToken);
+            var keepalive = ConnectRpc.KeepaliveInterval(context);
+            await using var events = watch.ReadEventsAsync(cancellationToken).GetAsyncEnumerator(cancellationToken);
+            var next = events.MoveNextAsync().AsTask();
+            while (true)
+            {
+                if (await Task.WhenAny(next, Task.Delay(keepalive, cancellationToken)) != next)
+                {
+                    await ConnectRpc.WriteMessageAsync(context, new JsonObject { ["keepalive"] = new JsonObject() }, cancellationToken);
+                    continue;
+                }
+
+                if (!await next)
+                {
+                    break;
+                }
+
+                var e = events.Current;
+                var type = e.Type switch { "create" => "EVENT_TYPE_CREATE", "write" => "EVENT_TYPE_WRITE", "remove" => "EVENT_TYPE_REMOVE", "rename" => "EVENT_TYPE_RENAME", _ => "EVENT_TYPE_CHMOD" };
+                await ConnectRpc.WriteMessageAsync(context, new JsonObject { ["filesystem"] = new JsonObject { ["name"] = e.Name, ["type"] = type } }, cancellationToken);
+                next = events.MoveNextAsync().AsTask();
+            }
+
+            await ConnectRpc.EndStreamAsync(context, null);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client stopped watching.
+        }
     }
 
     private static JsonObject EntryInfo(FileEntry entry)
