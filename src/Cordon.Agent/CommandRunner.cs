@@ -55,6 +55,12 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
             return;
         }
 
+        if (request.Pty is { } size)
+        {
+            await Terminal.RunAsync(this, user, program, request, env, cwd, size, frames, cancellationToken);
+            return;
+        }
+
         var (stdoutOurs, stdoutTheirs) = Spawner.SocketPair();
         var (stderrOurs, stderrTheirs) = Spawner.SocketPair();
         var (stdinOurs, stdinTheirs) = request.Stdin ? Spawner.SocketPair() : (-1, -1);
@@ -113,21 +119,24 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         await inputStop.CancelAsync();
         await input;
 
-        var message = Libc.WIFEXITED(status)
-            ? new ExitMessage { ExitCode = Libc.WEXITSTATUS(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds }
-            : new ExitMessage { ExitCode = 128 + Libc.WTERMSIG(status), Signal = Libc.WTERMSIG(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds };
-        await frames.WriteJsonAsync(FrameKind.Exit, message, AgentJsonContext.Default.ExitMessage, cancellationToken);
+        await frames.WriteJsonAsync(FrameKind.Exit, Ended(status, timedOut, stopwatch), AgentJsonContext.Default.ExitMessage, cancellationToken);
     }
+
+    /// <summary>How a command ended, from its wait status.</summary>
+    internal static ExitMessage Ended(int status, bool timedOut, Stopwatch stopwatch) => Libc.WIFEXITED(status)
+        ? new ExitMessage { ExitCode = Libc.WEXITSTATUS(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds }
+        : new ExitMessage { ExitCode = 128 + Libc.WTERMSIG(status), Signal = Libc.WTERMSIG(status), TimedOut = timedOut, DurationMs = stopwatch.ElapsedMilliseconds };
 
     /// <summary>Starts <paramref name="program"/> as <paramref name="user"/> in its own session, under the
     /// sandbox's process limit, as the preferred victim of the out-of-memory killer.</summary>
     /// <param name="channelFd">Handed to the program as fd 3 (code contexts), or -1.</param>
     /// <exception cref="SpawnException">The program could not be started.</exception>
-    public (int Pid, Task<int> Exit) Launch(UserIdentity user, string program, IReadOnlyList<string> argv, List<string> env, string cwd, int stdinFd, int stdoutFd, int stderrFd, int channelFd = -1)
+    /// <param name="terminal">A pty device to give the program as its controlling terminal and fds 0–2.</param>
+    public (int Pid, Task<int> Exit) Launch(UserIdentity user, string program, IReadOnlyList<string> argv, List<string> env, string cwd, int stdinFd, int stdoutFd, int stderrFd, int channelFd = -1, string? terminal = null)
     {
         var started = reaper.Start(() => user.IsRoot
-            ? Spawner.Spawn(program, argv, env, cwd, stdinFd, stdoutFd, stderrFd, environment.MaxProcesses, channelFd)
-            : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, argv), env, cwd, stdinFd, stdoutFd, stderrFd, environment.MaxProcesses, channelFd));
+            ? Spawner.Spawn(program, argv, env, cwd, stdinFd, stdoutFd, stderrFd, environment.MaxProcesses, channelFd, terminal)
+            : Spawner.Spawn(Environment.ProcessPath ?? "/proc/self/exe", ExecHelper.BuildArguments(user, program, argv), env, cwd, stdinFd, stdoutFd, stderrFd, environment.MaxProcesses, channelFd, terminal));
         MakePreferredOomVictim(started.Pid);
         return started;
     }
@@ -150,7 +159,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         }
     }
 
-    private static async Task PumpAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken stop)
+    internal static async Task PumpAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken stop)
     {
         var buffer = new byte[FrameStream.ChunkSize];
         try

@@ -18,4 +18,5 @@ namespace Cordon.Protocol;
 [JsonSerializable(typeof(ContextListResponse))]
 [JsonSerializable(typeof(CodeEvent))]
 [JsonSerializable(typeof(WatchEvent))]
+[JsonSerializable(typeof(TerminalSize))]
 public sealed partial class AgentJsonContext : JsonSerializerContext;

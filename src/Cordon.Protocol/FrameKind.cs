@@ -50,4 +50,7 @@ public enum FrameKind : byte
 
     /// <summary>Agent → client: a change in a watched directory (JSON <see cref="WatchEvent"/>).</summary>
     WatchEvent = 14,
+
+    /// <summary>Client → agent: resize the command's terminal (JSON <see cref="TerminalSize"/>).</summary>
+    Resize = 15,
 }

@@ -42,6 +42,14 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal("signal: killed", kill.GetProperty("ended").GetProperty("message").GetString());
         Assert.False(kill.GetProperty("killedAgain").GetBoolean());
 
+        // A terminal: the shell sees a tty of the asked size, runs what is typed, follows a resize, and exits.
+        var pty = run.GetProperty("pty");
+        var screen = pty.GetProperty("output").GetString()!;
+        Assert.Contains("30 100\r\n/dev/pts/", screen, StringComparison.Ordinal);
+        Assert.Contains("pty-42", screen, StringComparison.Ordinal);
+        Assert.Contains("40 120", screen, StringComparison.Ordinal);
+        Assert.Equal(0, pty.GetProperty("exitCode").GetInt32());
+
         // Files.
         Assert.Equal("hello from e2b\n", run.GetProperty("text").GetProperty("read").GetString());
         Assert.Equal("in home", run.GetProperty("relative").GetString());

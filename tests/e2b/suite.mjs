@@ -140,6 +140,22 @@ if (scenario === 'core') {
       return { listed: listed.includes(h.pid), killed, ended, killedAgain };
     });
 
+    // A terminal: an interactive shell on a pty of the given size, typed into, resized, and left with exit.
+    await attempt('pty', async () => {
+      let output = '';
+      const decoder = new TextDecoder();
+      const terminal = await sbx.pty.create({ cols: 100, rows: 30, onData: (d) => { output += decoder.decode(d); } });
+      const waitFor = async (text) => {
+        for (let i = 0; i < 100 && !output.includes(text); i++) await new Promise((r) => setTimeout(r, 100));
+      };
+      await sbx.pty.sendInput(terminal.pid, new TextEncoder().encode('stty size; tty; echo pty-$((6*7))\n'));
+      await waitFor('pty-42');
+      await sbx.pty.resize(terminal.pid, { cols: 120, rows: 40 });
+      await sbx.pty.sendInput(terminal.pid, new TextEncoder().encode('stty size; exit 0\n'));
+      const result = await terminal.wait();
+      return { output, exitCode: result.exitCode };
+    });
+
     // Files: text, bytes, a 50 MiB stream, listing, directories, rename, remove, exists, info.
     await attempt('text', async () => {
       const info = await sbx.files.write('/home/user/notes/hello.txt', 'hello from e2b\n');

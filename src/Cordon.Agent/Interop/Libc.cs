@@ -140,6 +140,42 @@ internal static unsafe partial class Libc
         prlimit(0, RLIMIT_NPROC, &value, null);
     }
 
+    public const int O_NOCTTY = 0x100;
+    public const int O_CLOEXEC = 0x80000;
+    public const int EIO = 5;
+    public const uint TIOCSWINSZ = 0x5414;
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int posix_openpt(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int grantpt(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int unlockpt(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int ptsname_r(int fd, byte* buffer, nint length);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int ioctl(int fd, uint request, void* argument);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint read(int fd, byte* buffer, nint count);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial nint write(int fd, byte* buffer, nint count);
+
+    /// <summary>struct winsize.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct WindowSize
+    {
+        public ushort Rows;
+        public ushort Cols;
+        public ushort XPixels;
+        public ushort YPixels;
+    }
+
     public const int F_SETFD = 2;
     public const int FD_CLOEXEC = 1;
 

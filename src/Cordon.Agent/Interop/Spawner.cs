@@ -12,10 +12,17 @@ internal static unsafe class Spawner
     /// <param name="stdinFd">Descriptor for fd 0, or -1 for /dev/null.</param>
     /// <param name="processLimit">RLIMIT_NPROC to give the child at once, before it can fork much.</param>
     /// <param name="channelFd">Descriptor to hand over as fd 3 (a code context's channel), or -1.</param>
-    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd, int? processLimit, int channelFd = -1)
+    /// <param name="terminal">A pty's device to open as fds 0–2 instead: opened in the new session, it becomes the
+    /// program's controlling terminal (the fd arguments are then ignored).</param>
+    public static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<string> env, string? cwd, int stdinFd, int stdoutFd, int stderrFd, int? processLimit, int channelFd = -1, string? terminal = null)
     {
+        if (terminal is not null)
+        {
+            stdinFd = stdoutFd = stderrFd = -2;
+        }
+
         // dup2 onto fd 3 must not clobber a descriptor a later action still reads.
-        if (channelFd is >= 0 and <= 3 || (channelFd >= 0 && Math.Min(stdoutFd, stderrFd) <= 3))
+        if (channelFd is >= 0 and <= 3 || (channelFd >= 0 && terminal is null && Math.Min(stdoutFd, stderrFd) <= 3))
         {
             throw new SpawnException(Libc.EBADF);
         }
@@ -29,17 +36,27 @@ internal static unsafe class Spawner
             Check(Libc.posix_spawnattr_init(attr));
             try
             {
-                if (stdinFd >= 0)
+                if (terminal is not null)
                 {
-                    Check(Libc.posix_spawn_file_actions_adddup2(actions, stdinFd, 0));
+                    // glibc starts the new session before the file actions run, so this open acquires the terminal.
+                    Check(Libc.posix_spawn_file_actions_addopen(actions, 0, terminal, Libc.O_RDWR, 0));
+                    Check(Libc.posix_spawn_file_actions_adddup2(actions, 0, 1));
+                    Check(Libc.posix_spawn_file_actions_adddup2(actions, 0, 2));
                 }
                 else
                 {
-                    Check(Libc.posix_spawn_file_actions_addopen(actions, 0, "/dev/null", Libc.O_RDONLY, 0));
-                }
+                    if (stdinFd >= 0)
+                    {
+                        Check(Libc.posix_spawn_file_actions_adddup2(actions, stdinFd, 0));
+                    }
+                    else
+                    {
+                        Check(Libc.posix_spawn_file_actions_addopen(actions, 0, "/dev/null", Libc.O_RDONLY, 0));
+                    }
 
-                Check(Libc.posix_spawn_file_actions_adddup2(actions, stdoutFd, 1));
-                Check(Libc.posix_spawn_file_actions_adddup2(actions, stderrFd, 2));
+                    Check(Libc.posix_spawn_file_actions_adddup2(actions, stdoutFd, 1));
+                    Check(Libc.posix_spawn_file_actions_adddup2(actions, stderrFd, 2));
+                }
                 if (channelFd >= 0)
                 {
                     Check(Libc.posix_spawn_file_actions_adddup2(actions, channelFd, 3));

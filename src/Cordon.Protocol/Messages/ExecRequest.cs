@@ -22,4 +22,12 @@ public sealed record ExecRequest : AgentRequest
 
     /// <summary>Keep standard input open for <see cref="FrameKind.Stdin"/> frames; otherwise it reads end-of-file.</summary>
     public bool Stdin { get; init; }
+
+    /// <summary>Run on a pseudo-terminal of this size (an interactive shell): its output arrives as
+    /// <see cref="FrameKind.Stdout"/>, <see cref="FrameKind.Stdin"/> frames are typed into it, and
+    /// <see cref="FrameKind.Resize"/> frames change its size.</summary>
+    public TerminalSize? Pty { get; init; }
 }
+
+/// <summary>A terminal's size in character cells.</summary>
+public sealed record TerminalSize(int Cols, int Rows);

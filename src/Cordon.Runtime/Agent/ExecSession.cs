@@ -51,6 +51,10 @@ public sealed class ExecSession : IAsyncDisposable
     public ValueTask CloseStdinAsync(CancellationToken cancellationToken)
         => _frames.WriteAsync(FrameKind.StdinClose, ReadOnlyMemory<byte>.Empty, cancellationToken);
 
+    /// <summary>Resizes the command's terminal (commands started with <see cref="ExecRequest.Pty"/>).</summary>
+    public ValueTask ResizeAsync(int cols, int rows, CancellationToken cancellationToken)
+        => _frames.WriteJsonAsync(FrameKind.Resize, new TerminalSize(cols, rows), AgentJsonContext.Default.TerminalSize, cancellationToken);
+
     public ValueTask SignalAsync(int signal, CancellationToken cancellationToken)
         => _frames.WriteJsonAsync(FrameKind.Signal, new SignalMessage(signal), AgentJsonContext.Default.SignalMessage, cancellationToken);
 

@@ -185,6 +185,17 @@ public sealed class CommandHandle
         public void Dispose() => detach();
     }
 
+    public async Task ResizeAsync(int cols, int rows, CancellationToken cancellationToken)
+    {
+        EnsureRunning();
+        if (Request.Pty is null)
+        {
+            throw CordonException.Conflict("no_terminal", $"The command '{Id}' was not started on a terminal; only terminals can be resized.");
+        }
+
+        await _session.ResizeAsync(cols, rows, cancellationToken);
+    }
+
     public async Task SignalAsync(int signal, CancellationToken cancellationToken)
     {
         EnsureRunning();

@@ -65,12 +65,13 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
                 "/process.Process/SendInput" => await SendInputAsync(sandbox, caller, request, context.RequestAborted),
                 "/process.Process/SendSignal" => await SendSignalAsync(sandbox, caller, request, context.RequestAborted),
                 "/process.Process/CloseStdin" => await CloseStdinAsync(sandbox, caller, request, context.RequestAborted),
+                "/process.Process/Update" => await UpdateAsync(sandbox, caller, request, context.RequestAborted),
                 "/filesystem.Filesystem/Stat" => new JsonObject { ["entry"] = EntryInfo(await sandboxes.StatFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), context.RequestAborted)) },
                 "/filesystem.Filesystem/MakeDir" => await MakeDirAsync(context, sandbox, caller, request),
                 "/filesystem.Filesystem/Move" => new JsonObject { ["entry"] = EntryInfo(await sandboxes.RenameFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "source")), Resolve(sandbox, context, Str(request, "destination")), context.RequestAborted)) },
                 "/filesystem.Filesystem/ListDir" => await ListDirAsync(context, sandbox, caller, request),
                 "/filesystem.Filesystem/Remove" => await RemoveAsync(context, sandbox, caller, request),
-                _ => throw new ConnectException("unimplemented", $"{path} is not implemented by Cordon (PTY sessions, client streams and directory watchers are not yet)."),
+                _ => throw new ConnectException("unimplemented", $"{path} is not implemented by Cordon (client streams and polling watchers are not yet)."),
             };
             await ConnectRpc.WriteUnaryAsync(context, response);
         }
@@ -92,11 +93,6 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
 
     private async Task StartAsync(HttpContext context, SandboxRecord sandbox, CallerIdentity caller, JsonObject request)
     {
-        if (request["pty"] is JsonObject)
-        {
-            throw new ConnectException("unimplemented", "PTY sessions are not supported by Cordon yet; run commands without a terminal (commands.run).");
-        }
-
         var process = request["process"] as JsonObject ?? throw new ConnectException("invalid_argument", "process is missing.");
         var cmd = Str(process, "cmd");
         var args = (process["args"] as JsonArray)?.Select(a => a?.GetValue<string>() ?? "").ToList() ?? [];
@@ -111,7 +107,10 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
             User = user,
             TimeoutSeconds = timeout is { } t ? (int)Math.Clamp(Math.Ceiling(t.TotalSeconds), 1, options.Value.MaxTimeoutSeconds) : options.Value.MaxTimeoutSeconds,
         };
-        var exec = sandboxes.BuildExecRequest(body) with { Stdin = request["stdin"]?.GetValue<bool>() == true };
+        var pty = request["pty"]?["size"] is JsonObject size
+            ? new TerminalSize(size["cols"]?.GetValue<int>() ?? 80, size["rows"]?.GetValue<int>() ?? 24)
+            : request["pty"] is JsonObject ? new TerminalSize(80, 24) : null;
+        var exec = sandboxes.BuildExecRequest(body) with { Stdin = pty is not null || request["stdin"]?.GetValue<bool>() == true, Pty = pty };
 
         ExecSession session;
         try
@@ -160,7 +159,7 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
 
                 while (live.Reader.TryRead(out var e))
                 {
-                    var stream = e.Kind == ExecEventKind.Stdout ? "stdout" : "stderr";
+                    var stream = handle.Request.Pty is not null ? "pty" : e.Kind == ExecEventKind.Stdout ? "stdout" : "stderr";
                     await ConnectRpc.WriteMessageAsync(context, Event("data", new JsonObject { [stream] = Convert.ToBase64String(e.Data) }), cancellationToken);
                 }
             }
@@ -207,12 +206,7 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
     {
         var handle = Find(sandbox, caller, request);
         var input = request["input"] as JsonObject;
-        if (input?["pty"] is not null)
-        {
-            throw new ConnectException("unimplemented", "PTY input is not supported by Cordon yet.");
-        }
-
-        var data = input?["stdin"]?.GetValue<string>() is { } b64 ? Convert.FromBase64String(b64) : [];
+        var data = (input?["stdin"] ?? input?["pty"])?.GetValue<string>() is { } b64 ? Convert.FromBase64String(b64) : [];
         await Running(handle).WriteStdinAsync(data, close: false, cancellationToken);
         return [];
     }
@@ -233,6 +227,18 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
     private async Task<JsonObject> CloseStdinAsync(SandboxRecord sandbox, CallerIdentity caller, JsonObject request, CancellationToken cancellationToken)
     {
         await Running(Find(sandbox, caller, request)).WriteStdinAsync(ReadOnlyMemory<byte>.Empty, close: true, cancellationToken);
+        return [];
+    }
+
+    /// <summary>Update changes a terminal's size (pty.resize).</summary>
+    private async Task<JsonObject> UpdateAsync(SandboxRecord sandbox, CallerIdentity caller, JsonObject request, CancellationToken cancellationToken)
+    {
+        var handle = Running(Find(sandbox, caller, request));
+        if (request["pty"]?["size"] is JsonObject size)
+        {
+            await handle.ResizeAsync(size["cols"]?.GetValue<int>() ?? 80, size["rows"]?.GetValue<int>() ?? 24, cancellationToken);
+        }
+
         return [];
     }
 
