@@ -59,6 +59,11 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal(big.GetProperty("sent").GetString(), big.GetProperty("received").GetString());
         Assert.Equal(big.GetProperty("sent").GetString(), big.GetProperty("inside").GetString());
         Assert.Equal(["/tmp/multi/a.txt", "/tmp/multi/b.txt"], run.GetProperty("writeFiles").EnumerateArray().Select(p => p.GetString()));
+        var signed = run.GetProperty("signedUrls");
+        Assert.Equal(200, signed.GetProperty("uploaded").GetInt32());
+        Assert.Equal("uploaded with a signed URL", signed.GetProperty("downloaded").GetString());
+        Assert.Equal(401, signed.GetProperty("tampered").GetInt32());
+        Assert.Equal(401, signed.GetProperty("wrongOperation").GetInt32());
         var listed = Assert.Single(run.GetProperty("filesList").EnumerateArray());
         Assert.Equal("hello.txt", listed.GetProperty("name").GetString());
         Assert.Equal("file", listed.GetProperty("type").GetString());

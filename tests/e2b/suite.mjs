@@ -190,6 +190,18 @@ if (scenario === 'core') {
       const infos = await sbx.files.write([{ path: '/tmp/multi/a.txt', data: 'A' }, { path: '/tmp/multi/b.txt', data: 'B' }]);
       return infos.map((i) => i.path).sort();
     });
+    // Signed URLs: plain HTTP with no key or header, good for the file and operation they were made for.
+    await attempt('signedUrls', async () => {
+      const upload = await sbx.uploadUrl('/tmp/signed/hello.txt', { useSignatureExpiration: 120 });
+      const form = new FormData();
+      form.append('file', new Blob(['uploaded with a signed URL']), 'hello.txt');
+      const uploaded = await fetch(upload, { method: 'POST', body: form });
+      const download = await sbx.downloadUrl('/tmp/signed/hello.txt');
+      const downloaded = await fetch(download);
+      const tampered = await fetch(download.replace('hello.txt', 'other.txt'));
+      const wrongOperation = await fetch(download, { method: 'POST', body: form });
+      return { uploaded: uploaded.status, downloaded: await downloaded.text(), tampered: tampered.status, wrongOperation: wrongOperation.status };
+    });
     await attempt('filesList', async () => (await sbx.files.list('/home/user/notes')).map((e) => ({ name: e.name, type: e.type, size: e.size })));
     await attempt('makeDir', async () => [await sbx.files.makeDir('/tmp/made/deep'), await sbx.files.makeDir('/tmp/made/deep')]);
     await attempt('rename', async () => (await sbx.files.rename('/home/user/notes/hello.txt', '/home/user/notes/renamed.txt')).path);

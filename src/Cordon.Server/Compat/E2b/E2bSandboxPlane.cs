@@ -22,6 +22,12 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
     {
         if (Target(context) is not { } target)
         {
+            if (context.Request.Path == "/files" && context.Request.Query.ContainsKey("signature"))
+            {
+                await SignedFilesAsync(context);
+                return;
+            }
+
             await next(context);
             return;
         }
@@ -75,6 +81,28 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
 
                 break;
         }
+    }
+
+    /// <summary>A signed upload or download URL names no sandbox (the SDK builds it from the shared sandbox URL):
+    /// the sandbox is the one whose access token reproduces the signature, one hash per live sandbox.</summary>
+    private static async Task SignedFilesAsync(HttpContext context)
+    {
+        var services = context.RequestServices;
+        var sandboxes = services.GetRequiredService<SandboxService>();
+        var tokens = services.GetRequiredService<E2bTokens>();
+        var query = context.Request.Query;
+        var operation = HttpMethods.IsGet(context.Request.Method) ? "read" : "write";
+        var signed = sandboxes.List(CallerIdentity.System, includeEnded: false, metadata: null)
+            .Where(r => r.State == SandboxStates.Running)
+            .FirstOrDefault(r => tokens.IsValidSignature(r.Id, query["path"].ToString(), operation, query["username"].ToString(), query["signature"].ToString(),
+                query.TryGetValue("signature_expiration", out var expiration) ? expiration.ToString() : null));
+        if (signed is null)
+        {
+            await Results.Json(new { code = 401, message = "The signature does not match any running sandbox, or it has expired: get a new URL from uploadUrl()/downloadUrl()." }, statusCode: 401).ExecuteAsync(context);
+            return;
+        }
+
+        await services.GetRequiredService<Envd>().HandleAsync(context, signed, new CallerIdentity(signed.Owner, Admin: false));
     }
 
     private static (string SandboxId, int Port)? Target(HttpContext context)

@@ -29,6 +29,20 @@ public sealed class E2bTokens
 
     public string For(string sandboxId) => Convert.ToHexStringLower(HMACSHA256.HashData(_secret, Encoding.UTF8.GetBytes("envd:" + sandboxId)));
 
+    /// <summary>Checks a signed <c>/files</c> URL (the SDK's <c>uploadUrl</c>/<c>downloadUrl</c>):
+    /// <c>v1_</c> + unpadded base64 of SHA-256 over <c>path:operation:user:token[:expiration]</c>.</summary>
+    public bool IsValidSignature(string sandboxId, string path, string operation, string user, string signature, string? expiration)
+    {
+        if (expiration is not null && (!long.TryParse(expiration, out var until) || DateTimeOffset.UtcNow.ToUnixTimeSeconds() > until))
+        {
+            return false;
+        }
+
+        var raw = $"{path}:{operation}:{user}:{For(sandboxId)}" + (expiration is null ? "" : ":" + expiration);
+        var expected = "v1_" + Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(raw))).TrimEnd('=');
+        return CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), Encoding.UTF8.GetBytes(signature));
+    }
+
     /// <summary>Compares in constant time.</summary>
     public bool IsValid(string sandboxId, string? token)
         => token is not null && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(For(sandboxId)), Encoding.UTF8.GetBytes(token));
