@@ -172,6 +172,23 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         Assert.Contains("No such file", failed.Stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("python", "import os\nos.environ.get('RUN_ONLY', 'unset')", "'it is set'", "'unset'")]
+    [InlineData("javascript", "process.env.RUN_ONLY ?? 'unset'", "'it is set'", "'unset'")]
+    [InlineData("bash", "echo ${RUN_ONLY:-unset}", "it is set\n", "unset\n")]
+    public async Task RunEnvironment_IsSetForThatRunOnly(string language, string code, string during, string after)
+    {
+        await using var sandbox = await fixture.CreateSandboxAsync();
+        var env = new Dictionary<string, string> { ["RUN_ONLY"] = "it is set" };
+
+        var with = await Client.RunCodeAsync(sandbox.Id, new RunCodeRequestBody { Code = code, Language = language, Env = env }, Token);
+        var without = await RunAsync(sandbox, code, language);
+
+        Assert.Equal(during, language == "bash" ? with.Stdout : MainText(with));
+        Assert.Equal(after, language == "bash" ? without.Stdout : MainText(without));
+        Assert.Equal(with.ExecutionCount + 1, without.ExecutionCount);
+    }
+
     [Fact]
     public async Task Bash_EveryByteOfARunArrivesBeforeItsEnd()
     {

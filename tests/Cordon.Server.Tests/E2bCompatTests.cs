@@ -124,9 +124,11 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal("ZeroDivisionError", error.GetProperty("name").GetString());
         Assert.Contains("----> 1 1 / 0", error.GetProperty("traceback").GetString(), StringComparison.Ordinal);
         Assert.Equal("41", run.GetProperty("afterError").GetString());
+        Assert.Equal("set", run.GetProperty("envs").GetProperty("during").GetString());
+        Assert.Equal("unset", run.GetProperty("envs").GetProperty("after").GetString());
         Assert.Equal("21", run.GetProperty("js").GetProperty("text").GetString());
         var contexts = run.GetProperty("contexts");
-        Assert.Equal("'/tmp'", contexts.GetProperty("cwd").GetString());
+        Assert.Equal("/tmp", contexts.GetProperty("cwd").GetString());
         Assert.True(contexts.GetProperty("listed").GetBoolean());
         Assert.True(contexts.GetProperty("removed").GetBoolean());
         Assert.Equal(45, run.GetProperty("agentLoop").GetProperty("result").GetProperty("sum").GetInt32());

@@ -300,6 +300,11 @@ if (scenario === 'code') {
       return { name: r.error?.name, value: r.error?.value, traceback: r.error?.traceback };
     });
     await attempt('afterError', async () => (await sbx.runCode('x')).text);
+    await attempt('envs', async () => {
+      const during = (await sbx.runCode('import os\nos.environ.get("ONLY_NOW", "unset")', { envs: { ONLY_NOW: 'set' } })).text;
+      const after = (await sbx.runCode('os.environ.get("ONLY_NOW", "unset")')).text;
+      return { during, after };
+    });
     await attempt('js', async () => {
       const ctx = await sbx.createCodeContext({ language: 'js' });
       await sbx.runCode('let n = 20', { context: ctx });

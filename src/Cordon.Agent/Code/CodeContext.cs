@@ -148,7 +148,7 @@ internal sealed class CodeContext
     /// <summary>Runs <paramref name="code"/> after the runs before it: a <see cref="FrameKind.Started"/> frame when
     /// its turn comes, then its events to <paramref name="frames"/>.
     /// A signal frame from the client or the client going away interrupts it; so does the timeout.</summary>
-    public async Task RunAsync(string code, long? timeoutMs, FrameStream frames, CancellationToken cancellationToken)
+    public async Task RunAsync(string code, IReadOnlyDictionary<string, string>? env, long? timeoutMs, FrameStream frames, CancellationToken cancellationToken)
     {
         await _turn.WaitAsync(cancellationToken);
         try
@@ -161,7 +161,7 @@ internal sealed class CodeContext
             }
 
             await frames.WriteJsonAsync(FrameKind.Started, new StartedMessage(instance.Pid), AgentJsonContext.Default.StartedMessage, cancellationToken);
-            await RunTurnAsync(instance, code, timeoutMs, frames, cancellationToken);
+            await RunTurnAsync(instance, code, env, timeoutMs, frames, cancellationToken);
         }
         finally
         {
@@ -169,7 +169,7 @@ internal sealed class CodeContext
         }
     }
 
-    private async Task RunTurnAsync(Instance instance, string code, long? timeoutMs, FrameStream frames, CancellationToken cancellationToken)
+    private async Task RunTurnAsync(Instance instance, string code, IReadOnlyDictionary<string, string>? env, long? timeoutMs, FrameStream frames, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
         var run = new RunState(markers: instance.InterruptMode == "group" ? 2 : 0);
@@ -184,8 +184,8 @@ internal sealed class CodeContext
         try
         {
             var request = instance.InterruptMode == "group"
-                ? [.. Encoding.UTF8.GetBytes(code.Replace("\0", "", StringComparison.Ordinal)), (byte)0]
-                : Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new DriverRequest("run", code), DriverJsonContext.Default.DriverRequest) + "\n");
+                ? [.. Encoding.UTF8.GetBytes(WithShellEnvironment(code, env).Replace("\0", "", StringComparison.Ordinal)), (byte)0]
+                : Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new DriverRequest("run", code, env), DriverJsonContext.Default.DriverRequest) + "\n");
             await SendAsync(instance, request);
 
             // Past the timeout, interrupt; past the grace after that, kill: the run must end.
@@ -248,6 +248,27 @@ internal sealed class CodeContext
             // Whatever still arrives for this run is dropped instead of blocking the driver's reader.
             run.Events.Writer.TryComplete();
         }
+    }
+
+    /// <summary>Bash gets a run's variables as exports before the code and their old values back after it.</summary>
+    private static string WithShellEnvironment(string code, IReadOnlyDictionary<string, string>? env)
+    {
+        if (env is not { Count: > 0 })
+        {
+            return code;
+        }
+
+        static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+        var before = new StringBuilder();
+        var after = new StringBuilder("\n");
+        foreach (var (name, value) in env)
+        {
+            before.Append($"__cordon_had_{name}=${{{name}+x}}; __cordon_old_{name}=${{{name}-}}; export {name}={Quote(value)}\n");
+            after.Append($"if [ -n \"$__cordon_had_{name}\" ]; then export {name}=\"$__cordon_old_{name}\"; else unset {name}; fi; unset __cordon_had_{name} __cordon_old_{name}\n");
+        }
+
+        // The code's own status is what the run reports, not the restore's.
+        return before + code + "\n__cordon_run_status=$?" + after + "(exit $__cordon_run_status)";
     }
 
     private void InterruptThenKill(Instance instance, RunState run)

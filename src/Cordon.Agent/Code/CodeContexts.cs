@@ -57,7 +57,7 @@ internal sealed class CodeContexts(CommandRunner launcher, SandboxEnvironment en
     public async Task RunAsync(RunCodeRequest request, FrameStream frames, CancellationToken cancellationToken)
     {
         var context = request.ContextId is { } id ? Find(id) : await DefaultAsync(Language(request.Language), cancellationToken);
-        await context.RunAsync(request.Code, request.TimeoutMs, frames, cancellationToken);
+        await context.RunAsync(request.Code, request.Env, request.TimeoutMs, frames, cancellationToken);
     }
 
     /// <summary>The default context of a language, named <c>default-{language}</c>.</summary>

@@ -116,9 +116,11 @@ function report(error) {
   });
 }
 
-async function run(code) {
+async function run(code, env) {
   count += 1;
   let status = 'ok';
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
   try {
     let source = transpile(code);
     let script;
@@ -145,6 +147,10 @@ async function run(code) {
     report(error);
   } finally {
     current = null;
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
   }
   send({ type: 'end', status, executionCount: count });
 }
@@ -174,7 +180,7 @@ channel.on('data', (chunk) => {
     buffered = buffered.slice(newline + 1);
     if (!line.trim()) continue;
     const request = JSON.parse(line);
-    if (request.op === 'run') queue = queue.then(() => run(String(request.code ?? '')));
+    if (request.op === 'run') queue = queue.then(() => run(String(request.code ?? ''), request.env ?? {}));
   }
 });
 channel.on('end', () => process.exit(0));

@@ -66,8 +66,24 @@ def run_jupyter(kernel_name, language):
     send({"type": "ready", "kernel": kernel_name, "language": language, "interrupt": "signal"})
     for request in requests():
         if request.get("op") == "run":
+            env = request.get("env") or {}
+            if env:
+                quietly(client, "import os as _cordon_os\n_cordon_saved = {k: _cordon_os.environ.get(k) for k in %r}\n_cordon_os.environ.update(%r)" % (list(env), env))
             execute(manager, client, request.get("code", ""))
+            if env:
+                quietly(client, "for _cordon_k, _cordon_v in _cordon_saved.items():\n    _cordon_os.environ.pop(_cordon_k, None) if _cordon_v is None else _cordon_os.environ.__setitem__(_cordon_k, _cordon_v)\ndel _cordon_saved, _cordon_k, _cordon_v, _cordon_os")
     manager.shutdown_kernel(now=True)
+
+
+def quietly(client, code):
+    """Runs bookkeeping code (a run's environment) without output, history or an execution count."""
+    msg_id = client.execute(code, silent=True, store_history=False)
+    while True:
+        message = client.get_iopub_msg(timeout=30)
+        if message["parent_header"].get("msg_id") == msg_id and message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+            break
+    while client.get_shell_msg(timeout=30)["parent_header"].get("msg_id") != msg_id:
+        pass
 
 
 def execute(manager, client, code):
@@ -143,6 +159,9 @@ def run_plain():
             continue
         count += 1
         status = "ok"
+        env = request.get("env") or {}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             tree = ast.parse(request.get("code", ""), "<cell>", "exec")
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
@@ -158,6 +177,11 @@ def run_plain():
             status = "error"
             lines = traceback.format_exception(type(error), error, error.__traceback__)
             send({"type": "error", "name": type(error).__name__, "value": str(error), "traceback": lines})
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
             for number in plt.get_fignums():

@@ -15,6 +15,9 @@ public sealed record RunCodeRequestBody
 
     /// <summary>Interrupt the run after this many seconds (the context keeps its state); default 60.</summary>
     public int? TimeoutSeconds { get; init; }
+
+    /// <summary>Environment variables for this run only: set before the code runs, restored after.</summary>
+    public IReadOnlyDictionary<string, string>? Env { get; init; }
 }
 
 /// <summary>Body of <c>POST /v1/sandboxes/{id}/contexts</c>.</summary>

@@ -55,4 +55,7 @@ public sealed record RunCodeRequest : AgentRequest
 
     /// <summary>Interrupt the run after this long (the context survives); no limit when null or zero.</summary>
     public long? TimeoutMs { get; init; }
+
+    /// <summary>Environment variables set for this run only (restored afterwards).</summary>
+    public IReadOnlyDictionary<string, string>? Env { get; init; }
 }

@@ -29,7 +29,8 @@ public sealed partial class SandboxService
 
         var timeout = body.TimeoutSeconds ?? _options.DefaultCommandTimeoutSeconds;
         Require(timeout >= 1 && timeout <= _options.MaxTimeoutSeconds, $"timeoutSeconds must be between 1 and {_options.MaxTimeoutSeconds}.");
-        return new RunCodeRequest { Code = body.Code, Language = body.Language, ContextId = body.ContextId, TimeoutMs = timeout * 1000L };
+        ValidateEnvironment(body.Env, "env");
+        return new RunCodeRequest { Code = body.Code, Language = body.Language, ContextId = body.ContextId, TimeoutMs = timeout * 1000L, Env = body.Env is { Count: > 0 } ? body.Env : null };
     }
 
     /// <summary>Starts code in a context and returns the live run (the caller streams its events).</summary>

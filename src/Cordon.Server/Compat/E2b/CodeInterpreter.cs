@@ -83,17 +83,13 @@ internal static partial class CodeInterpreter
             throw CordonException.Invalid("Give either context_id or language, not both.");
         }
 
-        if (body["env_vars"] is JsonObject { Count: > 0 })
-        {
-            throw CordonException.Invalid("Per-run environment variables (envs on runCode) are not supported by Cordon yet: set them when creating the sandbox or the context, or in the code.");
-        }
-
         var request = sandboxes.BuildRunCodeRequest(new RunCodeRequestBody
         {
             Code = body["code"]?.GetValue<string>(),
             ContextId = contextId,
             Language = contextId is null ? Language(language) : null,
             TimeoutSeconds = RunLimitSeconds,
+            Env = (body["env_vars"] as JsonObject)?.ToDictionary(e => e.Key, e => e.Value?.ToString() ?? ""),
         });
         await using var run = await sandboxes.StartCodeAsync(caller, sandbox.Id, request, context.RequestAborted);
         Ndjson.Begin(context);
@@ -165,6 +161,13 @@ internal static partial class CodeInterpreter
                 _ => null,
             };
             var node = JsonNode.Parse(value.GetRawText());
+            if (field == "text" && node?.GetValueKind() == JsonValueKind.String && node.GetValue<string>() is { Length: >= 2 } text
+                && text[0] == text[^1] && text[0] is '\'' or '"')
+            {
+                // As E2B's interpreter does: a string result is its text, not its repr.
+                node = text[1..^1];
+            }
+
             if (field is null)
             {
                 extra[mime] = node;
