@@ -1,5 +1,9 @@
 using System.Diagnostics;
+using System.Net;
+using System.Text;
 using System.Text.Json;
+using Wire = Cordon.Server.Compat.E2b.Wire;
+using Google.Protobuf;
 using Cordon.Testing;
 using Xunit;
 
@@ -133,6 +137,77 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.True(contexts.GetProperty("removed").GetBoolean());
         Assert.Equal(45, run.GetProperty("agentLoop").GetProperty("result").GetProperty("sum").GetInt32());
         Assert.True(run.GetProperty("killSandbox").GetBoolean());
+    }
+
+    /// <summary>The SDKs speak Connect's JSON codec; the binary protobuf codec works too (unary and streams).</summary>
+    [Fact]
+    public async Task Envd_SpeaksConnectsBinaryProtobufCodec()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var http = fixture.Server.Http;
+        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
+        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
+        var id = sandbox.GetProperty("sandboxID").GetString()!;
+        try
+        {
+            HttpRequestMessage Envd(string method, byte[] body, string contentType)
+            {
+                var request = new HttpRequestMessage(HttpMethod.Post, method) { Content = new ByteArrayContent(body) };
+                request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+                request.Headers.Add("E2b-Sandbox-Id", id);
+                request.Headers.Add("E2b-Sandbox-Port", "49983");
+                request.Headers.Add("X-Access-Token", sandbox.GetProperty("envdAccessToken").GetString());
+                return request;
+            }
+
+            // Unary.
+            using var stat = await http.SendAsync(Envd("/filesystem.Filesystem/Stat", new Wire.Filesystem.StatRequest { Path = "/etc/hostname" }.ToByteArray(), "application/proto"), token);
+            Assert.Equal("application/proto", stat.Content.Headers.ContentType?.MediaType);
+            var entry = Wire.Filesystem.StatResponse.Parser.ParseFrom(await stat.Content.ReadAsByteArrayAsync(token)).Entry;
+            Assert.Equal("hostname", entry.Name);
+            Assert.Equal(Wire.Filesystem.FileType.File, entry.Type);
+
+            // A server stream: enveloped protobuf messages, then the end-stream frame (JSON in both codecs).
+            var start = new Wire.Process.StartRequest { Process = new Wire.Process.ProcessConfig { Cmd = "/bin/echo", Args = { "binary", "codec" } } }.ToByteArray();
+            var envelope = new byte[5 + start.Length];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(envelope.AsSpan(1), start.Length);
+            start.CopyTo(envelope, 5);
+            using var stream = await http.SendAsync(Envd("/process.Process/Start", envelope, "application/connect+proto"), token);
+            Assert.Equal("application/connect+proto", stream.Content.Headers.ContentType?.MediaType);
+            var bytes = await stream.Content.ReadAsByteArrayAsync(token);
+            var events = new List<Wire.Process.ProcessEvent>();
+            var end = "";
+            for (var offset = 0; offset < bytes.Length;)
+            {
+                var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(offset + 1));
+                var payload = bytes.AsSpan(offset + 5, length).ToArray();
+                if (bytes[offset] == 0x02)
+                {
+                    end = Encoding.UTF8.GetString(payload);
+                }
+                else
+                {
+                    events.Add(Wire.Process.StartResponse.Parser.ParseFrom(payload).Event);
+                }
+
+                offset += 5 + length;
+            }
+
+            Assert.True(events[0].Start.Pid > 0);
+            Assert.Equal("binary codec\n", string.Concat(events.Where(e => e.Data is not null).Select(e => e.Data.Stdout.ToStringUtf8())));
+            Assert.True(events[^1].End.Exited);
+            Assert.Equal(0, events[^1].End.ExitCode);
+            Assert.Equal("{}", end);
+
+            // Errors stay JSON, as Connect wants.
+            using var unknown = await http.SendAsync(Envd("/filesystem.Filesystem/Stat", new Wire.Filesystem.StatRequest { Path = "/no/such/file" }.ToByteArray(), "application/proto"), token);
+            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+            Assert.Equal("not_found", JsonDocument.Parse(await unknown.Content.ReadAsStringAsync(token)).RootElement.GetProperty("code").GetString());
+        }
+        finally
+        {
+            using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
+        }
     }
 
     private static void AssertError(JsonElement run, string step, string type, string message)

@@ -9,16 +9,24 @@ namespace Cordon.Server.Compat.E2b;
 /// <summary>The Connect protocol with the JSON codec, as envd speaks it to the E2B SDKs: unary calls are plain
 /// JSON in and out; server streams take one enveloped message and answer with enveloped messages
 /// (<c>flags:u8 | length:u32 big-endian | JSON</c>), flushed one by one, ending with an end-stream frame that
-/// carries the error if there is one. Binary protobuf is not spoken (the SDKs use JSON).</summary>
+/// carries the error if there is one. The binary protobuf codec (<c>application/proto</c>,
+/// <c>application/connect+proto</c>) is converted at this edge by <see cref="ProtoCodec"/>.</summary>
 internal static class ConnectRpc
 {
     public const string StreamContentType = "application/connect+json";
+    public const string ProtoStreamContentType = "application/connect+proto";
+    public const string ProtoContentType = "application/proto";
 
     private const byte EndStreamFlag = 0x02;
     private const int MaxMessageBytes = 16 << 20;
 
     public static bool IsStream(HttpContext context)
-        => context.Request.ContentType?.StartsWith(StreamContentType, StringComparison.OrdinalIgnoreCase) == true;
+        => context.Request.ContentType?.StartsWith("application/connect+", StringComparison.OrdinalIgnoreCase) == true;
+
+    /// <summary>The client speaks the binary protobuf codec (the SDKs speak JSON; both work).</summary>
+    public static bool IsProto(HttpContext context)
+        => context.Request.ContentType is { } type
+           && (type.StartsWith(ProtoContentType, StringComparison.OrdinalIgnoreCase) || type.StartsWith(ProtoStreamContentType, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>Reads the request message (enveloped on streams, plain on unary calls).</summary>
     /// <exception cref="ConnectException">invalid_argument when it is not JSON.</exception>
@@ -43,6 +51,11 @@ internal static class ConnectRpc
             bytes = bytes.AsSpan(5, length).ToArray();
         }
 
+        if (IsProto(context))
+        {
+            bytes = System.Text.Encoding.UTF8.GetBytes(ProtoCodec.RequestToJson(context.Request.Path.Value ?? "", bytes));
+        }
+
         try
         {
             return bytes.Length == 0 ? [] : JsonNode.Parse(bytes) as JsonObject ?? throw new ConnectException("invalid_argument", "The request message must be a JSON object.");
@@ -53,11 +66,18 @@ internal static class ConnectRpc
         }
     }
 
-    public static Task WriteUnaryAsync(HttpContext context, JsonNode response)
+    public static async Task WriteUnaryAsync(HttpContext context, JsonNode response)
     {
         context.Response.StatusCode = 200;
+        if (IsProto(context))
+        {
+            context.Response.ContentType = ProtoContentType;
+            await context.Response.Body.WriteAsync(ProtoCodec.ResponseFromJson(context.Request.Path.Value ?? "", response.ToJsonString()), context.RequestAborted);
+            return;
+        }
+
         context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync(response.ToJsonString(), context.RequestAborted);
+        await context.Response.WriteAsync(response.ToJsonString(), context.RequestAborted);
     }
 
     public static Task WriteUnaryErrorAsync(HttpContext context, ConnectException error)
@@ -79,16 +99,18 @@ internal static class ConnectRpc
         return context.Response.WriteAsync(new JsonObject { ["code"] = error.Code, ["message"] = error.Message }.ToJsonString(), context.RequestAborted);
     }
 
-    /// <summary>Starts a stream's answer: always 200; errors travel in the end-stream frame.</summary>
+    /// <summary>Starts a stream's answer: always 200; errors travel in the end-stream frame (JSON in both codecs).</summary>
     public static void BeginStream(HttpContext context)
     {
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
         context.Response.StatusCode = 200;
-        context.Response.ContentType = StreamContentType;
+        context.Response.ContentType = IsProto(context) ? ProtoStreamContentType : StreamContentType;
     }
 
     public static Task WriteMessageAsync(HttpContext context, JsonNode message, CancellationToken cancellationToken)
-        => WriteFrameAsync(context, 0, message.ToJsonString(), cancellationToken);
+        => IsProto(context)
+            ? WriteFrameAsync(context, 0, ProtoCodec.ResponseFromJson(context.Request.Path.Value ?? "", message.ToJsonString()), cancellationToken)
+            : WriteFrameAsync(context, 0, message.ToJsonString(), cancellationToken);
 
     public static Task EndStreamAsync(HttpContext context, ConnectException? error)
     {
@@ -107,9 +129,11 @@ internal static class ConnectRpc
     public static TimeSpan? Timeout(HttpContext context)
         => long.TryParse(context.Request.Headers["Connect-Timeout-Ms"], out var ms) && ms > 0 ? TimeSpan.FromMilliseconds(ms) : null;
 
-    private static async Task WriteFrameAsync(HttpContext context, byte flags, string json, CancellationToken cancellationToken)
+    private static Task WriteFrameAsync(HttpContext context, byte flags, string json, CancellationToken cancellationToken)
+        => WriteFrameAsync(context, flags, System.Text.Encoding.UTF8.GetBytes(json), cancellationToken);
+
+    private static async Task WriteFrameAsync(HttpContext context, byte flags, byte[] payload, CancellationToken cancellationToken)
     {
-        var payload = System.Text.Encoding.UTF8.GetBytes(json);
         var frame = new byte[5 + payload.Length];
         frame[0] = flags;
         BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), payload.Length);
