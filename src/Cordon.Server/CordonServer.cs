@@ -91,6 +91,7 @@ public static class CordonServer
         builder.Services.AddSingleton<BackgroundCommands>();
         builder.Services.AddSingleton<E2bTokens>();
         builder.Services.AddSingleton<Envd>();
+        builder.Services.AddSingleton<EnvdWatchers>();
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<SandboxPortProxy>();
         builder.Services.AddExceptionHandler<ProblemMapping>();

@@ -105,6 +105,16 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.True(run.GetProperty("isRunning").GetBoolean());
         Assert.Equal([run.GetProperty("sandboxId").GetString()], run.GetProperty("list").EnumerateArray().Select(s => s.GetString()));
         Assert.Equal("connected\n", run.GetProperty("connect").GetString());
+        var metrics = run.GetProperty("metrics");
+        Assert.Equal(1, metrics.GetProperty("count").GetInt32());
+        Assert.True(metrics.GetProperty("memUsed").GetInt64() > 0);
+        Assert.Equal(512L * 1024 * 1024, metrics.GetProperty("memTotal").GetInt64());
+        var pause = run.GetProperty("pause");
+        Assert.True(pause.GetProperty("paused").GetBoolean());
+        Assert.Equal("paused", pause.GetProperty("state").GetString());
+        Assert.False(pause.GetProperty("pausedAgain").GetBoolean());
+        Assert.Equal("running", pause.GetProperty("stateAfter").GetString());
+        Assert.Equal("survives a pause", pause.GetProperty("kept").GetString());
         Assert.True(run.GetProperty("killSandbox").GetBoolean());
         Assert.False(run.GetProperty("killAgain").GetBoolean());
         AssertError(run, "afterKill", "SandboxNotFoundError", "not found");
@@ -131,6 +141,7 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal("set", run.GetProperty("envs").GetProperty("during").GetString());
         Assert.Equal("unset", run.GetProperty("envs").GetProperty("after").GetString());
         Assert.Equal("21", run.GetProperty("js").GetProperty("text").GetString());
+        Assert.Equal("False", run.GetProperty("restart").GetString());
         var contexts = run.GetProperty("contexts");
         Assert.Equal("/tmp", contexts.GetProperty("cwd").GetString());
         Assert.True(contexts.GetProperty("listed").GetBoolean());
@@ -209,6 +220,54 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
             using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
         }
     }
+
+    /// <summary>The Python SDK watches by polling: CreateWatcher, GetWatcherEvents, RemoveWatcher.</summary>
+    [Fact]
+    public async Task Envd_PollingWatchers_CollectChangesBetweenPolls()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var http = fixture.Server.Http;
+        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
+        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
+        var id = sandbox.GetProperty("sandboxID").GetString()!;
+        async Task<(HttpStatusCode Status, JsonElement Body)> CallAsync(string method, string json)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, method) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
+            request.Headers.Add("E2b-Sandbox-Id", id);
+            request.Headers.Add("X-Access-Token", sandbox.GetProperty("envdAccessToken").GetString());
+            using var response = await http.SendAsync(request, token);
+            return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync(token)).RootElement.Clone());
+        }
+
+        try
+        {
+            await CallAsync("/filesystem.Filesystem/MakeDir", "{\"path\":\"/tmp/polled\"}");
+            var (_, watcher) = await CallAsync("/filesystem.Filesystem/CreateWatcher", "{\"path\":\"/tmp/polled\",\"recursive\":true}");
+            var watcherId = watcher.GetProperty("watcherId").GetString()!;
+            await Client.WriteFileAsync(id, "/tmp/polled/one.txt", new MemoryStream([1]), token);
+            var names = new List<string>();
+            for (var i = 0; i < 100 && !names.Contains("EVENT_TYPE_CREATE one.txt"); i++)
+            {
+                var (_, polled) = await CallAsync("/filesystem.Filesystem/GetWatcherEvents", $"{{\"watcherId\":\"{watcherId}\"}}");
+                names.AddRange(polled.GetProperty("events").EnumerateArray().Select(e => $"{e.GetProperty("type").GetString()} {e.GetProperty("name").GetString()}"));
+                await Task.Delay(100, token);
+            }
+
+            var (removed, _) = await CallAsync("/filesystem.Filesystem/RemoveWatcher", $"{{\"watcherId\":\"{watcherId}\"}}");
+            var (gone, error) = await CallAsync("/filesystem.Filesystem/GetWatcherEvents", $"{{\"watcherId\":\"{watcherId}\"}}");
+
+            Assert.Contains("EVENT_TYPE_CREATE one.txt", names);
+            Assert.Equal(HttpStatusCode.OK, removed);
+            Assert.Equal(HttpStatusCode.NotFound, gone);
+            Assert.Equal("not_found", error.GetProperty("code").GetString());
+        }
+        finally
+        {
+            using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
+        }
+    }
+
+    private Cordon.Client.CordonClient Client => fixture.Server.Client;
 
     private static void AssertError(JsonElement run, string step, string type, string message)
     {

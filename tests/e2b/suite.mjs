@@ -264,6 +264,19 @@ if (scenario === 'core') {
       const again = await Sandbox.connect(sbx.sandboxId);
       return (await again.commands.run('echo connected')).stdout;
     });
+    await attempt('metrics', async () => {
+      const metrics = await sbx.getMetrics();
+      return { count: metrics.length, memUsed: metrics[0]?.memUsed, memTotal: metrics[0]?.memTotal, cpuCount: metrics[0]?.cpuCount };
+    });
+    await attempt('pause', async () => {
+      await sbx.files.write('/home/user/kept.txt', 'survives a pause');
+      const paused = await sbx.pause();
+      const state = (await sbx.getInfo()).state;
+      const pausedAgain = await sbx.pause();
+      const resumed = await Sandbox.connect(sbx.sandboxId);
+      const stateAfter = (await resumed.getInfo()).state;
+      return { paused, state, pausedAgain, stateAfter, kept: await resumed.files.read('/home/user/kept.txt') };
+    });
   } finally {
     out.killSandbox = await sbx.kill();
     out.killAgain = await Sandbox.kill(sbx.sandboxId);
@@ -310,6 +323,13 @@ if (scenario === 'code') {
       await sbx.runCode('let n = 20', { context: ctx });
       const r = await sbx.runCode('n + 1', { context: ctx });
       return { language: ctx.language, text: r.text };
+    });
+    await attempt('restart', async () => {
+      const ctx = await sbx.createCodeContext({ language: 'python' });
+      await sbx.runCode('before_restart = 1', { context: ctx });
+      await sbx.restartCodeContext(ctx);
+      const r = await sbx.runCode('"before_restart" in globals()', { context: ctx });
+      return r.text;
     });
     await attempt('contexts', async () => {
       const ctx = await sbx.createCodeContext({ language: 'python', cwd: '/tmp' });

@@ -18,7 +18,7 @@ namespace Cordon.Server.Compat.E2b;
 /// over Connect RPC, <c>/files</c> for uploads and downloads, <c>/health</c>. Processes are Cordon commands kept by
 /// <see cref="BackgroundCommands"/>, so they outlive the request that started them (the SDK's
 /// <c>disconnect()</c> and <c>commands.connect(pid)</c>), bounded by the call's <c>Connect-Timeout-Ms</c>.</summary>
-public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, Microsoft.Extensions.Options.IOptions<CordonOptions> options)
+public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, EnvdWatchers watchers, Microsoft.Extensions.Options.IOptions<CordonOptions> options)
 {
     public async Task HandleAsync(HttpContext context, SandboxRecord sandbox, CallerIdentity caller)
     {
@@ -71,7 +71,13 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
                 "/filesystem.Filesystem/Move" => new JsonObject { ["entry"] = EntryInfo(await sandboxes.RenameFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "source")), Resolve(sandbox, context, Str(request, "destination")), context.RequestAborted)) },
                 "/filesystem.Filesystem/ListDir" => await ListDirAsync(context, sandbox, caller, request),
                 "/filesystem.Filesystem/Remove" => await RemoveAsync(context, sandbox, caller, request),
-                _ => throw new ConnectException("unimplemented", $"{path} is not implemented by Cordon (client streams and polling watchers are not yet)."),
+                "/filesystem.Filesystem/CreateWatcher" => new JsonObject
+                {
+                    ["watcherId"] = await watchers.CreateAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), request["recursive"]?.GetValue<bool>() == true, context.RequestAborted),
+                },
+                "/filesystem.Filesystem/GetWatcherEvents" => new JsonObject { ["events"] = watchers.Take(caller, sandbox.Id, Str(request, "watcherId")) },
+                "/filesystem.Filesystem/RemoveWatcher" => await RemoveWatcherAsync(sandbox, caller, request),
+                _ => throw new ConnectException("unimplemented", $"{path} is not implemented by Cordon (client streams are not)."),
             };
             await ConnectRpc.WriteUnaryAsync(context, response);
         }
@@ -338,9 +344,7 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
                     break;
                 }
 
-                var e = events.Current;
-                var type = e.Type switch { "create" => "EVENT_TYPE_CREATE", "write" => "EVENT_TYPE_WRITE", "remove" => "EVENT_TYPE_REMOVE", "rename" => "EVENT_TYPE_RENAME", _ => "EVENT_TYPE_CHMOD" };
-                await ConnectRpc.WriteMessageAsync(context, new JsonObject { ["filesystem"] = new JsonObject { ["name"] = e.Name, ["type"] = type } }, cancellationToken);
+                await ConnectRpc.WriteMessageAsync(context, new JsonObject { ["filesystem"] = FilesystemEvent(events.Current) }, cancellationToken);
                 next = events.MoveNextAsync().AsTask();
             }
 
@@ -350,6 +354,19 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
         {
             // The client stopped watching.
         }
+    }
+
+    /// <summary>A change as envd's FilesystemEvent.</summary>
+    internal static JsonObject FilesystemEvent(WatchEvent e) => new()
+    {
+        ["name"] = e.Name,
+        ["type"] = e.Type switch { "create" => "EVENT_TYPE_CREATE", "write" => "EVENT_TYPE_WRITE", "remove" => "EVENT_TYPE_REMOVE", "rename" => "EVENT_TYPE_RENAME", _ => "EVENT_TYPE_CHMOD" },
+    };
+
+    private async Task<JsonObject> RemoveWatcherAsync(SandboxRecord sandbox, CallerIdentity caller, JsonObject request)
+    {
+        await watchers.RemoveAsync(caller, sandbox.Id, Str(request, "watcherId"));
+        return [];
     }
 
     private static JsonObject EntryInfo(FileEntry entry)

@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Cordon.Runtime.Agent;
+using Cordon.Server.Auth;
+using Cordon.Server.Sandboxes;
+
+namespace Cordon.Server.Compat.E2b;
+
+/// <summary>envd's polling watchers (CreateWatcher, GetWatcherEvents, RemoveWatcher; the Python SDK's way to watch a
+/// directory): a watch kept on the server whose events wait in a buffer until they are fetched.</summary>
+public sealed class EnvdWatchers(SandboxService sandboxes)
+{
+    /// <summary>Events kept per watcher between two polls; older ones are dropped.</summary>
+    private const int MaxBuffered = 10_000;
+
+    private readonly ConcurrentDictionary<string, Watcher> _watchers = new(StringComparer.Ordinal);
+
+    public async Task<string> CreateAsync(CallerIdentity caller, string sandboxId, string path, bool recursive, CancellationToken cancellationToken)
+    {
+        var session = await sandboxes.WatchDirectoryAsync(caller, sandboxId, path, recursive, cancellationToken);
+        var watcher = new Watcher("w-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sandboxId, caller.KeyId, session);
+        _watchers[watcher.Id] = watcher;
+        return watcher.Id;
+    }
+
+    /// <summary>The events since the last poll (and forgets them).</summary>
+    public JsonArray Take(CallerIdentity caller, string sandboxId, string id) => Find(caller, sandboxId, id).Take();
+
+    public async Task RemoveAsync(CallerIdentity caller, string sandboxId, string id)
+    {
+        var watcher = Find(caller, sandboxId, id);
+        _watchers.TryRemove(id, out _);
+        await watcher.DisposeAsync();
+    }
+
+    private Watcher Find(CallerIdentity caller, string sandboxId, string id)
+        => _watchers.TryGetValue(id, out var watcher) && watcher.SandboxId == sandboxId && caller.CanSee(watcher.Owner)
+            ? watcher
+            : throw new ConnectException("not_found", $"watcher with id {id} not found");
+
+    private sealed class Watcher : IAsyncDisposable
+    {
+        private readonly WatchSession _session;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Lock _lock = new();
+        private readonly Queue<JsonObject> _events = new();
+        private readonly Task _pump;
+
+        public Watcher(string id, string sandboxId, string owner, WatchSession session)
+        {
+            Id = id;
+            SandboxId = sandboxId;
+            Owner = owner;
+            _session = session;
+            _pump = PumpAsync();
+        }
+
+        public string Id { get; }
+
+        public string SandboxId { get; }
+
+        public string Owner { get; }
+
+        public JsonArray Take()
+        {
+            lock (_lock)
+            {
+                var taken = new JsonArray([.. _events]);
+                _events.Clear();
+                return taken;
+            }
+        }
+
+        private async Task PumpAsync()
+        {
+            try
+            {
+                await foreach (var e in _session.ReadEventsAsync(_stop.Token))
+                {
+                    lock (_lock)
+                    {
+                        _events.Enqueue(Envd.FilesystemEvent(e));
+                        if (_events.Count > MaxBuffered)
+                        {
+                            _events.Dequeue();
+                        }
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidDataException or AgentErrorException or ObjectDisposedException)
+            {
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _session.DisposeAsync();
+            await _pump;
+            _stop.Dispose();
+        }
+    }
+}
