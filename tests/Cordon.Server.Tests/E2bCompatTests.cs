@@ -104,6 +104,8 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.InRange(run.GetProperty("setTimeout").GetInt32(), 590, 600);
         Assert.True(run.GetProperty("isRunning").GetBoolean());
         Assert.Equal([run.GetProperty("sandboxId").GetString()], run.GetProperty("list").EnumerateArray().Select(s => s.GetString()));
+        var pages = run.GetProperty("pages");
+        Assert.Equal(pages.GetProperty("ids").EnumerateArray().Select(i => new[] { i.GetString() }), pages.GetProperty("pages").EnumerateArray().Select(p => p.EnumerateArray().Select(i => i.GetString()).ToArray()));
         Assert.Equal("connected\n", run.GetProperty("connect").GetString());
         var metrics = run.GetProperty("metrics");
         Assert.Equal(1, metrics.GetProperty("count").GetInt32());
@@ -265,6 +267,69 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         {
             using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
         }
+    }
+
+    /// <summary>StreamInput, the client stream no fetch-based SDK can use: input sent as a stream reaches the process.</summary>
+    [Fact]
+    public async Task Envd_StreamInput_FeedsARunningProcess()
+    {
+        var token = TestContext.Current.CancellationToken;
+        var http = fixture.Server.Http;
+        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
+        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
+        var id = sandbox.GetProperty("sandboxID").GetString()!;
+        HttpRequestMessage Envd(string method, byte[] body, string contentType)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, method) { Content = new ByteArrayContent(body) };
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+            request.Headers.Add("E2b-Sandbox-Id", id);
+            request.Headers.Add("X-Access-Token", sandbox.GetProperty("envdAccessToken").GetString());
+            return request;
+        }
+
+        static byte[] Envelope(params string[] messages) => [.. messages.SelectMany(m =>
+        {
+            var json = Encoding.UTF8.GetBytes(m);
+            var frame = new byte[5 + json.Length];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), json.Length);
+            json.CopyTo(frame, 5);
+            return frame;
+        })];
+
+        try
+        {
+            using var start = Envd("/process.Process/Start", Envelope("{\"process\":{\"cmd\":\"/bin/cat\"},\"stdin\":true}"), "application/connect+json");
+            using var started = await http.SendAsync(start, HttpCompletionOption.ResponseHeadersRead, token);
+            var output = await started.Content.ReadAsStreamAsync(token);
+            var header = new byte[5];
+            await output.ReadExactlyAsync(header, token);
+            var first = new byte[System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1))];
+            await output.ReadExactlyAsync(first, token);
+            var pid = JsonDocument.Parse(first).RootElement.GetProperty("event").GetProperty("start").GetProperty("pid").GetInt32();
+
+            var input = Convert.ToBase64String(Encoding.UTF8.GetBytes("streamed input\n"));
+            using var streamed = await http.SendAsync(Envd("/process.Process/StreamInput",
+                Envelope($"{{\"start\":{{\"process\":{{\"pid\":{pid}}}}}}}", "{\"keepalive\":{}}", $"{{\"data\":{{\"input\":{{\"stdin\":\"{input}\"}}}}}}"),
+                "application/connect+json"), token);
+            using var closed = await http.SendAsync(Envd("/process.Process/CloseStdin", Encoding.UTF8.GetBytes($"{{\"process\":{{\"pid\":{pid}}}}}"), "application/json"), token);
+            var rest = Encoding.UTF8.GetString(await ReadToEndAsync(output, token));
+
+            Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, closed.StatusCode);
+            Assert.Contains($"\"stdout\":\"{input}\"", rest, StringComparison.Ordinal);
+            Assert.Contains("\"exited\":true", rest, StringComparison.Ordinal);
+        }
+        finally
+        {
+            using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
+        }
+    }
+
+    private static async Task<byte[]> ReadToEndAsync(Stream stream, CancellationToken token)
+    {
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, token);
+        return buffer.ToArray();
     }
 
     private Cordon.Client.CordonClient Client => fixture.Server.Client;

@@ -260,6 +260,17 @@ if (scenario === 'core') {
       const items = await paginator.nextItems();
       return items.map((s) => s.sandboxId);
     });
+    await attempt('pages', async () => {
+      const other = await Sandbox.create('base', { metadata: { suite: `core-${process.pid}` }, timeoutMs: 60_000 });
+      try {
+        const paginator = Sandbox.list({ query: { metadata: { suite: `core-${process.pid}` } }, limit: 1 });
+        const pages = [];
+        while (paginator.hasNext) pages.push((await paginator.nextItems()).map((s) => s.sandboxId));
+        return { pages, ids: [sbx.sandboxId, other.sandboxId] };
+      } finally {
+        await other.kill();
+      }
+    });
     await attempt('connect', async () => {
       const again = await Sandbox.connect(sbx.sandboxId);
       return (await again.commands.run('echo connected')).stdout;

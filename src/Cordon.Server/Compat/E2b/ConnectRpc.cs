@@ -66,6 +66,37 @@ internal static class ConnectRpc
         }
     }
 
+    /// <summary>The enveloped messages of a client stream, as they arrive, until the request body ends.</summary>
+    public static async IAsyncEnumerable<JsonObject> ReadMessagesAsync(HttpContext context)
+    {
+        var body = context.Request.Body;
+        var header = new byte[5];
+        while (await ReadExactlyOrEndAsync(body, header, context.RequestAborted))
+        {
+            var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1));
+            if ((header[0] & 0x01) != 0 || length < 0 || length > MaxMessageBytes)
+            {
+                throw new ConnectException("invalid_argument", "A stream message is compressed or too large.");
+            }
+
+            var payload = new byte[length];
+            await body.ReadExactlyAsync(payload, context.RequestAborted);
+            if ((header[0] & EndStreamFlag) != 0)
+            {
+                yield break;
+            }
+
+            var json = IsProto(context) ? System.Text.Encoding.UTF8.GetBytes(ProtoCodec.RequestToJson(context.Request.Path.Value ?? "", payload)) : payload;
+            yield return JsonNode.Parse(json) as JsonObject ?? throw new ConnectException("invalid_argument", "A stream message must be a JSON object.");
+        }
+    }
+
+    private static async Task<bool> ReadExactlyOrEndAsync(Stream stream, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var read = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
+        return read == buffer.Length ? true : read == 0 ? false : throw new ConnectException("invalid_argument", "The request ended inside a message header.");
+    }
+
     public static async Task WriteUnaryAsync(HttpContext context, JsonNode response)
     {
         context.Response.StatusCode = 200;

@@ -100,9 +100,17 @@ public static class E2bControlPlane
             .Where(r => r.State is SandboxStates.Running or SandboxStates.Paused)
             .Where(r => states.Length == 0 || states.Contains(r.State))
             .OrderBy(r => r.CreatedAt);
-        var ordered = query["order"] == "desc" ? records.Reverse() : records;
-        var limit = int.TryParse(query["limit"], out var l) && l > 0 ? l : int.MaxValue;
-        return Task.FromResult(Results.Json(ordered.Take(limit).Select(Detail).ToList(), Json));
+        var ordered = (query["order"] == "desc" ? records.Reverse() : records).ToList();
+
+        // Pages: nextToken is the offset of the page's first sandbox; X-Next-Token says there is another page.
+        var limit = int.TryParse(query["limit"], out var l) && l > 0 ? Math.Min(l, 1000) : 1000;
+        var offset = int.TryParse(query["nextToken"], out var o) && o > 0 ? o : 0;
+        if (offset + limit < ordered.Count)
+        {
+            context.Response.Headers["X-Next-Token"] = (offset + limit).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return Task.FromResult(Results.Json(ordered.Skip(offset).Take(limit).Select(Detail).ToList(), Json));
     });
 
     private static Task<IResult> KillAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>

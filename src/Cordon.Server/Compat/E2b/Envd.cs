@@ -45,6 +45,12 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
         var stream = ConnectRpc.IsStream(context);
         try
         {
+            if (path == "/process.Process/StreamInput")
+            {
+                await StreamInputAsync(context, sandbox, caller);
+                return;
+            }
+
             var request = await ConnectRpc.ReadRequestAsync(context);
             switch (path)
             {
@@ -234,6 +240,30 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
     {
         await Running(Find(sandbox, caller, request)).WriteStdinAsync(ReadOnlyMemory<byte>.Empty, close: true, cancellationToken);
         return [];
+    }
+
+    /// <summary>StreamInput, the one client stream: a start naming the process, then input as it comes (keepalives
+    /// between), until the request body ends; answered by one empty message and the end of the stream.</summary>
+    private async Task StreamInputAsync(HttpContext context, SandboxRecord sandbox, CallerIdentity caller)
+    {
+        CommandHandle? handle = null;
+        await foreach (var message in ConnectRpc.ReadMessagesAsync(context))
+        {
+            if (message["start"] is JsonObject start)
+            {
+                handle = Running(Find(sandbox, caller, start));
+            }
+            else if (message["data"]?["input"] is JsonObject input)
+            {
+                var target = handle ?? throw new ConnectException("failed_precondition", "The stream must start with a start message naming the process.");
+                var data = (input["stdin"] ?? input["pty"])?.GetValue<string>() is { } b64 ? Convert.FromBase64String(b64) : [];
+                await target.WriteStdinAsync(data, close: false, context.RequestAborted);
+            }
+        }
+
+        ConnectRpc.BeginStream(context);
+        await ConnectRpc.WriteMessageAsync(context, new JsonObject(), context.RequestAborted);
+        await ConnectRpc.EndStreamAsync(context, null);
     }
 
     /// <summary>Update changes a terminal's size (pty.resize).</summary>

@@ -22,6 +22,7 @@ internal static class ProtoCodec
         ["/process.Process/SendSignal"] = (SendSignalRequest.Descriptor, SendSignalResponse.Descriptor),
         ["/process.Process/CloseStdin"] = (CloseStdinRequest.Descriptor, CloseStdinResponse.Descriptor),
         ["/process.Process/Update"] = (UpdateRequest.Descriptor, UpdateResponse.Descriptor),
+        ["/process.Process/StreamInput"] = (StreamInputRequest.Descriptor, StreamInputResponse.Descriptor),
         ["/filesystem.Filesystem/Stat"] = (StatRequest.Descriptor, StatResponse.Descriptor),
         ["/filesystem.Filesystem/MakeDir"] = (MakeDirRequest.Descriptor, MakeDirResponse.Descriptor),
         ["/filesystem.Filesystem/Move"] = (MoveRequest.Descriptor, MoveResponse.Descriptor),
