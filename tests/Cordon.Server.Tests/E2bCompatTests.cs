@@ -62,6 +62,7 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal(50 * 1024 * 1024, big.GetProperty("length").GetInt64());
         Assert.Equal(big.GetProperty("sent").GetString(), big.GetProperty("received").GetString());
         Assert.Equal(big.GetProperty("sent").GetString(), big.GetProperty("inside").GetString());
+        Assert.True(run.GetProperty("gzip").GetProperty("same").GetBoolean());
         Assert.Equal(["/tmp/multi/a.txt", "/tmp/multi/b.txt"], run.GetProperty("writeFiles").EnumerateArray().Select(p => p.GetString()));
         var signed = run.GetProperty("signedUrls");
         Assert.Equal(200, signed.GetProperty("uploaded").GetInt32());
@@ -149,6 +150,10 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.True(contexts.GetProperty("listed").GetBoolean());
         Assert.True(contexts.GetProperty("removed").GetBoolean());
         Assert.Equal(45, run.GetProperty("agentLoop").GetProperty("result").GetProperty("sum").GetInt32());
+        var analysis = run.GetProperty("analysis");
+        Assert.Equal("62", analysis.GetProperty("total").GetString());
+        Assert.Equal(1, analysis.GetProperty("charts").GetInt32());
+        Assert.Equal("89504e470d0a1a0a", analysis.GetProperty("savedSignature").GetString());
         Assert.True(run.GetProperty("killSandbox").GetBoolean());
     }
 

@@ -25,6 +25,7 @@ public sealed class McpTests(DefaultImageServer fixture)
 
     private Uri Endpoint => new(fixture.Server.Address, "/mcp");
 
+    /// <summary>Connected exactly as the README's Goose entries say (see <see cref="GooseEntries"/>).</summary>
     [Theory]
     [InlineData("http")]
     [InlineData("stdio")]
@@ -257,6 +258,30 @@ public sealed class McpTests(DefaultImageServer fixture)
         ""","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}""",
         Encoding.UTF8, "application/json");
 
+    /// <summary>The README's Goose extension entries (stdio: cmd and args; HTTP: uri and the Authorization
+    /// header), with their placeholders filled in for this test server.</summary>
+    private Dictionary<string, string> GooseEntries()
+    {
+        var readme = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "README.md"));
+        var section = readme[readme.IndexOf("## Use with Goose", StringComparison.Ordinal)..];
+        string Value(string key) => System.Text.RegularExpressions.Regex.Match(section, "^\\s*" + key + ":\\s*(.+)$", System.Text.RegularExpressions.RegexOptions.Multiline).Groups[1].Value.Trim();
+        var cmd = Value("cmd");
+        var args = Value("args");
+        var uri = new Uri(Value("uri"));
+        var authorization = Value("Authorization").Trim('"');
+        Assert.StartsWith("/path/to/cordon/", cmd, StringComparison.Ordinal);
+        Assert.Equal("[mcp]", args);
+        Assert.Equal("/mcp", uri.AbsolutePath);
+        Assert.Equal("Bearer <your cordon key>", authorization);
+        return new Dictionary<string, string>
+        {
+            ["MCP_GOOSE_CMD"] = Path.Combine(TestPaths.RepositoryRoot, cmd["/path/to/cordon/".Length..]),
+            ["MCP_GOOSE_ARGS"] = "[\"mcp\"]",
+            ["MCP_GOOSE_URI"] = new UriBuilder(uri) { Host = fixture.Server.Address.Host, Port = fixture.Server.Address.Port }.Uri.ToString(),
+            ["MCP_GOOSE_AUTHORIZATION"] = authorization.Replace("<your cordon key>", ServerFixture.AdminKey, StringComparison.Ordinal),
+        };
+    }
+
     private async Task<JsonElement> RunTypeScriptClientAsync(string transport)
     {
         var start = new ProcessStartInfo("node")
@@ -269,6 +294,11 @@ public sealed class McpTests(DefaultImageServer fixture)
         foreach (var arg in (string[])["client.mjs", transport, fixture.Server.Address.ToString(), ServerFixture.AdminKey, TestPaths.CliPath])
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in GooseEntries())
+        {
+            start.Environment[name] = value;
         }
 
         using var node = Process.Start(start)!;

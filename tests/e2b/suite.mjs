@@ -186,6 +186,12 @@ if (scenario === 'core') {
       const inside = (await sbx.commands.run('sha256sum /tmp/big.bin')).stdout.split(' ')[0];
       return { sent, received: hash.digest('hex'), inside, length };
     });
+    await attempt('gzip', async () => {
+      const text = 'compressed on the way in '.repeat(1000);
+      await sbx.files.write('/tmp/gzipped.txt', text, { gzip: true });
+      const back = await sbx.files.read('/tmp/gzipped.txt', { gzip: true });
+      return { same: back === text, length: back.length };
+    });
     await attempt('writeFiles', async () => {
       const infos = await sbx.files.write([{ path: '/tmp/multi/a.txt', data: 'A' }, { path: '/tmp/multi/b.txt', data: 'B' }]);
       return infos.map((i) => i.path).sort();
@@ -349,6 +355,18 @@ if (scenario === 'code') {
       await sbx.removeCodeContext(ctx);
       const after = (await sbx.listCodeContexts()).map((c) => c.id);
       return { cwd: r.text, listed: listed.includes(ctx.id), removed: !after.includes(ctx.id) };
+    });
+    // Data analysis as in E2B's cookbook: upload a CSV, analyse it with pandas, chart it, download the chart.
+    await attempt('analysis', async () => {
+      await sbx.files.write('/home/user/sales.csv', 'month,units\nJan,12\nFeb,19\nMar,31\n');
+      const r = await sbx.runCode(
+        'import pandas as pd, matplotlib.pyplot as plt\n' +
+        'df = pd.read_csv("/home/user/sales.csv")\n' +
+        'df.plot(x="month", y="units", kind="bar")\n' +
+        'plt.savefig("/home/user/sales.png")\n' +
+        'int(df.units.sum())');
+      const png = await sbx.files.read('/home/user/sales.png', { format: 'bytes' });
+      return { total: r.text, charts: r.results.filter((x) => x.png).length, savedSignature: Buffer.from(png.subarray(0, 8)).toString('hex') };
     });
     // An agent loop as in E2B's cookbook: the model writes a program, runs it, reads what it printed.
     await attempt('agentLoop', async () => {

@@ -8,17 +8,19 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 
 const [mode, url, key, cordon] = process.argv.slice(2);
 
+// The extension entries come from the README's Goose section when the test passes them (MCP_GOOSE_*), so
+// what the README tells Goose users is exactly what is tested.
 function transport() {
   if (mode === 'stdio') {
     return new StdioClientTransport({
-      command: cordon,
-      args: ['mcp'],
+      command: process.env.MCP_GOOSE_CMD ?? cordon,
+      args: process.env.MCP_GOOSE_ARGS ? JSON.parse(process.env.MCP_GOOSE_ARGS) : ['mcp'],
       env: { ...process.env, CORDON_URL: url, CORDON_API_KEY: key },
       stderr: 'inherit',
     });
   }
-  return new StreamableHTTPClientTransport(new URL('/mcp', url), {
-    requestInit: { headers: { Authorization: `Bearer ${key}` } },
+  return new StreamableHTTPClientTransport(new URL(process.env.MCP_GOOSE_URI ?? new URL('/mcp', url).toString()), {
+    requestInit: { headers: { Authorization: process.env.MCP_GOOSE_AUTHORIZATION ?? `Bearer ${key}` } },
   });
 }
 
