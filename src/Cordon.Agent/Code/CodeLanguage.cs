@@ -25,12 +25,13 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
         };
     }
 
-    /// <summary>The driver's command line; <paramref name="marker"/> is the Bash driver's end-of-run marker.</summary>
+    /// <summary>The driver's command line; <paramref name="marker"/> is the end-of-run marker for drivers whose
+    /// runs print on their own stdout and stderr (Bash, IPython).</summary>
     public IReadOnlyList<string> Arguments(string marker) => Driver switch
     {
         "node_driver.js" => [Program, "-e", Source(Driver), "--", Name],
         "bash_driver.sh" => [Program, "--noprofile", "--norc", "-c", Source(Driver), "bash", marker],
-        _ => [Program, "-u", "-c", Source(Driver), Name],
+        _ => [Program, "-u", "-c", Source(Driver), Name, marker],
     };
 
     /// <summary>Driver sources, read from the agent's resources once.</summary>
