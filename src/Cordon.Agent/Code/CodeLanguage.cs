@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 
 namespace Cordon.Agent.Code;
 
@@ -34,14 +33,21 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
         _ => [Program, "-u", "-c", Source(Driver), Name, marker],
     };
 
-    /// <summary>Driver sources, read from the agent's resources once.</summary>
-    private static readonly ConcurrentDictionary<string, string> Sources = new(StringComparer.Ordinal);
+    /// <summary>Driver sources, read from the agent's resources once, when the agent starts (see <see cref="Load"/>).</summary>
+    private static readonly Dictionary<string, string> Sources = new(StringComparer.Ordinal);
 
-    private static string Source(string driver) => Sources.GetOrAdd(driver, static name =>
+    /// <summary>Reads the drivers' sources. Called once at start-up, before anything else runs: reading manifest
+    /// resources later, with code contexts' threads running, failed intermittently in the NativeAOT agent.</summary>
+    public static void Load()
     {
-        using var stream = typeof(CodeLanguage).Assembly.GetManifestResourceStream(name)
-            ?? throw new InvalidOperationException($"The agent was built without its {name} driver.");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    });
+        foreach (var name in (string[])["python_driver.py", "node_driver.js", "bash_driver.sh"])
+        {
+            using var stream = typeof(CodeLanguage).Assembly.GetManifestResourceStream(name)
+                ?? throw new InvalidOperationException($"The agent was built without its {name} driver.");
+            using var reader = new StreamReader(stream);
+            Sources[name] = reader.ReadToEnd();
+        }
+    }
+
+    private static string Source(string driver) => Sources[driver];
 }
