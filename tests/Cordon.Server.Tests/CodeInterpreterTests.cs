@@ -122,7 +122,7 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         Assert.Equal("'a'", MainText(inA));
         var listed = await Client.ListContextsAsync(sandbox.Id, Token);
         Assert.Equal([a.Id, b.Id], listed.Contexts.Select(c => c.Id));
-        Assert.All(listed.Contexts, c => Assert.Equal("python", c.Language));
+        Assert.All(listed.Contexts, c => Assert.Equal("python3", c.Kernel));
     }
 
     [Fact]
@@ -280,7 +280,7 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
 
         Assert.Equal(CodeRunStatus.Died, died.Status);
         Assert.Equal(ContextStates.Dead, state.State);
-        Assert.Contains("exited with status 1", state.ExitReason, StringComparison.Ordinal);
+        Assert.Contains("kernel", state.ExitReason, StringComparison.Ordinal);
         Assert.Equal(409, refused.Status);
         Assert.Contains("Restart it", refused.Message, StringComparison.Ordinal);
         Assert.Equal("False", MainText(fresh));

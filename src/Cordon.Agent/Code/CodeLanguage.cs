@@ -24,13 +24,12 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
         };
     }
 
-    /// <summary>The driver's command line; <paramref name="marker"/> is the end-of-run marker for drivers whose
-    /// runs print on their own stdout and stderr (Bash, IPython).</summary>
+    /// <summary>The driver's command line; <paramref name="marker"/> is the Bash driver's end-of-run marker.</summary>
     public IReadOnlyList<string> Arguments(string marker) => Driver switch
     {
         "node_driver.js" => [Program, "-e", Source(Driver), "--", Name],
         "bash_driver.sh" => [Program, "--noprofile", "--norc", "-c", Source(Driver), "bash", marker],
-        _ => [Program, "-u", "-c", Source(Driver), Name, marker],
+        _ => [Program, "-u", "-c", Source(Driver), Name],
     };
 
     /// <summary>Driver sources, read from the agent's resources once, when the agent starts (see <see cref="Load"/>).</summary>
