@@ -104,7 +104,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         });
 
         using var inputStop = new CancellationTokenSource();
-        var input = ReadClientAsync(frames, pid, stdin, inputStop.Token);
+        var input = ReadClientAsync(frames, pid, stdin is null ? null : new SocketInput(stdin), inputStop.Token);
 
         var status = await exit;
 
@@ -211,9 +211,9 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         }
     }
 
-    /// <summary>Reads stdin, stdin-close and signal frames until the command ends. A client that goes
-    /// away takes its command with it: nobody would read the result.</summary>
-    private static async Task ReadClientAsync(FrameStream frames, int pid, Socket? stdin, CancellationToken stop)
+    /// <summary>Reads stdin, stdin-close, resize and signal frames until the command ends, handing input to
+    /// <paramref name="input"/>. A client that goes away takes its command with it: nobody would read the result.</summary>
+    internal static async Task ReadClientAsync(FrameStream frames, int pid, ICommandInput? input, CancellationToken stop)
     {
         try
         {
@@ -228,11 +228,14 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
 
                 switch (frame.Value.Kind)
                 {
-                    case FrameKind.Stdin when stdin is not null:
-                        await stdin.SendAsync(frame.Value.Payload, SocketFlags.None, stop);
+                    case FrameKind.Stdin when input is not null:
+                        await input.WriteAsync(frame.Value.Payload, stop);
                         break;
-                    case FrameKind.StdinClose when stdin is not null:
-                        stdin.Shutdown(SocketShutdown.Send);
+                    case FrameKind.StdinClose when input is not null:
+                        input.Close();
+                        break;
+                    case FrameKind.Resize when input is not null:
+                        input.Resize(FrameStream.ParseJson(frame.Value, AgentJsonContext.Default.TerminalSize));
                         break;
                     case FrameKind.Signal:
                         var signal = FrameStream.ParseJson(frame.Value, AgentJsonContext.Default.SignalMessage);
@@ -253,6 +256,19 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         catch (Exception ex) when (ex is IOException or SocketException or InvalidDataException or ObjectDisposedException)
         {
             Libc.kill(-pid, Libc.SIGKILL);
+        }
+    }
+
+    /// <summary>A command's standard input as a socket (a pipe of sorts; it cannot be resized).</summary>
+    private sealed class SocketInput(Socket socket) : ICommandInput
+    {
+        public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+            => await socket.SendAsync(data, SocketFlags.None, cancellationToken);
+
+        public void Close() => socket.Shutdown(SocketShutdown.Send);
+
+        public void Resize(TerminalSize size)
+        {
         }
     }
 

@@ -52,7 +52,7 @@ internal static class Terminal
             });
 
             using var inputStop = new CancellationTokenSource();
-            var input = ReadClientAsync(frames, master, pid, inputStop.Token);
+            var input = CommandRunner.ReadClientAsync(frames, pid, new TerminalInput(master), inputStop.Token);
             var status = await exit;
             await Task.WhenAny(output, Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None));
             await inputStop.CancelAsync();
@@ -82,46 +82,20 @@ internal static class Terminal
         }
     }
 
-    /// <summary>Typed input, resizes and signals until the command ends; a client that goes away takes it along.</summary>
-    private static async Task ReadClientAsync(FrameStream frames, int master, int pid, CancellationToken stop)
+    /// <summary>What the client types goes to the terminal; a resize changes its size.</summary>
+    private sealed class TerminalInput(int master) : ICommandInput
     {
-        try
+        public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
         {
-            while (true)
-            {
-                var frame = await frames.ReadAsync(stop);
-                if (frame is null)
-                {
-                    Libc.kill(-pid, Libc.SIGKILL);
-                    return;
-                }
+            PseudoTerminal.Write(master, data.Span);
+            return ValueTask.CompletedTask;
+        }
 
-                switch (frame.Value.Kind)
-                {
-                    case FrameKind.Stdin:
-                        PseudoTerminal.Write(master, frame.Value.Payload.Span);
-                        break;
-                    case FrameKind.Resize:
-                        var size = FrameStream.ParseJson(frame.Value, AgentJsonContext.Default.TerminalSize);
-                        PseudoTerminal.Resize(master, size.Cols, size.Rows);
-                        break;
-                    case FrameKind.Signal:
-                        var signal = FrameStream.ParseJson(frame.Value, AgentJsonContext.Default.SignalMessage);
-                        if (signal.Signal is > 0 and < 65)
-                        {
-                            Libc.kill(-pid, signal.Signal);
-                        }
+        /// <summary>A terminal has no end of input to send (the shell reads ^D as typed).</summary>
+        public void Close()
+        {
+        }
 
-                        break;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        catch (Exception ex) when (ex is IOException or InvalidDataException or ObjectDisposedException or System.Net.Sockets.SocketException)
-        {
-            Libc.kill(-pid, Libc.SIGKILL);
-        }
+        public void Resize(TerminalSize size) => PseudoTerminal.Resize(master, size.Cols, size.Rows);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -162,70 +161,85 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
     public async Task Envd_SpeaksConnectsBinaryProtobufCodec()
     {
         var token = TestContext.Current.CancellationToken;
-        var http = fixture.Server.Http;
-        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
-        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
-        var id = sandbox.GetProperty("sandboxID").GetString()!;
-        try
+        await using var sandbox = await EnvdSandbox.CreateAsync(fixture.Server.Http, token);
+
+        // Unary.
+        using var stat = await sandbox.SendAsync("/filesystem.Filesystem/Stat", new Wire.Filesystem.StatRequest { Path = "/etc/hostname" }.ToByteArray(), "application/proto");
+        Assert.Equal("application/proto", stat.Content.Headers.ContentType?.MediaType);
+        var entry = Wire.Filesystem.StatResponse.Parser.ParseFrom(await stat.Content.ReadAsByteArrayAsync(token)).Entry;
+        Assert.Equal("hostname", entry.Name);
+        Assert.Equal(Wire.Filesystem.FileType.File, entry.Type);
+
+        // A server stream: enveloped protobuf messages, then the end-stream frame (JSON in both codecs).
+        var start = new Wire.Process.StartRequest { Process = new Wire.Process.ProcessConfig { Cmd = "/bin/echo", Args = { "binary", "codec" } } }.ToByteArray();
+        using var stream = await sandbox.SendAsync("/process.Process/Start", EnvdSandbox.Envelope(start), "application/connect+proto");
+        Assert.Equal("application/connect+proto", stream.Content.Headers.ContentType?.MediaType);
+        var bytes = await stream.Content.ReadAsByteArrayAsync(token);
+        var events = new List<Wire.Process.ProcessEvent>();
+        var end = "";
+        for (var offset = 0; offset < bytes.Length;)
         {
-            HttpRequestMessage Envd(string method, byte[] body, string contentType)
+            var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(offset + 1));
+            var payload = bytes.AsSpan(offset + 5, length).ToArray();
+            if (bytes[offset] == 0x02)
             {
-                var request = new HttpRequestMessage(HttpMethod.Post, method) { Content = new ByteArrayContent(body) };
-                request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
-                request.Headers.Add("E2b-Sandbox-Id", id);
-                request.Headers.Add("E2b-Sandbox-Port", "49983");
-                request.Headers.Add("X-Access-Token", sandbox.GetProperty("envdAccessToken").GetString());
-                return request;
+                end = Encoding.UTF8.GetString(payload);
+            }
+            else
+            {
+                events.Add(Wire.Process.StartResponse.Parser.ParseFrom(payload).Event);
             }
 
-            // Unary.
-            using var stat = await http.SendAsync(Envd("/filesystem.Filesystem/Stat", new Wire.Filesystem.StatRequest { Path = "/etc/hostname" }.ToByteArray(), "application/proto"), token);
-            Assert.Equal("application/proto", stat.Content.Headers.ContentType?.MediaType);
-            var entry = Wire.Filesystem.StatResponse.Parser.ParseFrom(await stat.Content.ReadAsByteArrayAsync(token)).Entry;
-            Assert.Equal("hostname", entry.Name);
-            Assert.Equal(Wire.Filesystem.FileType.File, entry.Type);
-
-            // A server stream: enveloped protobuf messages, then the end-stream frame (JSON in both codecs).
-            var start = new Wire.Process.StartRequest { Process = new Wire.Process.ProcessConfig { Cmd = "/bin/echo", Args = { "binary", "codec" } } }.ToByteArray();
-            var envelope = new byte[5 + start.Length];
-            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(envelope.AsSpan(1), start.Length);
-            start.CopyTo(envelope, 5);
-            using var stream = await http.SendAsync(Envd("/process.Process/Start", envelope, "application/connect+proto"), token);
-            Assert.Equal("application/connect+proto", stream.Content.Headers.ContentType?.MediaType);
-            var bytes = await stream.Content.ReadAsByteArrayAsync(token);
-            var events = new List<Wire.Process.ProcessEvent>();
-            var end = "";
-            for (var offset = 0; offset < bytes.Length;)
-            {
-                var length = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(offset + 1));
-                var payload = bytes.AsSpan(offset + 5, length).ToArray();
-                if (bytes[offset] == 0x02)
-                {
-                    end = Encoding.UTF8.GetString(payload);
-                }
-                else
-                {
-                    events.Add(Wire.Process.StartResponse.Parser.ParseFrom(payload).Event);
-                }
-
-                offset += 5 + length;
-            }
-
-            Assert.True(events[0].Start.Pid > 0);
-            Assert.Equal("binary codec\n", string.Concat(events.Where(e => e.Data is not null).Select(e => e.Data.Stdout.ToStringUtf8())));
-            Assert.True(events[^1].End.Exited);
-            Assert.Equal(0, events[^1].End.ExitCode);
-            Assert.Equal("{}", end);
-
-            // Errors stay JSON, as Connect wants.
-            using var unknown = await http.SendAsync(Envd("/filesystem.Filesystem/Stat", new Wire.Filesystem.StatRequest { Path = "/no/such/file" }.ToByteArray(), "application/proto"), token);
-            Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
-            Assert.Equal("not_found", JsonDocument.Parse(await unknown.Content.ReadAsStringAsync(token)).RootElement.GetProperty("code").GetString());
+            offset += 5 + length;
         }
-        finally
-        {
-            using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
-        }
+
+        Assert.True(events[0].Start.Pid > 0);
+        Assert.Equal("binary codec\n", string.Concat(events.Where(e => e.Data is not null).Select(e => e.Data.Stdout.ToStringUtf8())));
+        Assert.True(events[^1].End.Exited);
+        Assert.Equal(0, events[^1].End.ExitCode);
+        Assert.Equal("{}", end);
+
+        // Errors stay JSON, as Connect wants.
+        using var unknown = await sandbox.SendAsync("/filesystem.Filesystem/Stat", new Wire.Filesystem.StatRequest { Path = "/no/such/file" }.ToByteArray(), "application/proto");
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Equal("not_found", JsonDocument.Parse(await unknown.Content.ReadAsStringAsync(token)).RootElement.GetProperty("code").GetString());
+    }
+
+    /// <summary>envd traffic needs the sandbox's own access token; the API key or another sandbox's token is not it.</summary>
+    [Fact]
+    public async Task Envd_WithoutTheSandboxsToken_Unauthorized()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var sandbox = await EnvdSandbox.CreateAsync(fixture.Server.Http, token);
+        await using var other = await EnvdSandbox.CreateAsync(fixture.Server.Http, token);
+        var stat = Encoding.UTF8.GetBytes("{\"path\":\"/etc/hostname\"}");
+
+        using var missing = await sandbox.SendAsync("/filesystem.Filesystem/Stat", stat, "application/json", accessToken: "");
+        using var foreign = await sandbox.SendAsync("/filesystem.Filesystem/Stat", stat, "application/json", accessToken: other.AccessToken);
+        using var own = await sandbox.SendAsync("/filesystem.Filesystem/Stat", stat, "application/json");
+
+        Assert.Equal(HttpStatusCode.Unauthorized, missing.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, foreign.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+    }
+
+    /// <summary>Malformed requests to the sandbox plane are 4xx with E2B's error body, never a 500.</summary>
+    [Fact]
+    public async Task SandboxPlane_BadRequests_AreClientErrors()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var sandbox = await EnvdSandbox.CreateAsync(fixture.Server.Http, token);
+
+        using var wrongType = await sandbox.SendAsync("/contexts", Encoding.UTF8.GetBytes("{\"language\":5}"), "application/json", port: 49999);
+        using var notJson = await sandbox.SendAsync("/execute", Encoding.UTF8.GetBytes("{code"), "application/json", port: 49999);
+        using var badEnvelope = await sandbox.SendAsync("/process.Process/Start", [0, 0, 0, 0, 99, 1], "application/connect+json");
+        using var noPath = await sandbox.SendAsync("/filesystem.Filesystem/Stat", Encoding.UTF8.GetBytes("{}"), "application/json");
+
+        Assert.Equal(HttpStatusCode.BadRequest, wrongType.StatusCode);
+        Assert.Equal(400, JsonDocument.Parse(await wrongType.Content.ReadAsStringAsync(token)).RootElement.GetProperty("code").GetInt32());
+        Assert.Equal(HttpStatusCode.BadRequest, notJson.StatusCode);
+        Assert.Contains("\"code\":\"invalid_argument\"", await badEnvelope.Content.ReadAsStringAsync(token), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, noPath.StatusCode);
     }
 
     /// <summary>The Python SDK watches by polling: CreateWatcher, GetWatcherEvents, RemoveWatcher.</summary>
@@ -233,45 +247,32 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
     public async Task Envd_PollingWatchers_CollectChangesBetweenPolls()
     {
         var token = TestContext.Current.CancellationToken;
-        var http = fixture.Server.Http;
-        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
-        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
-        var id = sandbox.GetProperty("sandboxID").GetString()!;
+        await using var sandbox = await EnvdSandbox.CreateAsync(fixture.Server.Http, token);
         async Task<(HttpStatusCode Status, JsonElement Body)> CallAsync(string method, string json)
         {
-            using var request = new HttpRequestMessage(HttpMethod.Post, method) { Content = new StringContent(json, Encoding.UTF8, "application/json") };
-            request.Headers.Add("E2b-Sandbox-Id", id);
-            request.Headers.Add("X-Access-Token", sandbox.GetProperty("envdAccessToken").GetString());
-            using var response = await http.SendAsync(request, token);
+            using var response = await sandbox.SendAsync(method, Encoding.UTF8.GetBytes(json), "application/json");
             return (response.StatusCode, JsonDocument.Parse(await response.Content.ReadAsStringAsync(token)).RootElement.Clone());
         }
 
-        try
+        await CallAsync("/filesystem.Filesystem/MakeDir", "{\"path\":\"/tmp/polled\"}");
+        var (_, watcher) = await CallAsync("/filesystem.Filesystem/CreateWatcher", "{\"path\":\"/tmp/polled\",\"recursive\":true}");
+        var watcherId = watcher.GetProperty("watcherId").GetString()!;
+        await Client.WriteFileAsync(sandbox.Id, "/tmp/polled/one.txt", new MemoryStream([1]), token);
+        var names = new List<string>();
+        for (var i = 0; i < 100 && !names.Contains("EVENT_TYPE_CREATE one.txt"); i++)
         {
-            await CallAsync("/filesystem.Filesystem/MakeDir", "{\"path\":\"/tmp/polled\"}");
-            var (_, watcher) = await CallAsync("/filesystem.Filesystem/CreateWatcher", "{\"path\":\"/tmp/polled\",\"recursive\":true}");
-            var watcherId = watcher.GetProperty("watcherId").GetString()!;
-            await Client.WriteFileAsync(id, "/tmp/polled/one.txt", new MemoryStream([1]), token);
-            var names = new List<string>();
-            for (var i = 0; i < 100 && !names.Contains("EVENT_TYPE_CREATE one.txt"); i++)
-            {
-                var (_, polled) = await CallAsync("/filesystem.Filesystem/GetWatcherEvents", $"{{\"watcherId\":\"{watcherId}\"}}");
-                names.AddRange(polled.GetProperty("events").EnumerateArray().Select(e => $"{e.GetProperty("type").GetString()} {e.GetProperty("name").GetString()}"));
-                await Task.Delay(100, token);
-            }
-
-            var (removed, _) = await CallAsync("/filesystem.Filesystem/RemoveWatcher", $"{{\"watcherId\":\"{watcherId}\"}}");
-            var (gone, error) = await CallAsync("/filesystem.Filesystem/GetWatcherEvents", $"{{\"watcherId\":\"{watcherId}\"}}");
-
-            Assert.Contains("EVENT_TYPE_CREATE one.txt", names);
-            Assert.Equal(HttpStatusCode.OK, removed);
-            Assert.Equal(HttpStatusCode.NotFound, gone);
-            Assert.Equal("not_found", error.GetProperty("code").GetString());
+            var (_, polled) = await CallAsync("/filesystem.Filesystem/GetWatcherEvents", $"{{\"watcherId\":\"{watcherId}\"}}");
+            names.AddRange(polled.GetProperty("events").EnumerateArray().Select(e => $"{e.GetProperty("type").GetString()} {e.GetProperty("name").GetString()}"));
+            await Task.Delay(100, token);
         }
-        finally
-        {
-            using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
-        }
+
+        var (removed, _) = await CallAsync("/filesystem.Filesystem/RemoveWatcher", $"{{\"watcherId\":\"{watcherId}\"}}");
+        var (gone, error) = await CallAsync("/filesystem.Filesystem/GetWatcherEvents", $"{{\"watcherId\":\"{watcherId}\"}}");
+
+        Assert.Contains("EVENT_TYPE_CREATE one.txt", names);
+        Assert.Equal(HttpStatusCode.OK, removed);
+        Assert.Equal(HttpStatusCode.NotFound, gone);
+        Assert.Equal("not_found", error.GetProperty("code").GetString());
     }
 
     /// <summary>StreamInput, the client stream no fetch-based SDK can use: input sent as a stream reaches the process.</summary>
@@ -279,62 +280,30 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
     public async Task Envd_StreamInput_FeedsARunningProcess()
     {
         var token = TestContext.Current.CancellationToken;
-        var http = fixture.Server.Http;
-        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
-        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
-        var id = sandbox.GetProperty("sandboxID").GetString()!;
-        HttpRequestMessage Envd(string method, byte[] body, string contentType)
-        {
-            var request = new HttpRequestMessage(HttpMethod.Post, method) { Content = new ByteArrayContent(body) };
-            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
-            request.Headers.Add("E2b-Sandbox-Id", id);
-            request.Headers.Add("X-Access-Token", sandbox.GetProperty("envdAccessToken").GetString());
-            return request;
-        }
+        await using var sandbox = await EnvdSandbox.CreateAsync(fixture.Server.Http, token);
+        static byte[] Json(params string[] messages) => EnvdSandbox.Envelope([.. messages.Select(Encoding.UTF8.GetBytes)]);
 
-        static byte[] Envelope(params string[] messages) => [.. messages.SelectMany(m =>
-        {
-            var json = Encoding.UTF8.GetBytes(m);
-            var frame = new byte[5 + json.Length];
-            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), json.Length);
-            json.CopyTo(frame, 5);
-            return frame;
-        })];
+        using var started = await sandbox.SendAsync("/process.Process/Start", Json("{\"process\":{\"cmd\":\"/bin/cat\"},\"stdin\":true}"), "application/connect+json", streaming: true);
+        var output = await started.Content.ReadAsStreamAsync(token);
+        var header = new byte[5];
+        await output.ReadExactlyAsync(header, token);
+        var first = new byte[System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1))];
+        await output.ReadExactlyAsync(first, token);
+        var pid = JsonDocument.Parse(first).RootElement.GetProperty("event").GetProperty("start").GetProperty("pid").GetInt32();
 
-        try
-        {
-            using var start = Envd("/process.Process/Start", Envelope("{\"process\":{\"cmd\":\"/bin/cat\"},\"stdin\":true}"), "application/connect+json");
-            using var started = await http.SendAsync(start, HttpCompletionOption.ResponseHeadersRead, token);
-            var output = await started.Content.ReadAsStreamAsync(token);
-            var header = new byte[5];
-            await output.ReadExactlyAsync(header, token);
-            var first = new byte[System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1))];
-            await output.ReadExactlyAsync(first, token);
-            var pid = JsonDocument.Parse(first).RootElement.GetProperty("event").GetProperty("start").GetProperty("pid").GetInt32();
+        var input = Convert.ToBase64String(Encoding.UTF8.GetBytes("streamed input\n"));
+        using var streamed = await sandbox.SendAsync("/process.Process/StreamInput",
+            Json($"{{\"start\":{{\"process\":{{\"pid\":{pid}}}}}}}", "{\"keepalive\":{}}", $"{{\"data\":{{\"input\":{{\"stdin\":\"{input}\"}}}}}}"),
+            "application/connect+json");
+        using var closed = await sandbox.SendAsync("/process.Process/CloseStdin", Encoding.UTF8.GetBytes($"{{\"process\":{{\"pid\":{pid}}}}}"), "application/json");
+        using var rest = new MemoryStream();
+        await output.CopyToAsync(rest, token);
+        var text = Encoding.UTF8.GetString(rest.ToArray());
 
-            var input = Convert.ToBase64String(Encoding.UTF8.GetBytes("streamed input\n"));
-            using var streamed = await http.SendAsync(Envd("/process.Process/StreamInput",
-                Envelope($"{{\"start\":{{\"process\":{{\"pid\":{pid}}}}}}}", "{\"keepalive\":{}}", $"{{\"data\":{{\"input\":{{\"stdin\":\"{input}\"}}}}}}"),
-                "application/connect+json"), token);
-            using var closed = await http.SendAsync(Envd("/process.Process/CloseStdin", Encoding.UTF8.GetBytes($"{{\"process\":{{\"pid\":{pid}}}}}"), "application/json"), token);
-            var rest = Encoding.UTF8.GetString(await ReadToEndAsync(output, token));
-
-            Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
-            Assert.Equal(HttpStatusCode.OK, closed.StatusCode);
-            Assert.Contains($"\"stdout\":\"{input}\"", rest, StringComparison.Ordinal);
-            Assert.Contains("\"exited\":true", rest, StringComparison.Ordinal);
-        }
-        finally
-        {
-            using var _ = await http.DeleteAsync($"/sandboxes/{id}", token);
-        }
-    }
-
-    private static async Task<byte[]> ReadToEndAsync(Stream stream, CancellationToken token)
-    {
-        using var buffer = new MemoryStream();
-        await stream.CopyToAsync(buffer, token);
-        return buffer.ToArray();
+        Assert.Equal(HttpStatusCode.OK, streamed.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, closed.StatusCode);
+        Assert.Contains($"\"stdout\":\"{input}\"", text, StringComparison.Ordinal);
+        Assert.Contains("\"exited\":true", text, StringComparison.Ordinal);
     }
 
     private Cordon.Client.CordonClient Client => fixture.Server.Client;
@@ -347,30 +316,71 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Contains(message, e.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
-    private async Task<JsonElement> RunSuiteAsync(string scenario, string sdk)
+    private Task<JsonElement> RunSuiteAsync(string scenario, string sdk)
     {
-        var start = new ProcessStartInfo("node")
-        {
-            WorkingDirectory = Path.Combine(TestPaths.RepositoryRoot, "tests", "e2b"),
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("suite.mjs");
-        start.ArgumentList.Add(scenario);
-        start.ArgumentList.Add(sdk);
         var url = fixture.Server.Address.ToString().TrimEnd('/');
-        start.Environment["E2B_API_URL"] = url;
-        start.Environment["E2B_SANDBOX_URL"] = url;
-        start.Environment["E2B_API_KEY"] = ServerFixture.AdminKey;
+        return NodeScript.RunAsync("e2b", ["suite.mjs", scenario, sdk], new Dictionary<string, string>
+        {
+            ["E2B_API_URL"] = url,
+            ["E2B_SANDBOX_URL"] = url,
+            ["E2B_API_KEY"] = ServerFixture.AdminKey,
+        });
+    }
+}
 
-        using var node = Process.Start(start)!;
-        var stdout = node.StandardOutput.ReadToEndAsync(TestContext.Current.CancellationToken);
-        var stderr = node.StandardError.ReadToEndAsync(TestContext.Current.CancellationToken);
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        limit.CancelAfter(TimeSpan.FromMinutes(5));
-        await node.WaitForExitAsync(limit.Token);
-        Assert.True(node.ExitCode == 0, $"the E2B suite failed ({node.ExitCode}): {await stderr}");
-        return JsonDocument.Parse(await stdout).RootElement;
+/// <summary>A sandbox made through E2B's control plane, and raw envd calls into it (what the SDKs do underneath).</summary>
+internal sealed class EnvdSandbox : IAsyncDisposable
+{
+    private readonly HttpClient _http;
+    private readonly CancellationToken _token;
+
+    private EnvdSandbox(HttpClient http, string id, string accessToken, CancellationToken token)
+    {
+        _http = http;
+        Id = id;
+        AccessToken = accessToken;
+        _token = token;
+    }
+
+    public string Id { get; }
+
+    public string AccessToken { get; }
+
+    public static async Task<EnvdSandbox> CreateAsync(HttpClient http, CancellationToken token)
+    {
+        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
+        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
+        return new EnvdSandbox(http, sandbox.GetProperty("sandboxID").GetString()!, sandbox.GetProperty("envdAccessToken").GetString()!, token);
+    }
+
+    /// <summary>POSTs to an envd path of this sandbox, routed by E2B's headers, with its token unless another is given.</summary>
+    /// <param name="streaming">Return as soon as the headers arrive (the body is read as it comes).</param>
+    /// <param name="port">The logical port: envd (49983) or the code interpreter (49999).</param>
+    public Task<HttpResponseMessage> SendAsync(string path, byte[] body, string contentType, string? accessToken = null, bool streaming = false, int port = 49983)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+        request.Headers.Add("E2b-Sandbox-Id", Id);
+        request.Headers.Add("E2b-Sandbox-Port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        if ((accessToken ?? AccessToken) is { Length: > 0 } value)
+        {
+            request.Headers.Add("X-Access-Token", value);
+        }
+
+        return _http.SendAsync(request, streaming ? HttpCompletionOption.ResponseHeadersRead : HttpCompletionOption.ResponseContentRead, _token);
+    }
+
+    /// <summary>Connect envelopes (flags 0, big-endian length) around each message.</summary>
+    public static byte[] Envelope(params byte[][] messages) => [.. messages.SelectMany(message =>
+    {
+        var frame = new byte[5 + message.Length];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), message.Length);
+        message.CopyTo(frame, 5);
+        return frame;
+    })];
+
+    public async ValueTask DisposeAsync()
+    {
+        using var _ = await _http.DeleteAsync($"/sandboxes/{Id}", CancellationToken.None);
     }
 }

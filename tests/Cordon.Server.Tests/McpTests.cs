@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -282,35 +281,8 @@ public sealed class McpTests(DefaultImageServer fixture)
         };
     }
 
-    private async Task<JsonElement> RunTypeScriptClientAsync(string transport)
-    {
-        var start = new ProcessStartInfo("node")
-        {
-            WorkingDirectory = Path.Combine(TestPaths.RepositoryRoot, "tests", "mcp"),
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in (string[])["client.mjs", transport, fixture.Server.Address.ToString(), ServerFixture.AdminKey, TestPaths.CliPath])
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        foreach (var (name, value) in GooseEntries())
-        {
-            start.Environment[name] = value;
-        }
-
-        using var node = Process.Start(start)!;
-        var stdout = node.StandardOutput.ReadToEndAsync(Token);
-        var stderr = node.StandardError.ReadToEndAsync(Token);
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(Token);
-        limit.CancelAfter(TimeSpan.FromMinutes(5));
-        await node.WaitForExitAsync(limit.Token);
-        var output = await stdout;
-        Assert.True(node.ExitCode == 0, $"the TypeScript client failed ({node.ExitCode}): {await stderr}");
-        return JsonDocument.Parse(output).RootElement;
-    }
+    private Task<JsonElement> RunTypeScriptClientAsync(string transport)
+        => NodeScript.RunAsync("mcp", ["client.mjs", transport, fixture.Server.Address.ToString(), ServerFixture.AdminKey, TestPaths.CliPath], GooseEntries());
 
     private static ToolOutcome Tool(JsonElement run, string step)
     {

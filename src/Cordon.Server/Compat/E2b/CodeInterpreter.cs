@@ -70,6 +70,11 @@ internal static partial class CodeInterpreter
         {
             await E2bControlPlane.Error(400, "The request body is not valid JSON: " + ex.Message).ExecuteAsync(context);
         }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException && !context.Response.HasStarted)
+        {
+            // A field of the wrong JSON type (a number where a string belongs …).
+            await E2bControlPlane.Error(400, "A field of the request has the wrong type: " + ex.Message).ExecuteAsync(context);
+        }
     }
 
     private static async Task ExecuteAsync(HttpContext context, SandboxService sandboxes, SandboxRecord sandbox, CallerIdentity caller)

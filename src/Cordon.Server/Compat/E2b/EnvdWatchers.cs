@@ -21,6 +21,9 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
         var session = await sandboxes.WatchDirectoryAsync(caller, sandboxId, path, recursive, cancellationToken);
         var watcher = new Watcher("w-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sandboxId, caller.KeyId, session);
         _watchers[watcher.Id] = watcher;
+
+        // A watch ends with its sandbox; nobody will remove it then.
+        _ = watcher.Ended.ContinueWith(_ => _watchers.TryRemove(watcher.Id, out var _), TaskScheduler.Default);
         return watcher.Id;
     }
 
@@ -61,6 +64,9 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
         public string SandboxId { get; }
 
         public string Owner { get; }
+
+        /// <summary>Completes when the watch ended (removed, or its sandbox is gone).</summary>
+        public Task Ended => _pump;
 
         public JsonArray Take()
         {
