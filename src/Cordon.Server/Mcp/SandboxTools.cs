@@ -603,14 +603,9 @@ public sealed class SandboxTools(
         return buffer.ToArray();
     }
 
+    /// <summary>Writes a whole file; the agent creates missing parent directories itself.</summary>
     private async Task<FileEntry> WriteAsync(CallerIdentity caller, string sandboxId, string path, byte[] bytes, CancellationToken cancellationToken)
     {
-        var parent = Path.GetDirectoryName(SandboxPaths.Validate(path) is null ? SandboxPaths.Normalize(path) : path);
-        if (!string.IsNullOrEmpty(parent) && parent != "/")
-        {
-            await sandboxes.MakeDirAsync(caller, sandboxId, parent, cancellationToken);
-        }
-
         using var content = new MemoryStream(bytes);
         return await sandboxes.WriteFileAsync(caller, sandboxId, path, content, mode: null, user: null, cancellationToken);
     }

@@ -496,13 +496,9 @@ public sealed class Envd(SandboxService sandboxes, BackgroundCommands commands, 
         }
     }
 
+    /// <summary>Writes one uploaded file; the agent creates missing parent directories itself.</summary>
     private async Task<JsonObject> WriteAsync(SandboxRecord sandbox, CallerIdentity caller, string? user, string path, Stream content, CancellationToken cancellationToken)
     {
-        if (Path.GetDirectoryName(path) is { Length: > 1 } parent)
-        {
-            await sandboxes.MakeDirAsync(caller, sandbox.Id, parent, cancellationToken);
-        }
-
         var entry = await sandboxes.WriteFileAsync(caller, sandbox.Id, path, content, mode: null, user: user, cancellationToken);
         return new JsonObject { ["name"] = entry.Name, ["path"] = entry.Path, ["type"] = "file" };
     }
