@@ -126,6 +126,23 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
     }
 
     [Fact]
+    public async Task TheAgent_LoadsNoSharedLibrary_WhileContextsRun()
+    {
+        // The agent is a static binary: a shared library loaded into it brings a second libc that corrupts its
+        // memory (once OpenSSL, loaded for random context ids, crashed one sandbox in six). The image has OpenSSL.
+        await using var sandbox = await fixture.CreateSandboxAsync();
+        await Client.CreateContextAsync(sandbox.Id, new CreateContextRequestBody { Language = "python" }, Token);
+        await Client.CreateContextAsync(sandbox.Id, new CreateContextRequestBody { Language = "javascript" }, Token);
+        Assert.Equal("2", MainText(await RunAsync(sandbox, "1+1")));
+
+        var maps = await sandbox.ExecAsync("cat /proc/1/maps");
+
+        Assert.Equal(0, maps.ExitCode);
+        Assert.Contains("/.cordon/agent", maps.Stdout);
+        Assert.Empty(maps.Stdout.Split('\n').Where(line => System.Text.RegularExpressions.Regex.IsMatch(line, @"\.so(\.[0-9]+)*$")));
+    }
+
+    [Fact]
     public async Task JavaScript_KeepsState_ShowsValues_AndAwaitsAtTopLevel()
     {
         await using var sandbox = await fixture.CreateSandboxAsync();

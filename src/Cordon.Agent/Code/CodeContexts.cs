@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Cordon.Protocol;
 
 namespace Cordon.Agent.Code;
@@ -17,7 +16,8 @@ internal sealed class CodeContexts(CommandRunner launcher, SandboxEnvironment en
     public async Task<ContextInfo> CreateAsync(CreateContextRequest request, CancellationToken cancellationToken)
     {
         var language = Language(request.Language);
-        var context = await StartAsync("ctx-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), language, request.Cwd, request.User, request.Env, cancellationToken);
+        // Not RandomNumberGenerator: in this static binary it would dlopen the image's OpenSSL (see Interop/NoSharedLibraries.cs).
+        var context = await StartAsync("ctx-" + Guid.NewGuid().ToString("N")[..12], language, request.Cwd, request.User, request.Env, cancellationToken);
         return context.Info();
     }
 

@@ -35,8 +35,8 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
     /// <summary>Driver sources, read from the agent's resources once, when the agent starts (see <see cref="Load"/>).</summary>
     private static readonly Dictionary<string, string> Sources = new(StringComparer.Ordinal);
 
-    /// <summary>Reads the drivers' sources. Called once at start-up, before anything else runs: reading manifest
-    /// resources later, with code contexts' threads running, failed intermittently in the NativeAOT agent.</summary>
+    /// <summary>Reads the drivers' sources. Called once at start-up, so a context start does no resource I/O. (Reads
+    /// that failed here once were a symptom of the OpenSSL memory corruption, see Interop/NoSharedLibraries.cs.)</summary>
     public static void Load()
     {
         foreach (var name in (string[])["python_driver.py", "node_driver.js", "bash_driver.sh"])
