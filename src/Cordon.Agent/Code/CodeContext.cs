@@ -172,7 +172,7 @@ internal sealed class CodeContext
     private async Task RunTurnAsync(Instance instance, string code, IReadOnlyDictionary<string, string>? env, long? timeoutMs, FrameStream frames, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
-        var run = new RunState(markers: instance.InterruptMode == "group" ? 2 : 0);
+        var run = new RunState(markers: instance.UsesMarkers ? 2 : 0);
         lock (_lock)
         {
             _run = run;
@@ -398,6 +398,7 @@ internal sealed class CodeContext
 
         instance.Kernel = ready.Kernel;
         instance.InterruptMode = ready.Interrupt ?? "signal";
+        instance.UsesMarkers = ready.Markers == true || instance.InterruptMode == "group";
         _instance = instance;
     }
 
@@ -584,6 +585,9 @@ internal sealed class CodeContext
         public Task Pumps { get; set; } = Task.CompletedTask;
 
         public string? Kernel { get; set; }
+
+        /// <summary>The driver marks the end of each run's output on stdout and stderr (Bash, IPython).</summary>
+        public bool UsesMarkers { get; set; }
 
         /// <summary><c>signal</c> (SIGINT to the driver), <c>group</c> (SIGINT to its process group) or <c>message</c> (tell the driver).</summary>
         public string InterruptMode { get; set; } = "signal";

@@ -7,14 +7,16 @@ namespace Cordon.Agent.Code;
 internal sealed record CodeLanguage(string Name, string Program, string Driver)
 {
     /// <summary>Accepts the common names of a language; any other name is looked up among the image's
-    /// Jupyter kernels (by kernel name or by the language it declares) through the Python driver.</summary>
+    /// Jupyter kernels (by kernel name or by the language it declares) through the Python driver. <c>python</c>
+    /// runs on IPython inside the driver; <c>python3</c>, the name of ipykernel's kernelspec, reaches the kernel
+    /// itself through Jupyter messaging.</summary>
     /// <returns>Null when the name cannot be a language (empty, too long, odd characters).</returns>
     public static CodeLanguage? Parse(string? name)
     {
         var key = (name ?? "python").Trim().ToLowerInvariant();
         return key switch
         {
-            "python" or "python3" or "py" => new("python", "python3", "python_driver.py"),
+            "python" or "py" or "ipython" => new("python", "python3", "python_driver.py"),
             "javascript" or "js" or "node" or "nodejs" => new("javascript", "node", "node_driver.js"),
             "typescript" or "ts" => new("typescript", "node", "node_driver.js"),
             "bash" or "sh" or "shell" => new("bash", "bash", "bash_driver.sh"),
@@ -24,12 +26,13 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
         };
     }
 
-    /// <summary>The driver's command line; <paramref name="marker"/> is the Bash driver's end-of-run marker.</summary>
+    /// <summary>The driver's command line; <paramref name="marker"/> is the end-of-run marker for drivers whose
+    /// runs print on their own stdout and stderr (Bash, IPython).</summary>
     public IReadOnlyList<string> Arguments(string marker) => Driver switch
     {
         "node_driver.js" => [Program, "-e", Source(Driver), "--", Name],
         "bash_driver.sh" => [Program, "--noprofile", "--norc", "-c", Source(Driver), "bash", marker],
-        _ => [Program, "-u", "-c", Source(Driver), Name],
+        _ => [Program, "-u", "-c", Source(Driver), Name, marker],
     };
 
     /// <summary>Driver sources, read from the agent's resources once, when the agent starts (see <see cref="Load"/>).</summary>

@@ -54,6 +54,10 @@ public sealed record CodeEvent
 
     /// <summary>ready (driver to agent only): how to interrupt it: <c>message</c>, <c>signal</c> or <c>group</c>.</summary>
     public string? Interrupt { get; init; }
+
+    /// <summary>ready (driver to agent only): the driver ends each run's stdout and stderr with the marker it was
+    /// given, so the agent can wait for every byte of a run before its end.</summary>
+    public bool? Markers { get; init; }
 }
 
 /// <summary>The values of <see cref="CodeEvent.Type"/>.</summary>

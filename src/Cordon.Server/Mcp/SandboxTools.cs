@@ -225,7 +225,7 @@ public sealed class SandboxTools(
     // ---- code -----------------------------------------------------------------------------------
 
     [McpServerTool(Name = "run_code", Title = "Run code", Destructive = true, Idempotent = false, ReadOnly = false, OpenWorld = false, UseStructuredContent = true, OutputSchemaType = typeof(CodeRunResult))]
-    [Description("Run code in a stateful interpreter, like a notebook cell: variables, imports and functions survive between calls. Returns printed output, the value of the last expression, errors with traceback, and charts (matplotlib figures appear as images without savefig). Languages: python (Jupyter kernel with numpy, pandas, matplotlib), javascript, typescript, bash.")]
+    [Description("Run code in a stateful interpreter, like a notebook cell: variables, imports and functions survive between calls. Returns printed output, the value of the last expression, errors with traceback, and charts (matplotlib figures appear as images without savefig). Languages: python (IPython with numpy, pandas, matplotlib; !shell and %magics work), javascript, typescript, bash.")]
     public Task<CallToolResult> RunCodeAsync(
         RequestContext<CallToolRequestParams> request,
         [Description("The code to run.")] string code,
