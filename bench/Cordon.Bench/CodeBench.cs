@@ -49,6 +49,7 @@ internal static class CodeBench
             import time
             from IPython.core.interactiveshell import InteractiveShell
             shell = InteractiveShell.instance()
+            shell.displayhook.write_output_prompt = lambda: None
             shell.displayhook.write_format_data = lambda *a, **k: None
             for i in range(20):
                 shell.run_cell("1+1", store_history=True)
