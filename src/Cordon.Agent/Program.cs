@@ -13,8 +13,6 @@ if (args.Length > 0 && args[0] == "--version")
     return 0;
 }
 
-Cordon.Agent.Code.CodeLanguage.Load();
-
 // PID 1 of the sandbox: files the agent creates are the sandbox's root's, readable as the image intends.
 Libc.umask(0b000_010_010); // 022
 var environment = new SandboxEnvironment();

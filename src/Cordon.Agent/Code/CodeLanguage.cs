@@ -35,21 +35,21 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
         _ => [Program, "-u", "-c", Source(Driver), Name, marker],
     };
 
-    /// <summary>Driver sources, read from the agent's resources once, when the agent starts (see <see cref="Load"/>).</summary>
-    private static readonly Dictionary<string, string> Sources = new(StringComparer.Ordinal);
-
-    /// <summary>Reads the drivers' sources. Called once at start-up, so a context start does no resource I/O. (Reads
-    /// that failed here once were a symptom of the OpenSSL memory corruption, see Interop/NoSharedLibraries.cs.)</summary>
-    public static void Load()
+    /// <summary>Driver sources, read from the agent's resources on the first context start (resource lookup goes
+    /// through reflection metadata: ~0.5 ms the agent's own start should not pay).</summary>
+    private static readonly Lazy<Dictionary<string, string>> Sources = new(() =>
     {
+        var sources = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var name in (string[])["python_driver.py", "node_driver.js", "bash_driver.sh"])
         {
             using var stream = typeof(CodeLanguage).Assembly.GetManifestResourceStream(name)
                 ?? throw new InvalidOperationException($"The agent was built without its {name} driver.");
             using var reader = new StreamReader(stream);
-            Sources[name] = reader.ReadToEnd();
+            sources[name] = reader.ReadToEnd();
         }
-    }
 
-    private static string Source(string driver) => Sources[driver];
+        return sources;
+    });
+
+    private static string Source(string driver) => Sources.Value[driver];
 }
