@@ -58,15 +58,16 @@ internal static unsafe partial class HostSpawn
 
     /// <summary>Runs <paramref name="path"/> to its end and returns its exit status (128+n for signal n).</summary>
     /// <param name="descriptors">Descriptors to place in the child: (ours, number in the child).</param>
-    public static Task<int> RunAsync(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)>? descriptors = null)
+    /// <param name="argv0">The program's name for itself; by default the file name of <paramref name="path"/>.</param>
+    public static Task<int> RunAsync(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)>? descriptors = null, string? argv0 = null)
     {
-        var pid = Spawn(path, argv, descriptors ?? []);
+        var pid = Spawn(path, argv0 ?? Path.GetFileName(path), argv, descriptors ?? []);
 
         // waitpid blocks a thread for the child's life (milliseconds for crun); not the request's thread.
         return Task.Factory.StartNew(() => Wait(pid), CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
     }
 
-    private static int Spawn(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)> descriptors)
+    private static int Spawn(string path, string argv0, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)> descriptors)
     {
         var actions = NativeMemory.AllocZeroed(128);
         var attr = NativeMemory.AllocZeroed(512);
@@ -94,7 +95,7 @@ internal static unsafe partial class HostSpawn
             sigfillset(sigset);
             posix_spawnattr_setsigdefault(attr, sigset);
 
-            args[0] = Marshal.StringToCoTaskMemUTF8(Path.GetFileName(path));
+            args[0] = Marshal.StringToCoTaskMemUTF8(argv0);
             for (var i = 0; i < argv.Count; i++)
             {
                 args[i + 1] = Marshal.StringToCoTaskMemUTF8(argv[i]);

@@ -28,6 +28,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly SemaphoreSlim _probeLock = new(1, 1);
     private RuntimeCapabilities? _capabilities;
     private byte[]? _seccompBpf;
+    private SealedBinary? _sealedRuntime;
 
     public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
     {
@@ -68,6 +69,15 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         {
             var result = await ExternalProgram.RunAsync(runtimePath, ["--version"], cancellationToken);
             version = result.Stdout.Split('\n').FirstOrDefault()?.Trim();
+            try
+            {
+                _sealedRuntime = SealedBinary.Create(runtimePath);
+            }
+            catch (IOException ex)
+            {
+                // Slower (the runtime copies itself on every start), not less safe.
+                LogTuningSkipped($"the runtime runs from its path, not a sealed copy: {ex.Message}");
+            }
         }
 
         if (string.IsNullOrEmpty(_options.AgentPath) || !File.Exists(_options.AgentPath))
@@ -258,9 +268,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             var listener = ListeningSocket.Create(AgentSocketPath(spec.Id), 512);
             try
             {
-                exit = await HostSpawn.RunAsync(_options.ResolvedRuntimePath,
+                exit = await HostSpawn.RunAsync(RuntimeExecutable,
                     [.. RuntimeArgs(log), "run", "--detach", "--preserve-fds", "1", "--pid-file", Path.Combine(dir, "pid"), "--bundle", dir, spec.Id],
-                    [(listener, 3)]);
+                    [(listener, 3)], _options.Runtime);
             }
             finally
             {
@@ -409,7 +419,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     private async Task RunOrThrowAsync(string verb, string id, string past, CancellationToken cancellationToken)
     {
-        var result = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), verb, id], cancellationToken);
+        var result = await ExternalProgram.RunAsync(RuntimeExecutable, [.. RuntimeArgs(null), verb, id], cancellationToken);
         if (!result.Succeeded)
         {
             throw new SandboxRuntimeException($"The sandbox could not be {past}.", $"{_options.Runtime} {verb} {id}: {result.Stderr.Trim()}");
@@ -493,7 +503,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     {
         // Exit status only: "does not exist" (destroy is idempotent) and real failures both leave a log line
         // in the runtime's own log, and the leftovers are removed below either way.
-        var exit = await HostSpawn.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "delete", "--force", id]);
+        var exit = await HostSpawn.RunAsync(RuntimeExecutable, [.. RuntimeArgs(null), "delete", "--force", id], argv0: _options.Runtime);
         if (exit != 0 && Directory.Exists(Path.Combine(_options.RuntimeRoot, id)))
         {
             LogRuntimeComplaint(id, $"{_options.Runtime} delete exited {exit}");
@@ -505,7 +515,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public async ValueTask<IReadOnlyList<RuntimeSandbox>> ListAsync(CancellationToken cancellationToken)
     {
         var statuses = new Dictionary<string, RuntimeSandboxStatus>(StringComparer.Ordinal);
-        var list = await ExternalProgram.RunAsync(_options.ResolvedRuntimePath, [.. RuntimeArgs(null), "list", "--format", "json"], cancellationToken);
+        var list = await ExternalProgram.RunAsync(RuntimeExecutable, [.. RuntimeArgs(null), "list", "--format", "json"], cancellationToken);
         if (list.Succeeded && list.Stdout.TrimStart().StartsWith('['))
         {
             using var doc = JsonDocument.Parse(list.Stdout);
@@ -552,6 +562,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
         => ValueTask.FromResult(_cgroups.ReadUsage(_options.CgroupParent, id));
+
+    /// <summary>The runtime from its sealed copy when there is one (see <see cref="SealedBinary"/>).</summary>
+    private string RuntimeExecutable => _sealedRuntime?.Path ?? _options.ResolvedRuntimePath;
 
     private string BundleDirectory(string id) => Path.Combine(_options.StateDirectory, id);
 
@@ -628,6 +641,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
         _namespaces.Dispose();
         _probeLock.Dispose();
+        _sealedRuntime?.Dispose();
     }
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "Host problem: {Problem}")]
