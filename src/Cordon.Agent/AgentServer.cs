@@ -65,7 +65,7 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                 return;
             }
 
-            var request = FrameStream.ParseJson(first.Value, AgentJsonContext.Default.AgentRequest);
+            var request = AgentRequest.Read(first.Value);
             if (PathOf(request) is { } problem)
             {
                 await SendErrorAsync(frames, AgentErrorCodes.InvalidArgument, problem, cancellationToken);

@@ -11,13 +11,13 @@ public sealed class FrameStreamTests
     {
         var buffer = new MemoryStream();
         var writer = new FrameStream(buffer);
-        await writer.WriteJsonAsync(FrameKind.Request, new ExecRequest { Argv = ["echo", "hi"], TimeoutMs = 5 }, AgentJsonContext.Default.AgentRequest, default);
+        await writer.WriteJsonAsync(FrameKind.Request, new ExecRequest { Argv = ["echo", "hi"], TimeoutMs = 5 }, AgentRequest.TypeInfo, default);
         await writer.WriteAsync(FrameKind.Data, new byte[] { 1, 2, 3 }, default);
         await writer.WriteAsync(FrameKind.DataEnd, ReadOnlyMemory<byte>.Empty, default);
 
         buffer.Position = 0;
         var reader = new FrameStream(buffer);
-        var request = FrameStream.ParseJson((await reader.ReadAsync(default))!.Value, AgentJsonContext.Default.AgentRequest);
+        var request = AgentRequest.Read((await reader.ReadAsync(default))!.Value);
         var exec = Assert.IsType<ExecRequest>(request);
         Assert.Equal(["echo", "hi"], exec.Argv);
         Assert.Equal(5, exec.TimeoutMs);
@@ -48,10 +48,37 @@ public sealed class FrameStreamTests
         await Assert.ThrowsAsync<EndOfStreamException>(async () => await reader.ReadAsync(default));
     }
 
+    [Theory]
+    [InlineData("{\"op\":\"format-disk\"}")]
+    [InlineData("{\"argv\":[\"true\"]}")]
+    [InlineData("{\"op\":7}")]
+    [InlineData("[\"exec\"]")]
+    [InlineData("{\"op\":\"exec\",\"argv\":")]
+    [InlineData("not json")]
+    public void Read_UnknownMissingOrMalformed_ThrowsInvalidData(string json)
+        => Assert.Throws<InvalidDataException>(() => AgentRequest.Read(new Frame(FrameKind.Request, System.Text.Encoding.UTF8.GetBytes(json))));
+
     [Fact]
-    public void ParseJson_UnknownOperation_ThrowsInvalidData()
+    public void Kinds_ListEveryRequestTypeOnce_WithItsOwnOp()
     {
-        var frame = new Frame(FrameKind.Request, "{\"op\":\"format-disk\"}"u8.ToArray());
-        Assert.Throws<InvalidDataException>(() => FrameStream.ParseJson(frame, AgentJsonContext.Default.AgentRequest));
+        var concrete = typeof(AgentRequest).Assembly.GetTypes()
+            .Where(t => t.IsSubclassOf(typeof(AgentRequest)) && !t.IsAbstract)
+            .OrderBy(t => t.Name).ToList();
+
+        Assert.Equal(concrete, AgentRequest.Kinds.Select(k => k.Type).OrderBy(t => t.Name));
+        Assert.Equal(AgentRequest.Kinds.Count, AgentRequest.Kinds.Select(k => k.Op).Distinct().Count());
+    }
+
+    [Fact]
+    public void EveryKind_IsWrittenWithItsOpFirst_AndHasMetadataToBeRead()
+    {
+        foreach (var (type, op) in AgentRequest.Kinds)
+        {
+            var request = (AgentRequest)System.Runtime.CompilerServices.RuntimeHelpers.GetUninitializedObject(type);
+            var json = System.Text.Encoding.UTF8.GetString(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(request, AgentRequest.TypeInfo));
+
+            Assert.StartsWith($"{{\"op\":\"{op}\"", json, StringComparison.Ordinal);
+            Assert.NotNull(AgentJsonContext.Default.GetTypeInfo(type));
+        }
     }
 }

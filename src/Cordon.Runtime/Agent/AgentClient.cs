@@ -173,7 +173,7 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         var frames = new FrameStream(await connect(cancellationToken));
         try
         {
-            await frames.WriteJsonAsync(FrameKind.Request, request, AgentJsonContext.Default.AgentRequest, cancellationToken);
+            await frames.WriteJsonAsync(FrameKind.Request, request, AgentRequest.TypeInfo, cancellationToken);
             return frames;
         }
         catch
