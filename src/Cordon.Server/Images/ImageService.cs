@@ -39,7 +39,7 @@ public sealed partial class ImageService
 
     public IReadOnlyList<ImageInfo> List() => _store.LoadImages();
 
-    public ImageInfo? Find(string name) => _store.LoadImages().FirstOrDefault(i => i.Name == name);
+    public ImageInfo? Find(string name) => _store.LoadImage(name);
 
     /// <summary>The image a sandbox can start from now.</summary>
     /// <exception cref="CordonException">Unknown, still building, or failed.</exception>

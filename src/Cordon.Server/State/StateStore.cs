@@ -250,11 +250,22 @@ public sealed class StateStore
         command.ExecuteNonQuery();
     }
 
-    public List<ImageInfo> LoadImages()
+    public List<ImageInfo> LoadImages() => QueryImages(null);
+
+    /// <summary>One image by name (a create reads only the image it starts from).</summary>
+    public ImageInfo? LoadImage(string name) => QueryImages(name).FirstOrDefault();
+
+    private List<ImageInfo> QueryImages(string? name)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT name, status, digest, layers, config, size_bytes, created_at, message FROM images ORDER BY name";
+        command.CommandText = "SELECT name, status, digest, layers, config, size_bytes, created_at, message FROM images"
+            + (name is null ? "" : " WHERE name = $name") + " ORDER BY name";
+        if (name is not null)
+        {
+            command.Parameters.AddWithValue("$name", name);
+        }
+
         using var reader = command.ExecuteReader();
         var images = new List<ImageInfo>();
         while (reader.Read())
