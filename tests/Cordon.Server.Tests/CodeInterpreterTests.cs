@@ -157,6 +157,26 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         Assert.Equal(PngSignature, Convert.FromBase64String(figure.Data!["image/png"].GetString()!)[..8]);
     }
 
+    [Theory]
+    [InlineData("python")]
+    [InlineData("python3")]
+    public async Task Python_WithoutIPythonOrAKernel_RunsOnPlainPython_WithStateAndFigures(string language)
+    {
+        // An image with python3 alone: here IPython and jupyter_client are hidden from the context's interpreter.
+        await using var sandbox = await fixture.CreateSandboxAsync();
+        await sandbox.ShAsync("mkdir -p /opt/bare/IPython /opt/bare/jupyter_client && for m in IPython jupyter_client; do echo 'raise ImportError(\"hidden\")' > /opt/bare/$m/__init__.py; done");
+        var context = await Client.CreateContextAsync(sandbox.Id, new CreateContextRequestBody { Language = language, Env = new Dictionary<string, string> { ["PYTHONPATH"] = "/opt/bare" } }, Token);
+
+        await RunAsync(sandbox, "import sys\nx = 6 * 7", contextId: context.Id);
+        var value = await RunAsync(sandbox, "(x, 'IPython' in sys.modules)", contextId: context.Id);
+        var plot = await RunAsync(sandbox, "import matplotlib.pyplot as plt\nplt.plot([1, 2])", contextId: context.Id);
+
+        Assert.Null(context.Kernel);
+        Assert.Equal("(42, False)", MainText(value));
+        var figure = Assert.Single(plot.Results, r => r.Data!.ContainsKey("image/png"));
+        Assert.Equal(PngSignature, Convert.FromBase64String(figure.Data!["image/png"].GetString()!)[..8]);
+    }
+
     [Fact]
     public async Task TheAgent_LoadsNoSharedLibrary_WhileContextsRun()
     {

@@ -1,8 +1,9 @@
-# Cordon code-context driver for Jupyter kernels (and plain Python when no kernel is installed).
+# Cordon code-context driver: Python on IPython's shell in this process, any other language through its
+# Jupyter kernel, and plain Python when the image has neither IPython nor a kernel.
 # The agent starts it with the context's channel on fd 3: newline-delimited JSON both ways.
 #   agent -> driver: {"op": "run", "code": "..."}       (interrupts arrive as SIGINT)
 #   driver -> agent: {"type": "ready", ...} then per run: stdout | stderr | result | error ... end
-# Usage: python3 -c <this file> <kernel name or language> [plain-python-ok]
+# Usage: python3 -c <this file> <kernel name or language> [end-of-run marker]
 import io
 import json
 import os
@@ -302,23 +303,30 @@ def run_plain():
         send({"type": "end", "status": status, "executionCount": count})
 
 
+def has_ipython():
+    try:
+        import IPython  # noqa: F401 - only asks whether IPython is installed
+    except ImportError:
+        return False
+    return True
+
+
 def main():
     wanted = sys.argv[1].lower()
-    if wanted == "python":
-        try:
-            import IPython  # noqa: F401 - only asks whether IPython is installed
-        except ImportError:
-            IPython = None
-        if IPython is not None:
-            run_ipython()
-            return
+    # "python" runs on IPython here; "python3" (ipykernel's kernelspec name) on the kernel itself, or like
+    # "python" in an image without one.
+    if wanted == "python" and has_ipython():
+        run_ipython()
+        return
     try:
         kernel, language = find_kernel(wanted)
     except ImportError:
         kernel, language = None, None
     if kernel is not None:
         run_jupyter(kernel, language)
-    elif wanted == "python":
+    elif wanted in ("python", "python3") and has_ipython():
+        run_ipython()
+    elif wanted in ("python", "python3"):
         run_plain()
     else:
         send({"type": "failed", "value": f"no Jupyter kernel for '{wanted}' is installed in this sandbox's image"})
