@@ -211,6 +211,21 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Destroy_WhilePaused_KillsEverythingAndReleasesIt()
+    {
+        var id = await CreateAsync();
+        var bundle = Path.Combine(_root, "sandboxes", id);
+        await Runtime.PauseAsync(id, default);
+
+        await Runtime.DestroyAsync(id, default);
+
+        Assert.False(Directory.Exists(bundle));
+        Assert.False(HasMountUnder(bundle));
+        Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
+        Assert.Null(await Runtime.GetUsageAsync(id, default));
+    }
+
+    [Fact]
     public async Task ClientDisconnects_CommandIsKilled()
     {
         var id = await CreateAsync();

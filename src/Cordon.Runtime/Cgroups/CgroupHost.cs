@@ -202,6 +202,24 @@ public sealed class CgroupHost
         }
     }
 
+    /// <summary>Thaws a paused sandbox's cgroup, if it is frozen: a frozen process does not die of SIGKILL until it
+    /// is thawed (on cgroup v1 not at all), so stopping a paused sandbox kills, then thaws.</summary>
+    public void Thaw(string parent, string id)
+    {
+        var relative = CgroupsPath(parent, id).TrimStart('/');
+        var (file, thawed) = IsV2
+            ? (Path.Combine(Root, relative, "cgroup.freeze"), "0")
+            : (Path.Combine(Root, "freezer", relative, "freezer.state"), "THAWED");
+        try
+        {
+            File.WriteAllText(file, thawed);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // No cgroup (already removed) or no freezer: nothing is frozen.
+        }
+    }
+
     /// <summary>Removes a sandbox cgroup left behind (crun removes its own on delete; a crash may not).</summary>
     public void RemoveLeftovers(string parent, string id)
     {

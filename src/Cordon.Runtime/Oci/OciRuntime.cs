@@ -472,6 +472,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     {
         KillInit(id);
 
+        // A paused sandbox's processes are frozen: the kill takes effect once they are thawed.
+        _cgroups.Thaw(_options.CgroupParent, id);
+
         // Done when nothing in the sandbox's cgroup runs any more. (PID 1 looking dead is not enough: the
         // kernel kills the rest of the pid namespace only when the last of the agent's threads has exited.)
         var waited = Stopwatch.StartNew();
