@@ -201,6 +201,19 @@ public sealed class SandboxApiTests(ServerAssemblyFixture fixture)
     }
 
     [Fact]
+    public async Task Delete_PausedSandbox_EndsIt()
+    {
+        await using var sandbox = await Server.CreateSandboxAsync();
+        await Server.Client.PauseAsync(sandbox.Id);
+
+        using var deleted = await Server.Http.DeleteAsync($"/v1/sandboxes/{sandbox.Id}");
+        var info = await Server.Client.GetSandboxAsync(sandbox.Id);
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        Assert.Equal("ended", info.State);
+    }
+
+    [Fact]
     public async Task List_MetadataFilter_SelectsMatching()
     {
         var tag = Guid.NewGuid().ToString("N");
