@@ -150,7 +150,11 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
     public async Task Stop_KillsEveryProcess_ResourcesRemainUntilDestroy()
     {
         var id = await CreateAsync();
-        await using (var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = ["sh", "-c", "setsid sleep 300 >/dev/null 2>&1 & setsid sleep 300 >/dev/null 2>&1 & echo started"] }, default))
+        // Each sleep marks that it runs in its own session before "started": ending this command (the client goes
+        // away below) kills its process group, which a sleep still on its way to setsid() would be part of.
+        static string Detached(string mark) => $"setsid sh -c 'touch /tmp/$0; exec sleep 300' {mark} >/dev/null 2>&1 & ";
+        var script = Detached("a") + Detached("b") + "while [ ! -e /tmp/a ] || [ ! -e /tmp/b ]; do sleep 0.01; done; echo started";
+        await using (var session = await Agent(id).StartExecAsync(new ExecRequest { Argv = ["sh", "-c", script] }, default))
         {
             await foreach (var e in session.ReadEventsAsync(default))
             {
