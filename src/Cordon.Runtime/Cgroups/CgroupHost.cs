@@ -202,6 +202,23 @@ public sealed class CgroupHost
         }
     }
 
+    /// <summary>Whether every process of the sandbox's cgroup is frozen (v1 <c>freezer.state</c> FROZEN, not the
+    /// transient FREEZING; v2 <c>cgroup.events</c> <c>frozen 1</c>); true when there is nothing to tell.</summary>
+    public bool IsFrozen(string parent, string id)
+    {
+        var relative = CgroupsPath(parent, id).TrimStart('/');
+        try
+        {
+            return IsV2
+                ? File.ReadAllLines(Path.Combine(Root, relative, "cgroup.events")).Contains("frozen 1")
+                : File.ReadAllText(Path.Combine(Root, "freezer", relative, "freezer.state")).Trim() == "FROZEN";
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Thaws a paused sandbox's cgroup, if it is frozen: a frozen process does not die of SIGKILL until it
     /// is thawed (on cgroup v1 not at all), so stopping a paused sandbox kills, then thaws.</summary>
     public void Thaw(string parent, string id)

@@ -412,7 +412,23 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     }
 
     public async ValueTask PauseAsync(string id, CancellationToken cancellationToken)
-        => await RunOrThrowAsync("pause", id, "paused", cancellationToken);
+    {
+        await RunOrThrowAsync("pause", id, "paused", cancellationToken);
+
+        // On cgroup v1 the runtime can return while the freezer still says FREEZING (a process in the middle of
+        // a system call): paused means every process has stopped.
+        var waited = Stopwatch.StartNew();
+        while (!_cgroups.IsFrozen(_options.CgroupParent, id))
+        {
+            if (waited.Elapsed > TimeSpan.FromSeconds(5))
+            {
+                await RunOrThrowAsync("resume", id, "resumed", CancellationToken.None);
+                throw new SandboxRuntimeException("The sandbox could not be paused: its processes did not all stop; it keeps running.", $"freezer of {id} not frozen 5 s after pause");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(1), cancellationToken);
+        }
+    }
 
     public async ValueTask ResumeAsync(string id, CancellationToken cancellationToken)
         => await RunOrThrowAsync("resume", id, "resumed", cancellationToken);
