@@ -95,13 +95,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         var stdoutPump = PumpAsync(stdout, FrameKind.Stdout, frames, pumpStop.Token);
         var stderrPump = PumpAsync(stderr, FrameKind.Stderr, frames, pumpStop.Token);
 
-        var timedOut = false;
-        using var timeout = request.TimeoutMs is > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs.Value)) : null;
-        using var onTimeout = timeout is null ? default : timeout.Token.Register(() =>
-        {
-            timedOut = true;
-            Libc.kill(-pid, Libc.SIGKILL);
-        });
+        using var timeout = new CommandTimeout(pid, request.TimeoutMs);
 
         using var inputStop = new CancellationTokenSource();
         var input = ReadClientAsync(frames, pid, stdin is null ? null : new SocketInput(stdin), inputStop.Token);
@@ -119,7 +113,7 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         await inputStop.CancelAsync();
         await input;
 
-        await frames.WriteJsonAsync(FrameKind.Exit, Ended(status, timedOut, stopwatch), AgentJsonContext.Default.ExitMessage, cancellationToken);
+        await frames.WriteJsonAsync(FrameKind.Exit, Ended(status, timeout.Expired, stopwatch), AgentJsonContext.Default.ExitMessage, cancellationToken);
     }
 
     /// <summary>How a command ended, from its wait status.</summary>

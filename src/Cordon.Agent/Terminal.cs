@@ -43,13 +43,7 @@ internal static class Terminal
             // side is gone (read fails with EIO).
             var output = Task.Factory.StartNew(() => Pump(master, frames), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-            var timedOut = false;
-            using var timeout = request.TimeoutMs is > 0 ? new CancellationTokenSource(TimeSpan.FromMilliseconds(request.TimeoutMs.Value)) : null;
-            using var onTimeout = timeout is null ? default : timeout.Token.Register(() =>
-            {
-                timedOut = true;
-                Libc.kill(-pid, Libc.SIGKILL);
-            });
+            using var timeout = new CommandTimeout(pid, request.TimeoutMs);
 
             using var inputStop = new CancellationTokenSource();
             var input = CommandRunner.ReadClientAsync(frames, pid, new TerminalInput(master), inputStop.Token);
@@ -57,7 +51,7 @@ internal static class Terminal
             await Task.WhenAny(output, Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None));
             await inputStop.CancelAsync();
             await input;
-            await frames.WriteJsonAsync(FrameKind.Exit, CommandRunner.Ended(status, timedOut, stopwatch), AgentJsonContext.Default.ExitMessage, cancellationToken);
+            await frames.WriteJsonAsync(FrameKind.Exit, CommandRunner.Ended(status, timeout.Expired, stopwatch), AgentJsonContext.Default.ExitMessage, cancellationToken);
         }
         finally
         {
