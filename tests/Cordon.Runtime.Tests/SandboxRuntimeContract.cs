@@ -106,6 +106,15 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         }
     }
 
+    /// <summary>Nothing of the sandbox is left: files, mounts, the runtime's container, the cgroup.</summary>
+    private async Task AssertReleasedAsync(string id, string bundle)
+    {
+        Assert.False(Directory.Exists(bundle));
+        Assert.False(HasMountUnder(bundle));
+        Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
+        Assert.Null(await Runtime.GetUsageAsync(id, default));
+    }
+
     private static bool HasMountUnder(string path) => File.ReadAllText("/proc/self/mountinfo").Contains(path, StringComparison.Ordinal);
 
     [Fact]
@@ -140,10 +149,7 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         await Runtime.DestroyAsync(id, default);
         await Runtime.DestroyAsync(id, default);
 
-        Assert.False(Directory.Exists(bundle));
-        Assert.False(HasMountUnder(bundle));
-        Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
-        Assert.Null(await Runtime.GetUsageAsync(id, default));
+        await AssertReleasedAsync(id, bundle);
     }
 
     [Fact]
@@ -223,10 +229,7 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
 
         await Runtime.DestroyAsync(id, default);
 
-        Assert.False(Directory.Exists(bundle));
-        Assert.False(HasMountUnder(bundle));
-        Assert.DoesNotContain(await Runtime.ListAsync(default), s => s.Id == id);
-        Assert.Null(await Runtime.GetUsageAsync(id, default));
+        await AssertReleasedAsync(id, bundle);
     }
 
     [Fact]
