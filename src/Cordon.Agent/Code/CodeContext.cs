@@ -586,7 +586,7 @@ internal sealed class CodeContext
 
         public string? Kernel { get; set; }
 
-        /// <summary>The driver marks the end of each run's output on stdout and stderr (Bash, IPython).</summary>
+        /// <summary>The driver marks the end of each run's output on stdout and stderr (Bash, and Python run by the driver itself).</summary>
         public bool UsesMarkers { get; set; }
 
         /// <summary><c>signal</c> (SIGINT to the driver), <c>group</c> (SIGINT to its process group) or <c>message</c> (tell the driver).</summary>

@@ -27,7 +27,7 @@ internal sealed record CodeLanguage(string Name, string Program, string Driver)
     }
 
     /// <summary>The driver's command line; <paramref name="marker"/> is the end-of-run marker for drivers whose
-    /// runs print on their own stdout and stderr (Bash, IPython).</summary>
+    /// runs print on their own stdout and stderr (Bash, and Python run by the driver itself).</summary>
     public IReadOnlyList<string> Arguments(string marker) => Driver switch
     {
         "node_driver.js" => [Program, "-e", Source(Driver), "--", Name],

@@ -4,6 +4,7 @@
 #   agent -> driver: {"op": "run", "code": "..."}       (interrupts arrive as SIGINT)
 #   driver -> agent: {"type": "ready", ...} then per run: stdout | stderr | result | error ... end
 # Usage: python3 -c <this file> <kernel name or language> [end-of-run marker]
+import contextlib
 import io
 import json
 import os
@@ -17,6 +18,7 @@ channel = socket.socket(fileno=3)
 reader = channel.makefile("r", encoding="utf-8", newline="\n")
 send_lock = threading.Lock()
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MARKER = sys.argv[2].encode() if len(sys.argv) > 2 else b""
 
 
 def send(event):
@@ -30,6 +32,66 @@ def requests():
         line = line.strip()
         if line:
             yield json.loads(line)
+
+
+class Stream(io.TextIOBase):
+    """sys.stdout or sys.stderr of the code: line-buffered, so a print arrives as one event, not as its text and
+    its newline. Code that writes to the descriptor itself (fileno()) reaches the agent through the driver's own
+    stdout or stderr."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.pending = ""
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        return 1 if self.kind == "stdout" else 2
+
+    def write(self, text):
+        self.pending += text
+        cut = self.pending.rfind("\n")
+        if cut >= 0:
+            send({"type": self.kind, "text": self.pending[: cut + 1]})
+            self.pending = self.pending[cut + 1 :]
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            send({"type": self.kind, "text": self.pending})
+            self.pending = ""
+
+
+def end_of_output():
+    """Ends a run's output: what print() holds back, then the agent's marker on the driver's own stdout and
+    stderr, where child processes and fileno() writes arrive; the agent ends the run after both markers."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.write(1, MARKER)
+    os.write(2, MARKER)
+
+
+@contextlib.contextmanager
+def run_environment(request):
+    """The run's own environment variables, set for the run only."""
+    env = request.get("env") or {}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def find_kernel(wanted):
@@ -163,40 +225,6 @@ def run_ipython():
         def _showtraceback(self, etype, evalue, stb):
             send({"type": "error", "name": etype.__name__, "value": str(evalue), "traceback": [ANSI.sub("", line) for line in stb]})
 
-    class Stream(io.TextIOBase):
-        """Line-buffered: a print arrives as one event, not as its text and its newline. Code that writes to the
-        descriptor itself (fileno()) reaches the agent through the driver's own stdout or stderr."""
-
-        encoding = "utf-8"
-        errors = "strict"
-
-        def __init__(self, kind):
-            self.kind = kind
-            self.pending = ""
-
-        def writable(self):
-            return True
-
-        def isatty(self):
-            return False
-
-        def fileno(self):
-            return 1 if self.kind == "stdout" else 2
-
-        def write(self, text):
-            self.pending += text
-            cut = self.pending.rfind("\n")
-            if cut >= 0:
-                send({"type": self.kind, "text": self.pending[: cut + 1]})
-                self.pending = self.pending[cut + 1 :]
-            return len(text)
-
-        def flush(self):
-            if self.pending:
-                send({"type": self.kind, "text": self.pending})
-                self.pending = ""
-
-    marker = sys.argv[2].encode() if len(sys.argv) > 2 else b""
     os.environ.pop("MPLBACKEND", None)
     shell = Shell.instance(displayhook_class=Hook, display_pub_class=Publisher, colors="NoColor")
     try:
@@ -218,23 +246,13 @@ def run_ipython():
     for request in requests():
         if request.get("op") != "run":
             continue
-        env = request.get("env") or {}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         running = True
         try:
-            result = shell.run_cell(request.get("code", ""), store_history=True)
+            with run_environment(request):
+                result = shell.run_cell(request.get("code", ""), store_history=True)
         finally:
             running = False
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.write(1, marker)
-        os.write(2, marker)
+        end_of_output()
         status = "ok" if result.success else "error"
         send({"type": "end", "status": status, "executionCount": shell.execution_count - 1})
 
@@ -244,55 +262,35 @@ def run_plain():
     matplotlib figures (Agg) captured as PNG after each run, KeyboardInterrupt on SIGINT."""
     import ast
     import base64
-    import io
     import traceback
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     namespace = {"__name__": "__main__"}
     count = 0
 
-    class Stream(io.TextIOBase):
-        def __init__(self, kind):
-            self.kind = kind
-
-        def writable(self):
-            return True
-
-        def write(self, text):
-            if text:
-                send({"type": self.kind, "text": text})
-            return len(text)
-
     sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
-    send({"type": "ready", "kernel": None, "language": "python", "interrupt": "signal"})
+    send({"type": "ready", "kernel": None, "language": "python", "interrupt": "signal", "markers": True})
     for request in requests():
         if request.get("op") != "run":
             continue
         count += 1
         status = "ok"
-        env = request.get("env") or {}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
         try:
-            tree = ast.parse(request.get("code", ""), "<cell>", "exec")
-            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            exec(compile(tree, "<cell>", "exec"), namespace)
-            if last is not None:
-                value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
-                if value is not None:
-                    data = {"text/plain": repr(value)}
-                    if hasattr(value, "_repr_html_"):
-                        data["text/html"] = value._repr_html_()
-                    send({"type": "result", "data": data, "isMainResult": True, "executionCount": count})
+            with run_environment(request):
+                tree = ast.parse(request.get("code", ""), "<cell>", "exec")
+                last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+                exec(compile(tree, "<cell>", "exec"), namespace)
+                if last is not None:
+                    value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+                    if value is not None:
+                        data = {"text/plain": repr(value)}
+                        if hasattr(value, "_repr_html_"):
+                            data["text/html"] = value._repr_html_()
+                        send({"type": "result", "data": data, "isMainResult": True, "executionCount": count})
         except BaseException as error:  # noqa: BLE001 - every error belongs to the user's code
             status = "error"
             lines = traceback.format_exception(type(error), error, error.__traceback__)
             send({"type": "error", "name": type(error).__name__, "value": str(error), "traceback": lines})
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
             for number in plt.get_fignums():
@@ -300,6 +298,7 @@ def run_plain():
                 plt.figure(number).savefig(buffer, format="png")
                 send({"type": "result", "data": {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": "<Figure>"}, "isMainResult": False})
             plt.close("all")
+        end_of_output()
         send({"type": "end", "status": status, "executionCount": count})
 
 
