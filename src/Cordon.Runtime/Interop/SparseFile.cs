@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Cordon.Runtime.Interop;
 
@@ -18,7 +20,22 @@ internal static partial class SparseFile
         using var from = File.OpenHandle(source, FileMode.Open, FileAccess.Read);
         using var to = File.OpenHandle(destination, FileMode.CreateNew, FileAccess.Write);
         var length = RandomAccess.GetLength(from);
-        var buffer = new byte[1 << 20];
+        // Pooled: a new 1 MiB array per sandbox root lands on the large object heap and starts a full collection.
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            CopyExtents(from, to, length, buffer, source);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        RandomAccess.SetLength(to, length);
+    }
+
+    private static void CopyExtents(SafeFileHandle from, SafeFileHandle to, long length, byte[] buffer, string source)
+    {
         long offset = 0;
         while (offset < length)
         {
@@ -43,7 +60,5 @@ internal static partial class SparseFile
 
             offset = dataEnd;
         }
-
-        RandomAccess.SetLength(to, length);
     }
 }
