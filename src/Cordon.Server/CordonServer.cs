@@ -32,7 +32,15 @@ public static class CordonServer
     /// <summary>Builds the application: services, options (validated at start), middleware and endpoints.</summary>
     public static WebApplication Build(ServerSettings settings)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        // Configuration comes from CORDON_ variables and the command line only. The defaults would also read
+        // appsettings.json from the working directory and watch that directory, recursively, for changes: one
+        // inotify watch per directory below it (13,000 from /tmp, with every sandbox's files in it) and a
+        // thread handling events for each file a sandbox writes.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
         var overrides = new Dictionary<string, string?>(settings.Overrides);
         if (settings.DataDir is not null)
         {
