@@ -367,20 +367,58 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             return;
         }
 
-        UnmountAll(dir);
+        // A root has two mounts of its own: the overlay and, below it, the writable layer. With those gone the
+        // directory is flat (files and empty mount points), removed without reading the host's mount table,
+        // which grows with every sandbox (it was ~30% of the server's time per destroy with 20 sandboxes).
+        Syscalls.umount2(Path.Combine(dir, "rootfs"), Syscalls.MNT_DETACH);
+        Syscalls.umount2(Path.Combine(dir, "layer"), Syscalls.MNT_DETACH);
         var range = ReadRange(dir);
-        try
+        if (!TryRemoveFlat(dir))
         {
-            Directory.Delete(dir, recursive: true);
-        }
-        catch (IOException ex)
-        {
-            throw new SandboxRuntimeException("The sandbox's files could not be removed; the server log says why.", $"removing {dir}: {ex.Message}", ex);
+            // Something else is mounted or left below (a crash halfway through a build): never recurse into a
+            // mount, so unmount everything below first.
+            UnmountAll(dir);
+            try
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+            catch (IOException ex)
+            {
+                throw new SandboxRuntimeException("The sandbox's files could not be removed; the server log says why.", $"removing {dir}: {ex.Message}", ex);
+            }
         }
 
         if (int.TryParse(range, out var index))
         {
             _ranges.Release(index);
+        }
+    }
+
+    /// <summary>Removes a directory whose subdirectories are all empty: files are unlinked, subdirectories
+    /// removed with rmdir, which refuses a mount point or anything not empty.</summary>
+    /// <returns>False, with part of it perhaps removed, when a subdirectory was not empty or was busy.</returns>
+    private static bool TryRemoveFlat(string dir)
+    {
+        try
+        {
+            foreach (var entry in new DirectoryInfo(dir).EnumerateFileSystemInfos())
+            {
+                if (entry is DirectoryInfo && entry.LinkTarget is null)
+                {
+                    Directory.Delete(entry.FullName, recursive: false);
+                }
+                else
+                {
+                    entry.Delete();
+                }
+            }
+
+            Directory.Delete(dir, recursive: false);
+            return true;
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 
@@ -447,13 +485,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var stopwatch = Stopwatch.StartNew();
         await StopAsync(id, cancellationToken);
 
-        // Once PID 1 is dead nothing uses the mounts: unmount them while the runtime removes its state and
-        // the cgroup, then remove the directory.
-        var dir = BundleDirectory(id);
-        var unmount = Task.Run(() => UnmountAll(dir), CancellationToken.None);
+        // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
         await DeleteContainerAsync(id, cancellationToken);
-        await unmount;
-        RemoveBundle(dir);
+        RemoveBundle(BundleDirectory(id));
 
         _cgroups.RemoveLeftovers(_options.CgroupParent, id);
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
