@@ -11,10 +11,11 @@ namespace Cordon.Runtime.Oci;
 
 /// <summary>Runs sandboxes as OCI containers with crun (default) or runc.</summary>
 /// <remarks>
-/// Per sandbox, under <see cref="OciRuntimeOptions.StateDirectory"/>/{id}: <c>config.json</c>; <c>layer/</c>, a
-/// size-limited tmpfs holding the writable layer; <c>lowerN/</c>, the id-mapped read-only views of the image
-/// layers (detached once the overlay holds them); <c>rootfs/</c>, the overlay crun uses as root; <c>run/</c>,
-/// the agent's socket directory; <c>range</c>, the sandbox's id range index.
+/// Per sandbox, under <see cref="OciRuntimeOptions.StateDirectory"/>/{id}: <c>config.json</c>; <c>layer.img</c>
+/// mounted at <c>layer/</c>, the size-limited ext4 image holding the writable layer; <c>lowerN/</c>, where the
+/// id-mapped read-only views of the image layers were mounted (detached once the overlay holds them);
+/// <c>rootfs/</c>, the overlay crun uses as root; <c>agent.sock</c>, the agent's socket; <c>range</c>, the
+/// sandbox's id range index. Only <c>rootfs/</c> and <c>layer/</c> stay mounts.
 /// </remarks>
 public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 {
