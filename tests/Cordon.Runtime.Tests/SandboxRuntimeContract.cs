@@ -153,6 +153,24 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Destroy_WithAForeignMountInItsDirectory_LeavesThatMountsFilesAndRemovesTheRest()
+    {
+        var id = await CreateAsync();
+        var bundle = Path.Combine(_root, "sandboxes", id);
+        var outside = Path.Combine(_root, "outside");
+        Directory.CreateDirectory(outside);
+        await File.WriteAllTextAsync(Path.Combine(outside, "keep"), "precious");
+        var inside = Path.Combine(bundle, "foreign");
+        Directory.CreateDirectory(inside);
+        TestPaths.BindMount(outside, inside);
+
+        await Runtime.DestroyAsync(id, default);
+
+        Assert.Equal("precious", await File.ReadAllTextAsync(Path.Combine(outside, "keep")));
+        await AssertReleasedAsync(id, bundle);
+    }
+
+    [Fact]
     public async Task Stop_KillsEveryProcess_ResourcesRemainUntilDestroy()
     {
         var id = await CreateAsync();

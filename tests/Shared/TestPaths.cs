@@ -25,6 +25,17 @@ public static class TestPaths
         return dir;
     }
 
+    /// <summary>Bind-mounts <paramref name="source"/> at <paramref name="target"/> with mount(8).</summary>
+    public static void BindMount(string source, string target)
+    {
+        using var mount = System.Diagnostics.Process.Start("/bin/mount", ["--bind", source, target]);
+        mount.WaitForExit();
+        if (mount.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"mount --bind {source} {target} exited {mount.ExitCode}");
+        }
+    }
+
     /// <summary>Lazily unmounts everything mounted at or below <paramref name="path"/> (the server makes its
     /// sandbox directory a private mount; a test must leave the host as it found it).</summary>
     public static void UnmountTree(string path)
