@@ -32,10 +32,11 @@ public static class CordonServer
     /// <summary>Builds the application: services, options (validated at start), middleware and endpoints.</summary>
     public static WebApplication Build(ServerSettings settings)
     {
-        // Configuration comes from CORDON_ variables and the command line only. The defaults would also read
-        // appsettings.json from the working directory and watch that directory, recursively, for changes: one
-        // inotify watch per directory below it (13,000 from /tmp, with every sandbox's files in it) and a
-        // thread handling events for each file a sandbox writes.
+        // Settings come from the command line and CORDON_ variables (docs/configuration.md). The host's defaults
+        // would also read appsettings.json from the working directory and watch that directory, recursively,
+        // for changes: one inotify watch per directory below it (13,600 from /tmp, with every sandbox's files in
+        // it) and a thread handling an event for each file a sandbox writes. The content root is the install
+        // directory instead, where no settings file ships, and nothing is watched.
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             Args = ["--hostBuilder:reloadConfigOnChange=false"],
