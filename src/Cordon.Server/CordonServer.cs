@@ -80,6 +80,7 @@ public static class CordonServer
                 // (and so never reconcile away) each other's sandboxes.
                 var tag = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(dataDir)))[..12];
                 runtime.RuntimeRoot = Path.Combine("/run/cordon", tag, runtime.Runtime);
+                runtime.BundledRuntimePath ??= Path.Combine(AppContext.BaseDirectory, runtime.Runtime);
                 if (string.IsNullOrEmpty(runtime.AgentPath))
                 {
                     runtime.AgentPath = Path.Combine(AppContext.BaseDirectory, "cordon-agent");

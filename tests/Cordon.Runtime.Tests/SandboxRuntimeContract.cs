@@ -21,6 +21,9 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
 
     protected abstract string RuntimeName { get; }
 
+    /// <summary>The runtime program to run; null for the installed one.</summary>
+    protected virtual string? RuntimePath => null;
+
     protected ISandboxRuntime Runtime => _runtime!;
 
     public async ValueTask InitializeAsync()
@@ -32,6 +35,7 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         _runtime = new OciRuntime(Options.Create(new OciRuntimeOptions
         {
             Runtime = RuntimeName,
+            RuntimePath = RuntimePath,
             StateDirectory = Path.Combine(_root, "sandboxes"),
             RuntimeRoot = Path.Combine("/run/cordon-test", Path.GetFileName(_root)),
             AgentPath = TestPaths.AgentPath,

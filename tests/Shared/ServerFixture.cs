@@ -71,6 +71,10 @@ public sealed class ServerFixture : IAsyncDisposable
         {
             ["Cordon:PrepareDefaultImage"] = "false",
             ["Runtime:AgentPath"] = TestPaths.AgentPath,
+
+            // What ./cordon serve runs: the static crun beside the server binary when it is the installed crun's
+            // twin (StaticCrunRuntimeTests fails if it was not built), else the installed crun.
+            ["Runtime:BundledRuntimePath"] = TestPaths.StaticCrunPath,
         };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
         {

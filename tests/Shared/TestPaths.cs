@@ -17,6 +17,9 @@ public static class TestPaths
 
     public static string CliPath => Path.Combine(RepositoryRoot, ".artifacts", "cordon", "cordon");
 
+    /// <summary>Where tools/static-crun puts the static build of the installed crun (./cordon test makes it).</summary>
+    public static string StaticCrunPath => Path.Combine(RepositoryRoot, ".artifacts", "cordon", "crun");
+
     /// <summary>A fresh directory under /tmp, removed by the caller.</summary>
     public static string NewTempDirectory(string purpose)
     {

@@ -30,6 +30,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private RuntimeCapabilities? _capabilities;
     private byte[]? _seccompBpf;
     private SealedBinary? _sealedRuntime;
+    private readonly RuntimeProgram _program;
 
     public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
     {
@@ -39,6 +40,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _namespaces = new UserNamespaceCache(_ranges);
         _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
         _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, BuildRoot, RemoveBundle);
+        _program = RuntimeProgram.Select(_options);
     }
 
     public string Name => _options.Runtime;
@@ -61,7 +63,12 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var problems = new List<string>();
         var repaired = new List<string>();
         string? version = null;
-        var runtimePath = _options.ResolvedRuntimePath;
+        var runtimePath = _program.Path;
+        if (_program.Note is { } programNote)
+        {
+            LogTuningSkipped(programNote);
+        }
+
         if (!File.Exists(runtimePath))
         {
             problems.Add($"The OCI runtime '{_options.Runtime}' is not installed: apt-get install {_options.Runtime}, or set Runtime:RuntimePath.");
@@ -70,6 +77,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         {
             var result = await ExternalProgram.RunAsync(runtimePath, ["--version"], cancellationToken);
             version = result.Stdout.Split('\n').FirstOrDefault()?.Trim();
+            if (_program.IsStaticBuild)
+            {
+                version += " (static build)";
+            }
+
             try
             {
                 _sealedRuntime = SealedBinary.Create(runtimePath);
@@ -618,7 +630,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         => ValueTask.FromResult(_cgroups.ReadUsage(_options.CgroupParent, id));
 
     /// <summary>The runtime from its sealed copy when there is one (see <see cref="SealedBinary"/>).</summary>
-    private string RuntimeExecutable => _sealedRuntime?.Path ?? _options.ResolvedRuntimePath;
+    private string RuntimeExecutable => _sealedRuntime?.Path ?? _program.Path;
 
     private string BundleDirectory(string id) => Path.Combine(_options.StateDirectory, id);
 

@@ -6,8 +6,13 @@ public sealed class OciRuntimeOptions
     /// <summary><c>crun</c> (default) or <c>runc</c>: the OCI runtime program to drive.</summary>
     public string Runtime { get; set; } = "crun";
 
-    /// <summary>Absolute path of the runtime program; <c>/usr/bin/{Runtime}</c> when empty.</summary>
+    /// <summary>Absolute path of the runtime program. When empty: <see cref="BundledRuntimePath"/> while it is a
+    /// static twin of the installed runtime, else <c>/usr/bin/{Runtime}</c> (see <see cref="RuntimeProgram"/>).</summary>
     public string? RuntimePath { get; set; }
+
+    /// <summary>Where a static build of the runtime may sit beside the server (made by tools/static-crun). Set by
+    /// the server to <c>{install directory}/{Runtime}</c>.</summary>
+    public string? BundledRuntimePath { get; set; }
 
     /// <summary>Where each sandbox's bundle, mounts and agent socket live. Set by the server to <c>{DataDir}/sandboxes</c>.</summary>
     public string StateDirectory { get; set; } = "/var/lib/cordon/sandboxes";
@@ -34,7 +39,4 @@ public sealed class OciRuntimeOptions
     /// <summary>Empty sandbox roots (id range, writable layer, id-mapped image, overlay — no processes) kept ready
     /// per image and disk size that creates asked for. 0 builds each root during create instead (~3–5 ms slower).</summary>
     public int PreparedRoots { get; set; } = 2;
-
-
-    internal string ResolvedRuntimePath => string.IsNullOrEmpty(RuntimePath) ? $"/usr/bin/{Runtime}" : RuntimePath;
 }
