@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Sockets;
 using Cordon.Agent.Interop;
@@ -155,7 +156,8 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
 
     internal static async Task PumpAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken stop)
     {
-        var buffer = new byte[FrameStream.ChunkSize];
+        // Pooled: a fresh 64 KiB array per stream per command was zeroed and faulted in every time.
+        var buffer = ArrayPool<byte>.Shared.Rent(FrameStream.ChunkSize);
         try
         {
             while (true)
@@ -179,15 +181,20 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         {
             // The client went away; the reader notices and kills the command.
         }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private static async Task DrainAsync(Socket source, FrameKind kind, FrameStream frames, CancellationToken cancellationToken)
     {
-        var buffer = new byte[FrameStream.ChunkSize];
+        byte[]? buffer = null; // usually never needed: the pumps took everything
         try
         {
             while (source.Available > 0)
             {
+                buffer ??= ArrayPool<byte>.Shared.Rent(FrameStream.ChunkSize);
                 var n = source.Receive(buffer, SocketFlags.None);
                 if (n <= 0)
                 {
@@ -202,6 +209,13 @@ internal sealed class CommandRunner(ProcessReaper reaper, SandboxEnvironment env
         }
         catch (ObjectDisposedException)
         {
+        }
+        finally
+        {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
     }
 

@@ -18,7 +18,10 @@ public sealed class FrameStream : IAsyncDisposable
     private readonly Stream _stream;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly byte[] _header = new byte[5];
-    private byte[] _buffer = new byte[ChunkSize + 5];
+    // Most frames are small (requests, events, a command's few lines of output): the read buffer starts at a
+    // page and grows to a full chunk for the first frame that needs it. (A 64 KiB buffer per connection was
+    // zeroed and faulted in on every request, by the server and the agent alike.)
+    private byte[] _buffer = new byte[4096];
 
     public FrameStream(Stream stream) => _stream = stream;
 
@@ -44,7 +47,7 @@ public sealed class FrameStream : IAsyncDisposable
         var payloadLength = (int)length - 1;
         if (_buffer.Length < payloadLength)
         {
-            _buffer = new byte[payloadLength];
+            _buffer = new byte[Math.Max(payloadLength, ChunkSize + 5)];
         }
 
         var payload = _buffer.AsMemory(0, payloadLength);
