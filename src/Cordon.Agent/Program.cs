@@ -31,6 +31,10 @@ var commands = new CommandRunner(reaper, environment);
 var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment));
 var serving = server.RunAsync(stopping.Token);
 
+// Accepting is armed (connections are served on other threads); until the first command arrives the main
+// thread does that command's one-time work.
+FirstUse.Prepare();
+
 // A stop request (crun kill SIGTERM) is passed on to every process in the sandbox before the agent exits.
 using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
 {
