@@ -57,6 +57,10 @@ public sealed class CordonOptions
     /// <summary>How long a new sandbox's agent may take to answer before the sandbox is removed as failed.</summary>
     public TimeSpan AgentStartTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>How long after a sandbox starts the server asks its agent whether it runs, unless a request was
+    /// answered meanwhile (see <see cref="AgentStartTimeout"/>).</summary>
+    public TimeSpan AgentCheckDelay { get; set; } = TimeSpan.FromMilliseconds(250);
+
     /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
     public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
 

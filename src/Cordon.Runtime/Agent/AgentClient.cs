@@ -4,7 +4,9 @@ using Cordon.Protocol;
 namespace Cordon.Runtime.Agent;
 
 /// <summary>Speaks the agent protocol to one sandbox's agent, whatever runtime carries the connection.</summary>
-public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> connect)
+/// <param name="connect">Opens a connection to the agent.</param>
+/// <param name="answered">Called whenever the agent answers a request (its first frame arrived).</param>
+public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> connect, Action? answered = null)
 {
     /// <summary>Starts a command; returns once the agent reports it running.</summary>
     /// <exception cref="AgentErrorException">The agent refused (unknown user, missing working directory …).</exception>
@@ -183,15 +185,19 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         }
     }
 
-    private static async Task<T> ReadResponseAsync<T>(FrameStream frames, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    private async Task<T> ReadResponseAsync<T>(FrameStream frames, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
     {
         var frame = await ReadRequiredAsync(frames, cancellationToken);
         return frame.Kind == FrameKind.Response ? FrameStream.ParseJson(frame, typeInfo) : throw Unexpected(frame);
     }
 
-    private static async Task<Frame> ReadRequiredAsync(FrameStream frames, CancellationToken cancellationToken)
-        => await frames.ReadAsync(cancellationToken)
-           ?? throw new AgentErrorException(AgentErrorCodes.Internal, "The sandbox's agent closed the connection without answering; the sandbox may have stopped.");
+    private async Task<Frame> ReadRequiredAsync(FrameStream frames, CancellationToken cancellationToken)
+    {
+        var frame = await frames.ReadAsync(cancellationToken)
+            ?? throw new AgentErrorException(AgentErrorCodes.Internal, "The sandbox's agent closed the connection without answering; the sandbox may have stopped.");
+        answered?.Invoke();
+        return frame;
+    }
 
     internal static Exception Unexpected(Frame frame)
     {

@@ -158,17 +158,27 @@ public sealed partial class SandboxService : IAsyncDisposable
 
         // The agent finishes starting while the answer travels to the client (its first request queues in the
         // agent's socket meanwhile); a sandbox whose agent never answers is removed, and its history says so.
-        // Off the request's path: connecting and sending the check took ~0.4 ms of the answer.
-        _ = Task.Run(() => VerifyAgentAsync(record), CancellationToken.None);
+        _ = VerifyAgentAsync(record);
         return record;
     }
 
+    /// <summary>Removes the sandbox as failed unless its agent answers within <see cref="CordonOptions.AgentStartTimeout"/>.</summary>
+    /// <remarks>Any answer proves the agent runs, so the explicit check waits <see cref="CordonOptions.AgentCheckDelay"/>
+    /// and is skipped when the sandbox's first request was answered meanwhile. Sent at once, it reached the agent
+    /// just as that agent was finishing its start and its first command was arriving: in a fresh NativeAOT process
+    /// the check was served first, and that command waited for it (~0.7 ms of create → first command).</remarks>
     private async Task VerifyAgentAsync(SandboxRecord record)
     {
         using var timeout = new CancellationTokenSource(_options.AgentStartTimeout);
         try
         {
-            await new AgentClient(ct => _runtime.ConnectAgentAsync(record.Id, ct)).InfoAsync(timeout.Token);
+            await Task.Delay(_options.AgentCheckDelay, timeout.Token);
+            if (record.AgentAnswered || record.State == SandboxStates.Ended)
+            {
+                return;
+            }
+
+            await AgentOf(record).InfoAsync(timeout.Token);
         }
         catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException or InvalidDataException)
         {
@@ -563,7 +573,7 @@ public sealed partial class SandboxService : IAsyncDisposable
             {
                 try
                 {
-                    await new AgentClient(ct => _runtime.ConnectAgentAsync(record.Id, ct)).InfoAsync(cancellationToken);
+                    await AgentOf(record).InfoAsync(cancellationToken);
                 }
                 catch (Exception ex) when (ex is SandboxRuntimeException or AgentErrorException or IOException)
                 {
@@ -645,9 +655,11 @@ public sealed partial class SandboxService : IAsyncDisposable
 
     private AgentClient Agent(CallerIdentity caller, string id)
     {
-        var record = RequireLive(caller, id);
-        return new AgentClient(ct => _runtime.ConnectAgentAsync(record.Id, ct));
+        return AgentOf(RequireLive(caller, id));
     }
+
+    private AgentClient AgentOf(SandboxRecord record)
+        => new(ct => _runtime.ConnectAgentAsync(record.Id, ct), () => record.AgentAnswered = true);
 
     private static CordonException NotLive(SandboxRecord record) => record.State == SandboxStates.Creating
         ? CordonException.Conflict("sandbox_creating", $"The sandbox '{record.Id}' is still being created; retry in a moment.")

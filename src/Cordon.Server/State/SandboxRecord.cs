@@ -37,4 +37,9 @@ public sealed class SandboxRecord
 
     /// <summary>Serialises lifecycle changes (pause, resume, destroy) of this sandbox.</summary>
     public SemaphoreSlim Lifecycle { get; } = new(1, 1);
+
+    /// <summary>The agent has answered a request since this server started it or adopted it: it runs.</summary>
+    public bool AgentAnswered { get => Volatile.Read(ref _agentAnswered); set => Volatile.Write(ref _agentAnswered, value); }
+
+    private bool _agentAnswered;
 }
