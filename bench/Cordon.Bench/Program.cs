@@ -28,31 +28,25 @@ await using (var tarball = BusyboxImage.CreateTarball())
     }
 }
 
-var create = new Samples("cordon: create → `echo hi` finished (cold)");
+// "Cold" is the sandbox's start (nothing is created ahead). The server is measured twice: just started, while
+// the JIT is still compiling its hot paths (a few hundred creates), and warm, as a long-running server is.
+const int serverWarmUp = 300;
+var create = new Samples("cordon: create → `echo hi` finished (cold sandbox, warm server)");
 var createOnly = new Samples("cordon: … of which create answered");
 var firstExec = new Samples("cordon: … of which the first `echo hi`");
+var freshCreate = new Samples($"cordon: the same on a server just started (its creates 6 – {5 + iterations})");
 var exec = new Samples("cordon: `echo hi` in a running sandbox (API round trip)");
 var destroy = new Samples("cordon: destroy");
 var echo = ExecRequestBody.FromArgv("echo", "hi");
 
-// Warm up the server's and this client's code paths; not counted.
-for (var i = 0; i < 5; i++)
-{
-    var s = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
-    await client.ExecAsync(s.Id, echo);
-    await client.DeleteSandboxAsync(s.Id);
-}
-
-Console.Error.WriteLine($"bench: {iterations} × create, echo, destroy");
-for (var i = 0; i < iterations; i++)
+// One create → echo → destroy: (create → echo finished, of which create, destroy) in milliseconds.
+async Task<(double Total, double Created, double Destroyed)> CreateEchoDestroyAsync()
 {
     var stopwatch = Stopwatch.StartNew();
     var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
     var created = stopwatch.Elapsed.TotalMilliseconds;
     var result = await client.ExecAsync(sandbox.Id, echo);
-    create.Add(stopwatch.Elapsed.TotalMilliseconds);
-    createOnly.Add(created);
-    firstExec.Add(stopwatch.Elapsed.TotalMilliseconds - created);
+    var total = stopwatch.Elapsed.TotalMilliseconds;
     if (result.Stdout != "hi\n")
     {
         throw new InvalidOperationException("echo hi printed " + result.Stdout);
@@ -60,7 +54,34 @@ for (var i = 0; i < iterations; i++)
 
     stopwatch.Restart();
     await client.DeleteSandboxAsync(sandbox.Id);
-    destroy.Add(stopwatch.Elapsed.TotalMilliseconds);
+    return (total, created, stopwatch.Elapsed.TotalMilliseconds);
+}
+
+// The first creates of this client process, not counted.
+for (var i = 0; i < 5; i++)
+{
+    await CreateEchoDestroyAsync();
+}
+
+Console.Error.WriteLine($"bench: {iterations} × create, echo, destroy on the server just started");
+for (var i = 0; i < iterations; i++)
+{
+    freshCreate.Add((await CreateEchoDestroyAsync()).Total);
+}
+
+Console.Error.WriteLine($"bench: warming the server up to {serverWarmUp} creates, then {iterations} × create, echo, destroy");
+for (var i = 5 + iterations; i < serverWarmUp; i++)
+{
+    await CreateEchoDestroyAsync();
+}
+
+for (var i = 0; i < iterations; i++)
+{
+    var (total, created, destroyed) = await CreateEchoDestroyAsync();
+    create.Add(total);
+    createOnly.Add(created);
+    firstExec.Add(total - created);
+    destroy.Add(destroyed);
 }
 
 Console.Error.WriteLine($"bench: {iterations * 5} × exec in one sandbox");
@@ -78,7 +99,7 @@ for (var i = 0; i < iterations * 5; i++)
 }
 
 await client.DeleteSandboxAsync(running.Id);
-results.AddRange([create, createOnly, firstExec, exec, destroy]);
+results.AddRange([create, createOnly, firstExec, freshCreate, exec, destroy]);
 
 var code = await CodeBench.RunAsync(client, iterations);
 if (code is null)
