@@ -8,8 +8,9 @@ namespace Cordon.Agent;
 /// Create answers as soon as crun has started the agent, so the agent is idle while that answer travels and
 /// the client sends its first command. Without this, that command paid in full for what a process does only
 /// once: System.Text.Json building the metadata of the exec request and of the frames that answer it (reading
-/// custom attributes through reflection), and the runtime starting its timer thread (every command has a
-/// timeout and an output grace period), whose start NativeAOT waits out by yielding.
+/// custom attributes through reflection), and the runtime starting the threads a command needs — the timer
+/// thread (every command has a timeout and an output grace period), the thread pool's gate thread and a
+/// second worker — each of whose starts NativeAOT waits out by yielding.
 /// </remarks>
 internal static class FirstUse
 {

@@ -31,8 +31,8 @@ var commands = new CommandRunner(reaper, environment);
 var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment));
 var serving = server.RunAsync(stopping.Token);
 
-// Accepting is armed (connections are served on other threads); until the first command arrives the main
-// thread does that command's one-time work.
+// Accepting is armed (a request already waiting was served above, later ones are served on pool threads):
+// until the first command arrives, the main thread does that command's one-time work.
 FirstUse.Prepare();
 
 // A stop request (crun kill SIGTERM) is passed on to every process in the sandbox before the agent exits.

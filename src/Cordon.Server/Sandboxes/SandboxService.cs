@@ -166,7 +166,7 @@ public sealed partial class SandboxService : IAsyncDisposable
     /// <remarks>Any answer proves the agent runs, so the explicit check waits <see cref="CordonOptions.AgentCheckDelay"/>
     /// and is skipped when the sandbox's first request was answered meanwhile. Sent at once, it reached the agent
     /// just as that agent was finishing its start and its first command was arriving: in a fresh NativeAOT process
-    /// the check was served first, and that command waited for it (~0.7 ms of create → first command).</remarks>
+    /// the check was served first, and that command waited for it (~0.9 ms of create → first command).</remarks>
     private async Task VerifyAgentAsync(SandboxRecord record)
     {
         using var timeout = new CancellationTokenSource(_options.AgentStartTimeout);
@@ -653,10 +653,7 @@ public sealed partial class SandboxService : IAsyncDisposable
         };
     }
 
-    private AgentClient Agent(CallerIdentity caller, string id)
-    {
-        return AgentOf(RequireLive(caller, id));
-    }
+    private AgentClient Agent(CallerIdentity caller, string id) => AgentOf(RequireLive(caller, id));
 
     private AgentClient AgentOf(SandboxRecord record)
         => new(ct => _runtime.ConnectAgentAsync(record.Id, ct), () => record.AgentAnswered = true);
