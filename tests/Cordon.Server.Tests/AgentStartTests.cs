@@ -43,6 +43,26 @@ public sealed class AgentStartTests
         Assert.Equal("still here\n", result.Stdout);
     }
 
+    [Fact]
+    public async Task Create_PausedBeforeTheCheck_NotTakenForAnAgentThatNeverStarted()
+    {
+        // A paused sandbox's agent is frozen and cannot answer; that is not a failed start.
+        await using var server = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?>
+        {
+            ["Cordon:AgentCheckDelay"] = "00:00:00.100",
+            ["Cordon:AgentStartTimeout"] = "00:00:01",
+        });
+        await using var sandbox = await server.CreateSandboxAsync();
+        await server.Client.PauseAsync(sandbox.Id);
+
+        await Task.Delay(TimeSpan.FromSeconds(2)); // past the check and past the start timeout
+        await server.Client.ResumeAsync(sandbox.Id);
+        var result = await sandbox.ShAsync("echo resumed");
+
+        Assert.Equal("running", (await server.Client.GetSandboxAsync(sandbox.Id)).State);
+        Assert.Equal("resumed\n", result.Stdout);
+    }
+
     private static async Task<SandboxInfo> WaitUntilEndedAsync(ServerFixture server, string id)
     {
         using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));

@@ -66,7 +66,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var runtimePath = _program.Path;
         if (_program.Note is { } programNote)
         {
-            LogTuningSkipped(programNote);
+            LogStaticRuntimeUnused(programNote);
         }
 
         if (!File.Exists(runtimePath))
@@ -727,6 +727,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Information, Message = "Host tuning skipped: {Note}")]
     private partial void LogTuningSkipped(string note);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Runtime: {Note}")]
+    private partial void LogStaticRuntimeUnused(string note);
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Runtime complained while deleting sandbox {Id}: {Message}")]
     private partial void LogRuntimeComplaint(string id, string message);

@@ -173,7 +173,9 @@ public sealed partial class SandboxService : IAsyncDisposable
         try
         {
             await Task.Delay(_options.AgentCheckDelay, timeout.Token);
-            if (record.AgentAnswered || record.State == SandboxStates.Ended)
+
+            // Only a running sandbox can answer: a paused one's agent is frozen, an ended one is gone.
+            if (record.AgentAnswered || record.State != SandboxStates.Running)
             {
                 return;
             }
@@ -182,9 +184,9 @@ public sealed partial class SandboxService : IAsyncDisposable
         }
         catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException or InvalidDataException)
         {
-            if (record.State == SandboxStates.Ended)
+            if (record.State != SandboxStates.Running)
             {
-                return; // destroyed meanwhile
+                return; // paused (its agent froze mid-check) or destroyed meanwhile
             }
 
             LogAgentDidNotStart(record.Id, ex.Message);
@@ -193,7 +195,7 @@ public sealed partial class SandboxService : IAsyncDisposable
                 await record.Lifecycle.WaitAsync();
                 try
                 {
-                    if (record.State != SandboxStates.Ended)
+                    if (record.State == SandboxStates.Running)
                     {
                         await _runtime.DestroyAsync(record.Id, CancellationToken.None);
                         End(record, EndReasons.Failed);
