@@ -31,6 +31,9 @@ public sealed partial class SandboxService : IAsyncDisposable
     private readonly SemaphoreSlim _admission = new(1, 1);
     private readonly ConcurrentDictionary<string, Task> _cleanups = new(StringComparer.Ordinal);
 
+    /// <summary>Cancelled when the service stops: checks still pending then leave their sandboxes alone.</summary>
+    private readonly CancellationTokenSource _stopping = new();
+
     public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
     {
         _store = store;
@@ -169,7 +172,8 @@ public sealed partial class SandboxService : IAsyncDisposable
     /// the check was served first, and that command waited for it (~0.9 ms of create → first command).</remarks>
     private async Task VerifyAgentAsync(SandboxRecord record)
     {
-        using var timeout = new CancellationTokenSource(_options.AgentStartTimeout);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        timeout.CancelAfter(_options.AgentStartTimeout);
         try
         {
             await Task.Delay(_options.AgentCheckDelay, timeout.Token);
@@ -184,9 +188,9 @@ public sealed partial class SandboxService : IAsyncDisposable
         }
         catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException or InvalidDataException)
         {
-            if (record.State != SandboxStates.Running)
+            if (_stopping.IsCancellationRequested || record.State != SandboxStates.Running)
             {
-                return; // paused (its agent froze mid-check) or destroyed meanwhile
+                return; // the server is stopping, or the sandbox was paused (its agent froze mid-check) or destroyed
             }
 
             LogAgentDidNotStart(record.Id, ex.Message);
@@ -256,7 +260,12 @@ public sealed partial class SandboxService : IAsyncDisposable
     }
 
     /// <summary>Waits for the cleanups of destroyed sandboxes still in progress.</summary>
-    public async ValueTask DisposeAsync() => await Task.WhenAll(_cleanups.Values);
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        await Task.WhenAll(_cleanups.Values);
+        _stopping.Dispose();
+    }
 
     public async Task<SandboxRecord> PauseAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
     {
