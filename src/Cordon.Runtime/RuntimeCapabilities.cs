@@ -17,8 +17,14 @@ public sealed record RuntimeCapabilities
 
     public bool IdmappedMounts { get; init; }
 
+    /// <summary>Sandboxes see their own memory, CPUs, load and uptime in /proc (lxcfs serves).</summary>
+    public bool Lxcfs { get; init; }
+
     /// <summary>Host problems found, each with what to do about it. Empty when all is well.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
+
+    /// <summary>What works less well than it could on this host (sandboxes are still created), with what to do.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
 
     /// <summary>Host problems Cordon fixed by itself at start.</summary>
     public IReadOnlyList<string> Fixed { get; init; } = [];

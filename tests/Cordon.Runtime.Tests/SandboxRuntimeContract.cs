@@ -97,16 +97,27 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         return [.. File.ReadAllLines(file).Where(l => l.Length > 0).Select(int.Parse)];
     }
 
-    private static bool IsAlive(int pid)
+    /// <summary>A process by its pid and its start time (field 22 of /proc/pid/stat): pids are reused quickly on a
+    /// busy host (pid_max is 32768 on these machines), a start time with it is not.</summary>
+    private readonly record struct HostProcess(int Pid, string StartTime)
     {
-        try
+        public static HostProcess? Find(int pid) => Stat(pid) is { } fields ? new HostProcess(pid, fields[19]) : null;
+
+        /// <summary>The same process still exists and is not a zombie.</summary>
+        public bool IsAlive => Stat(Pid) is { } fields && fields[19] == StartTime && fields[0] is not ("Z" or "X");
+
+        /// <summary>The fields after the command name: [0] is the state (field 3), [19] the start time (field 22).</summary>
+        private static string[]? Stat(int pid)
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X');
-        }
-        catch (IOException)
-        {
-            return false;
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            }
+            catch (IOException)
+            {
+                return null;
+            }
         }
     }
 
@@ -193,13 +204,13 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
             }
         }
 
-        var pids = HostPidsOf(id);
-        Assert.True(pids.Count >= 3, $"expected the agent and two detached sleeps, found {pids.Count}");
+        var processes = HostPidsOf(id).Select(HostProcess.Find).OfType<HostProcess>().ToList();
+        Assert.True(processes.Count >= 3, $"expected the agent and two detached sleeps, found {processes.Count}");
 
         await Runtime.StopAsync(id, default);
 
         // Gone, or a zombie waiting for the host's init to reap it: nothing runs any more.
-        Assert.All(pids, pid => Assert.False(IsAlive(pid), $"pid {pid} still runs after StopAsync"));
+        Assert.All(processes, p => Assert.False(p.IsAlive, $"pid {p.Pid} still runs after StopAsync"));
         Assert.True(HasMountUnder(Path.Combine(_root, "sandboxes", id)));
         await Runtime.StopAsync(id, default); // idempotent
         await Runtime.DestroyAsync(id, default);
@@ -324,5 +335,43 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         Assert.NotNull(usage);
         Assert.Equal(96L * 1024 * 1024, usage.MemoryLimitBytes);
         Assert.True(usage.Processes >= 1);
+    }
+
+    [Fact]
+    public async Task ProcView_LimitedSandbox_ReportsItsOwnMemoryCpusUptimeAndSwap()
+    {
+        var id = await CreateAsync(new SandboxLimits { Cpus = 1, MemoryMiB = 128 });
+        var expectedCpus = Math.Min(1, Environment.ProcessorCount);
+
+        var (exit, stdout, stderr) = await RunAsync(id, "sh", "-c",
+            "grep MemTotal /proc/meminfo; grep -c ^processor /proc/cpuinfo; cat /sys/devices/system/cpu/online; " +
+            "grep Cpus_allowed_list /proc/self/status; cut -d' ' -f1 /proc/uptime; wc -l < /proc/swaps; " +
+            "grep -c '^cpu[0-9]' /proc/stat; wc -w < /proc/loadavg");
+
+        Assert.True(exit == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("MemTotal:         131072 kB", lines[0]);
+        Assert.Equal(expectedCpus.ToString(), lines[1]);
+        Assert.Equal(expectedCpus, Cgroups.CpuPlacement.Parse(lines[2]).Length);
+        Assert.Equal(expectedCpus, Cgroups.CpuPlacement.Parse(lines[3].Split(':')[1]).Length);
+        var uptime = double.Parse(lines[4], System.Globalization.CultureInfo.InvariantCulture);
+        var hostUptime = double.Parse(File.ReadAllText("/proc/uptime").Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(uptime < 60 && uptime < hostUptime - 1, $"sandbox uptime {uptime} s, host {hostUptime} s");
+        Assert.Equal("1", lines[5].Trim()); // the header only: a sandbox has no swap
+        Assert.Equal(expectedCpus.ToString(), lines[6]);
+        Assert.Equal("5", lines[7].Trim());
+    }
+
+    [Fact]
+    public async Task ProcView_TwoOneCpuSandboxes_RunOnDifferentCpus()
+    {
+        Assert.SkipWhen(Environment.ProcessorCount < 2, "one CPU: there is nothing to spread over");
+        var first = await CreateAsync(new SandboxLimits { Cpus = 1 });
+        var second = await CreateAsync(new SandboxLimits { Cpus = 0.5 });
+
+        var a = (await RunAsync(first, "grep", "Cpus_allowed_list", "/proc/self/status")).Stdout;
+        var b = (await RunAsync(second, "grep", "Cpus_allowed_list", "/proc/self/status")).Stdout;
+
+        Assert.NotEqual(a, b);
     }
 }

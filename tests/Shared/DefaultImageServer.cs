@@ -33,9 +33,9 @@ public sealed class DefaultImageServer : IAsyncLifetime
     }
 
     /// <summary>A default-image sandbox that is destroyed when disposed.</summary>
-    public async Task<TestSandbox> CreateSandboxAsync()
+    public async Task<TestSandbox> CreateSandboxAsync(CreateSandboxRequest? request = null)
     {
-        var info = await Server.Client.CreateSandboxAsync(new CreateSandboxRequest { TimeoutSeconds = 600 });
+        var info = await Server.Client.CreateSandboxAsync((request ?? new CreateSandboxRequest()) with { TimeoutSeconds = 600 });
         return new TestSandbox(Server.Client, info);
     }
 

@@ -15,6 +15,12 @@ public sealed record RuntimeHealth
 
     public bool IdmappedMounts { get; init; }
 
+    /// <summary>Sandboxes see their own memory, CPUs, load and uptime in /proc (served by lxcfs).</summary>
+    public bool Lxcfs { get; init; }
+
+    /// <summary>What works less well than it could on this host; sandboxes are still created.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public IReadOnlyList<string> Problems { get; init; } = [];
 
     public IReadOnlyList<string> Fixed { get; init; } = [];

@@ -237,6 +237,27 @@ public sealed class CgroupHost
         }
     }
 
+    /// <summary>Moves a host helper process (lxcfs) into <c>{parent}/{name}</c> of the hierarchies service managers
+    /// track processes by (the v2 tree, or systemd's named v1 hierarchy), so stopping the server's service does
+    /// not stop a helper that sandboxes still need. Best effort: where it cannot move, the helper stays where it
+    /// was started.</summary>
+    public void MoveToOwnCgroup(string parent, string name, int pid)
+    {
+        string[] roots = IsV2 ? [Root] : [Path.Combine(Root, "unified"), Path.Combine(Root, "systemd")];
+        foreach (var root in roots.Where(r => File.Exists(Path.Combine(r, "cgroup.procs"))))
+        {
+            try
+            {
+                var dir = Path.Combine(root, parent.Trim('/'), name);
+                Directory.CreateDirectory(dir);
+                File.WriteAllText(Path.Combine(dir, "cgroup.procs"), pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+    }
+
     /// <summary>Removes a sandbox cgroup left behind (crun removes its own on delete; a crash may not).</summary>
     public void RemoveLeftovers(string parent, string id)
     {

@@ -59,15 +59,20 @@ internal static unsafe partial class HostSpawn
     /// <summary>Runs <paramref name="path"/> to its end and returns its exit status (128+n for signal n).</summary>
     /// <param name="descriptors">Descriptors to place in the child: (ours, number in the child).</param>
     /// <param name="argv0">The program's name for itself; by default the file name of <paramref name="path"/>.</param>
-    public static Task<int> RunAsync(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)>? descriptors = null, string? argv0 = null)
+    /// <param name="output">A file (created 0600, appended to) for the program's stdout and stderr; by default /dev/null.</param>
+    public static Task<int> RunAsync(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)>? descriptors = null, string? argv0 = null, string? output = null)
     {
-        var pid = Spawn(path, argv0 ?? Path.GetFileName(path), argv, descriptors ?? []);
+        var pid = Spawn(path, argv0 ?? Path.GetFileName(path), argv, descriptors ?? [], output);
 
         // waitpid blocks a thread for the child's life (milliseconds for crun); not the request's thread.
         return Task.Factory.StartNew(() => Wait(pid), CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
     }
 
-    private static int Spawn(string path, string argv0, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)> descriptors)
+    private const int O_WRONLY = 1;
+    private const int O_CREAT = 0x40;
+    private const int O_APPEND = 0x400;
+
+    private static int Spawn(string path, string argv0, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)> descriptors, string? output)
     {
         var actions = NativeMemory.AllocZeroed(128);
         var attr = NativeMemory.AllocZeroed(512);
@@ -81,8 +86,16 @@ internal static unsafe partial class HostSpawn
             posix_spawn_file_actions_init(actions);
             posix_spawnattr_init(attr);
             posix_spawn_file_actions_addopen(actions, 0, "/dev/null", 0, 0);
-            posix_spawn_file_actions_addopen(actions, 1, "/dev/null", 1, 0);
-            posix_spawn_file_actions_addopen(actions, 2, "/dev/null", 1, 0);
+            if (output is null)
+            {
+                posix_spawn_file_actions_addopen(actions, 1, "/dev/null", O_WRONLY, 0);
+                posix_spawn_file_actions_addopen(actions, 2, "/dev/null", O_WRONLY, 0);
+            }
+            else
+            {
+                posix_spawn_file_actions_addopen(actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0b110_000_000);
+                posix_spawn_file_actions_adddup2(actions, 1, 2);
+            }
             foreach (var (fd, target) in descriptors)
             {
                 // dup2 onto the target clears close-on-exec there.

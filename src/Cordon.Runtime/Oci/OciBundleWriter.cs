@@ -39,7 +39,11 @@ public static class OciBundleWriter
     /// <summary>Builds the config for <paramref name="spec"/>.</summary>
     /// <param name="hostIdBase">First host id of the sandbox's range; root inside maps to it.</param>
     /// <param name="seccompBpf">A precompiled filter (crun), or null to embed the JSON profile (runc).</param>
-    public static JsonObject Build(SandboxSpec spec, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf)
+    /// <param name="cpuset">The host CPUs the sandbox may run on (<see cref="CpuPlacement"/>), or null for all.</param>
+    /// <param name="views">Files bind-mounted read-only over the sandbox's own (lxcfs's views of /proc and /sys):
+    /// (host path, path in the sandbox).</param>
+    public static JsonObject Build(SandboxSpec spec, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf,
+        string? cpuset = null, IReadOnlyList<(string Source, string Destination)>? views = null)
     {
         var env = new JsonArray();
         foreach (var (key, value) in spec.Env)
@@ -64,6 +68,12 @@ public static class OciBundleWriter
             memory["swap"] = memoryBytes; // memory+swap = memory: no swap beyond the limit
         }
 
+        var cpu = new JsonObject { ["quota"] = (long)Math.Round(spec.Limits.Cpus * 100_000), ["period"] = 100_000 };
+        if (cpuset is not null)
+        {
+            cpu["cpus"] = cpuset;
+        }
+
         var linux = new JsonObject
         {
             ["uidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
@@ -76,7 +86,7 @@ public static class OciBundleWriter
                 // Commands are held to MaxProcesses by RLIMIT_NPROC (set by the agent); the cgroup allows a few
                 // more so a fork bomb can never starve the agent of the threads it needs to answer.
                 ["pids"] = new JsonObject { ["limit"] = spec.Limits.MaxProcesses + AgentProcessHeadroom },
-                ["cpu"] = new JsonObject { ["quota"] = (long)Math.Round(spec.Limits.Cpus * 100_000), ["period"] = 100_000 },
+                ["cpu"] = cpu,
                 ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
             },
             ["maskedPaths"] = new JsonArray([.. MaskedPaths.Select(p => (JsonNode)p)]),
@@ -113,7 +123,7 @@ public static class OciBundleWriter
             },
             ["root"] = new JsonObject { ["path"] = "rootfs", ["readonly"] = false },
             ["hostname"] = spec.Id,
-            ["mounts"] = new JsonArray(
+            ["mounts"] = new JsonArray([
                 Mount("/proc", "proc", "proc", "nosuid", "noexec", "nodev"),
                 Mount("/dev", "tmpfs", "tmpfs", "nosuid", "strictatime", "mode=755", "size=65536k"),
                 Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
@@ -122,7 +132,10 @@ public static class OciBundleWriter
                 Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
                 Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
                 Mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"),
-                Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev")),
+                Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev"),
+
+                // After /proc and /sys, over their files.
+                .. (views ?? []).Select(v => Mount(v.Destination, v.Source, "bind", "bind", "ro", "nosuid", "nodev", "noexec"))]),
             ["linux"] = linux,
             ["annotations"] = annotations,
         };

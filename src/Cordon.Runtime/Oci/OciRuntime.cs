@@ -24,6 +24,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly IdRangeAllocator _ranges;
     private readonly UserNamespaceCache _namespaces;
     private readonly CgroupHost _cgroups = CgroupHost.Detect();
+    private readonly CpuPlacement _cpus = CpuPlacement.ForThisProcess();
+    private readonly LxcfsHost _lxcfs;
     private readonly WritableLayer _layers;
     private readonly RootPreparer _roots;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
@@ -41,6 +43,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
         _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, BuildRoot, RemoveBundle);
         _program = RuntimeProgram.Select(_options);
+        _lxcfs = new LxcfsHost(_options.LxcfsPath, _options.LxcfsMountPoint);
     }
 
     public string Name => _options.Runtime;
@@ -61,6 +64,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private async Task<RuntimeCapabilities> ProbeOnceAsync(CancellationToken cancellationToken)
     {
         var problems = new List<string>();
+        var warnings = new List<string>();
         var repaired = new List<string>();
         string? version = null;
         var runtimePath = _program.Path;
@@ -152,6 +156,22 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             {
                 _ranges.MarkUsed(index);
             }
+
+            RestorePlacement(dir);
+        }
+
+        // After the cgroup repair: lxcfs finds the hierarchies when it starts.
+        var lxcfs = false;
+        if (_options.Lxcfs && problems.Count == 0)
+        {
+            if (await _lxcfs.EnsureRunningAsync(_cgroups, _options.CgroupParent, cancellationToken) is { } lxcfsProblem)
+            {
+                warnings.Add(lxcfsProblem);
+            }
+            else
+            {
+                lxcfs = true;
+            }
         }
 
         var idmapped = problems.Count == 0 && ProbeIdmappedMounts(problems);
@@ -162,6 +182,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         foreach (var problem in problems)
         {
             LogHostProblem(problem);
+        }
+
+        foreach (var warning in warnings)
+        {
+            LogHostProblem(warning);
         }
 
         foreach (var fix in repaired)
@@ -177,7 +202,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             Cgroups = _cgroups.Mode,
             Seccomp = seccomp,
             IdmappedMounts = idmapped,
+            Lxcfs = lxcfs,
             Problems = problems,
+            Warnings = warnings,
             Fixed = repaired,
         };
     }
@@ -268,7 +295,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
 
             var layerDone = stopwatch.Elapsed.TotalMilliseconds;
-            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null);
+            var cpuset = _options.PinCpus ? _cpus.Place(spec.Id, spec.Limits.Cpus) : null;
+            undo.Push("cpu placement", () => _cpus.Release(spec.Id));
+            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, _lxcfs.Mounts);
             OciBundleWriter.Write(dir, config);
 
             // The agent's socket is bound here, on the host, and handed to the agent as fd 3: the sandbox
@@ -501,6 +530,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
         await DeleteContainerAsync(id, cancellationToken);
         RemoveBundle(BundleDirectory(id));
+        _cpus.Release(id);
 
         _cgroups.RemoveLeftovers(_options.CgroupParent, id);
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
@@ -645,6 +675,31 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         }
 
         return args;
+    }
+
+    /// <summary>Counts the CPUs of a sandbox found at start (its config.json) in the placement of new ones.</summary>
+    private void RestorePlacement(string dir)
+    {
+        try
+        {
+            var config = Path.Combine(dir, "config.json");
+            if (!File.Exists(config))
+            {
+                return;
+            }
+
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(config));
+            if (doc.RootElement.TryGetProperty("linux", out var linux) && linux.TryGetProperty("resources", out var resources)
+                && resources.TryGetProperty("cpu", out var cpu) && cpu.TryGetProperty("cpus", out var cpus)
+                && cpu.TryGetProperty("quota", out var quota) && cpu.TryGetProperty("period", out var period) && period.GetInt64() > 0)
+            {
+                _cpus.Restore(Path.GetFileName(dir), cpus.GetString(), (double)quota.GetInt64() / period.GetInt64());
+            }
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or InvalidOperationException or FormatException)
+        {
+            // A half-written bundle of a crash: it is removed in the reconciliation.
+        }
     }
 
     private static string? ReadRange(string dir)

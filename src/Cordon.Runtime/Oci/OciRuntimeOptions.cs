@@ -39,4 +39,19 @@ public sealed class OciRuntimeOptions
     /// <summary>Empty sandbox roots (id range, writable layer, id-mapped image, overlay — no processes) kept ready
     /// per image and disk size that creates asked for. 0 builds each root during create instead (~3–5 ms slower).</summary>
     public int PreparedRoots { get; set; } = 2;
+
+    /// <summary>Serve each sandbox its own view of <c>/proc/meminfo</c>, <c>/proc/cpuinfo</c>, <c>/proc/stat</c>,
+    /// <c>/proc/loadavg</c>, <c>/proc/uptime</c>, <c>/proc/swaps</c>, <c>/proc/diskstats</c> and
+    /// <c>/sys/devices/system/cpu/online</c> through lxcfs (see <see cref="Cgroups.LxcfsHost"/>).</summary>
+    public bool Lxcfs { get; set; } = true;
+
+    /// <summary>Absolute path of the lxcfs program.</summary>
+    public string LxcfsPath { get; set; } = "/usr/bin/lxcfs";
+
+    /// <summary>Where the host's lxcfs instance for Cordon is mounted; shared by every Cordon server on the host.</summary>
+    public string LxcfsMountPoint { get; set; } = "/run/cordon/lxcfs";
+
+    /// <summary>Pin each sandbox to <c>ceil(cpu)</c> host CPUs (the least loaded), so programs that count the CPUs
+    /// they may run on see its limit (see <see cref="Cgroups.CpuPlacement"/>).</summary>
+    public bool PinCpus { get; set; } = true;
 }

@@ -32,6 +32,8 @@ public static class HealthEndpoints
                         Cgroups = capabilities.Cgroups,
                         Seccomp = capabilities.Seccomp,
                         IdmappedMounts = capabilities.IdmappedMounts,
+                        Lxcfs = capabilities.Lxcfs,
+                        Warnings = capabilities.Warnings,
                         Problems = capabilities.Problems,
                         Fixed = capabilities.Fixed,
                     },
