@@ -8,7 +8,14 @@ using Cordon.Protocol.Api;
 using Cordon.Testing;
 
 // Usage: Cordon.Bench <server url> <api key> [iterations]
-// Measures a live Cordon server, then the same work with bubblewrap, bare crun and podman in this run.
+//        Cordon.Bench ab <url A> <key A> <url B> <key B> [rounds] [block]
+// Measures a live Cordon server, then the same work with bubblewrap, bare crun and podman in this run; or
+// compares two servers in alternating blocks (bench/ab).
+if (args[0] == "ab")
+{
+    return await AbBench.RunAsync(args);
+}
+
 var url = new Uri(args[0]);
 var key = args[1];
 var iterations = args.Length > 2 ? int.Parse(args[2]) : 100;
