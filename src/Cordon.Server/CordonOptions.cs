@@ -34,9 +34,10 @@ public sealed class CordonOptions
     [Range(1, 86400)]
     public int DefaultCommandTimeoutSeconds { get; set; } = 60;
 
-    /// <summary>Most bytes of stdout (and of stderr) a non-streaming exec returns; the tail is kept.</summary>
-    [Range(1024, 1L << 30)]
-    public long MaxExecOutputBytes { get; set; } = 4 << 20;
+    /// <summary>Most characters of stdout (and of stderr) kept of a command or code run that is not streamed, and
+    /// of each stream of a background command: the first and the last half of that are kept.</summary>
+    [Range(1024, 1 << 28)]
+    public int MaxOutputChars { get; set; } = 4 << 20;
 
     /// <summary>Largest file upload accepted.</summary>
     public long MaxUploadBytes { get; set; } = 16L << 30;

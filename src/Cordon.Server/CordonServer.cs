@@ -14,8 +14,6 @@ using Cordon.Server.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -98,8 +96,7 @@ public static class CordonServer
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
         builder.Services.AddCordonMcp(Version);
-        builder.Services.AddSingleton<BackgroundCommands>();
-        builder.Services.AddSingleton<E2bTokens>();
+        builder.Services.AddSingleton<SandboxTokens>();
         builder.Services.AddSingleton<Envd>();
         builder.Services.AddSingleton<EnvdWatchers>();
         builder.Services.AddHttpForwarder();

@@ -107,7 +107,7 @@ public sealed class McpTests(DefaultImageServer fixture)
         Assert.Contains("absolute path", ToolError(run, "badPath"), StringComparison.Ordinal);
         Assert.Contains("list_files", ToolError(run, "missingFile"), StringComparison.Ordinal);
         Assert.Contains("input schema", ToolError(run, "badType"), StringComparison.Ordinal);
-        Assert.Contains("handles come from run_command", ToolError(run, "unknownHandle"), StringComparison.Ordinal);
+        Assert.Contains("Handles come from run_command", ToolError(run, "unknownHandle"), StringComparison.Ordinal);
         Assert.Equal("still here\n", Tool(run, "afterErrors").Structured.GetProperty("stdout").GetString());
 
         // Sessions: each MCP session has its own sandbox; an agent session id in _meta binds across connections.

@@ -1,8 +1,10 @@
 using Cordon.Protocol;
 using Cordon.Protocol.Api;
-using Cordon.Runtime.Agent;
 using Cordon.Server.Auth;
+using Cordon.Server.Errors;
+using Cordon.Server.Http;
 using Cordon.Server.Sandboxes;
+using Cordon.Server.Shapes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -22,7 +24,9 @@ public static class CodeEndpoints
 
         group.MapPost("/contexts", async (string id, CreateContextRequestBody? body, HttpContext context, SandboxService sandboxes) =>
         {
-            var created = await sandboxes.CreateContextAsync(ApiKeyMiddleware.Caller(context), id, body ?? new CreateContextRequestBody(), context.RequestAborted);
+            var request = body ?? new CreateContextRequestBody();
+            var created = await sandboxes.CreateContextAsync(ApiKeyMiddleware.Caller(context), id,
+                new ContextSpec { Language = request.Language, Cwd = request.Cwd, Env = request.Env, User = request.User }, context.RequestAborted);
             return Results.Created($"/v1/sandboxes/{id}/contexts/{created.Id}", created);
         }).WithName("CreateContext").Produces<ContextInfo>(201).WithSummary("Start a code context (a live interpreter) and wait until it is ready.");
 
@@ -54,17 +58,24 @@ public static class CodeEndpoints
     private static async Task<IResult> RunAsync(string id, RunCodeRequestBody body, HttpContext context, SandboxService sandboxes)
     {
         var caller = ApiKeyMiddleware.Caller(context);
+        var spec = new CodeSpec
+        {
+            Code = body.Code ?? throw CordonException.Invalid("code is missing: give the code to run."),
+            Language = body.Language,
+            ContextId = body.ContextId,
+            TimeoutSeconds = body.TimeoutSeconds,
+            Env = body.Env,
+        };
         if (!Ndjson.Requested(context))
         {
-            return Results.Ok(await sandboxes.RunCodeAsync(caller, id, body, context.RequestAborted));
+            return Results.Ok((await sandboxes.RunCodeAsync(caller, id, spec, context.RequestAborted)).ToResult());
         }
 
-        var request = sandboxes.BuildRunCodeRequest(body);
-        return new NdjsonCodeResult(await sandboxes.StartCodeAsync(caller, id, request, context.RequestAborted));
+        return new NdjsonCodeResult(await sandboxes.StartCodeAsync(caller, id, spec, context.RequestAborted));
     }
 
     /// <summary>Streams a code run as NDJSON, one flushed line per event; the last line is the end event.</summary>
-    private sealed class NdjsonCodeResult(CodeRunSession run) : IResult
+    private sealed class NdjsonCodeResult(RunningCode run) : IResult
     {
         public async Task ExecuteAsync(HttpContext context)
         {
@@ -78,13 +89,9 @@ public static class CodeEndpoints
                     await Ndjson.WriteAsync(context, e, ApiJsonContext.Default.CodeEvent, cancellationToken);
                 }
             }
-            catch (AgentErrorException ex)
+            catch (CordonException ex)
             {
                 await WriteFailureAsync(context, ex.Message, cancellationToken);
-            }
-            catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                await WriteFailureAsync(context, "The connection to the sandbox broke: " + ex.Message, cancellationToken);
             }
         }
 
@@ -92,7 +99,7 @@ public static class CodeEndpoints
         private static async Task WriteFailureAsync(HttpContext context, string message, CancellationToken cancellationToken)
         {
             await Ndjson.WriteAsync(context, new CodeEvent { Type = CodeEventTypes.Error, Name = "SandboxError", Value = message, Traceback = [] }, ApiJsonContext.Default.CodeEvent, cancellationToken);
-            await Ndjson.WriteAsync(context, new CodeEvent { Type = CodeEventTypes.End, Status = CodeRunStatus.Died }, ApiJsonContext.Default.CodeEvent, cancellationToken);
+            await Ndjson.WriteAsync(context, new CodeEvent { Type = CodeEventTypes.End, Status = Protocol.CodeRunStatus.Died }, ApiJsonContext.Default.CodeEvent, cancellationToken);
         }
     }
 }

@@ -1,6 +1,7 @@
 using Cordon.Protocol.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
+using Cordon.Server.Http;
 using Cordon.Server.Images;
 using Cordon.Server.Sandboxes;
 using Microsoft.AspNetCore.Builder;
@@ -21,13 +22,13 @@ public static class ImageEndpoints
             .WithName("ListImages").Produces<List<ImageInfo>>();
 
         group.MapGet("/{name}", (string name, ImageService images)
-            => images.Find(name) is { } image ? Results.Ok(image) : throw CordonException.NotFound("image_not_found", $"The image '{name}' does not exist: list images with GET /v1/images."))
+            => images.Find(name) is { } image ? Results.Ok(image) : throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name })
             .WithName("GetImage").Produces<ImageInfo>();
 
         group.MapPost("", async (string? name, HttpContext context, ImageService images, IOptions<CordonOptions> options) =>
         {
             RequireAdmin(context);
-            SandboxEndpoints.AllowLargeBody(context, options.Value.MaxUploadBytes);
+            RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
             var image = await images.ImportAsync(name ?? "", context.Request.Body, context.RequestAborted);
             return Results.Created($"/v1/images/{image.Name}", image);
         }).WithName("ImportImage").Accepts<Stream>("application/x-tar", "*/*").Produces<ImageInfo>(201)
@@ -57,7 +58,7 @@ public static class ImageEndpoints
     {
         if (!ApiKeyMiddleware.Caller(context).Admin)
         {
-            throw new CordonException("admin_required", 403, "This needs an admin API key; tenant keys may only manage their own sandboxes.");
+            throw new CordonException(ErrorCode.AdminRequired, "This needs an admin API key; tenant keys may only manage their own sandboxes.");
         }
     }
 }

@@ -38,7 +38,7 @@ public static class KeyEndpoints
         group.MapDelete("/{id}", (string id, HttpContext context, ApiKeyService keys) =>
         {
             ImageEndpoints.RequireAdmin(context);
-            return keys.Delete(id) ? Results.NoContent() : throw CordonException.NotFound("key_not_found", $"No API key '{id}' exists.");
+            return keys.Delete(id) ? Results.NoContent() : throw new CordonException(ErrorCode.KeyNotFound, $"No API key '{id}' exists.") { Subject = id };
         }).WithName("DeleteKey").Produces(204);
     }
 }

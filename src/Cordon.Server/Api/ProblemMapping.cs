@@ -1,4 +1,5 @@
 using Cordon.Server.Errors;
+using Cordon.Server.Http;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -14,7 +15,7 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
     {
         var (status, code, detail, retryAfter) = exception switch
         {
-            CordonException ce => (ce.Status, ce.Code, ce.Message, ce.RetryAfterSeconds),
+            CordonException ce => (ErrorStatus.Of(ce.Code), ce.CodeName, WithHint(ce), ce.RetryAfterSeconds),
             BadHttpRequestException bad when bad.StatusCode == 413 => (413, "body_too_large", "The request body is larger than this endpoint accepts: send less, or stream large files with PUT /v1/sandboxes/{id}/files.", (int?)null),
             BadHttpRequestException bad => (bad.StatusCode, "invalid_request", Describe(bad), null),
             System.Text.Json.JsonException json => (400, "invalid_json", "The request body is not valid JSON for this endpoint: " + json.Message, null),
@@ -93,6 +94,25 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
         // Minimal APIs wrap JSON errors; the inner message names the property and position.
         var inner = bad.InnerException?.Message;
         return inner is null ? bad.Message : $"{bad.Message.TrimEnd('.')}: {inner}";
+    }
+
+    /// <summary>The service's message, and where REST has its own way to act on it, that way.</summary>
+    private static string WithHint(CordonException ex)
+    {
+        var id = ex.Subject ?? "{id}";
+        var hint = ex.Code switch
+        {
+            ErrorCode.SandboxNotFound => "List your sandboxes with GET /v1/sandboxes, or create one with POST /v1/sandboxes.",
+            ErrorCode.SandboxPaused => $"Resume it with POST /v1/sandboxes/{id}/resume.",
+            ErrorCode.SandboxEnded => "Create a new one with POST /v1/sandboxes; its history is at GET /v1/sandboxes/" + id + "/events.",
+            ErrorCode.QuotaExceeded => "GET /v1/sandboxes lists yours; DELETE /v1/sandboxes/{id} ends one.",
+            ErrorCode.ImageNotFound => "List images with GET /v1/images, or import one with POST /v1/images?name=.",
+            ErrorCode.ContextNotFound => $"List the contexts with GET /v1/sandboxes/{id}/contexts.",
+            ErrorCode.SandboxUnreachable => $"Check the sandbox with GET /v1/sandboxes/{id}.",
+            ErrorCode.ImageNotReady => "Follow the build with GET /v1/images/{name} or GET /health.",
+            _ => null,
+        };
+        return hint is null ? ex.Message : ex.Message + " " + hint;
     }
 
     private static string Title(int status) => status switch

@@ -1,14 +1,13 @@
-using System.Text;
 using System.Text.Json;
 using Cordon.Protocol;
 using Cordon.Protocol.Api;
-using Cordon.Runtime.Agent;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
+using Cordon.Server.Http;
 using Cordon.Server.Sandboxes;
+using Cordon.Server.Shapes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 
@@ -24,17 +23,29 @@ public static class SandboxEndpoints
 
         group.MapPost("", async (CreateSandboxRequest? request, HttpContext context, SandboxService sandboxes) =>
         {
-            var record = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), request ?? new CreateSandboxRequest(), context.RequestAborted);
-            return Results.Created($"/v1/sandboxes/{record.Id}", record.ToInfo());
+            var body = request ?? new CreateSandboxRequest();
+            var sandbox = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), new NewSandbox
+            {
+                Image = body.Image,
+                Cpu = body.Cpu,
+                MemoryMiB = body.MemoryMiB,
+                DiskMiB = body.DiskMiB,
+                MaxProcesses = body.MaxProcesses,
+                TimeoutSeconds = body.TimeoutSeconds,
+                Env = body.Env,
+                Metadata = body.Metadata,
+            }, context.RequestAborted);
+            return Results.Created($"/v1/sandboxes/{sandbox.Id}", sandbox.ToInfo());
         }).WithName("CreateSandbox").Produces<SandboxInfo>(201).WithSummary("Create a sandbox and wait until it runs.");
 
         group.MapGet("", (HttpContext context, SandboxService sandboxes, string? state, string? metadata) =>
         {
-            var includeEnded = state is "all" or "ended";
-            var filter = ParseMetadataFilter(metadata);
-            var records = sandboxes.List(ApiKeyMiddleware.Caller(context), includeEnded, filter)
-                .Where(r => state is null or "all" || r.State == state);
-            return Results.Ok(records.Select(r => r.ToInfo()).ToList());
+            var wanted = state is null or "all" ? (SandboxState?)null : WireNames.ParseState(state)
+                ?? throw CordonException.Invalid($"state '{state}' is not a sandbox state: use creating, running, paused, ended or all.");
+            var includeEnded = state is "all" || wanted == SandboxState.Ended;
+            var list = sandboxes.List(ApiKeyMiddleware.Caller(context), includeEnded, ParseMetadataFilter(metadata))
+                .Where(s => wanted is null || s.State == wanted);
+            return Results.Ok(list.Select(s => s.ToInfo()).ToList());
         }).WithName("ListSandboxes").Produces<List<SandboxInfo>>().WithSummary("List sandboxes (live ones unless state=all|ended); metadata=k=v,k2=v2 filters.");
 
         group.MapGet("/{id}", (string id, HttpContext context, SandboxService sandboxes)
@@ -43,7 +54,7 @@ public static class SandboxEndpoints
 
         group.MapDelete("/{id}", async (string id, HttpContext context, SandboxService sandboxes) =>
         {
-            await sandboxes.DestroyAsync(ApiKeyMiddleware.Caller(context), id, EndReasons.Deleted, context.RequestAborted);
+            await sandboxes.DestroyAsync(ApiKeyMiddleware.Caller(context), id, via: null, context.RequestAborted);
             return Results.NoContent();
         }).WithName("DeleteSandbox").Produces(204).WithSummary("Destroy a sandbox; deleting an ended sandbox succeeds too.");
 
@@ -73,18 +84,22 @@ public static class SandboxEndpoints
         // Ports: HTTP and WebSockets to a server inside the sandbox, carried by its agent.
         group.Map("/{id}/ports/{port:int}/{**rest}", async (string id, int port, string? rest, HttpContext context, SandboxService sandboxes, SandboxPortProxy proxy) =>
         {
-            var record = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
+            var sandbox = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
             context.Request.Path = "/" + rest;
-            if (await proxy.ForwardAsync(context, record.Id, port) is { } failure)
+            if (await proxy.ForwardAsync(context, sandbox.Id, port) is { } failure)
             {
-                throw new CordonException("port_unreachable", 502, failure);
+                throw new CordonException(ErrorCode.PortUnreachable, failure) { Subject = id };
             }
         }).WithName("ForwardToPort").ExcludeFromDescription();
 
-        // Files.
+        MapFiles(group);
+    }
+
+    private static void MapFiles(RouteGroupBuilder group)
+    {
         group.MapPut("/{id}/files", async (string id, string? path, string? mode, string? user, HttpContext context, SandboxService sandboxes, IOptions<CordonOptions> options) =>
         {
-            AllowLargeBody(context, options.Value.MaxUploadBytes);
+            RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
             var entry = await sandboxes.WriteFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.Request.Body, ParseMode(mode), user, context.RequestAborted);
             return Results.Ok(entry);
         }).WithName("WriteFile").Accepts<Stream>("application/octet-stream", "*/*").Produces<FileEntry>()
@@ -92,8 +107,8 @@ public static class SandboxEndpoints
 
         group.MapGet("/{id}/files", async (string id, string? path, HttpContext context, SandboxService sandboxes) =>
         {
-            var download = await sandboxes.ReadFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.RequestAborted);
-            return Results.Stream(download, "application/octet-stream", fileDownloadName: null, enableRangeProcessing: false);
+            var file = await sandboxes.ReadFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.RequestAborted);
+            return Results.Stream(file, "application/octet-stream", fileDownloadName: null, enableRangeProcessing: false);
         }).WithName("ReadFile").Produces<Stream>(200, "application/octet-stream");
 
         group.MapDelete("/{id}/files", async (string id, string? path, HttpContext context, SandboxService sandboxes) =>
@@ -104,8 +119,8 @@ public static class SandboxEndpoints
 
         group.MapGet("/{id}/files/list", async (string id, string? path, int? depth, HttpContext context, SandboxService sandboxes) =>
         {
-            var listing = await sandboxes.ListFilesAsync(ApiKeyMiddleware.Caller(context), id, path, depth ?? 1, context.RequestAborted);
-            return Results.Ok(new FileListing(SandboxPaths.Normalize(path!), listing.Entries));
+            var entries = await sandboxes.ListFilesAsync(ApiKeyMiddleware.Caller(context), id, path, depth ?? 1, context.RequestAborted);
+            return Results.Ok(new FileListing(SandboxPaths.Normalize(path!), entries));
         }).WithName("ListFiles").Produces<FileListing>();
 
         group.MapGet("/{id}/files/stat", async (string id, string? path, HttpContext context, SandboxService sandboxes)
@@ -124,80 +139,27 @@ public static class SandboxEndpoints
     private static async Task<IResult> ExecAsync(string id, ExecRequestBody body, HttpContext context, SandboxService sandboxes)
     {
         var caller = ApiKeyMiddleware.Caller(context);
+        var spec = ToSpec(body);
         if (!Ndjson.Requested(context))
         {
-            return Results.Ok(await sandboxes.ExecAsync(caller, id, body, context.RequestAborted));
+            return Results.Ok((await sandboxes.ExecAsync(caller, id, spec, body.Stdin, context.RequestAborted)).ToResult());
         }
 
-        var request = sandboxes.BuildExecRequest(body);
-        var session = await sandboxes.StartExecAsync(caller, id, request, context.RequestAborted);
-        return new NdjsonExecResult(session, body.Stdin);
+        var command = await sandboxes.StartCommandAsync(caller, id, spec with { Stdin = body.Stdin is not null }, context.RequestAborted);
+        return new NdjsonCommandResult(command, body.Stdin);
     }
 
-    /// <summary>Streams a running command as NDJSON, one flushed line per event.</summary>
-    private sealed class NdjsonExecResult(ExecSession session, string? stdin) : IResult
+    /// <summary>REST's <c>cmd</c>: an argv array, or one shell string.</summary>
+    internal static CommandSpec ToSpec(ExecRequestBody body)
     {
-        public async Task ExecuteAsync(HttpContext context)
+        var spec = body.Cmd.ValueKind switch
         {
-            await using var _ = session;
-            var cancellationToken = context.RequestAborted;
-            Ndjson.Begin(context);
-            await WriteAsync(context, new ExecStreamEvent { Type = "started", Pid = session.Pid }, cancellationToken);
-            if (stdin is not null)
-            {
-                await session.WriteStdinAsync(Encoding.UTF8.GetBytes(stdin), cancellationToken);
-                await session.CloseStdinAsync(cancellationToken);
-            }
-
-            var decoders = new Dictionary<ExecEventKind, Decoder> { [ExecEventKind.Stdout] = Encoding.UTF8.GetDecoder(), [ExecEventKind.Stderr] = Encoding.UTF8.GetDecoder() };
-            try
-            {
-                await foreach (var e in session.ReadEventsAsync(cancellationToken))
-                {
-                    if (e.Kind == ExecEventKind.Exit)
-                    {
-                        await WriteAsync(context, new ExecStreamEvent
-                        {
-                            Type = "exit",
-                            ExitCode = e.Exit!.ExitCode,
-                            Signal = e.Exit.Signal,
-                            TimedOut = e.Exit.TimedOut,
-                            DurationMs = e.Exit.DurationMs,
-                        }, cancellationToken);
-                        continue;
-                    }
-
-                    // A decoder per stream keeps multi-byte characters split across chunks whole.
-                    var decoder = decoders[e.Kind];
-                    var chars = new char[decoder.GetCharCount(e.Data, flush: false)];
-                    decoder.GetChars(e.Data, chars, flush: false);
-                    if (chars.Length > 0)
-                    {
-                        await WriteAsync(context, new ExecStreamEvent { Type = e.Kind == ExecEventKind.Stdout ? "stdout" : "stderr", Data = new string(chars) }, cancellationToken);
-                    }
-                }
-            }
-            catch (AgentErrorException ex)
-            {
-                await WriteAsync(context, new ExecStreamEvent { Type = "error", Message = ex.Message }, cancellationToken);
-            }
-            catch (IOException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                await WriteAsync(context, new ExecStreamEvent { Type = "error", Message = "The connection to the sandbox broke: " + ex.Message }, cancellationToken);
-            }
-        }
-
-        private static Task WriteAsync(HttpContext context, ExecStreamEvent e, CancellationToken cancellationToken)
-            => Ndjson.WriteAsync(context, e, ApiJsonContext.Default.ExecStreamEvent, cancellationToken);
-    }
-
-    internal static void AllowLargeBody(HttpContext context, long limit)
-    {
-        var feature = context.Features.Get<IHttpMaxRequestBodySizeFeature>();
-        if (feature is { IsReadOnly: false })
-        {
-            feature.MaxRequestBodySize = limit;
-        }
+            JsonValueKind.String => CommandSpec.Shell(body.Cmd.GetString()!),
+            JsonValueKind.Array when body.Cmd.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String)
+                => CommandSpec.Program([.. body.Cmd.EnumerateArray().Select(e => e.GetString()!)]),
+            _ => throw CordonException.Invalid("cmd must be an array of strings (argv, e.g. [\"ls\", \"-l\"]) or one shell string (e.g. \"ls -l | wc -l\")."),
+        };
+        return spec with { Env = body.Env, Cwd = body.Cwd, User = body.User, TimeoutSeconds = body.TimeoutSeconds };
     }
 
     private static int? ParseMode(string? mode)
@@ -209,11 +171,12 @@ public static class SandboxEndpoints
 
         try
         {
-            return Convert.ToInt32(mode, 8);
+            var value = Convert.ToInt64(mode, 8);
+            return value is >= 0 and <= 0xFFF ? (int)value : throw CordonException.Invalid($"mode {mode} is out of range: permissions go from 0 to 7777 (octal).");
         }
-        catch (FormatException)
+        catch (Exception ex) when (ex is FormatException or OverflowException or ArgumentException)
         {
-            throw CordonException.Invalid($"mode '{mode}' is not an octal permission such as 644 or 755.");
+            throw CordonException.Invalid($"mode '{(mode.Length <= 20 ? mode : mode[..20] + "…")}' is not an octal permission such as 644 or 755.");
         }
     }
 

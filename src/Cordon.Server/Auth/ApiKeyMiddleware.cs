@@ -1,3 +1,4 @@
+using Cordon.Server.Errors;
 using Microsoft.AspNetCore.Http;
 
 namespace Cordon.Server.Auth;
@@ -32,8 +33,8 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys)
                 detail: string.IsNullOrEmpty(secret)
                     ? "No API key was sent: add the header 'Authorization: Bearer <key>' (the key is printed when the server first starts, or set CORDON_API_KEY)."
                     : "The API key is not valid: check the key, or ask the server's operator for a new one.",
-                type: "https://cordon.dev/errors/unauthorized",
-                extensions: new Dictionary<string, object?> { ["code"] = "unauthorized" }).ExecuteAsync(context);
+                type: "https://cordon.dev/errors/" + ErrorCodes.Name(ErrorCode.Unauthorized),
+                extensions: new Dictionary<string, object?> { ["code"] = ErrorCodes.Name(ErrorCode.Unauthorized) }).ExecuteAsync(context);
             return;
         }
 

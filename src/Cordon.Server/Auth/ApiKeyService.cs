@@ -47,16 +47,18 @@ public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyServic
     }
 
     /// <summary>Creates a tenant key (not admin): it sees only the sandboxes it created.</summary>
-    public (ApiKeyRecord Key, string Secret) Create(string name, bool admin)
+    public (ApiKey Key, string Secret) Create(string name, bool admin)
     {
         var secret = NewSecret();
         var record = new ApiKeyRecord("key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), name, Hash(secret), admin, DateTimeOffset.UtcNow);
         store.SaveApiKey(record);
         Reload();
-        return (record, secret);
+        return (View(record), secret);
     }
 
-    public IReadOnlyList<ApiKeyRecord> List() => store.LoadApiKeys();
+    public IReadOnlyList<ApiKey> List() => [.. store.LoadApiKeys().Select(View)];
+
+    private static ApiKey View(ApiKeyRecord record) => new(record.Id, record.Name, record.Admin, record.CreatedAt);
 
     public bool Delete(string id)
     {

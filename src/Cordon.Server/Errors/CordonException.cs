@@ -1,22 +1,24 @@
 namespace Cordon.Server.Errors;
 
-/// <summary>An expected failure with a stable code; mapped once at each edge (problem details for REST).</summary>
-/// <remarks>The message is shown to the caller, often an AI agent: it says what failed and what to do, and
-/// never holds host paths, command lines or secrets.</remarks>
-public class CordonException(string code, int status, string message, Exception? inner = null) : Exception(message, inner)
+/// <summary>An expected failure: a code from the closed set <see cref="ErrorCode"/> and a message, mapped once at
+/// each interface (REST problem details, MCP tool errors, E2B's error bodies and Connect codes), always by the
+/// code, never by the message.</summary>
+/// <remarks>The message is shown to the caller, often an AI agent, whatever interface it came through: it says
+/// what failed and, where no interface is needed to say it, what to do ("retry in a moment"). Pointers to an
+/// interface's own routes or tools are added by that interface from the code and <see cref="Subject"/>. It never
+/// holds host paths, command lines or secrets.</remarks>
+public class CordonException(ErrorCode code, string message, Exception? inner = null) : Exception(message, inner)
 {
-    /// <summary>A stable, machine-readable code such as <c>sandbox_not_found</c>.</summary>
-    public string Code { get; } = code;
+    public ErrorCode Code { get; } = code;
 
-    /// <summary>The HTTP status the REST API answers with.</summary>
-    public int Status { get; } = status;
+    /// <summary>The sandbox, image, command or context the failure is about, for hints that name it.</summary>
+    public string? Subject { get; init; }
 
-    /// <summary>Seconds after which retrying may succeed (503/429).</summary>
+    /// <summary>Seconds after which retrying may succeed.</summary>
     public int? RetryAfterSeconds { get; init; }
 
-    public static CordonException NotFound(string code, string message) => new(code, 404, message);
+    /// <summary>The code's wire name (<c>sandbox_not_found</c>).</summary>
+    public string CodeName => ErrorCodes.Name(Code);
 
-    public static CordonException Invalid(string message) => new("invalid_request", 400, message);
-
-    public static CordonException Conflict(string code, string message) => new(code, 409, message);
+    public static CordonException Invalid(string message) => new(ErrorCode.InvalidRequest, message);
 }

@@ -50,17 +50,17 @@ public sealed partial class ImageService
         {
             if (name == _options.DefaultImage)
             {
-                throw new CordonException("image_not_ready", 503, "The default image has not been built yet: run 'cordon image build default' (or start the server with Cordon:PrepareDefaultImage=true) and retry.") { RetryAfterSeconds = 30 };
+                throw new CordonException(ErrorCode.ImageNotReady, "The default image has not been built yet: run 'cordon image build default' (or start the server with Cordon:PrepareDefaultImage=true) and retry.") { Subject = name, RetryAfterSeconds = 30 };
             }
 
-            throw CordonException.NotFound("image_not_found", $"The image '{name}' does not exist: list images with GET /v1/images, or import one with 'cordon image import'.");
+            throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name };
         }
 
         return image.Status switch
         {
             ImageStates.Ready => image,
-            ImageStates.Building => throw new CordonException("image_not_ready", 503, $"The image '{name}' is still being prepared ({image.Message}); retry in a minute.") { RetryAfterSeconds = 30 },
-            _ => throw new CordonException("image_failed", 409, $"The image '{name}' failed to build: {image.Message}. Rebuild it with 'cordon image build {name}'."),
+            ImageStates.Building => throw new CordonException(ErrorCode.ImageNotReady, $"The image '{name}' is still being prepared ({image.Message}); retry in a minute.") { Subject = name, RetryAfterSeconds = 30 },
+            _ => throw new CordonException(ErrorCode.ImageFailed, $"The image '{name}' failed to build: {image.Message}. Rebuild it with 'cordon image build {name}'.") { Subject = name },
         };
     }
 
@@ -79,7 +79,7 @@ public sealed partial class ImageService
         ValidateName(name);
         if (name == _options.DefaultImage)
         {
-            throw CordonException.Conflict("image_reserved", $"'{name}' is the name of the default image, which Cordon builds itself: import under another name.");
+            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: import under another name.");
         }
 
         await _writeLock.WaitAsync(cancellationToken);
@@ -87,7 +87,7 @@ public sealed partial class ImageService
         {
             if (Find(name) is { Status: ImageStates.Building })
             {
-                throw CordonException.Conflict("image_busy", $"The image '{name}' is being imported already: wait for it to finish.");
+                throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported already: wait for it to finish.");
             }
 
             _store.SaveImage(new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = "importing" });
@@ -176,7 +176,7 @@ public sealed partial class ImageService
             {
                 _store.SaveImage(image with { Status = ImageStates.Failed, Message = ex.Message });
                 LogBuildFailed(ex.Message);
-                throw new CordonException("image_build_failed", 502, $"Building the default image failed: {ex.Message}");
+                throw new CordonException(ErrorCode.ImageBuildFailed, $"Building the default image failed: {ex.Message}");
             }
         }
         finally
@@ -214,10 +214,10 @@ public sealed partial class ImageService
     /// <summary>Removes an image; its layers go once no image uses them. Refused while sandboxes use it.</summary>
     public void Delete(string name, IEnumerable<string> imagesInUse)
     {
-        var image = Find(name) ?? throw CordonException.NotFound("image_not_found", $"The image '{name}' does not exist.");
+        var image = Find(name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name };
         if (imagesInUse.Contains(name))
         {
-            throw CordonException.Conflict("image_in_use", $"Sandboxes still run from the image '{name}': destroy them first.");
+            throw new CordonException(ErrorCode.ImageInUse, $"Sandboxes still run from the image '{name}': destroy them first.");
         }
 
         _store.DeleteImage(name);

@@ -23,6 +23,7 @@ public static class McpEndpoint
     {
         services.AddHttpContextAccessor();
         services.AddSingleton<SessionSandboxes>();
+        services.AddSingleton<ToolCalls>();
         services.AddMcpServer(o =>
         {
             o.ServerInfo = new Implementation { Name = "cordon", Title = "Cordon sandboxes", Version = version };
@@ -31,7 +32,11 @@ public static class McpEndpoint
         // Sessions for clients that open one (2025-06-18, 2025-11-25: Mcp-Session-Id, the GET stream);
         // 2026-07-28 clients, which have no sessions, are served per request on the same endpoint.
         .WithHttpTransport(o => o.SessionMode = HttpServerSessionMode.StatefulForInitializeClients)
+        // tools/list keeps this order: sandboxes, commands, code, files.
         .WithTools<SandboxTools>(ToolResults.Json)
+        .WithTools<CommandTools>(ToolResults.Json)
+        .WithTools<CodeTools>(ToolResults.Json)
+        .WithTools<FileTools>(ToolResults.Json)
         .WithRequestFilters(filters => filters.AddCallToolFilter(next => async (request, cancellationToken) =>
         {
             try

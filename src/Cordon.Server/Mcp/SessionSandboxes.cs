@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
-using Cordon.Protocol.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Sandboxes;
-using Cordon.Server.State;
 using Microsoft.Extensions.Options;
 
 namespace Cordon.Server.Mcp;
@@ -20,14 +18,14 @@ public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOp
     private int IdleSeconds => options.Value.McpSessionIdleSeconds;
 
     /// <summary>The session's newest live sandbox, or null when it has none.</summary>
-    public SandboxRecord? Find(CallerIdentity caller, string session)
+    public Sandbox? Find(CallerIdentity caller, string session)
         => sandboxes.List(caller, includeEnded: false, new Dictionary<string, string> { [MetadataKey] = session })
-            .Where(r => r.State is SandboxStates.Running or SandboxStates.Paused or SandboxStates.Creating)
-            .OrderByDescending(r => r.CreatedAt)
+            .Where(s => s.State is SandboxState.Running or SandboxState.Paused or SandboxState.Creating)
+            .OrderByDescending(s => s.CreatedAt)
             .FirstOrDefault();
 
     /// <summary>The session's sandbox, created (or resumed) as needed; each use restarts its idle timeout.</summary>
-    public async Task<SandboxRecord> ResolveAsync(CallerIdentity caller, string session, CancellationToken cancellationToken)
+    public async Task<Sandbox> ResolveAsync(CallerIdentity caller, string session, CancellationToken cancellationToken)
     {
         var gate = _creating.GetOrAdd(caller.KeyId + "\n" + session, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
@@ -35,7 +33,7 @@ public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOp
         {
             if (Find(caller, session) is { } existing)
             {
-                if (existing.State == SandboxStates.Paused)
+                if (existing.State == SandboxState.Paused)
                 {
                     existing = await sandboxes.ResumeAsync(caller, existing.Id, cancellationToken);
                 }
@@ -43,7 +41,7 @@ public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOp
                 return Touch(caller, existing);
             }
 
-            return await sandboxes.CreateAsync(caller, new CreateSandboxRequest
+            return await sandboxes.CreateAsync(caller, new NewSandbox
             {
                 TimeoutSeconds = IdleSeconds,
                 Metadata = new Dictionary<string, string> { [MetadataKey] = session },
@@ -56,12 +54,12 @@ public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOp
     }
 
     /// <summary>Restarts the idle timeout of a session's sandbox (never shortens a longer one the agent set).</summary>
-    public SandboxRecord Touch(CallerIdentity caller, SandboxRecord record)
+    public Sandbox Touch(CallerIdentity caller, Sandbox sandbox)
     {
         // Extended once half the idle time has passed, not on every call: each extension is an event in its history.
         var halfway = DateTimeOffset.UtcNow.AddSeconds(IdleSeconds / 2.0);
-        return record.State == SandboxStates.Running && record.Metadata.ContainsKey(MetadataKey) && record.ExpiresAt < halfway
-            ? sandboxes.SetTimeout(caller, record.Id, IdleSeconds)
-            : record;
+        return sandbox.State == SandboxState.Running && sandbox.Metadata.ContainsKey(MetadataKey) && sandbox.ExpiresAt < halfway
+            ? sandboxes.SetTimeout(caller, sandbox.Id, IdleSeconds)
+            : sandbox;
     }
 }

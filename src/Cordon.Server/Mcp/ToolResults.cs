@@ -1,4 +1,6 @@
+using System.Collections;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using ModelContextProtocol.Protocol;
 
 namespace Cordon.Server.Mcp;
@@ -7,8 +9,15 @@ namespace Cordon.Server.Mcp;
 /// errors as tool errors (<c>isError</c>) whose message says what to do next.</summary>
 internal static class ToolResults
 {
-    /// <summary>camelCase like the REST API. Nulls are written: an output schema lists every property as required.</summary>
+    /// <summary>camelCase like the REST API; used for the tools' schemas.</summary>
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>For structured content, which lands in a model's context window: nulls, empty strings and empty
+    /// collections are left out, except where the output schema requires the property.</summary>
+    private static readonly JsonSerializerOptions Structured = new(JsonSerializerDefaults.Web)
+    {
+        TypeInfoResolver = new DefaultJsonTypeInfoResolver { Modifiers = { OmitEmpty } },
+    };
 
     /// <summary>The SDK answers an exception in a tool (arguments that do not bind, or a bug) with a bare
     /// "An error occurred invoking"; a model needs to know what to check.</summary>
@@ -26,7 +35,7 @@ internal static class ToolResults
     public static CallToolResult Ok<T>(string text, T structured, params ContentBlock[] more) => new()
     {
         Content = [new TextContentBlock { Text = text }, .. more],
-        StructuredContent = JsonSerializer.SerializeToElement(structured, Json),
+        StructuredContent = JsonSerializer.SerializeToElement(structured, Structured),
     };
 
     public static CallToolResult Error(string message) => new()
@@ -35,19 +44,18 @@ internal static class ToolResults
         IsError = true,
     };
 
-    /// <summary>Keeps text within <paramref name="max"/> characters: the start and the end survive, and the cut
-    /// says how much was left out and how to get it.</summary>
-    /// <param name="howToReadAll">Appended to the marker, e.g. which tool and cursor pages the rest.</param>
-    public static (string Text, bool Truncated) Cap(string text, int max, string howToReadAll)
+    private static void OmitEmpty(JsonTypeInfo type)
     {
-        if (text.Length <= max)
+        // Required members and constructor parameters are required by the output schema too: they always appear.
+        foreach (var property in type.Properties.Where(p => !p.IsRequired && p.AssociatedParameter is null))
         {
-            return (text, false);
+            property.ShouldSerialize = (_, value) => value switch
+            {
+                null => false,
+                string { Length: 0 } => false,
+                ICollection { Count: 0 } => false,
+                _ => true,
+            };
         }
-
-        var head = max / 2;
-        var tail = max - head;
-        var omitted = text.Length - head - tail;
-        return ($"{text[..head]}\n[… {omitted} characters left out; {howToReadAll} …]\n{text[^tail..]}", true);
     }
 }

@@ -1,8 +1,6 @@
-using System.Text;
 using System.Text.RegularExpressions;
 using Cordon.Protocol;
 using Cordon.Protocol.Api;
-using Cordon.Runtime.Agent;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 
@@ -14,106 +12,100 @@ public sealed partial class SandboxService
     /// <summary>A cell longer than this is a file in disguise: write it and run the file.</summary>
     private const int MaxCodeChars = 4 << 20;
 
-    private const string ContextNotFound = "context_not_found";
-
-    /// <summary>Turns a REST/MCP code request into an agent request, validating every field.</summary>
-    public RunCodeRequest BuildRunCodeRequest(RunCodeRequestBody body)
+    /// <summary>Starts code in a context; the caller streams its events (and disposing it interrupts the run).</summary>
+    public async Task<RunningCode> StartCodeAsync(CallerIdentity caller, string id, CodeSpec spec, CancellationToken cancellationToken)
     {
-        Require(body.Code is not null, "code is missing: give the code to run.");
-        Require(body.Code!.Length <= MaxCodeChars, $"code is longer than {MaxCodeChars >> 20} Mi characters: write it to a file and run the file.");
-        ValidateLanguage(body.Language);
-        if (body.ContextId is not null)
-        {
-            Require(ContextIdRegex().IsMatch(body.ContextId), $"contextId '{body.ContextId}' is not a context id (see GET /v1/sandboxes/{{id}}/contexts).");
-        }
-
-        var timeout = body.TimeoutSeconds ?? _options.DefaultCommandTimeoutSeconds;
-        Require(timeout >= 1 && timeout <= _options.MaxTimeoutSeconds, $"timeoutSeconds must be between 1 and {_options.MaxTimeoutSeconds}.");
-        ValidateEnvironment(body.Env, "env");
-        return new RunCodeRequest { Code = body.Code, Language = body.Language, ContextId = body.ContextId, TimeoutMs = timeout * 1000L, Env = body.Env is { Count: > 0 } ? body.Env : null };
-    }
-
-    /// <summary>Starts code in a context and returns the live run (the caller streams its events).</summary>
-    public async Task<CodeRunSession> StartCodeAsync(CallerIdentity caller, string id, RunCodeRequest request, CancellationToken cancellationToken)
-    {
+        var request = ToAgentRequest(spec);
         var client = Agent(caller, id);
-        return await AgentCallAsync(() => client.StartCodeAsync(request, cancellationToken), ContextNotFound);
+        return new RunningCode(await AgentFailures.CallAsync(() => client.StartCodeAsync(request, cancellationToken), ErrorCode.ContextNotFound));
     }
 
     /// <summary>Runs code to its end and gathers what it produced, with text output capped.</summary>
-    public async Task<CodeRunResult> RunCodeAsync(CallerIdentity caller, string id, RunCodeRequestBody body, CancellationToken cancellationToken)
+    public async Task<CodeRun> RunCodeAsync(CallerIdentity caller, string id, CodeSpec spec, CancellationToken cancellationToken)
     {
-        var request = BuildRunCodeRequest(body);
-        await using var run = await StartCodeAsync(caller, id, request, cancellationToken);
-        var collector = new CodeRunCollector(_options.MaxExecOutputBytes);
-        await AgentCallAsync(async () =>
+        await using var run = await StartCodeAsync(caller, id, spec, cancellationToken);
+        var collector = new CodeRunCollector(_options.MaxOutputChars);
+        await foreach (var e in run.ReadEventsAsync(cancellationToken))
         {
-            await foreach (var e in run.ReadEventsAsync(cancellationToken))
-            {
-                collector.Add(e);
-            }
+            collector.Add(e);
+        }
 
-            return true;
-        });
         return collector.ToResult();
     }
 
-    public async Task<ContextInfo> CreateContextAsync(CallerIdentity caller, string id, CreateContextRequestBody body, CancellationToken cancellationToken)
+    public async Task<ContextInfo> CreateContextAsync(CallerIdentity caller, string id, ContextSpec spec, CancellationToken cancellationToken)
     {
-        ValidateLanguage(body.Language);
-        ValidateEnvironment(body.Env, "env");
-        if (body.Cwd is not null && SandboxPaths.Validate(body.Cwd) is { } cwdProblem)
+        ValidateLanguage(spec.Language);
+        ValidateEnvironment(spec.Env, "env");
+        ValidateUser(spec.User);
+        if (spec.Cwd is not null && SandboxPaths.Validate(spec.Cwd) is { } cwdProblem)
         {
             throw CordonException.Invalid("cwd: " + cwdProblem);
         }
 
         var client = Agent(caller, id);
-        var request = new CreateContextRequest { Language = body.Language ?? "python", Cwd = body.Cwd, Env = body.Env, User = body.User };
-        return await AgentCallAsync(() => client.CreateContextAsync(request, cancellationToken), ContextNotFound);
+        var request = new CreateContextRequest { Language = spec.Language ?? "python", Cwd = spec.Cwd, Env = spec.Env, User = spec.User };
+        return await AgentFailures.CallAsync(() => client.CreateContextAsync(request, cancellationToken), ErrorCode.ContextNotFound);
     }
 
     public async Task<IReadOnlyList<ContextInfo>> ListContextsAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
     {
         var client = Agent(caller, id);
-        return (await AgentCallAsync(() => client.ListContextsAsync(cancellationToken))).Contexts;
+        return (await AgentFailures.CallAsync(() => client.ListContextsAsync(cancellationToken))).Contexts;
     }
 
     public async Task<ContextInfo> GetContextAsync(CallerIdentity caller, string id, string contextId, CancellationToken cancellationToken)
         => (await ListContextsAsync(caller, id, cancellationToken)).FirstOrDefault(c => c.Id == contextId)
-           ?? throw CordonException.NotFound(ContextNotFound, $"There is no code context '{contextId}' in sandbox '{id}': list them with GET /v1/sandboxes/{id}/contexts.");
+           ?? throw ContextNotFound(id, contextId);
 
+    /// <summary>Replaces the context's interpreter with a fresh one; its state is lost.</summary>
     public Task<ContextInfo> RestartContextAsync(CallerIdentity caller, string id, string contextId, CancellationToken cancellationToken)
     {
         var client = Agent(caller, id);
-        return AgentCallAsync(() => client.RestartContextAsync(ValidContextId(contextId), cancellationToken), ContextNotFound);
+        var valid = ValidContextId(id, contextId);
+        return AgentFailures.CallAsync(() => client.RestartContextAsync(valid, cancellationToken), ErrorCode.ContextNotFound);
     }
 
     public Task DeleteContextAsync(CallerIdentity caller, string id, string contextId, CancellationToken cancellationToken)
     {
         var client = Agent(caller, id);
-        return AgentCallAsync(async () =>
-        {
-            await client.DeleteContextAsync(ValidContextId(contextId), cancellationToken);
-            return true;
-        }, ContextNotFound);
+        var valid = ValidContextId(id, contextId);
+        return AgentFailures.CallAsync(() => client.DeleteContextAsync(valid, cancellationToken), ErrorCode.ContextNotFound);
     }
 
+    /// <summary>Interrupts the code running in the context; the context keeps its state.</summary>
     public Task InterruptContextAsync(CallerIdentity caller, string id, string contextId, CancellationToken cancellationToken)
     {
         var client = Agent(caller, id);
-        return AgentCallAsync(async () =>
+        var valid = ValidContextId(id, contextId);
+        return AgentFailures.CallAsync(() => client.InterruptContextAsync(valid, cancellationToken), ErrorCode.ContextNotFound);
+    }
+
+    private RunCodeRequest ToAgentRequest(CodeSpec spec)
+    {
+        Require(spec.Code is not null, "code is missing: give the code to run.");
+        Require(spec.Code!.Length <= MaxCodeChars, $"code is longer than {MaxCodeChars >> 20} Mi characters: write it to a file and run the file.");
+        ValidateLanguage(spec.Language);
+        if (spec.ContextId is not null)
         {
-            await client.InterruptContextAsync(ValidContextId(contextId), cancellationToken);
-            return true;
-        }, ContextNotFound);
+            Require(ContextIdRegex().IsMatch(spec.ContextId), $"contextId '{spec.ContextId}' is not a context id.");
+        }
+
+        var timeout = spec.TimeoutSeconds ?? _options.DefaultCommandTimeoutSeconds;
+        Require(timeout >= 1 && timeout <= _options.MaxTimeoutSeconds, $"timeoutSeconds must be between 1 and {_options.MaxTimeoutSeconds}; {timeout} was asked.");
+        ValidateEnvironment(spec.Env, "env");
+        return new RunCodeRequest { Code = spec.Code, Language = spec.Language, ContextId = spec.ContextId, TimeoutMs = timeout * 1000L, Env = spec.Env is { Count: > 0 } ? spec.Env : null };
     }
 
     private static void ValidateLanguage(string? language)
         => Require(language is null || LanguageRegex().IsMatch(language),
             $"language '{language}' is not a language name: use python, javascript, typescript, bash, or the name of a Jupyter kernel installed in the image.");
 
-    private static string ValidContextId(string contextId)
-        => ContextIdRegex().IsMatch(contextId) ? contextId : throw CordonException.NotFound(ContextNotFound, $"'{contextId}' is not a code context id: list them with GET /v1/sandboxes/{{id}}/contexts.");
+    private static string ValidContextId(string sandboxId, string contextId)
+        => ContextIdRegex().IsMatch(contextId) ? contextId : throw ContextNotFound(sandboxId, contextId);
+
+    private static CordonException ContextNotFound(string sandboxId, string contextId)
+        => new(ErrorCode.ContextNotFound, $"There is no code context '{(contextId.Length <= 80 ? contextId : contextId[..80] + "…")}' in sandbox '{sandboxId}'.") { Subject = sandboxId };
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")]
     private static partial Regex LanguageRegex();
@@ -121,14 +113,14 @@ public sealed partial class SandboxService
     [GeneratedRegex("^[a-z0-9][a-z0-9_.+-]{0,79}$")]
     private static partial Regex ContextIdRegex();
 
-    /// <summary>Gathers a run's events into one document: text output capped (head and tail kept), results
-    /// kept in order until they pass the cap too.</summary>
+    /// <summary>Gathers a run's events into one result: text output capped (head and tail kept), results kept in
+    /// order until they pass the cap too.</summary>
     private sealed class CodeRunCollector(long cap)
     {
-        private readonly CappedOutput _stdout = new(cap);
-        private readonly CappedOutput _stderr = new(cap);
+        private readonly OutputCap _stdout = new(cap);
+        private readonly OutputCap _stderr = new(cap);
         private readonly List<CodeEvent> _results = [];
-        private long _resultBytes;
+        private long _resultChars;
         private bool _resultsTruncated;
         private CodeError? _error;
         private CodeEvent? _end;
@@ -138,20 +130,20 @@ public sealed partial class SandboxService
             switch (e.Type)
             {
                 case CodeEventTypes.Stdout:
-                    _stdout.Append(Encoding.UTF8.GetBytes(e.Text ?? ""));
+                    _stdout.Append(e.Text ?? "");
                     break;
                 case CodeEventTypes.Stderr:
-                    _stderr.Append(Encoding.UTF8.GetBytes(e.Text ?? ""));
+                    _stderr.Append(e.Text ?? "");
                     break;
                 case CodeEventTypes.Result:
                     var size = e.Data?.Sum(d => (long)d.Value.GetRawText().Length) ?? 0;
-                    if (_resultBytes + size > cap * 4)
+                    if (_resultChars + size > cap * 4)
                     {
                         _resultsTruncated = true;
                         break;
                     }
 
-                    _resultBytes += size;
+                    _resultChars += size;
                     _results.Add(e);
                     break;
                 case CodeEventTypes.Error:
@@ -163,17 +155,21 @@ public sealed partial class SandboxService
             }
         }
 
-        public CodeRunResult ToResult() => new()
+        public CodeRun ToResult()
         {
-            Status = _end?.Status ?? CodeRunStatus.Died,
-            Stdout = _stdout.ToText(),
-            Stderr = _stderr.ToText(),
-            Results = _results,
-            Error = _error,
-            ExecutionCount = _end?.ExecutionCount,
-            ContextId = _end?.ContextId,
-            DurationMs = _end?.DurationMs ?? 0,
-            OutputTruncated = _stdout.Truncated || _stderr.Truncated || _resultsTruncated,
-        };
+            const string how = "stream the run's events to get all of it";
+            return new CodeRun
+            {
+                Status = _end is { } end ? RunningCode.StatusOf(end) : CodeRunStatus.Died,
+                Stdout = _stdout.ToText(how),
+                Stderr = _stderr.ToText(how),
+                Results = _results,
+                Error = _error,
+                ExecutionCount = _end?.ExecutionCount,
+                ContextId = _end?.ContextId,
+                DurationMs = _end?.DurationMs ?? 0,
+                OutputTruncated = _stdout.Truncated || _stderr.Truncated || _resultsTruncated,
+            };
+        }
     }
 }

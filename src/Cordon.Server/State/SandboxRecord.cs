@@ -1,6 +1,9 @@
+using Cordon.Server.Sandboxes;
+
 namespace Cordon.Server.State;
 
-/// <summary>A sandbox as the service tracks it; persisted in SQLite and held in memory while it lives.</summary>
+/// <summary>A sandbox as the service tracks it: persisted in SQLite and held in memory while it lives. Only the
+/// service touches it; every interface gets an immutable <see cref="Sandbox"/> view of it instead.</summary>
 public sealed class SandboxRecord
 {
     public required string Id { get; init; }
@@ -20,12 +23,14 @@ public sealed class SandboxRecord
 
     public int MaxProcesses { get; init; }
 
+    /// <summary>The user commands run as when a request names none (the image's user).</summary>
+    public string User { get; init; } = "root";
+
     public required DateTimeOffset CreatedAt { get; init; }
 
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
-    /// <summary><c>creating</c>, <c>running</c>, <c>paused</c> or <c>ended</c>.</summary>
-    public string State { get; set; } = SandboxStates.Creating;
+    public SandboxState State { get; set; } = SandboxState.Creating;
 
     public int TimeoutSeconds { get; set; }
 
@@ -33,7 +38,7 @@ public sealed class SandboxRecord
 
     public DateTimeOffset? EndedAt { get; set; }
 
-    public string? EndReason { get; set; }
+    public EndReason? EndReason { get; set; }
 
     /// <summary>Serialises lifecycle changes (pause, resume, destroy) of this sandbox.</summary>
     public SemaphoreSlim Lifecycle { get; } = new(1, 1);
@@ -42,4 +47,25 @@ public sealed class SandboxRecord
     public bool AgentAnswered { get => Volatile.Read(ref _agentAnswered); set => Volatile.Write(ref _agentAnswered, value); }
 
     private bool _agentAnswered;
+
+    /// <summary>An immutable view of the record as it is now.</summary>
+    public Sandbox ToView() => new()
+    {
+        Id = Id,
+        Owner = Owner,
+        Image = Image,
+        Runtime = Runtime,
+        State = State,
+        Cpu = Cpu,
+        MemoryMiB = MemoryMiB,
+        DiskMiB = DiskMiB,
+        MaxProcesses = MaxProcesses,
+        CreatedAt = CreatedAt,
+        TimeoutSeconds = TimeoutSeconds,
+        ExpiresAt = ExpiresAt,
+        EndedAt = EndedAt,
+        EndReason = EndReason,
+        DefaultUser = User,
+        Metadata = Metadata,
+    };
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Cordon.Protocol.Api;
+using Cordon.Server.Sandboxes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 
@@ -9,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 1;
+    private const int SchemaVersion = 2;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -55,11 +56,41 @@ public sealed class StateStore
                 id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, admin INTEGER NOT NULL, created_at TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS audit_log (
                 at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT);
+            CREATE TABLE IF NOT EXISTS server_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
             """;
         command.ExecuteNonQuery();
+
+        // Version 2: the user commands run as by default (the image's), kept so an adopted sandbox keeps it.
+        command.CommandText = "PRAGMA user_version;";
+        var version = Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (version < 2 && !Columns(connection, "sandboxes").Contains("user"))
+        {
+            command.CommandText = "ALTER TABLE sandboxes ADD COLUMN user TEXT NOT NULL DEFAULT 'root';";
+            command.ExecuteNonQuery();
+        }
+
         command.CommandText = $"PRAGMA user_version = {SchemaVersion};";
         command.ExecuteNonQuery();
     }
+
+    private static HashSet<string> Columns(SqliteConnection connection, string table)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT name FROM pragma_table_info('{table}')";
+        using var reader = command.ExecuteReader();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        while (reader.Read())
+        {
+            names.Add(reader.GetString(0));
+        }
+
+        return names;
+    }
+
+    /// <summary>States and end reasons are stored as their lowercase names, as the API shows them.</summary>
+    private static string Stored<T>(T value) where T : struct, Enum => value.ToString().ToLowerInvariant();
+
+    private static T Parse<T>(string stored) where T : struct, Enum => Enum.Parse<T>(stored, ignoreCase: true);
 
     // ---- sandboxes ------------------------------------------------------------------------------
 
@@ -98,9 +129,9 @@ public sealed class StateStore
     {
         using var command = connection.CreateCommand();
         command.CommandText = """
-            INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at,
+            INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, user, state, created_at,
                                    timeout_seconds, expires_at, ended_at, end_reason, metadata)
-            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $state, $created, $timeout, $expires, $ended, $reason, $metadata)
+            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata)
             ON CONFLICT(id) DO UPDATE SET state = $state, timeout_seconds = $timeout, expires_at = $expires,
                                           ended_at = $ended, end_reason = $reason;
             """;
@@ -112,26 +143,27 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$memory", record.MemoryMiB);
         command.Parameters.AddWithValue("$disk", record.DiskMiB);
         command.Parameters.AddWithValue("$pids", record.MaxProcesses);
-        command.Parameters.AddWithValue("$state", record.State);
+        command.Parameters.AddWithValue("$user", record.User);
+        command.Parameters.AddWithValue("$state", Stored(record.State));
         command.Parameters.AddWithValue("$created", record.CreatedAt.ToString("O"));
         command.Parameters.AddWithValue("$timeout", record.TimeoutSeconds);
         command.Parameters.AddWithValue("$expires", (object?)record.ExpiresAt?.ToString("O") ?? DBNull.Value);
         command.Parameters.AddWithValue("$ended", (object?)record.EndedAt?.ToString("O") ?? DBNull.Value);
-        command.Parameters.AddWithValue("$reason", (object?)record.EndReason ?? DBNull.Value);
+        command.Parameters.AddWithValue("$reason", record.EndReason is { } reason ? Stored(reason) : DBNull.Value);
         command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(record.Metadata));
         command.ExecuteNonQuery();
     }
 
     /// <summary>Sandboxes in the given states (all when empty).</summary>
-    public List<SandboxRecord> LoadSandboxes(params string[] states) => QuerySandboxes(null, states);
+    public List<SandboxRecord> LoadSandboxes(params SandboxState[] states) => QuerySandboxes(null, states);
 
     public SandboxRecord? LoadSandbox(string id) => QuerySandboxes(id, []).FirstOrDefault();
 
-    private List<SandboxRecord> QuerySandboxes(string? id, string[] states)
+    private List<SandboxRecord> QuerySandboxes(string? id, SandboxState[] states)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata FROM sandboxes";
+        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user FROM sandboxes";
         if (id is not null)
         {
             command.CommandText += " WHERE id = $id";
@@ -142,7 +174,7 @@ public sealed class StateStore
             command.CommandText += " WHERE state IN (" + string.Join(',', states.Select((_, i) => "$s" + i)) + ")";
             for (var i = 0; i < states.Length; i++)
             {
-                command.Parameters.AddWithValue("$s" + i, states[i]);
+                command.Parameters.AddWithValue("$s" + i, Stored(states[i]));
             }
         }
 
@@ -160,13 +192,14 @@ public sealed class StateStore
                 MemoryMiB = reader.GetInt64(5),
                 DiskMiB = reader.GetInt64(6),
                 MaxProcesses = reader.GetInt32(7),
-                State = reader.GetString(8),
+                State = Parse<SandboxState>(reader.GetString(8)),
                 CreatedAt = DateTimeOffset.Parse(reader.GetString(9)),
                 TimeoutSeconds = reader.GetInt32(10),
                 ExpiresAt = reader.IsDBNull(11) ? null : DateTimeOffset.Parse(reader.GetString(11)),
                 EndedAt = reader.IsDBNull(12) ? null : DateTimeOffset.Parse(reader.GetString(12)),
-                EndReason = reader.IsDBNull(13) ? null : reader.GetString(13),
+                EndReason = reader.IsDBNull(13) ? null : Parse<EndReason>(reader.GetString(13)),
                 Metadata = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(14)) ?? [],
+                User = reader.GetString(15),
             });
         }
 
@@ -296,6 +329,22 @@ public sealed class StateStore
         command.CommandText = "DELETE FROM images WHERE name = $name";
         command.Parameters.AddWithValue("$name", name);
         command.ExecuteNonQuery();
+    }
+
+    // ---- server secrets -------------------------------------------------------------------------
+
+    /// <summary>A secret of the server's own (a signing key): created once with <paramref name="create"/>, then the
+    /// same on every start.</summary>
+    public byte[] LoadOrCreateSecret(string name, Func<byte[]> create)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "INSERT INTO server_secrets (name, value) VALUES ($name, $value) ON CONFLICT(name) DO NOTHING";
+        command.Parameters.AddWithValue("$name", name);
+        command.Parameters.AddWithValue("$value", create());
+        command.ExecuteNonQuery();
+        command.CommandText = "SELECT value FROM server_secrets WHERE name = $name";
+        return (byte[])command.ExecuteScalar()!;
     }
 
     // ---- API keys -------------------------------------------------------------------------------

@@ -1,13 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Cordon.Protocol;
-using Cordon.Protocol.Api;
-using Cordon.Runtime.Agent;
-using Cordon.Server.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
+using Cordon.Server.Http;
 using Cordon.Server.Sandboxes;
-using Cordon.Server.State;
 using Microsoft.AspNetCore.Http;
 
 namespace Cordon.Server.Compat.E2b;
@@ -20,7 +17,7 @@ internal static partial class CodeInterpreter
     /// interrupts the run); the server's own limit only catches runs nobody waits for.</summary>
     private const int RunLimitSeconds = 3600;
 
-    public static async Task HandleAsync(HttpContext context, SandboxService sandboxes, SandboxRecord sandbox, CallerIdentity caller)
+    public static async Task HandleAsync(HttpContext context, SandboxService sandboxes, Sandbox sandbox, CallerIdentity caller)
     {
         var path = context.Request.Path.Value ?? "";
         var method = context.Request.Method;
@@ -37,7 +34,7 @@ internal static partial class CodeInterpreter
                     break;
                 case ("POST", "/contexts"):
                     var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted) as JsonObject ?? [];
-                    var created = await sandboxes.CreateContextAsync(caller, sandbox.Id, new CreateContextRequestBody
+                    var created = await sandboxes.CreateContextAsync(caller, sandbox.Id, new ContextSpec
                     {
                         Language = Language(body["language"]?.GetValue<string>()),
                         Cwd = body["cwd"]?.GetValue<string>() ?? Home(sandbox),
@@ -58,26 +55,26 @@ internal static partial class CodeInterpreter
                     context.Response.StatusCode = 204;
                     break;
                 default:
-                    await E2bControlPlane.Error(404, $"The code interpreter has no {method} {path}.").ExecuteAsync(context);
+                    await E2bErrors.Body(404, $"The code interpreter has no {method} {path}.").ExecuteAsync(context);
                     break;
             }
         }
         catch (CordonException ex) when (!context.Response.HasStarted)
         {
-            await E2bControlPlane.Error(ex.Status, ex.Message).ExecuteAsync(context);
+            await E2bErrors.From(ex).ExecuteAsync(context);
         }
         catch (JsonException ex) when (!context.Response.HasStarted)
         {
-            await E2bControlPlane.Error(400, "The request body is not valid JSON: " + ex.Message).ExecuteAsync(context);
+            await E2bErrors.Body(400, "The request body is not valid JSON: " + ex.Message).ExecuteAsync(context);
         }
         catch (Exception ex) when (ex is InvalidOperationException or FormatException && !context.Response.HasStarted)
         {
             // A field of the wrong JSON type (a number where a string belongs …).
-            await E2bControlPlane.Error(400, "A field of the request has the wrong type: " + ex.Message).ExecuteAsync(context);
+            await E2bErrors.Body(400, "A field of the request has the wrong type: " + ex.Message).ExecuteAsync(context);
         }
     }
 
-    private static async Task ExecuteAsync(HttpContext context, SandboxService sandboxes, SandboxRecord sandbox, CallerIdentity caller)
+    private static async Task ExecuteAsync(HttpContext context, SandboxService sandboxes, Sandbox sandbox, CallerIdentity caller)
     {
         var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted) as JsonObject
             ?? throw CordonException.Invalid("The body must be a JSON object with 'code'.");
@@ -88,15 +85,15 @@ internal static partial class CodeInterpreter
             throw CordonException.Invalid("Give either context_id or language, not both.");
         }
 
-        var request = sandboxes.BuildRunCodeRequest(new RunCodeRequestBody
+        var spec = new CodeSpec
         {
-            Code = body["code"]?.GetValue<string>(),
+            Code = body["code"]?.GetValue<string>() ?? throw CordonException.Invalid("code is missing: give the code to run."),
             ContextId = contextId,
             Language = contextId is null ? Language(language) : null,
             TimeoutSeconds = RunLimitSeconds,
             Env = (body["env_vars"] as JsonObject)?.ToDictionary(e => e.Key, e => e.Value?.ToString() ?? ""),
-        });
-        await using var run = await sandboxes.StartCodeAsync(caller, sandbox.Id, request, context.RequestAborted);
+        };
+        await using var run = await sandboxes.StartCodeAsync(caller, sandbox.Id, spec, context.RequestAborted);
         Ndjson.Begin(context);
         var cancellationToken = context.RequestAborted;
         try
@@ -109,7 +106,7 @@ internal static partial class CodeInterpreter
                 }
             }
         }
-        catch (AgentErrorException ex)
+        catch (CordonException ex)
         {
             await Ndjson.WriteAsync(context, new JsonObject { ["type"] = "error", ["name"] = "SandboxError", ["value"] = ex.Message, ["traceback"] = "" }, AppJson.Default.JsonObject, cancellationToken);
         }
@@ -131,9 +128,9 @@ internal static partial class CodeInterpreter
                 yield return new JsonObject { ["type"] = "error", ["name"] = e.Name, ["value"] = e.Value, ["traceback"] = string.Join('\n', e.Traceback ?? []) };
                 break;
             case CodeEventTypes.End:
-                if (e.Status is CodeRunStatus.Timeout or CodeRunStatus.Died && e.Status is var status)
+                if (e.Status is Protocol.CodeRunStatus.Timeout or Protocol.CodeRunStatus.Died && e.Status is var status)
                 {
-                    yield return new JsonObject { ["type"] = "error", ["name"] = status == CodeRunStatus.Died ? "ContextDied" : "TimeoutError", ["value"] = $"The run ended: {status}.", ["traceback"] = "" };
+                    yield return new JsonObject { ["type"] = "error", ["name"] = status == Protocol.CodeRunStatus.Died ? "ContextDied" : "TimeoutError", ["value"] = $"The run ended: {status}.", ["traceback"] = "" };
                 }
 
                 yield return new JsonObject { ["type"] = "number_of_executions", ["execution_count"] = e.ExecutionCount };
@@ -187,12 +184,12 @@ internal static partial class CodeInterpreter
         return result;
     }
 
-    private static JsonObject Context(ContextInfo info) => new() { ["id"] = info.Id, ["language"] = info.Language, ["cwd"] = info.Cwd };
+    private static JsonObject Context(Protocol.ContextInfo info) => new() { ["id"] = info.Id, ["language"] = info.Language, ["cwd"] = info.Cwd };
 
     /// <summary>E2B runs TypeScript on its JavaScript kernel; Cordon has a TypeScript driver, so it keeps the name.</summary>
     private static string Language(string? language) => string.IsNullOrEmpty(language) ? "python" : language;
 
-    private static string Home(SandboxRecord sandbox) => Envd.DefaultUser(sandbox) is { } user ? "/home/" + user : "/root";
+    private static string Home(Sandbox sandbox) => SandboxUsers.HomeOf(Envd.DefaultUser(sandbox) ?? sandbox.DefaultUser);
 
     [System.Text.Json.Serialization.JsonSerializable(typeof(JsonObject))]
     private sealed partial class AppJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,10 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Cordon.Protocol.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Sandboxes;
-using Cordon.Server.State;
+using Cordon.Server.Shapes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -44,62 +43,64 @@ public static class E2bControlPlane
         }
     }
 
-    private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, E2bTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
+    private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, SandboxTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
     {
-        var body = await ReadAsync<NewSandbox>(context) ?? new NewSandbox();
+        var body = await ReadAsync<CreateBody>(context) ?? new CreateBody();
         var template = string.IsNullOrEmpty(body.TemplateId) ? "base" : body.TemplateId;
         var metadata = new Dictionary<string, string>(body.Metadata ?? [], StringComparer.Ordinal) { [TemplateMetadata] = template };
-        var record = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), new CreateSandboxRequest
+        var sandbox = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), new NewSandbox
         {
             Image = ImageFor(template, options.Value),
             TimeoutSeconds = body.Timeout ?? 300,
             Env = body.EnvVars,
             Metadata = metadata,
         }, context.RequestAborted);
-        return Results.Json(Describe(record, tokens), Json, statusCode: 201);
+        return Results.Json(Describe(sandbox, tokens), Json, statusCode: 201);
     });
 
-    private static Task<IResult> ConnectAsync(string id, HttpContext context, SandboxService sandboxes, E2bTokens tokens) => GuardAsync(async () =>
+    private static Task<IResult> ConnectAsync(string id, HttpContext context, SandboxService sandboxes, SandboxTokens tokens) => GuardAsync(async () =>
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        var body = await ReadAsync<ConnectSandbox>(context);
-        var record = sandboxes.Get(caller, id);
+        var body = await ReadAsync<ConnectBody>(context);
+        var sandbox = sandboxes.Get(caller, id);
         var resumed = false;
-        if (record.State == SandboxStates.Paused)
+        if (sandbox.State == SandboxState.Paused)
         {
-            record = await sandboxes.ResumeAsync(caller, id, context.RequestAborted);
+            sandbox = await sandboxes.ResumeAsync(caller, id, context.RequestAborted);
             resumed = true;
         }
-        else if (record.State != SandboxStates.Running)
+        else if (sandbox.State != SandboxState.Running)
         {
-            throw CordonException.NotFound("sandbox_not_found", $"Sandbox {id} is not running ({record.State}).");
+            throw NotFound(id);
         }
 
         if (body?.Timeout is > 0)
         {
-            record = sandboxes.SetTimeout(caller, id, body.Timeout.Value);
+            sandbox = sandboxes.SetTimeout(caller, id, body.Timeout.Value);
         }
 
-        return Results.Json(Describe(record, tokens), Json, statusCode: resumed ? 201 : 200);
+        return Results.Json(Describe(sandbox, tokens), Json, statusCode: resumed ? 201 : 200);
     });
 
     private static Task<IResult> Get(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(() =>
     {
-        var record = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
-        return Task.FromResult(record.State == SandboxStates.Ended
-            ? throw CordonException.NotFound("sandbox_not_found", $"Sandbox {id} not found.")
-            : Results.Json(Detail(record), Json));
+        var sandbox = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
+        return Task.FromResult(sandbox.State == SandboxState.Ended ? throw NotFound(id) : Results.Json(Detail(sandbox), Json));
     });
+
+    /// <summary>As on E2B, a sandbox that ended is simply not found.</summary>
+    private static CordonException NotFound(string id) => new(ErrorCode.SandboxNotFound, $"Sandbox {id} not found.") { Subject = id };
 
     private static Task<IResult> List(HttpContext context, SandboxService sandboxes) => GuardAsync(() =>
     {
         var query = context.Request.Query;
-        var states = query["state"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var states = query["state"].ToString().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(WireNames.ParseState).ToList();
         var metadata = ParseMetadata(query["metadata"].ToString());
         var records = sandboxes.List(ApiKeyMiddleware.Caller(context), includeEnded: false, metadata)
-            .Where(r => r.State is SandboxStates.Running or SandboxStates.Paused)
-            .Where(r => states.Length == 0 || states.Contains(r.State))
-            .OrderBy(r => r.CreatedAt);
+            .Where(s => s.State is SandboxState.Running or SandboxState.Paused)
+            .Where(s => states.Count == 0 || states.Contains(s.State))
+            .OrderBy(s => s.CreatedAt);
         var ordered = (query["order"] == "desc" ? records.Reverse() : records).ToList();
 
         // Pages: nextToken is the offset of the page's first sandbox; X-Next-Token says there is another page.
@@ -116,18 +117,18 @@ public static class E2bControlPlane
     private static Task<IResult> KillAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        if (sandboxes.Get(caller, id).State == SandboxStates.Ended)
+        if (sandboxes.Get(caller, id).State == SandboxState.Ended)
         {
-            throw CordonException.NotFound("sandbox_not_found", $"Sandbox {id} not found.");
+            throw NotFound(id);
         }
 
-        await sandboxes.DestroyAsync(caller, id, "killed through the E2B API", context.RequestAborted);
+        await sandboxes.DestroyAsync(caller, id, via: "the E2B API", context.RequestAborted);
         return Results.NoContent();
     });
 
     private static Task<IResult> SetTimeoutAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
     {
-        var body = await ReadAsync<ConnectSandbox>(context);
+        var body = await ReadAsync<ConnectBody>(context);
         if (body?.Timeout is not > 0)
         {
             throw CordonException.Invalid("timeout must be a positive number of seconds.");
@@ -140,9 +141,9 @@ public static class E2bControlPlane
     private static Task<IResult> PauseAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        if (sandboxes.Get(caller, id).State == SandboxStates.Paused)
+        if (sandboxes.Get(caller, id).State == SandboxState.Paused)
         {
-            throw CordonException.Conflict("sandbox_paused", $"Sandbox {id} is already paused.");
+            throw new CordonException(ErrorCode.SandboxPaused, $"Sandbox {id} is already paused.") { Subject = id };
         }
 
         await sandboxes.PauseAsync(caller, id, context.RequestAborted);
@@ -152,21 +153,21 @@ public static class E2bControlPlane
     private static Task<IResult> MetricsAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        var record = sandboxes.Get(caller, id);
+        var sandbox = sandboxes.Get(caller, id);
         var metrics = await sandboxes.MetricsAsync(caller, id, context.RequestAborted);
         var now = DateTimeOffset.UtcNow;
-        var uptime = Math.Max(1, (now - record.CreatedAt).TotalSeconds);
+        var uptime = Math.Max(1, (now - sandbox.CreatedAt).TotalSeconds);
         var metric = new
         {
             timestamp = now,
             timestampUnix = now.ToUnixTimeSeconds(),
-            cpuCount = record.Cpu,
-            cpuUsedPct = Math.Round(metrics.CpuSeconds / uptime / Math.Max(record.Cpu, 0.01) * 100, 2),
+            cpuCount = sandbox.Cpu,
+            cpuUsedPct = Math.Round(metrics.CpuSeconds / uptime / Math.Max(sandbox.Cpu, 0.01) * 100, 2),
             memUsed = metrics.MemoryBytes,
             memTotal = metrics.MemoryLimitBytes,
             memCache = 0,
             diskUsed = 0,
-            diskTotal = record.DiskMiB * 1024 * 1024,
+            diskTotal = sandbox.DiskMiB * 1024 * 1024,
         };
         return Results.Json(new[] { metric }, Json);
     });
@@ -176,38 +177,38 @@ public static class E2bControlPlane
     private static string ImageFor(string template, CordonOptions options)
         => template is "base" or "code-interpreter-v1" or "code-interpreter" ? options.DefaultImage : template;
 
-    private static object Describe(SandboxRecord record, E2bTokens tokens) => new
+    private static object Describe(Sandbox sandbox, SandboxTokens tokens) => new
     {
-        sandboxID = record.Id,
-        templateID = Template(record),
-        alias = Template(record),
+        sandboxID = sandbox.Id,
+        templateID = Template(sandbox),
+        alias = Template(sandbox),
         clientID = "cordon",
         envdVersion = EnvdVersion,
-        envdAccessToken = tokens.For(record.Id),
+        envdAccessToken = tokens.For(sandbox.Id),
         trafficAccessToken = (string?)null,
         domain = (string?)null,
     };
 
-    private static object Detail(SandboxRecord record) => new
+    private static object Detail(Sandbox sandbox) => new
     {
-        sandboxID = record.Id,
-        templateID = Template(record),
-        alias = Template(record),
+        sandboxID = sandbox.Id,
+        templateID = Template(sandbox),
+        alias = Template(sandbox),
         clientID = "cordon",
-        metadata = record.Metadata.Where(m => m.Key != TemplateMetadata).ToDictionary(),
-        startedAt = record.CreatedAt,
-        endAt = record.ExpiresAt ?? record.CreatedAt.AddSeconds(record.TimeoutSeconds),
-        state = record.State,
-        cpuCount = record.Cpu,
-        memoryMB = record.MemoryMiB,
-        diskSizeMB = record.DiskMiB,
+        metadata = sandbox.Metadata.Where(m => m.Key != TemplateMetadata).ToDictionary(),
+        startedAt = sandbox.CreatedAt,
+        endAt = sandbox.ExpiresAt ?? sandbox.CreatedAt.AddSeconds(sandbox.TimeoutSeconds),
+        state = WireNames.Of(sandbox.State),
+        cpuCount = sandbox.Cpu,
+        memoryMB = sandbox.MemoryMiB,
+        diskSizeMB = sandbox.DiskMiB,
         envdVersion = EnvdVersion,
         domain = (string?)null,
         lifecycle = new { onTimeout = "kill", autoResume = false },
         volumeMounts = Array.Empty<object>(),
     };
 
-    private static string Template(SandboxRecord record) => record.Metadata.GetValueOrDefault(TemplateMetadata) ?? record.Image;
+    private static string Template(Sandbox sandbox) => sandbox.Metadata.GetValueOrDefault(TemplateMetadata) ?? sandbox.Image;
 
     /// <summary>The SDK sends metadata as a query string inside the query string: <c>metadata=a%3Db%26k%3Dv</c>.</summary>
     private static Dictionary<string, string>? ParseMetadata(string metadata)
@@ -256,14 +257,11 @@ public static class E2bControlPlane
         }
         catch (CordonException ex)
         {
-            return Error(ex.Status, ex.Message);
+            return E2bErrors.From(ex);
         }
     }
 
-    public static IResult Error(int status, string message)
-        => Results.Json(new { code = status, message }, Json, statusCode: status);
-
-    private sealed record NewSandbox
+    private sealed record CreateBody
     {
         [JsonPropertyName("templateID")]
         public string? TemplateId { get; init; }
@@ -275,7 +273,7 @@ public static class E2bControlPlane
         public Dictionary<string, string>? EnvVars { get; init; }
     }
 
-    private sealed record ConnectSandbox
+    private sealed record ConnectBody
     {
         public int? Timeout { get; init; }
     }

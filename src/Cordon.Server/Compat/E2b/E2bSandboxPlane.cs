@@ -3,7 +3,6 @@ using System.Text.RegularExpressions;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Sandboxes;
-using Cordon.Server.State;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -34,49 +33,49 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
 
         var services = context.RequestServices;
         var sandboxes = services.GetRequiredService<SandboxService>();
-        SandboxRecord? record = null;
+        Sandbox? sandbox = null;
         try
         {
-            record = sandboxes.Get(CallerIdentity.System, target.SandboxId);
+            sandbox = sandboxes.Get(CallerIdentity.System, target.SandboxId);
         }
         catch (CordonException)
         {
         }
 
-        if (record is null || record.State != SandboxStates.Running)
+        if (sandbox is not { State: SandboxState.Running })
         {
             // envd's proxy answers 502 for a sandbox that is not running: the SDK reads it as "sandbox gone".
-            await Results.Json(new { code = 502, message = $"The sandbox {target.SandboxId} is not running." }, statusCode: 502).ExecuteAsync(context);
+            await E2bErrors.Body(502, $"The sandbox {target.SandboxId} is not running.").ExecuteAsync(context);
             return;
         }
 
-        var owner = new CallerIdentity(record.Owner, Admin: false);
+        var owner = new CallerIdentity(sandbox.Owner, Admin: false);
         var token = context.Request.Headers["X-Access-Token"].ToString();
-        var tokens = services.GetRequiredService<E2bTokens>();
+        var tokens = services.GetRequiredService<SandboxTokens>();
 
         // As on E2B: a sandbox's own ports are reachable by anyone who knows its id (a 20-character secret),
         // envd and /execute need the sandbox's access token.
         var open = (target.Port == EnvdPort && context.Request.Path == "/health")
             || (target.Port == CodeInterpreterPort && context.Request.Path.StartsWithSegments("/contexts"))
             || target.Port is not (EnvdPort or CodeInterpreterPort);
-        if (!open && !tokens.IsValid(record.Id, token))
+        if (!open && !tokens.IsValid(sandbox.Id, token))
         {
-            await Results.Json(new { code = 401, message = "The X-Access-Token header is missing or wrong for this sandbox (the SDK sends the envdAccessToken from create)." }, statusCode: 401).ExecuteAsync(context);
+            await E2bErrors.Body(401, "The X-Access-Token header is missing or wrong for this sandbox (the SDK sends the envdAccessToken from create).").ExecuteAsync(context);
             return;
         }
 
         switch (target.Port)
         {
             case EnvdPort:
-                await services.GetRequiredService<Envd>().HandleAsync(context, record, owner);
+                await services.GetRequiredService<Envd>().HandleAsync(context, sandbox, owner);
                 break;
             case CodeInterpreterPort:
-                await CodeInterpreter.HandleAsync(context, sandboxes, record, owner);
+                await CodeInterpreter.HandleAsync(context, sandboxes, sandbox, owner);
                 break;
             default:
-                if (await services.GetRequiredService<SandboxPortProxy>().ForwardAsync(context, record.Id, target.Port) is { } failure)
+                if (await services.GetRequiredService<SandboxPortProxy>().ForwardAsync(context, sandbox.Id, target.Port) is { } failure)
                 {
-                    await Results.Json(new { code = 502, message = failure }, statusCode: 502).ExecuteAsync(context);
+                    await E2bErrors.Body(502, failure).ExecuteAsync(context);
                 }
 
                 break;
@@ -89,16 +88,16 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
     {
         var services = context.RequestServices;
         var sandboxes = services.GetRequiredService<SandboxService>();
-        var tokens = services.GetRequiredService<E2bTokens>();
+        var tokens = services.GetRequiredService<SandboxTokens>();
         var query = context.Request.Query;
         var operation = HttpMethods.IsGet(context.Request.Method) ? "read" : "write";
         var signed = sandboxes.List(CallerIdentity.System, includeEnded: false, metadata: null)
-            .Where(r => r.State == SandboxStates.Running)
-            .FirstOrDefault(r => tokens.IsValidSignature(r.Id, query["path"].ToString(), operation, query["username"].ToString(), query["signature"].ToString(),
+            .Where(s => s.State == SandboxState.Running)
+            .FirstOrDefault(s => tokens.IsValidSignature(s.Id, query["path"].ToString(), operation, query["username"].ToString(), query["signature"].ToString(),
                 query.TryGetValue("signature_expiration", out var expiration) ? expiration.ToString() : null));
         if (signed is null)
         {
-            await Results.Json(new { code = 401, message = "The signature does not match any running sandbox, or it has expired: get a new URL from uploadUrl()/downloadUrl()." }, statusCode: 401).ExecuteAsync(context);
+            await E2bErrors.Body(401, "The signature does not match any running sandbox, or it has expired: get a new URL from uploadUrl()/downloadUrl().").ExecuteAsync(context);
             return;
         }
 

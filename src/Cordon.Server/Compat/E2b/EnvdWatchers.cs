@@ -1,8 +1,8 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
-using Cordon.Runtime.Agent;
 using Cordon.Server.Auth;
+using Cordon.Server.Errors;
 using Cordon.Server.Sandboxes;
 
 namespace Cordon.Server.Compat.E2b;
@@ -44,13 +44,13 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
 
     private sealed class Watcher : IAsyncDisposable
     {
-        private readonly WatchSession _session;
+        private readonly DirectoryWatch _session;
         private readonly CancellationTokenSource _stop = new();
         private readonly Lock _lock = new();
         private readonly Queue<JsonObject> _events = new();
         private readonly Task _pump;
 
-        public Watcher(string id, string sandboxId, string owner, WatchSession session)
+        public Watcher(string id, string sandboxId, string owner, DirectoryWatch session)
         {
             Id = id;
             SandboxId = sandboxId;
@@ -94,7 +94,7 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
                     }
                 }
             }
-            catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidDataException or AgentErrorException or ObjectDisposedException)
+            catch (Exception ex) when (ex is OperationCanceledException or CordonException or ObjectDisposedException)
             {
             }
         }

@@ -3,10 +3,10 @@ using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
-namespace Cordon.Server.Api;
+namespace Cordon.Server.Http;
 
 /// <summary>Streaming responses as newline-delimited JSON: one flushed line per event.</summary>
-internal static class Ndjson
+public static class Ndjson
 {
     public const string ContentType = "application/x-ndjson";
 

@@ -1,0 +1,5 @@
+namespace Cordon.Server.Auth;
+
+/// <summary>An API key as the service shows it: never its secret or hash.</summary>
+/// <param name="Admin">An admin key sees and manages every tenant's sandboxes, images and keys.</param>
+public sealed record ApiKey(string Id, string Name, bool Admin, DateTimeOffset CreatedAt);

@@ -1,0 +1,81 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using Cordon.Runtime.Agent;
+using Cordon.Server.Errors;
+
+namespace Cordon.Server.Sandboxes;
+
+/// <summary>A command running in a sandbox, as every interface streams it: its output decoded (bytes and text per
+/// stream), its end, its input, signals and terminal size. Any failure of the sandbox or of the connection, also
+/// in the middle of the output, is a <see cref="CordonException"/>. Disposing it before the command ended kills
+/// the command.</summary>
+public sealed class RunningCommand : IAsyncDisposable
+{
+    private readonly ExecSession _session;
+
+    internal RunningCommand(ExecSession session, CommandSpec spec, string sandboxId)
+    {
+        _session = session;
+        Spec = spec;
+        SandboxId = sandboxId;
+    }
+
+    /// <summary>The command's pid inside the sandbox.</summary>
+    public int Pid => _session.Pid;
+
+    /// <summary>What was started.</summary>
+    public CommandSpec Spec { get; }
+
+    public string SandboxId { get; }
+
+    /// <summary>Output events as they come, then one event with <see cref="CommandEvent.Exit"/>; then the sequence ends.</summary>
+    /// <exception cref="CordonException">The sandbox or the connection to it failed.</exception>
+    public async IAsyncEnumerable<CommandEvent> ReadEventsAsync([EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var stdout = Encoding.UTF8.GetDecoder();
+        var stderr = Encoding.UTF8.GetDecoder();
+        await foreach (var e in AgentFailures.ReadAsync(_session.ReadEventsAsync(cancellationToken), cancellationToken))
+        {
+            if (e.Kind == ExecEventKind.Exit)
+            {
+                yield return new CommandEvent { Exit = e.Exit };
+                yield break;
+            }
+
+            var stream = e.Kind == ExecEventKind.Stdout ? CommandStream.Stdout : CommandStream.Stderr;
+            var decoder = stream == CommandStream.Stdout ? stdout : stderr;
+            var chars = new char[decoder.GetCharCount(e.Data, flush: false)];
+            decoder.GetChars(e.Data, chars, flush: false);
+            yield return new CommandEvent { Stream = stream, Data = e.Data, Text = new string(chars) };
+        }
+    }
+
+    public Task WriteStdinAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+        => AgentFailures.CallAsync(async () => await _session.WriteStdinAsync(data, cancellationToken));
+
+    public Task CloseStdinAsync(CancellationToken cancellationToken)
+        => AgentFailures.CallAsync(async () => await _session.CloseStdinAsync(cancellationToken));
+
+    /// <summary>Sends a signal to the command's process group.</summary>
+    public Task SignalAsync(int signal, CancellationToken cancellationToken)
+        => AgentFailures.CallAsync(async () => await _session.SignalAsync(signal, cancellationToken));
+
+    /// <summary>Resizes the command's terminal.</summary>
+    /// <exception cref="CordonException">The command was not started on a terminal.</exception>
+    public Task ResizeAsync(int cols, int rows, CancellationToken cancellationToken)
+    {
+        if (Spec.Terminal is null)
+        {
+            throw new CordonException(ErrorCode.NoTerminal, "The command was not started on a terminal; only terminals can be resized.");
+        }
+
+        if (cols is < 1 or > 1000 || rows is < 1 or > 1000)
+        {
+            throw CordonException.Invalid($"A terminal of {cols}x{rows} cells cannot be: columns and rows must be between 1 and 1000.");
+        }
+
+        return AgentFailures.CallAsync(async () => await _session.ResizeAsync(cols, rows, cancellationToken));
+    }
+
+    public ValueTask DisposeAsync() => _session.DisposeAsync();
+}

@@ -1,0 +1,135 @@
+using System.Text;
+using Cordon.Protocol;
+using Cordon.Server.Auth;
+using Cordon.Server.Errors;
+
+namespace Cordon.Server.Sandboxes;
+
+/// <summary>Commands in a sandbox: run to the end, streamed, or kept by handle in the background; and the other
+/// live channels into a sandbox (directory watches, TCP to its ports).</summary>
+public sealed partial class SandboxService
+{
+    /// <summary>Starts a command; the caller streams it (and disposing it kills the command).</summary>
+    public async Task<RunningCommand> StartCommandAsync(CallerIdentity caller, string id, CommandSpec spec, CancellationToken cancellationToken)
+    {
+        var request = ToAgentRequest(spec);
+        var client = Agent(caller, id);
+        var session = await AgentFailures.CallAsync(() => client.StartExecAsync(request, cancellationToken));
+        return new RunningCommand(session, spec, id);
+    }
+
+    /// <summary>Runs a command to its end; <paramref name="stdin"/>, when given, is written and closed first.</summary>
+    public async Task<CommandResult> ExecAsync(CallerIdentity caller, string id, CommandSpec spec, string? stdin, CancellationToken cancellationToken)
+    {
+        await using var command = await StartCommandAsync(caller, id, spec with { Stdin = stdin is not null }, cancellationToken);
+        if (stdin is not null)
+        {
+            await command.WriteStdinAsync(Encoding.UTF8.GetBytes(stdin), cancellationToken);
+            await command.CloseStdinAsync(cancellationToken);
+        }
+
+        var stdout = new OutputCap(_options.MaxOutputChars);
+        var stderr = new OutputCap(_options.MaxOutputChars);
+        ExitMessage? exit = null;
+        await foreach (var e in command.ReadEventsAsync(cancellationToken))
+        {
+            if (e.Exit is not null)
+            {
+                exit = e.Exit;
+            }
+            else
+            {
+                (e.Stream == CommandStream.Stdout ? stdout : stderr).Append(e.Text);
+            }
+        }
+
+        const string how = "stream the output to get all of it";
+        return new CommandResult
+        {
+            ExitCode = exit!.ExitCode,
+            Signal = exit.Signal,
+            TimedOut = exit.TimedOut,
+            DurationMs = exit.DurationMs,
+            Stdout = stdout.ToText(how),
+            Stderr = stderr.ToText(how),
+            OutputTruncated = stdout.Truncated || stderr.Truncated,
+        };
+    }
+
+    /// <summary>Starts a command whose life is not tied to the caller's request: kept by handle, its output logged
+    /// (head and tail within the cap) and streamed to whoever subscribes.</summary>
+    /// <param name="subscribe">Also return a live view of its output that misses nothing (taken before any is read).</param>
+    public async Task<(CommandHandle Handle, CommandHandle.Subscription? Live)> StartBackgroundAsync(CallerIdentity caller, string id, CommandSpec spec, bool subscribe, CancellationToken cancellationToken)
+    {
+        var command = await StartCommandAsync(caller, id, spec, cancellationToken);
+        return _commands.Start(caller, command, subscribe);
+    }
+
+    /// <summary>The caller's background command by handle.</summary>
+    /// <exception cref="CordonException"><see cref="ErrorCode.CommandNotFound"/> when unknown, forgotten or another tenant's.</exception>
+    public CommandHandle FindCommand(CallerIdentity caller, string handle) => _commands.Get(caller, handle);
+
+    /// <summary>The caller's background command with this pid in this sandbox (running, or ended within the retention).</summary>
+    public CommandHandle? FindCommand(CallerIdentity caller, string sandboxId, int pid)
+    {
+        Find(caller, sandboxId);
+        return _commands.FindByPid(caller, sandboxId, pid);
+    }
+
+    /// <summary>The caller's background commands still running in this sandbox.</summary>
+    public IReadOnlyList<CommandHandle> RunningCommands(CallerIdentity caller, string sandboxId)
+    {
+        Find(caller, sandboxId);
+        return [.. _commands.Running(caller, sandboxId)];
+    }
+
+    /// <summary>Starts watching a directory in the sandbox.</summary>
+    public async Task<DirectoryWatch> WatchDirectoryAsync(CallerIdentity caller, string id, string? path, bool recursive, CancellationToken cancellationToken)
+    {
+        var client = Agent(caller, id);
+        var valid = ValidPath(path);
+        var session = await AgentFailures.CallAsync(() => client.WatchAsync(valid, recursive, cancellationToken));
+        return new DirectoryWatch(session, id);
+    }
+
+    /// <summary>A TCP connection to a port on the sandbox's own loopback, carried by its agent.</summary>
+    public async Task<Stream> ConnectPortAsync(CallerIdentity caller, string id, int port, CancellationToken cancellationToken)
+    {
+        var client = Agent(caller, id);
+        Require(port is >= 1 and <= 65535, $"port {port} is not a TCP port (1-65535).");
+        return await AgentFailures.CallAsync(() => client.ConnectPortAsync(port, cancellationToken), ErrorCode.PortUnreachable);
+    }
+
+    /// <summary>Checks every field of a command and turns it into the agent's request.</summary>
+    private ExecRequest ToAgentRequest(CommandSpec spec)
+    {
+        var argv = spec.Argv;
+        Require(argv.Count > 0 && argv[0].Length > 0 && (!spec.IsShellLine || argv[2].Trim().Length > 0), "The command is empty: give the program to run.");
+        Require(argv.All(a => a is not null && !a.Contains('\0', StringComparison.Ordinal)), "The command contains a NUL character.");
+        Require(argv.Sum(a => (long)a.Length) < 1 << 20, "The command is longer than 1 MiB: write a script file and run that.");
+        ValidateEnvironment(spec.Env, "env");
+        if (spec.Cwd is not null && SandboxPaths.Validate(spec.Cwd) is { } cwdProblem)
+        {
+            throw CordonException.Invalid("cwd: " + cwdProblem);
+        }
+
+        var timeout = spec.TimeoutSeconds ?? _options.DefaultCommandTimeoutSeconds;
+        Require(timeout >= 1 && timeout <= _options.MaxTimeoutSeconds, $"timeoutSeconds must be between 1 and {_options.MaxTimeoutSeconds}; {timeout} was asked.");
+        ValidateUser(spec.User);
+        if (spec.Terminal is { } size)
+        {
+            Require(size.Cols is >= 1 and <= 1000 && size.Rows is >= 1 and <= 1000, $"A terminal of {size.Cols}x{size.Rows} cells cannot be: columns and rows must be between 1 and 1000.");
+        }
+
+        return new ExecRequest
+        {
+            Argv = argv,
+            Env = spec.Env,
+            Cwd = spec.Cwd,
+            User = spec.User,
+            TimeoutMs = timeout * 1000L,
+            Stdin = spec.Stdin || spec.Terminal is not null,
+            Pty = spec.Terminal,
+        };
+    }
+}

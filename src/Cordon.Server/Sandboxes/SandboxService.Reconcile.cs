@@ -1,0 +1,136 @@
+using Cordon.Runtime;
+using Cordon.Runtime.Agent;
+using Cordon.Server.Auth;
+using Cordon.Server.State;
+using Microsoft.Extensions.Logging;
+
+namespace Cordon.Server.Sandboxes;
+
+/// <summary>Keeping the records true: reconciliation with what really runs at start, and the timers.</summary>
+public sealed partial class SandboxService
+{
+    /// <summary>Destroys every running sandbox whose timeout has passed, and forgets long-ended ones.</summary>
+    public async Task ExpireDueAsync(CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (var record in _live.Values.Where(r => r.State == SandboxState.Running && r.ExpiresAt <= now).ToList())
+        {
+            try
+            {
+                LogExpired(record.Id);
+                await ExpireAsync(record, cancellationToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogExpireFailed(record.Id, ex.Message);
+            }
+        }
+
+        _store.PurgeEnded(now - _options.EndedRetention);
+        _commands.ForgetEnded();
+    }
+
+    private async Task ExpireAsync(SandboxRecord record, CancellationToken cancellationToken)
+    {
+        await record.Lifecycle.WaitAsync(cancellationToken);
+        try
+        {
+            // Checked again under the lock: a resume or a new timeout may have come first.
+            if (record.State != SandboxState.Running || record.ExpiresAt > DateTimeOffset.UtcNow)
+            {
+                return;
+            }
+
+            await RuntimeCallAsync(() => _runtime.StopAsync(record.Id, CancellationToken.None));
+            End(record, EndReason.Expired);
+            _store.Audit(CallerIdentity.System.KeyId, "sandbox.expire", record.Id);
+            _cleanups[record.Id] = CleanUpAsync(record.Id);
+        }
+        finally
+        {
+            record.Lifecycle.Release();
+        }
+    }
+
+    /// <summary>Makes the records match what really runs: adopts live sandboxes, ends the ones that are gone,
+    /// and removes runtime leftovers no record owns. Runs once at start, before the API accepts work.</summary>
+    public async Task ReconcileAsync(CancellationToken cancellationToken)
+    {
+        var found = (await _runtime.ListAsync(cancellationToken)).ToDictionary(s => s.Id, StringComparer.Ordinal);
+        var records = _store.LoadSandboxes(SandboxState.Creating, SandboxState.Running, SandboxState.Paused);
+        foreach (var record in records)
+        {
+            found.Remove(record.Id, out var actual);
+            var alive = actual is { Status: RuntimeSandboxStatus.Running or RuntimeSandboxStatus.Paused } && record.State != SandboxState.Creating;
+            if (alive && actual!.Status == RuntimeSandboxStatus.Running)
+            {
+                try
+                {
+                    await AgentOf(record).InfoAsync(cancellationToken);
+                }
+                catch (Exception ex) when (ex is SandboxRuntimeException or AgentErrorException or IOException or InvalidDataException)
+                {
+                    alive = false;
+                }
+            }
+
+            if (alive)
+            {
+                record.State = actual!.Status == RuntimeSandboxStatus.Paused ? SandboxState.Paused : SandboxState.Running;
+                _live[record.Id] = record;
+                _store.SaveSandbox(record);
+                _store.AddEvent(record.Id, "adopted", "The server restarted and found the sandbox still running.");
+                LogAdopted(record.Id);
+                continue;
+            }
+
+            // One sandbox that cannot be cleaned up must not keep the server from starting.
+            if (await TryDestroyAsync(record.Id, cancellationToken))
+            {
+                End(record, EndReason.Lost);
+                LogLost(record.Id);
+            }
+        }
+
+        foreach (var orphan in found.Keys)
+        {
+            if (await TryDestroyAsync(orphan, cancellationToken))
+            {
+                _store.Audit("system", "sandbox.orphan_removed", orphan);
+                LogOrphan(orphan);
+            }
+        }
+    }
+
+    private async Task<bool> TryDestroyAsync(string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _runtime.DestroyAsync(id, cancellationToken);
+            return true;
+        }
+        catch (SandboxRuntimeException ex)
+        {
+            LogReconcileFailed(id, ex.Detail ?? ex.Message);
+            return false;
+        }
+    }
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Information, Message = "Sandbox {Id} expired")]
+    private partial void LogExpired(string id);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning, Message = "Sandbox {Id} could not be expired: {Message}")]
+    private partial void LogExpireFailed(string id, string message);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Adopted running sandbox {Id}")]
+    private partial void LogAdopted(string id);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Information, Message = "Sandbox {Id} was gone at start; its leftovers were removed")]
+    private partial void LogLost(string id);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Sandbox {Id} could not be cleaned up at start (retried at the next start): {Detail}")]
+    private partial void LogReconcileFailed(string id, string detail);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Removed orphan sandbox {Id} that no record owns")]
+    private partial void LogOrphan(string id);
+}

@@ -1,0 +1,10 @@
+namespace Cordon.Server.Sandboxes;
+
+/// <summary>Where a sandbox is in its life. On the wire (REST, events) the lowercase name.</summary>
+public enum SandboxState
+{
+    Creating,
+    Running,
+    Paused,
+    Ended,
+}
