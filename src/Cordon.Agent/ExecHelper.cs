@@ -16,7 +16,7 @@ internal static class ExecHelper
         return args;
     }
 
-    public static unsafe int Run(string[] args)
+    public static int Run(string[] args)
     {
         // args: __exec uid gid groups program -- argv...
         if (args.Length < 7 || args[5] != "--")
@@ -28,13 +28,10 @@ internal static class ExecHelper
         var uid = uint.Parse(args[1]);
         var gid = uint.Parse(args[2]);
         var groups = args[3].Split(',', StringSplitOptions.RemoveEmptyEntries).Select(uint.Parse).ToArray();
-        fixed (uint* list = groups)
+        if (!Libc.SwitchUser(uid, gid, groups))
         {
-            if (Libc.setgroups(groups.Length, list) != 0 || Libc.setresgid(gid, gid, gid) != 0 || Libc.setresuid(uid, uid, uid) != 0)
-            {
-                Console.Error.WriteLine($"cordon-agent: cannot switch to uid {uid}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}");
-                return 126;
-            }
+            Console.Error.WriteLine($"cordon-agent: cannot switch to uid {uid}: {System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}");
+            return 126;
         }
 
         var env = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()

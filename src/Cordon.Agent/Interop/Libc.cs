@@ -84,7 +84,17 @@ internal static unsafe partial class Libc
     public static partial int close(int fd);
 
     [LibraryImport("libc", SetLastError = true)]
-    public static partial int setgroups(nint size, uint* list);
+    private static partial int setgroups(nint size, uint* list);
+
+    /// <summary>Becomes <paramref name="uid"/>:<paramref name="gid"/> with exactly these supplementary groups.</summary>
+    /// <returns>False (errno set) when the kernel refused any step.</returns>
+    public static bool SwitchUser(uint uid, uint gid, uint[] groups)
+    {
+        fixed (uint* list = groups)
+        {
+            return setgroups(groups.Length, list) == 0 && setresgid(gid, gid, gid) == 0 && setresuid(uid, uid, uid) == 0;
+        }
+    }
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int setresgid(uint rgid, uint egid, uint sgid);

@@ -208,16 +208,15 @@ public static class LayerExtractor
         }
     }
 
-    private static unsafe void SetOpaque(string directory)
+    private static void SetOpaque(string directory)
     {
-        var value = (byte)'y';
-        if (Syscalls.lsetxattr(directory, "trusted.overlay.opaque", &value, 1, 0) != 0)
+        if (Syscalls.SetXattr(directory, "trusted.overlay.opaque", "y"u8) != 0)
         {
             throw new IOException($"Cannot mark {directory} opaque: {Syscalls.LastError()}");
         }
     }
 
-    private static unsafe void ApplyMetadata(string path, TarEntry entry)
+    private static void ApplyMetadata(string path, TarEntry entry)
     {
         var uid = entry is PosixTarEntry posix ? posix.Uid : entry.Uid;
         var gid = entry is PosixTarEntry posix2 ? posix2.Gid : entry.Gid;
@@ -225,10 +224,6 @@ public static class LayerExtractor
 
         // chown clears setuid/setgid: set the mode after it.
         Syscalls.chmod(path, (uint)entry.Mode & 0xFFF);
-        var times = stackalloc Syscalls.Timespec[2];
-        var seconds = entry.ModificationTime.ToUnixTimeSeconds();
-        times[0] = new Syscalls.Timespec { Seconds = seconds };
-        times[1] = new Syscalls.Timespec { Seconds = seconds };
-        Syscalls.utimensat(Syscalls.AT_FDCWD, path, times, (int)Syscalls.AT_SYMLINK_NOFOLLOW);
+        Syscalls.SetTimes(path, entry.ModificationTime.ToUnixTimeSeconds());
     }
 }

@@ -34,7 +34,16 @@ internal static unsafe partial class LibSeccomp
     public static partial int seccomp_syscall_resolve_name(string name);
 
     [LibraryImport(Library)]
-    public static partial int seccomp_rule_add_array(nint ctx, uint action, int syscall, uint argCount, ArgCmp* args);
+    private static partial int seccomp_rule_add_array(nint ctx, uint action, int syscall, uint argCount, ArgCmp* args);
+
+    /// <summary>Adds a rule for <paramref name="syscall"/>, taking effect when every argument comparison holds.</summary>
+    public static int AddRule(nint ctx, uint action, int syscall, params ReadOnlySpan<ArgCmp> args)
+    {
+        fixed (ArgCmp* comparisons = args)
+        {
+            return seccomp_rule_add_array(ctx, action, syscall, (uint)args.Length, args.IsEmpty ? null : comparisons);
+        }
+    }
 
     [LibraryImport(Library)]
     public static partial int seccomp_export_bpf(nint ctx, int fd);

@@ -108,6 +108,24 @@ internal static unsafe partial class Syscalls
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int utimensat(int dirfd, string path, Timespec* times, int flags);
 
+    /// <summary>Sets an extended attribute on <paramref name="path"/> itself (never a symlink's target).</summary>
+    public static int SetXattr(string path, string name, ReadOnlySpan<byte> value)
+    {
+        fixed (byte* bytes = value)
+        {
+            return lsetxattr(path, name, bytes, (nuint)value.Length, 0);
+        }
+    }
+
+    /// <summary>Sets the access and modification times of <paramref name="path"/> itself (never a symlink's target).</summary>
+    public static int SetTimes(string path, long seconds)
+    {
+        var times = stackalloc Timespec[2];
+        times[0] = new Timespec { Seconds = seconds };
+        times[1] = new Timespec { Seconds = seconds };
+        return utimensat(AT_FDCWD, path, times, (int)AT_SYMLINK_NOFOLLOW);
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     public struct Timespec
     {

@@ -10,7 +10,7 @@ public static class SeccompCompiler
 {
     /// <summary>Compiles the policy to a classic BPF program (an array of <c>struct sock_filter</c>).</summary>
     /// <exception cref="InvalidOperationException">libseccomp is missing or refused the policy.</exception>
-    public static unsafe byte[] CompileBpf()
+    public static byte[] CompileBpf()
     {
         nint ctx;
         try
@@ -37,21 +37,21 @@ public static class SeccompCompiler
                     continue; // not a syscall on this architecture or this libseccomp
                 }
 
-                Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActAllow, nr, 0, null), name);
+                Check(LibSeccomp.AddRule(ctx, LibSeccomp.ActAllow, nr), name);
             }
 
             // clone without namespace flags.
             var clone = new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpMaskedEq, DatumA = SeccompPolicy.ForbiddenCloneFlags, DatumB = 0 };
-            Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActAllow, LibSeccomp.seccomp_syscall_resolve_name("clone"), 1, &clone), "clone");
+            Check(LibSeccomp.AddRule(ctx, LibSeccomp.ActAllow, LibSeccomp.seccomp_syscall_resolve_name("clone"), clone), "clone");
 
             // clone3 hides its flags in memory seccomp cannot read: make libc fall back to clone.
-            Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActErrno(SeccompPolicy.Enosys), LibSeccomp.seccomp_syscall_resolve_name("clone3"), 0, null), "clone3");
+            Check(LibSeccomp.AddRule(ctx, LibSeccomp.ActErrno(SeccompPolicy.Enosys), LibSeccomp.seccomp_syscall_resolve_name("clone3")), "clone3");
 
             var personality = LibSeccomp.seccomp_syscall_resolve_name("personality");
             foreach (var value in SeccompPolicy.AllowedPersonalities)
             {
                 var cmp = new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpEq, DatumA = value };
-                Check(LibSeccomp.seccomp_rule_add_array(ctx, LibSeccomp.ActAllow, personality, 1, &cmp), "personality");
+                Check(LibSeccomp.AddRule(ctx, LibSeccomp.ActAllow, personality, cmp), "personality");
             }
 
             var file = Path.Combine(Path.GetTempPath(), $"cordon-seccomp-{Environment.ProcessId}-{Guid.NewGuid():N}.bpf");

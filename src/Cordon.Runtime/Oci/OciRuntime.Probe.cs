@@ -1,0 +1,255 @@
+using System.Text.Json;
+using Cordon.Runtime.Cgroups;
+using Cordon.Runtime.Interop;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>What the host supports, checked once at start and repaired where Cordon can: the runtime program,
+/// the agent, root, the cgroup layout, seccomp, the sandbox directory's mount, idmapped mounts, lxcfs; and the
+/// sandboxes found from before (their id ranges and CPU placements).</summary>
+public sealed partial class OciRuntime
+{
+    public async ValueTask<RuntimeCapabilities> ProbeAsync(CancellationToken cancellationToken)
+    {
+        await _probeLock.WaitAsync(cancellationToken);
+        try
+        {
+            return _capabilities ??= await ProbeOnceAsync(cancellationToken);
+        }
+        finally
+        {
+            _probeLock.Release();
+        }
+    }
+
+    private async Task<RuntimeCapabilities> ProbeOnceAsync(CancellationToken cancellationToken)
+    {
+        var problems = new List<string>();
+        var warnings = new List<string>();
+        var repaired = new List<string>();
+        string? version = null;
+        var runtimePath = _program.Path;
+        if (_program.Note is { } programNote)
+        {
+            LogStaticRuntimeUnused(programNote);
+        }
+
+        if (!File.Exists(runtimePath))
+        {
+            problems.Add($"The OCI runtime '{_options.Runtime}' is not installed: apt-get install {_options.Runtime}, or set Runtime:RuntimePath.");
+        }
+        else
+        {
+            var result = await ExternalProgram.RunAsync(runtimePath, ["--version"], cancellationToken);
+            version = result.Stdout.Split('\n').FirstOrDefault()?.Trim();
+            if (_program.IsStaticBuild)
+            {
+                version += " (static build)";
+            }
+
+            try
+            {
+                _sealedRuntime = SealedBinary.Create(runtimePath);
+            }
+            catch (IOException ex)
+            {
+                // Slower (the runtime copies itself on every start), not less safe.
+                LogTuningSkipped($"the runtime runs from its path, not a sealed copy: {ex.Message}");
+            }
+        }
+
+        if (string.IsNullOrEmpty(_options.AgentPath) || !File.Exists(_options.AgentPath))
+        {
+            problems.Add("The cordon-agent binary was not found: build it with ./cordon (or set Runtime:AgentPath).");
+        }
+
+        if (Environment.UserName != "root")
+        {
+            problems.Add("Cordon must run as root to create sandboxes (mounts, cgroups and id ranges need it).");
+        }
+
+        var (fixedHybrid, hybridProblems) = _cgroups.RepairHybrid();
+        repaired.AddRange(fixedHybrid);
+        problems.AddRange(hybridProblems);
+        // SECURITY: a host-wide kernel trade-off (faster cgroup moves, slightly slower fork/exit), not a change
+        // to isolation. Off with Runtime:FavorDynamicCgroups=false.
+        if (_options.FavorDynamicCgroups)
+        {
+            if (CgroupHost.FavorDynamicModifications(out var note) is { } tuned)
+            {
+                repaired.Add(tuned);
+            }
+            else if (note is not null)
+            {
+                LogTuningSkipped(note);
+            }
+        }
+
+        var seccomp = false;
+        if (_options.Runtime == "crun")
+        {
+            try
+            {
+                _seccompBpf = SeccompCompiler.CompileBpf();
+                seccomp = true;
+            }
+            catch (InvalidOperationException ex)
+            {
+                problems.Add($"The seccomp filter could not be compiled: {ex.Message}");
+            }
+        }
+        else
+        {
+            seccomp = true; // runc compiles the JSON profile itself
+        }
+
+        Directory.CreateDirectory(_options.StateDirectory);
+        Directory.CreateDirectory(_options.RuntimeRoot);
+        MakeStateDirectoryPrivate(problems);
+        if (!File.Exists("/sbin/mkfs.ext4"))
+        {
+            problems.Add("mkfs.ext4 is missing (Debian package e2fsprogs); it formats each sandbox's writable layer.");
+        }
+
+        foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory))
+        {
+            if (int.TryParse(ReadRange(dir), out var index))
+            {
+                _ranges.MarkUsed(index);
+            }
+
+            RestorePlacement(dir);
+        }
+
+        // After the cgroup repair: lxcfs finds the hierarchies when it starts.
+        var lxcfs = false;
+        if (_options.Lxcfs && problems.Count == 0)
+        {
+            if (await _lxcfs.EnsureRunningAsync(_cgroups, _options.CgroupParent, cancellationToken) is { } lxcfsProblem)
+            {
+                warnings.Add(lxcfsProblem);
+            }
+            else
+            {
+                lxcfs = true;
+            }
+        }
+
+        var idmapped = problems.Count == 0 && ProbeIdmappedMounts(problems);
+        if (problems.Count == 0)
+        {
+            _roots.RemoveLeftovers();
+        }
+        foreach (var problem in problems)
+        {
+            LogHostProblem(problem);
+        }
+
+        foreach (var warning in warnings)
+        {
+            LogHostProblem(warning);
+        }
+
+        foreach (var fix in repaired)
+        {
+            LogHostFixed(fix);
+        }
+
+        return new RuntimeCapabilities
+        {
+            Name = _options.Runtime,
+            Available = problems.Count == 0,
+            Version = version,
+            Cgroups = _cgroups.Mode,
+            Seccomp = seccomp,
+            IdmappedMounts = idmapped,
+            Lxcfs = lxcfs,
+            Problems = problems,
+            Warnings = warnings,
+            Fixed = repaired,
+        };
+    }
+
+    /// <summary>
+    /// Makes the state directory its own private mount (as container engines do with their storage): the
+    /// mounts of sandboxes then never propagate into other mount namespaces of a host whose root is shared
+    /// (systemd's default), and prepared layers can be moved into place (MS_MOVE refuses shared parents).
+    /// </summary>
+    private void MakeStateDirectoryPrivate(List<string> problems)
+    {
+        var dir = _options.StateDirectory;
+        if (!Syscalls.IsMountPoint(dir))
+        {
+            if (Syscalls.MountsBelow(dir).Count > 0)
+            {
+                // Binding over live sandbox mounts would hide them: leave it until they are gone.
+                LogTuningSkipped("the sandbox directory has live mounts and is not a private mount yet; it becomes one at a start with no sandboxes");
+                return;
+            }
+
+            if (Syscalls.mount(dir, dir, null, Syscalls.MS_BIND, null) != 0)
+            {
+                problems.Add($"Could not make the sandbox directory a mount point ({Syscalls.LastError()}).");
+                return;
+            }
+        }
+
+        if (Syscalls.mount("none", dir, null, Syscalls.MS_PRIVATE | Syscalls.MS_REC, null) != 0)
+        {
+            problems.Add($"Could not make the sandbox directory a private mount ({Syscalls.LastError()}).");
+        }
+    }
+
+    /// <summary>Idmaps a scratch directory once, so a kernel or file system without support is reported at
+    /// start instead of failing every create.</summary>
+    private bool ProbeIdmappedMounts(List<string> problems)
+    {
+        var scratch = Path.Combine(_options.StateDirectory, ".probe-" + Environment.ProcessId);
+        var source = Path.Combine(scratch, "source");
+        var target = Path.Combine(scratch, "target");
+        Directory.CreateDirectory(source);
+        Directory.CreateDirectory(target);
+        var index = _ranges.Allocate();
+        try
+        {
+            IdmappedMount.Mount(source, target, (int)_namespaces.Get(index).DangerousGetHandle());
+            Syscalls.umount2(target, Syscalls.MNT_DETACH);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or SandboxRuntimeException)
+        {
+            problems.Add($"Idmapped mounts do not work on this host ({ex.Message}); Cordon needs Linux 5.12 or newer with the data directory on ext4, xfs, btrfs or tmpfs.");
+            return false;
+        }
+        finally
+        {
+            _ranges.Release(index);
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>Counts the CPUs of a sandbox found at start (its config.json) in the placement of new ones.</summary>
+    private void RestorePlacement(string dir)
+    {
+        try
+        {
+            var config = Path.Combine(dir, "config.json");
+            if (!File.Exists(config))
+            {
+                return;
+            }
+
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(config));
+            if (doc.RootElement.TryGetProperty("linux", out var linux) && linux.TryGetProperty("resources", out var resources)
+                && resources.TryGetProperty("cpu", out var cpu) && cpu.TryGetProperty("cpus", out var cpus)
+                && cpu.TryGetProperty("quota", out var quota) && cpu.TryGetProperty("period", out var period) && period.GetInt64() > 0)
+            {
+                _cpus.Restore(Path.GetFileName(dir), cpus.GetString(), (double)quota.GetInt64() / period.GetInt64());
+            }
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or InvalidOperationException or FormatException)
+        {
+            // A half-written bundle of a crash: it is removed in the reconciliation.
+        }
+    }
+}
