@@ -36,14 +36,19 @@ internal static class AbBench
         }
 
         var all = (A: new Samples("A"), B: new Samples("B"));
+        var execs = (A: new Samples("A"), B: new Samples("B"));
         var roundMedians = new List<(double A, double B)>();
+        var running = (A: await a.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox", TimeoutSeconds = 3600 }),
+                       B: await b.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox", TimeoutSeconds = 3600 }));
         for (var round = 0; round < rounds; round++)
         {
             var (ra, rb) = (new Samples("A"), new Samples("B"));
 
             // Alternate which side goes first, so neither always runs right after the other's teardown.
-            var order = round % 2 == 0 ? new[] { (a, ra, all.A), (b, rb, all.B) } : [(b, rb, all.B), (a, ra, all.A)];
-            foreach (var (client, samples, total) in order)
+            var order = round % 2 == 0
+                ? new[] { (a, ra, all.A, running.A.Id, execs.A), (b, rb, all.B, running.B.Id, execs.B) }
+                : [(b, rb, all.B, running.B.Id, execs.B), (a, ra, all.A, running.A.Id, execs.A)];
+            foreach (var (client, samples, total, sandbox, exec) in order)
             {
                 for (var i = 0; i < block; i++)
                 {
@@ -51,18 +56,28 @@ internal static class AbBench
                     samples.Add(ms);
                     total.Add(ms);
                 }
+
+                // The exec round trip in a running sandbox, as many times.
+                for (var i = 0; i < block; i++)
+                {
+                    var stopwatch = Stopwatch.StartNew();
+                    await client.ExecAsync(sandbox, ExecRequestBody.FromArgv("echo", "hi"));
+                    exec.Add(stopwatch.Elapsed.TotalMilliseconds);
+                }
             }
 
             roundMedians.Add((ra.Median, rb.Median));
             Console.Error.WriteLine($"ab: round {round + 1}/{rounds}: A {ra.Median:F1} ms, B {rb.Median:F1} ms");
         }
 
-        Console.WriteLine($"| side | n | create → echo p50 ms | p90 ms |");
-        Console.WriteLine($"| --- | ---: | ---: | ---: |");
-        Console.WriteLine($"| A | {all.A.Count} | {all.A.Median:F1} | {all.A.Percentile(90):F1} |");
-        Console.WriteLine($"| B | {all.B.Count} | {all.B.Median:F1} | {all.B.Percentile(90):F1} |");
+        await a.DeleteSandboxAsync(running.A.Id);
+        await b.DeleteSandboxAsync(running.B.Id);
+        Console.WriteLine($"| side | n | create → echo p50 ms | p90 ms | exec round trip p50 ms | p90 ms |");
+        Console.WriteLine($"| --- | ---: | ---: | ---: | ---: | ---: |");
+        Console.WriteLine($"| A | {all.A.Count} | {all.A.Median:F1} | {all.A.Percentile(90):F1} | {execs.A.Median:F2} | {execs.A.Percentile(90):F2} |");
+        Console.WriteLine($"| B | {all.B.Count} | {all.B.Median:F1} | {all.B.Percentile(90):F1} | {execs.B.Median:F2} | {execs.B.Percentile(90):F2} |");
         Console.WriteLine();
-        Console.WriteLine($"B/A of the medians: {all.B.Median / all.A.Median:F3}; rounds where B was slower: {roundMedians.Count(r => r.B > r.A)} of {rounds}");
+        Console.WriteLine($"B/A of the medians: create → echo {all.B.Median / all.A.Median:F3}, exec {execs.B.Median / execs.A.Median:F3}; rounds where B's create → echo was slower: {roundMedians.Count(r => r.B > r.A)} of {rounds}");
         Console.WriteLine("per round (A, B): " + string.Join("; ", roundMedians.Select(r => $"{r.A:F1}, {r.B:F1}")));
         return 0;
     }
