@@ -6,7 +6,7 @@ using Cordon.Protocol;
 namespace Cordon.Agent;
 
 /// <summary>Accepts connections on the agent socket and serves one request per connection, many at once.</summary>
-internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner commands, CodeContexts contexts)
+internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner commands, CodeContexts contexts, FileService files)
 {
     public const string Version = "0.1.0";
     private static readonly Stopwatch Uptime = Stopwatch.StartNew();
@@ -78,26 +78,26 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                     await commands.RunAsync(exec, frames, cancellationToken);
                     break;
                 case ReadFileRequest read:
-                    await FileService.ReadAsync(read, frames, cancellationToken);
+                    await files.ReadAsync(read, frames, cancellationToken);
                     break;
                 case WriteFileRequest write:
-                    await FileService.WriteAsync(write, frames, cancellationToken);
+                    await files.WriteAsync(write, frames, cancellationToken);
                     break;
                 case ListRequest list:
-                    await frames.WriteJsonAsync(FrameKind.Response, FileService.List(list), AgentJsonContext.Default.ListResponse, cancellationToken);
+                    await frames.WriteJsonAsync(FrameKind.Response, await files.ListAsync(list), AgentJsonContext.Default.ListResponse, cancellationToken);
                     break;
                 case StatRequest stat:
-                    await frames.WriteJsonAsync(FrameKind.Response, FileService.Stat(stat), AgentJsonContext.Default.FileEntry, cancellationToken);
+                    await frames.WriteJsonAsync(FrameKind.Response, await files.StatAsync(stat), AgentJsonContext.Default.FileEntry, cancellationToken);
                     break;
                 case MakeDirRequest mkdir:
-                    await frames.WriteJsonAsync(FrameKind.Response, FileService.MakeDir(mkdir), AgentJsonContext.Default.FileEntry, cancellationToken);
+                    await frames.WriteJsonAsync(FrameKind.Response, await files.MakeDirAsync(mkdir), AgentJsonContext.Default.FileEntry, cancellationToken);
                     break;
                 case RemoveRequest remove:
-                    FileService.Remove(remove);
+                    await files.RemoveAsync(remove);
                     await frames.WriteAsync(FrameKind.Response, "{}"u8.ToArray(), cancellationToken);
                     break;
                 case RenameRequest rename:
-                    await frames.WriteJsonAsync(FrameKind.Response, FileService.Rename(rename), AgentJsonContext.Default.FileEntry, cancellationToken);
+                    await frames.WriteJsonAsync(FrameKind.Response, await files.RenameAsync(rename), AgentJsonContext.Default.FileEntry, cancellationToken);
                     break;
                 case CreateContextRequest create:
                     await frames.WriteJsonAsync(FrameKind.Response, await contexts.CreateAsync(create, cancellationToken), AgentJsonContext.Default.ContextInfo, cancellationToken);
@@ -120,7 +120,7 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                     await contexts.RunAsync(run, frames, cancellationToken);
                     break;
                 case WatchRequest watch:
-                    await DirectoryWatch.RunAsync(watch, frames, cancellationToken);
+                    await DirectoryWatch.RunAsync(watch, files.UserOf(watch.User), frames, cancellationToken);
                     break;
                 case ConnectPortRequest port:
                     await PortTunnel.RunAsync(port, frames, cancellationToken);

@@ -4,17 +4,30 @@ using Cordon.Protocol;
 namespace Cordon.Agent;
 
 /// <summary>Streams the changes in a directory (inotify, through the runtime's FileSystemWatcher) until the client
-/// closes the connection.</summary>
+/// closes the connection. The user the watch is for must be able to list the directory; in a recursive watch,
+/// changes inside subdirectories that user may not list are not reported.</summary>
 internal static class DirectoryWatch
 {
-    public static async Task RunAsync(WatchRequest request, FrameStream frames, CancellationToken cancellationToken)
+    public static async Task RunAsync(WatchRequest request, UserIdentity user, FrameStream frames, CancellationToken cancellationToken)
     {
         var root = SandboxPaths.Normalize(request.Path);
-        if (!Directory.Exists(root))
+        await UserThread.RunAsync(user, () =>
         {
-            throw new AgentException(File.Exists(root) ? AgentErrorCodes.NotADirectory : AgentErrorCodes.NotFound,
-                File.Exists(root) ? $"'{root}' is a file; watch a directory." : $"The directory '{root}' does not exist in the sandbox.");
-        }
+            if (!Directory.Exists(root))
+            {
+                throw new AgentException(File.Exists(root) ? AgentErrorCodes.NotADirectory : AgentErrorCodes.NotFound,
+                    File.Exists(root) ? $"'{root}' is a file; watch a directory." : $"The directory '{root}' does not exist in the sandbox.");
+            }
+
+            try
+            {
+                Directory.EnumerateFileSystemEntries(root).Any();
+            }
+            catch (UnauthorizedAccessException)
+            {
+                throw new AgentException(AgentErrorCodes.PermissionDenied, $"Permission denied for '{root}': {user.Name} may not list it.");
+            }
+        });
 
         var events = Channel.CreateBounded<WatchEvent>(new BoundedChannelOptions(4096) { FullMode = BoundedChannelFullMode.DropOldest });
         using var watcher = new FileSystemWatcher(root)
@@ -27,7 +40,7 @@ internal static class DirectoryWatch
         {
             // Uploads are written to a hidden temporary file renamed into place: the rename's "create" of the real
             // name is the event that matters.
-            if (!IsUploadTemporary(path))
+            if (!IsUploadTemporary(path) && (user.IsRoot || CanList(Path.GetDirectoryName(path)!, user, root)))
             {
                 events.Writer.TryWrite(new WatchEvent(Path.GetRelativePath(root, path), type));
             }
@@ -81,5 +94,23 @@ internal static class DirectoryWatch
         }
 
         await closed.CancelAsync();
+    }
+
+    /// <summary>Whether <paramref name="user"/> may list a directory below the watched root, by its mode bits (the
+    /// watch itself runs as the agent; the root was checked as the user when the watch began).</summary>
+    private static bool CanList(string directory, UserIdentity user, string root)
+    {
+        if (directory == root)
+        {
+            return true;
+        }
+
+        if (Interop.Libc.lstat(directory, out var st) != 0)
+        {
+            return false;
+        }
+
+        var bits = st.Uid == user.Uid ? (st.Mode >> 6) & 5 : user.Groups.Contains(st.Gid) || st.Gid == user.Gid ? (st.Mode >> 3) & 5 : st.Mode & 5;
+        return bits == 5 && CanList(Path.GetDirectoryName(directory)!, user, root);
     }
 }

@@ -4,30 +4,35 @@ using Cordon.Protocol;
 namespace Cordon.Agent;
 
 /// <summary>Serves the file requests. It runs inside the sandbox's mount namespace and root, so every path,
-/// symlinks included, resolves within the sandbox: there is no host path to escape to.</summary>
-internal static class FileService
+/// symlinks included, resolves within the sandbox: there is no host path to escape to. Within the sandbox, each
+/// request is done with the rights of the user it is for (<see cref="UserThread"/>): the user it names, else the
+/// sandbox's default user.</summary>
+internal sealed class FileService(SandboxEnvironment environment)
 {
-    public static async Task ReadAsync(ReadFileRequest request, FrameStream frames, CancellationToken cancellationToken)
+    public async Task ReadAsync(ReadFileRequest request, FrameStream frames, CancellationToken cancellationToken)
     {
         var path = SandboxPaths.Normalize(request.Path);
-        FileStream stream;
-        try
+        var (stream, entry) = await UserThread.RunAsync(UserOf(request.User), () =>
         {
-            if (Directory.Exists(path))
+            try
             {
-                throw new AgentException(AgentErrorCodes.IsADirectory, $"'{path}' is a directory: list it instead, or read a file inside it.");
-            }
+                if (Directory.Exists(path))
+                {
+                    throw new AgentException(AgentErrorCodes.IsADirectory, $"'{path}' is a directory: list it instead, or read a file inside it.");
+                }
 
-            stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0, FileOptions.SequentialScan);
-        }
-        catch (Exception ex) when (ex is not AgentException)
-        {
-            throw Translate(ex, path);
-        }
+                var opened = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0, FileOptions.SequentialScan);
+                return (opened, DescribeOpened(path, opened));
+            }
+            catch (Exception ex) when (ex is not AgentException)
+            {
+                throw Translate(ex, path);
+            }
+        });
 
         await using (stream)
         {
-            await frames.WriteJsonAsync(FrameKind.Response, Describe(path), AgentJsonContext.Default.FileEntry, cancellationToken);
+            await frames.WriteJsonAsync(FrameKind.Response, entry, AgentJsonContext.Default.FileEntry, cancellationToken);
             var buffer = new byte[FrameStream.ChunkSize];
             int n;
             while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0)
@@ -39,40 +44,50 @@ internal static class FileService
         }
     }
 
-    public static async Task WriteAsync(WriteFileRequest request, FrameStream frames, CancellationToken cancellationToken)
+    public async Task WriteAsync(WriteFileRequest request, FrameStream frames, CancellationToken cancellationToken)
     {
-        var path = FollowSymlinks(SandboxPaths.Normalize(request.Path));
-        if (path == "/")
-        {
-            throw new AgentException(AgentErrorCodes.IsADirectory, "Cannot write to '/': give a file path.");
-        }
+        var user = UserOf(request.User);
+        var requested = SandboxPaths.Normalize(request.Path);
 
-        var owner = request.User is null ? UserIdentity.Root : UserIdentity.Resolve(request.User)
-            ?? throw new AgentException(AgentErrorCodes.InvalidArgument, $"The user '{request.User}' does not exist in the sandbox.");
-        var directory = Path.GetDirectoryName(path)!;
-        var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.cordon-{Environment.TickCount64:x}-{Random.Shared.Next():x}");
+        // Prepared as the user: where the file goes (through its links, as shell redirection goes), its parents, and
+        // a temporary file beside it. New files and directories are the user's because the user creates them.
+        var (path, temp, mode, stream) = await UserThread.RunAsync(user, () =>
+        {
+            var path = FollowSymlinks(requested);
+            if (path == "/")
+            {
+                throw new AgentException(AgentErrorCodes.IsADirectory, "Cannot write to '/': give a file path.");
+            }
+
+            try
+            {
+                if (Directory.Exists(path))
+                {
+                    throw new AgentException(AgentErrorCodes.IsADirectory, $"'{path}' is a directory: choose a file path.");
+                }
+
+                var directory = Path.GetDirectoryName(path)!;
+                if (request.CreateParents && !Directory.Exists(directory))
+                {
+                    Directory.CreateDirectory(directory);
+                }
+
+                var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.cordon-{Environment.TickCount64:x}-{Random.Shared.Next():x}");
+                int? existingMode = File.Exists(path) ? (int)File.GetUnixFileMode(path) : null;
+                var mode = (UnixFileMode)(existingMode ?? request.Mode ?? 0b110_100_100);
+                var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 0, UnixCreateMode = mode });
+                return (path, temp, mode, stream);
+            }
+            catch (Exception ex) when (ex is not AgentException)
+            {
+                throw Translate(ex, path);
+            }
+        });
+
         var completed = false;
         try
         {
-            if (Directory.Exists(path))
-            {
-                throw new AgentException(AgentErrorCodes.IsADirectory, $"'{path}' is a directory: choose a file path.");
-            }
-
-            if (request.CreateParents && !Directory.Exists(directory))
-            {
-                MakeDirectories(directory, owner);
-            }
-
-            int? existingMode = File.Exists(path) ? (int)File.GetUnixFileMode(path) : null;
-            var mode = (UnixFileMode)(existingMode ?? request.Mode ?? 0b110_100_100);
-            await using (var stream = new FileStream(temp, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                BufferSize = 0,
-                UnixCreateMode = mode,
-            }))
+            await using (stream)
             {
                 while (true)
                 {
@@ -92,13 +107,12 @@ internal static class FileService
                 }
             }
 
-            File.SetUnixFileMode(temp, mode);
-            if (!owner.IsRoot)
+            // Replacing the old file needs the user's right to write its directory, too.
+            await UserThread.RunAsync(user, () =>
             {
-                Libc.lchown(temp, (int)owner.Uid, (int)owner.Gid);
-            }
-
-            File.Move(temp, path, overwrite: true);
+                File.SetUnixFileMode(temp, mode);
+                File.Move(temp, path, overwrite: true);
+            });
             completed = true;
         }
         catch (Exception ex) when (ex is not AgentException)
@@ -109,23 +123,32 @@ internal static class FileService
         {
             if (!completed)
             {
-                try
-                {
-                    File.Delete(temp);
-                }
-                catch (IOException)
-                {
-                }
-                catch (UnauthorizedAccessException)
-                {
-                }
+                await UserThread.RunAsync(user, () => TryDelete(temp));
             }
         }
 
-        await frames.WriteJsonAsync(FrameKind.Response, Describe(path), AgentJsonContext.Default.FileEntry, cancellationToken);
+        await frames.WriteJsonAsync(FrameKind.Response, await UserThread.RunAsync(user, () => Describe(path)), AgentJsonContext.Default.FileEntry, cancellationToken);
     }
 
-    public static ListResponse List(ListRequest request)
+    /// <summary>The user a request acts as: the one it names, else the sandbox's default user.</summary>
+    public UserIdentity UserOf(string? spec)
+        => (spec is null ? environment.DefaultUser : UserIdentity.Resolve(spec))
+           ?? throw new AgentException(AgentErrorCodes.InvalidArgument, $"The user '{spec ?? environment.DefaultUserSpec}' does not exist in the sandbox's /etc/passwd: give an existing user name or a numeric uid.");
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    public Task<ListResponse> ListAsync(ListRequest request) => UserThread.RunAsync(UserOf(request.User), () => List(request));
+
+    private static ListResponse List(ListRequest request)
     {
         var path = SandboxPaths.Normalize(request.Path);
         try
@@ -149,7 +172,9 @@ internal static class FileService
         }
     }
 
-    public static FileEntry Stat(StatRequest request)
+    public Task<FileEntry> StatAsync(StatRequest request) => UserThread.RunAsync(UserOf(request.User), () => Stat(request));
+
+    private static FileEntry Stat(StatRequest request)
     {
         var path = SandboxPaths.Normalize(request.Path);
         try
@@ -162,11 +187,12 @@ internal static class FileService
         }
     }
 
-    public static FileEntry MakeDir(MakeDirRequest request)
+    public Task<FileEntry> MakeDirAsync(MakeDirRequest request) => UserThread.RunAsync(UserOf(request.User), () => MakeDir(request));
+
+    /// <summary>New directories belong to the user that makes them.</summary>
+    private static FileEntry MakeDir(MakeDirRequest request)
     {
         var path = SandboxPaths.Normalize(request.Path);
-        var owner = request.User is null ? UserIdentity.Root : UserIdentity.Resolve(request.User)
-            ?? throw new AgentException(AgentErrorCodes.InvalidArgument, $"The user '{request.User}' does not exist in the sandbox.");
         try
         {
             if (File.Exists(path))
@@ -174,7 +200,7 @@ internal static class FileService
                 throw new AgentException(AgentErrorCodes.AlreadyExists, $"'{path}' exists and is a file.");
             }
 
-            MakeDirectories(path, owner);
+            Directory.CreateDirectory(path);
             return Describe(path);
         }
         catch (Exception ex) when (ex is not AgentException)
@@ -183,7 +209,9 @@ internal static class FileService
         }
     }
 
-    public static void Remove(RemoveRequest request)
+    public Task RemoveAsync(RemoveRequest request) => UserThread.RunAsync(UserOf(request.User), () => Remove(request));
+
+    private static void Remove(RemoveRequest request)
     {
         var path = SandboxPaths.Normalize(request.Path);
         if (path == "/")
@@ -214,7 +242,9 @@ internal static class FileService
         }
     }
 
-    public static FileEntry Rename(RenameRequest request)
+    public Task<FileEntry> RenameAsync(RenameRequest request) => UserThread.RunAsync(UserOf(request.User), () => Rename(request));
+
+    private static FileEntry Rename(RenameRequest request)
     {
         var from = SandboxPaths.Normalize(request.From);
         var to = SandboxPaths.Normalize(request.To);
@@ -259,28 +289,18 @@ internal static class FileService
         throw new AgentException(AgentErrorCodes.InvalidArgument, $"Too many levels of symbolic links at '{path}'.");
     }
 
-    private static void MakeDirectories(string path, UserIdentity owner)
-    {
-        // Create one level at a time so new directories get the requested owner.
-        var current = "";
-        foreach (var part in path.Split('/', StringSplitOptions.RemoveEmptyEntries))
-        {
-            current += "/" + part;
-            if (!Directory.Exists(current))
-            {
-                Directory.CreateDirectory(current);
-                if (!owner.IsRoot)
-                {
-                    Libc.lchown(current, (int)owner.Uid, (int)owner.Gid);
-                }
-            }
-        }
-    }
+    /// <summary>The most entries one listing holds (about 20 MiB of JSON): a listing past it is refused, and says so.</summary>
+    public const int MaxEntries = 100_000;
 
     private static void Walk(string directory, int depth, List<FileEntry> entries)
     {
         foreach (var child in Directory.EnumerateFileSystemEntries(directory))
         {
+            if (entries.Count >= MaxEntries)
+            {
+                throw new AgentException(AgentErrorCodes.InvalidArgument, $"The listing holds more than {MaxEntries} entries: list a smaller directory, or with less depth.");
+            }
+
             FileEntry entry;
             try
             {
@@ -294,7 +314,14 @@ internal static class FileService
             entries.Add(entry);
             if (depth > 1 && entry.Type == "dir")
             {
-                Walk(child, depth - 1, entries);
+                try
+                {
+                    Walk(child, depth - 1, entries);
+                }
+                catch (UnauthorizedAccessException)
+                {
+                    // A subdirectory the user may not read is listed, not descended into (as find does).
+                }
             }
         }
     }
@@ -331,6 +358,28 @@ internal static class FileService
             Gid = (int)st.Gid,
             ModifiedAt = DateTimeOffset.FromUnixTimeSeconds(st.MtimeSec).AddTicks(st.MtimeNsec / 100),
             SymlinkTarget = type == "symlink" ? new FileInfo(path).LinkTarget : null,
+        };
+    }
+
+    /// <summary>An opened file as it is (fstat): what a path that was a symlink leads to, with the size of what will
+    /// be read (0 for files whose size is unknown, such as those in /proc).</summary>
+    private static FileEntry DescribeOpened(string path, FileStream stream)
+    {
+        if (Libc.fstat((int)stream.SafeFileHandle.DangerousGetHandle(), out var st) != 0)
+        {
+            return Describe(path);
+        }
+
+        return new FileEntry
+        {
+            Name = path == "/" ? "/" : Path.GetFileName(path),
+            Path = path,
+            Type = (st.Mode & 0xF000) == 0x8000 ? "file" : "other",
+            Size = st.Size,
+            Mode = (int)(st.Mode & 0xFFF),
+            Uid = (int)st.Uid,
+            Gid = (int)st.Gid,
+            ModifiedAt = DateTimeOffset.FromUnixTimeSeconds(st.MtimeSec).AddTicks(st.MtimeNsec / 100),
         };
     }
 

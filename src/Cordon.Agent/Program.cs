@@ -28,7 +28,7 @@ reaper.Start();
 // served. (Until the handler below exists, PID 1 ignores SIGTERM from outside, as the kernel does for a
 // namespace's init without a handler; destroy uses SIGKILL anyway.)
 var commands = new CommandRunner(reaper, environment);
-var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment));
+var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment), new FileService(environment));
 var serving = server.RunAsync(stopping.Token);
 
 // Accepting is armed (a request already waiting was served above, later ones are served on pool threads):

@@ -36,4 +36,5 @@ namespace Cordon.Protocol;
 [JsonSerializable(typeof(CodeEvent))]
 [JsonSerializable(typeof(WatchEvent))]
 [JsonSerializable(typeof(TerminalSize))]
+[JsonSerializable(typeof(string))]
 public sealed partial class AgentJsonContext : JsonSerializerContext;

@@ -53,4 +53,9 @@ public enum FrameKind : byte
 
     /// <summary>Client → agent: resize the command's terminal (JSON <see cref="TerminalSize"/>).</summary>
     Resize = 15,
+
+    /// <summary>Either way: the first parts of a JSON message larger than <see cref="FrameStream.MaxPayload"/>; the
+    /// next frame continues it, and the frame that ends it carries the message's own kind. A reader reassembles
+    /// the parts, up to <see cref="FrameStream.MaxMessage"/>.</summary>
+    Continued = 16,
 }

@@ -15,6 +15,10 @@ public sealed class FrameStream : IAsyncDisposable
     /// <summary>Size of the data chunks writers should use for streamed content.</summary>
     public const int ChunkSize = 64 * 1024;
 
+    /// <summary>Largest JSON message, split over frames (<see cref="FrameKind.Continued"/>): a chart of several MiB of
+    /// base64, a deep directory listing. A reader refuses a larger one (<see cref="MessageTooLargeException"/>).</summary>
+    public const int MaxMessage = 32 << 20;
+
     private readonly Stream _stream;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly byte[] _header = new byte[5];
@@ -28,35 +32,68 @@ public sealed class FrameStream : IAsyncDisposable
     /// <summary>The underlying stream.</summary>
     public Stream Stream => _stream;
 
-    /// <summary>Reads the next frame, or returns null when the peer closed the connection cleanly between frames.</summary>
+    /// <summary>Reads the next frame, or returns null when the peer closed the connection cleanly between frames. A
+    /// message sent in parts arrives as one frame.</summary>
     /// <exception cref="InvalidDataException">The peer sent a frame that breaks the protocol.</exception>
+    /// <exception cref="MessageTooLargeException">The peer sent a message larger than <see cref="MaxMessage"/>.</exception>
     public async ValueTask<Frame?> ReadAsync(CancellationToken cancellationToken)
     {
-        if (!await FillAsync(_header, cancellationToken).ConfigureAwait(false))
+        byte[]? message = null;
+        var messageLength = 0;
+        while (true)
         {
-            return null;
-        }
+            if (!await FillAsync(_header, cancellationToken).ConfigureAwait(false))
+            {
+                return message is null ? null : throw new EndOfStreamException("The connection closed in the middle of an agent protocol message.");
+            }
 
-        var length = BinaryPrimitives.ReadUInt32LittleEndian(_header);
-        if (length < 1 || length > MaxPayload + 1)
-        {
-            throw new InvalidDataException($"Agent protocol frame of {length} bytes is out of range.");
-        }
+            var length = BinaryPrimitives.ReadUInt32LittleEndian(_header);
+            if (length < 1 || length > MaxPayload + 1)
+            {
+                throw new InvalidDataException($"Agent protocol frame of {length} bytes is out of range.");
+            }
 
-        var kind = (FrameKind)_header[4];
-        var payloadLength = (int)length - 1;
-        if (_buffer.Length < payloadLength)
-        {
-            _buffer = new byte[Math.Max(payloadLength, ChunkSize + 5)];
-        }
+            var kind = (FrameKind)_header[4];
+            var payloadLength = (int)length - 1;
+            if (message is null && kind != FrameKind.Continued)
+            {
+                if (_buffer.Length < payloadLength)
+                {
+                    _buffer = new byte[Math.Max(payloadLength, ChunkSize + 5)];
+                }
 
-        var payload = _buffer.AsMemory(0, payloadLength);
-        if (payloadLength > 0 && !await FillAsync(payload, cancellationToken).ConfigureAwait(false))
-        {
-            throw new EndOfStreamException("The connection closed in the middle of an agent protocol frame.");
-        }
+                var payload = _buffer.AsMemory(0, payloadLength);
+                if (payloadLength > 0 && !await FillAsync(payload, cancellationToken).ConfigureAwait(false))
+                {
+                    throw new EndOfStreamException("The connection closed in the middle of an agent protocol frame.");
+                }
 
-        return new Frame(kind, payload);
+                return new Frame(kind, payload);
+            }
+
+            // A part of a larger message: gathered, within the bound, before a byte of it is kept.
+            if ((long)messageLength + payloadLength > MaxMessage)
+            {
+                throw new MessageTooLargeException($"An agent protocol message larger than {MaxMessage >> 20} MiB was refused.");
+            }
+
+            message ??= new byte[Math.Max(2 * MaxPayload, 4096)];
+            if (message.Length < messageLength + payloadLength)
+            {
+                Array.Resize(ref message, (int)Math.Min(MaxMessage, Math.Max(2L * message.Length, messageLength + payloadLength)));
+            }
+
+            if (payloadLength > 0 && !await FillAsync(message.AsMemory(messageLength, payloadLength), cancellationToken).ConfigureAwait(false))
+            {
+                throw new EndOfStreamException("The connection closed in the middle of an agent protocol frame.");
+            }
+
+            messageLength += payloadLength;
+            if (kind != FrameKind.Continued)
+            {
+                return new Frame(kind, message.AsMemory(0, messageLength));
+            }
+        }
     }
 
     /// <summary>Writes one frame with a raw payload (at most <see cref="MaxPayload"/> bytes).</summary>
@@ -70,21 +107,7 @@ public sealed class FrameStream : IAsyncDisposable
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            // Header and payload go out in one write when small, so a frame is usually one segment.
-            var total = 5 + payload.Length;
-            var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(total);
-            try
-            {
-                BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)(payload.Length + 1));
-                buffer[4] = (byte)kind;
-                payload.Span.CopyTo(buffer.AsSpan(5));
-                await _stream.WriteAsync(buffer.AsMemory(0, total), cancellationToken).ConfigureAwait(false);
-                await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-            }
+            await WriteFrameAsync(kind, payload, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -92,9 +115,59 @@ public sealed class FrameStream : IAsyncDisposable
         }
     }
 
-    /// <summary>Writes one frame whose payload is <paramref name="value"/> as JSON.</summary>
-    public ValueTask WriteJsonAsync<T>(FrameKind kind, T value, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
-        => WriteAsync(kind, JsonSerializer.SerializeToUtf8Bytes(value, typeInfo), cancellationToken);
+    /// <summary>Writes <paramref name="value"/> as JSON: one frame, or several (<see cref="FrameKind.Continued"/>)
+    /// for a message larger than <see cref="MaxPayload"/>, never interleaved with another writer's frames.</summary>
+    /// <exception cref="MessageTooLargeException">The JSON is larger than <see cref="MaxMessage"/>.</exception>
+    public async ValueTask WriteJsonAsync<T>(FrameKind kind, T value, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+    {
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(value, typeInfo);
+        if (bytes.Length <= MaxPayload)
+        {
+            await WriteAsync(kind, bytes, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (bytes.Length > MaxMessage)
+        {
+            throw new MessageTooLargeException($"A {kind} message of {bytes.Length} bytes is larger than the protocol's {MaxMessage >> 20} MiB.");
+        }
+
+        await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var rest = bytes.AsMemory();
+            while (rest.Length > MaxPayload)
+            {
+                await WriteFrameAsync(FrameKind.Continued, rest[..MaxPayload], cancellationToken).ConfigureAwait(false);
+                rest = rest[MaxPayload..];
+            }
+
+            await WriteFrameAsync(kind, rest, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private async ValueTask WriteFrameAsync(FrameKind kind, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        // Header and payload go out in one write when small, so a frame is usually one segment.
+        var total = 5 + payload.Length;
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(total);
+        try
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)(payload.Length + 1));
+            buffer[4] = (byte)kind;
+            payload.Span.CopyTo(buffer.AsSpan(5));
+            await _stream.WriteAsync(buffer.AsMemory(0, total), cancellationToken).ConfigureAwait(false);
+            await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     /// <summary>Parses a JSON frame payload.</summary>
     /// <exception cref="InvalidDataException">The payload is not the expected JSON.</exception>

@@ -81,4 +81,53 @@ public sealed class FrameStreamTests
             Assert.NotNull(AgentJsonContext.Default.GetTypeInfo(type));
         }
     }
+
+    [Fact]
+    public async Task WriteJson_LargerThanOneFrame_ArrivesWhole()
+    {
+        var buffer = new MemoryStream();
+        var writer = new FrameStream(buffer);
+        var text = new string('x', 3 * FrameStream.MaxPayload + 123); // a figure's base64, say
+        await writer.WriteJsonAsync(FrameKind.CodeEvent, new CodeEvent { Type = CodeEventTypes.Stdout, Text = text }, AgentJsonContext.Default.CodeEvent, default);
+        await writer.WriteAsync(FrameKind.DataEnd, ReadOnlyMemory<byte>.Empty, default);
+
+        buffer.Position = 0;
+        var reader = new FrameStream(buffer);
+        var frame = (await reader.ReadAsync(default))!.Value;
+        Assert.Equal(FrameKind.CodeEvent, frame.Kind);
+        Assert.Equal(text, FrameStream.ParseJson(frame, AgentJsonContext.Default.CodeEvent).Text);
+        Assert.Equal(FrameKind.DataEnd, (await reader.ReadAsync(default))!.Value.Kind);
+    }
+
+    [Fact]
+    public async Task Read_MessageOfContinuedFramesPastTheBound_IsRefusedBeforeItIsKept()
+    {
+        // A peer that never ends its message: frames of the largest size, marked as continued, past MaxMessage.
+        var frames = new MemoryStream();
+        var header = new byte[5];
+        BinaryPrimitives.WriteUInt32LittleEndian(header, FrameStream.MaxPayload + 1);
+        header[4] = (byte)FrameKind.Continued;
+        var payload = new byte[FrameStream.MaxPayload];
+        for (var i = 0; i <= FrameStream.MaxMessage / FrameStream.MaxPayload; i++)
+        {
+            frames.Write(header);
+            frames.Write(payload);
+        }
+
+        frames.Position = 0;
+        var reader = new FrameStream(frames);
+        await Assert.ThrowsAsync<MessageTooLargeException>(async () => await reader.ReadAsync(default));
+    }
+
+    [Fact]
+    public async Task WriteJson_LargerThanTheBound_SendsNothing()
+    {
+        var buffer = new MemoryStream();
+        var writer = new FrameStream(buffer);
+
+        await Assert.ThrowsAsync<MessageTooLargeException>(async () =>
+            await writer.WriteJsonAsync(FrameKind.CodeEvent, new CodeEvent { Type = CodeEventTypes.Stdout, Text = new string('x', FrameStream.MaxMessage) }, AgentJsonContext.Default.CodeEvent, default));
+
+        Assert.Equal(0, buffer.Length);
+    }
 }

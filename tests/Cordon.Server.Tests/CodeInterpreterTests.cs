@@ -61,6 +61,37 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         Assert.True(png.Length > 5_000, $"{png.Length} bytes is too small for a plotted line");
     }
 
+    /// <summary>A figure of more than a MiB (12×9 inches, 20,000 points): its event spans several protocol frames,
+    /// and neither the figure nor the cell's printed output is lost.</summary>
+    [Fact]
+    public async Task Python_FigureLargerThanAFrame_ComesBackWholeWithTheCellsOutput()
+    {
+        await using var sandbox = await fixture.CreateSandboxAsync();
+
+        var result = await RunAsync(sandbox,
+            "import numpy as np, matplotlib.pyplot as plt\n" +
+            "rng = np.random.default_rng(1)\n" +
+            "plt.figure(figsize=(12, 9)); plt.scatter(rng.random(20000), rng.random(20000), s=1, c=rng.random(20000))\n" +
+            "print('plotted', flush=True)", timeoutSeconds: 120);
+
+        Assert.True(result.Status == CodeRunStatus.Ok, $"{result.Status}: {result.Error?.Value} {result.Stderr}");
+        Assert.Equal("plotted\n", result.Stdout);
+        var png = Convert.FromBase64String(Assert.Single(result.Results, r => r.Data!.ContainsKey("image/png")).Data!["image/png"].GetString()!);
+        Assert.True(png.Length > FrameStream.MaxPayload, $"the figure is {png.Length} bytes; the test needs one larger than a frame");
+        Assert.Equal(PngSignature, png[..8]);
+    }
+
+    [Fact]
+    public async Task Files_ListingLargerThanAFrame_ComesBackWhole()
+    {
+        await using var sandbox = await fixture.CreateSandboxAsync();
+
+        var listing = await Client.ListFilesAsync(sandbox.Id, "/usr/lib/python3/dist-packages", depth: 3, Token);
+
+        Assert.True(listing.Entries.Count > 2000, $"{listing.Entries.Count} entries");
+        Assert.Contains(listing.Entries, e => e.Path == "/usr/lib/python3/dist-packages/numpy/__init__.py");
+    }
+
     [Fact]
     public async Task Python_DataFrame_ComesBackAsHtmlAndText()
     {

@@ -85,7 +85,15 @@ internal sealed partial class CodeContext
                 {
                     try
                     {
-                        await frames.WriteJsonAsync(FrameKind.CodeEvent, outgoing, AgentJsonContext.Default.CodeEvent, cancellationToken);
+                        try
+                        {
+                            await frames.WriteJsonAsync(FrameKind.CodeEvent, outgoing, AgentJsonContext.Default.CodeEvent, cancellationToken);
+                        }
+                        catch (MessageTooLargeException)
+                        {
+                            // Nothing was sent of it: the event goes out without what made it too large, and says so.
+                            await frames.WriteJsonAsync(FrameKind.CodeEvent, Shrunk(outgoing), AgentJsonContext.Default.CodeEvent, cancellationToken);
+                        }
                     }
                     catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
                     {
@@ -196,5 +204,18 @@ internal sealed partial class CodeContext
         {
             _sendLock.Release();
         }
+    }
+
+    /// <summary>An event larger than the protocol carries: each large value of a result (a figure of tens of MiB)
+    /// becomes a note, and text past a few MiB is cut, so the run still reports what it can.</summary>
+    private static CodeEvent Shrunk(CodeEvent e)
+    {
+        const int Keep = 4 << 20;
+        static string Cut(string? text) => text is { Length: > Keep } ? text[..Keep] + $"\n[… {text.Length - Keep} characters left out: the event was too large]" : text ?? "";
+
+        var data = e.Data?.ToDictionary(d => d.Key, d => d.Value.ValueKind == JsonValueKind.String && d.Value.GetString()!.Length > Keep
+            ? JsonSerializer.SerializeToElement($"({d.Key} of {d.Value.GetString()!.Length >> 20} MiB left out: larger than one answer may carry; save it to a file and read the file)", AgentJsonContext.Default.String)
+            : d.Value);
+        return e with { Data = data, Text = e.Text is null ? null : Cut(e.Text), Value = e.Value is null ? null : Cut(e.Value) };
     }
 }

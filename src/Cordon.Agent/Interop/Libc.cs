@@ -86,6 +86,42 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     private static partial int setgroups(nint size, uint* list);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setfsuid(uint fsuid);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int setfsgid(uint fsgid);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial long syscall(long number, long a1, long a2);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int fstat(int fd, out Stat buf);
+
+    /// <summary>Gives the calling thread, and only it, a user's file-system identity: its fsuid, fsgid and groups.
+    /// The kernel then checks every path this thread resolves and every file it opens or creates against that
+    /// user, and drops the thread's file capabilities (CAP_DAC_OVERRIDE …) while the fsuid is not 0.</summary>
+    /// <remarks>glibc's setgroups changes every thread of the process, so the system call is made directly;
+    /// setfsuid and setfsgid are per thread already. The caller's thread must end afterwards (see UserThread).</remarks>
+    /// <returns>False when the kernel refused.</returns>
+    public static bool BecomeFileUser(uint uid, uint gid, uint[] groups)
+    {
+        var setgroupsCall = System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.Arm64 ? 159 : 116;
+        fixed (uint* list = groups)
+        {
+            if (syscall(setgroupsCall, groups.Length, (long)list) != 0)
+            {
+                return false;
+            }
+        }
+
+        setfsgid(gid);
+        setfsuid(uid);
+
+        // Each returns the id in effect; -1 changes nothing.
+        return (uint)setfsuid(uint.MaxValue) == uid && (uint)setfsgid(uint.MaxValue) == gid;
+    }
+
     /// <summary>Becomes <paramref name="uid"/>:<paramref name="gid"/> with exactly these supplementary groups.</summary>
     /// <returns>False (errno set) when the kernel refused any step.</returns>
     public static bool SwitchUser(uint uid, uint gid, uint[] groups)

@@ -4,6 +4,10 @@ namespace Cordon.Protocol;
 /// <see cref="FrameKind.WatchEvent"/> frame per change until the client closes the connection.</summary>
 public sealed record WatchRequest : AgentRequest
 {
+    /// <summary>Who the request acts as (name or uid): it is done with that user's rights. The sandbox's default
+    /// user when null.</summary>
+    public string? User { get; init; }
+
     public required string Path { get; init; }
 
     /// <summary>Also watch every directory below, including ones created later.</summary>

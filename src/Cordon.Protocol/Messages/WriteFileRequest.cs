@@ -10,7 +10,8 @@ public sealed record WriteFileRequest : AgentRequest
     /// <summary>Permission bits for a new file; 0644 when null. An existing file keeps its mode.</summary>
     public int? Mode { get; init; }
 
-    /// <summary>Owner of a new file (name or uid); root when null.</summary>
+    /// <summary>Who writes (name or uid): the write is done with that user's rights, and a new file is theirs. The
+    /// sandbox's default user when null.</summary>
     public string? User { get; init; }
 
     /// <summary>Create missing parent directories.</summary>

@@ -31,9 +31,9 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
     }
 
     /// <summary>Opens a file for reading.</summary>
-    public async Task<FileDownload> ReadFileAsync(string path, CancellationToken cancellationToken)
+    public async Task<FileDownload> ReadFileAsync(string path, string? user, CancellationToken cancellationToken)
     {
-        var frames = await OpenAsync(new ReadFileRequest { Path = path }, cancellationToken);
+        var frames = await OpenAsync(new ReadFileRequest { Path = path, User = user }, cancellationToken);
         try
         {
             var entry = await ReadResponseAsync(frames, AgentJsonContext.Default.FileEntry, cancellationToken);
@@ -70,20 +70,20 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
         return await ReadResponseAsync(frames, AgentJsonContext.Default.FileEntry, cancellationToken);
     }
 
-    public Task<ListResponse> ListAsync(string path, int depth, CancellationToken cancellationToken)
-        => RequestAsync(new ListRequest { Path = path, Depth = depth }, AgentJsonContext.Default.ListResponse, cancellationToken);
+    public Task<ListResponse> ListAsync(string path, int depth, string? user, CancellationToken cancellationToken)
+        => RequestAsync(new ListRequest { Path = path, Depth = depth, User = user }, AgentJsonContext.Default.ListResponse, cancellationToken);
 
-    public Task<FileEntry> StatAsync(string path, CancellationToken cancellationToken)
-        => RequestAsync(new StatRequest { Path = path }, AgentJsonContext.Default.FileEntry, cancellationToken);
+    public Task<FileEntry> StatAsync(string path, string? user, CancellationToken cancellationToken)
+        => RequestAsync(new StatRequest { Path = path, User = user }, AgentJsonContext.Default.FileEntry, cancellationToken);
 
     public Task<FileEntry> MakeDirAsync(string path, string? user, CancellationToken cancellationToken)
         => RequestAsync(new MakeDirRequest { Path = path, User = user }, AgentJsonContext.Default.FileEntry, cancellationToken);
 
-    public Task<FileEntry> RenameAsync(string from, string to, CancellationToken cancellationToken)
-        => RequestAsync(new RenameRequest { From = from, To = to }, AgentJsonContext.Default.FileEntry, cancellationToken);
+    public Task<FileEntry> RenameAsync(string from, string to, string? user, CancellationToken cancellationToken)
+        => RequestAsync(new RenameRequest { From = from, To = to, User = user }, AgentJsonContext.Default.FileEntry, cancellationToken);
 
-    public Task RemoveAsync(string path, CancellationToken cancellationToken)
-        => EmptyRequestAsync(new RemoveRequest { Path = path }, cancellationToken);
+    public Task RemoveAsync(string path, string? user, CancellationToken cancellationToken)
+        => EmptyRequestAsync(new RemoveRequest { Path = path, User = user }, cancellationToken);
 
     /// <summary>A request answered by an empty response.</summary>
     private async Task EmptyRequestAsync(AgentRequest request, CancellationToken cancellationToken)
@@ -131,9 +131,9 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
     }
 
     /// <summary>Starts watching a directory; returns once watching, with the changes to come.</summary>
-    public async Task<WatchSession> WatchAsync(string path, bool recursive, CancellationToken cancellationToken)
+    public async Task<WatchSession> WatchAsync(string path, bool recursive, string? user, CancellationToken cancellationToken)
     {
-        var frames = await OpenAsync(new WatchRequest { Path = path, Recursive = recursive }, cancellationToken);
+        var frames = await OpenAsync(new WatchRequest { Path = path, Recursive = recursive, User = user }, cancellationToken);
         try
         {
             var frame = await ReadRequiredAsync(frames, cancellationToken);

@@ -95,6 +95,8 @@ public static class SandboxEndpoints
         MapFiles(group);
     }
 
+    /// <summary>Every file endpoint takes <c>?user=</c>: the operation is done with that user's rights in the
+    /// sandbox (the sandbox's default user when absent).</summary>
     private static void MapFiles(RouteGroupBuilder group)
     {
         group.MapPut("/{id}/files", async (string id, string? path, string? mode, string? user, HttpContext context, SandboxService sandboxes, IOptions<CordonOptions> options) =>
@@ -105,34 +107,34 @@ public static class SandboxEndpoints
         }).WithName("WriteFile").Accepts<Stream>("application/octet-stream", "*/*").Produces<FileEntry>()
             .WithSummary("Write a file from the raw request body (streamed, any size); it replaces the old file only once complete.");
 
-        group.MapGet("/{id}/files", async (string id, string? path, HttpContext context, SandboxService sandboxes) =>
+        group.MapGet("/{id}/files", async (string id, string? path, string? user, HttpContext context, SandboxService sandboxes) =>
         {
-            var file = await sandboxes.ReadFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.RequestAborted);
+            var file = await sandboxes.ReadFileAsync(ApiKeyMiddleware.Caller(context), id, path, user, context.RequestAborted);
             return Results.Stream(file, "application/octet-stream", fileDownloadName: null, enableRangeProcessing: false);
         }).WithName("ReadFile").Produces<Stream>(200, "application/octet-stream");
 
-        group.MapDelete("/{id}/files", async (string id, string? path, HttpContext context, SandboxService sandboxes) =>
+        group.MapDelete("/{id}/files", async (string id, string? path, string? user, HttpContext context, SandboxService sandboxes) =>
         {
-            await sandboxes.RemoveFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.RequestAborted);
+            await sandboxes.RemoveFileAsync(ApiKeyMiddleware.Caller(context), id, path, user, context.RequestAborted);
             return Results.NoContent();
         }).WithName("RemoveFile").Produces(204);
 
-        group.MapGet("/{id}/files/list", async (string id, string? path, int? depth, HttpContext context, SandboxService sandboxes) =>
+        group.MapGet("/{id}/files/list", async (string id, string? path, int? depth, string? user, HttpContext context, SandboxService sandboxes) =>
         {
-            var entries = await sandboxes.ListFilesAsync(ApiKeyMiddleware.Caller(context), id, path, depth ?? 1, context.RequestAborted);
+            var entries = await sandboxes.ListFilesAsync(ApiKeyMiddleware.Caller(context), id, path, depth ?? 1, user, context.RequestAborted);
             return Results.Ok(new FileListing(SandboxPaths.Normalize(path!), entries));
         }).WithName("ListFiles").Produces<FileListing>();
 
-        group.MapGet("/{id}/files/stat", async (string id, string? path, HttpContext context, SandboxService sandboxes)
-            => Results.Ok(await sandboxes.StatFileAsync(ApiKeyMiddleware.Caller(context), id, path, context.RequestAborted)))
+        group.MapGet("/{id}/files/stat", async (string id, string? path, string? user, HttpContext context, SandboxService sandboxes)
+            => Results.Ok(await sandboxes.StatFileAsync(ApiKeyMiddleware.Caller(context), id, path, user, context.RequestAborted)))
             .WithName("StatFile").Produces<FileEntry>();
 
-        group.MapPost("/{id}/files/mkdir", async (string id, string? path, HttpContext context, SandboxService sandboxes)
-            => Results.Ok(await sandboxes.MakeDirAsync(ApiKeyMiddleware.Caller(context), id, path, context.RequestAborted)))
+        group.MapPost("/{id}/files/mkdir", async (string id, string? path, string? user, HttpContext context, SandboxService sandboxes)
+            => Results.Ok(await sandboxes.MakeDirAsync(ApiKeyMiddleware.Caller(context), id, path, user, context.RequestAborted)))
             .WithName("MakeDirectory").Produces<FileEntry>();
 
-        group.MapPost("/{id}/files/rename", async (string id, RenameRequestBody body, HttpContext context, SandboxService sandboxes)
-            => Results.Ok(await sandboxes.RenameFileAsync(ApiKeyMiddleware.Caller(context), id, body.From, body.To, context.RequestAborted)))
+        group.MapPost("/{id}/files/rename", async (string id, RenameRequestBody body, string? user, HttpContext context, SandboxService sandboxes)
+            => Results.Ok(await sandboxes.RenameFileAsync(ApiKeyMiddleware.Caller(context), id, body.From, body.To, user, context.RequestAborted)))
             .WithName("RenameFile").Produces<FileEntry>();
     }
 

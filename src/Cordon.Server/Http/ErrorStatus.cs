@@ -8,7 +8,7 @@ public static class ErrorStatus
 {
     public static int Of(ErrorCode code) => code switch
     {
-        ErrorCode.InvalidRequest => 400,
+        ErrorCode.InvalidRequest or ErrorCode.ResultTooLarge => 400,
         ErrorCode.Unauthorized => 401,
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => 403,
         ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.CommandNotFound

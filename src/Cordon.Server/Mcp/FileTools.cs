@@ -28,7 +28,7 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
         => calls.GuardAsync(async caller =>
         {
             var sandbox = await calls.SandboxAsync(request, caller, sandboxId, cancellationToken);
-            var stat = await sandboxes.StatFileAsync(caller, sandbox.Id, path, cancellationToken);
+            var stat = await sandboxes.StatFileAsync(caller, sandbox.Id, path, user: null, cancellationToken);
             if (stat.Type == "dir")
             {
                 return ToolResults.Error($"{path} is a directory: use list_files to see what is in it.");
@@ -154,7 +154,7 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
         {
             var sandbox = await calls.SandboxAsync(request, caller, sandboxId, cancellationToken);
             path ??= SandboxUsers.HomeOf(sandbox.DefaultUser);
-            var entries = await sandboxes.ListFilesAsync(caller, sandbox.Id, path, Math.Clamp(depth, 1, 5), cancellationToken);
+            var entries = await sandboxes.ListFilesAsync(caller, sandbox.Id, path, Math.Clamp(depth, 1, 5), user: null, cancellationToken);
             var lines = entries.Select(e => $"{(e.Type == "dir" ? "d" : e.Type == "symlink" ? "l" : "-")} {e.Size,12}  {e.Path}{(e.Type == "dir" ? "/" : "")}");
             var (text, _) = OutputCap.Cap(entries.Count == 0 ? $"{path} is empty." : string.Join('\n', lines), calls.MaxChars, "list a subdirectory, or use depth=1");
             return ToolResults.Ok(text, new FileListing(SandboxPaths.Normalize(path), entries));
@@ -170,7 +170,7 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
         => calls.GuardAsync(async caller =>
         {
             var sandbox = await calls.SandboxAsync(request, caller, sandboxId, cancellationToken);
-            var entry = await sandboxes.MakeDirAsync(caller, sandbox.Id, path, cancellationToken);
+            var entry = await sandboxes.MakeDirAsync(caller, sandbox.Id, path, user: null, cancellationToken);
             return ToolResults.Ok($"{entry.Path} exists.", entry);
         });
 
@@ -184,7 +184,7 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
         => calls.GuardAsync(async caller =>
         {
             var sandbox = await calls.SandboxAsync(request, caller, sandboxId, cancellationToken);
-            await sandboxes.RemoveFileAsync(caller, sandbox.Id, path, cancellationToken);
+            await sandboxes.RemoveFileAsync(caller, sandbox.Id, path, user: null, cancellationToken);
             return ToolResults.Ok($"Removed {path}.", new { removed = path });
         });
 
@@ -199,13 +199,13 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
         => calls.GuardAsync(async caller =>
         {
             var sandbox = await calls.SandboxAsync(request, caller, sandboxId, cancellationToken);
-            var entry = await sandboxes.RenameFileAsync(caller, sandbox.Id, from, to, cancellationToken);
+            var entry = await sandboxes.RenameFileAsync(caller, sandbox.Id, from, to, user: null, cancellationToken);
             return ToolResults.Ok($"Moved {from} to {entry.Path}.", entry);
         });
 
     private async Task<byte[]> ReadAllAsync(CallerIdentity caller, string sandboxId, string path, CancellationToken cancellationToken)
     {
-        await using var file = await sandboxes.ReadFileAsync(caller, sandboxId, path, cancellationToken);
+        await using var file = await sandboxes.ReadFileAsync(caller, sandboxId, path, user: null, cancellationToken);
         using var buffer = new MemoryStream();
         await file.CopyToAsync(buffer, cancellationToken);
         return buffer.ToArray();

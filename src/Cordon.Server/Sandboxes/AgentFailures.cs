@@ -26,6 +26,8 @@ internal static class AgentFailures
             _ => ErrorCode.AgentError,
         }, agent.Message, agent),
         SandboxRuntimeException runtime => new CordonException(ErrorCode.SandboxUnreachable, runtime.Message, runtime),
+        MessageTooLargeException large => new CordonException(ErrorCode.ResultTooLarge,
+            $"The sandbox's answer is larger than {FrameStream.MaxMessage >> 20} MiB: ask for less (a smaller directory or depth, a smaller result; save large output to a file and read it as a file).", large),
         IOException or InvalidDataException or ObjectDisposedException => new CordonException(ErrorCode.SandboxUnreachable,
             "The connection to the sandbox broke (" + ex.Message.TrimEnd('.') + "); the sandbox may have stopped or been destroyed.", ex),
         _ => null,

@@ -83,12 +83,13 @@ public sealed partial class SandboxService
         return [.. _commands.Running(caller, sandboxId)];
     }
 
-    /// <summary>Starts watching a directory in the sandbox.</summary>
-    public async Task<DirectoryWatch> WatchDirectoryAsync(CallerIdentity caller, string id, string? path, bool recursive, CancellationToken cancellationToken)
+    /// <summary>Starts watching a directory in the sandbox, for <paramref name="user"/> (who must be able to list it).</summary>
+    public async Task<DirectoryWatch> WatchDirectoryAsync(CallerIdentity caller, string id, string? path, bool recursive, string? user, CancellationToken cancellationToken)
     {
         var client = Agent(caller, id);
         var valid = ValidPath(path);
-        var session = await AgentFailures.CallAsync(() => client.WatchAsync(valid, recursive, cancellationToken));
+        ValidateUser(user);
+        var session = await AgentFailures.CallAsync(() => client.WatchAsync(valid, recursive, user, cancellationToken));
         return new DirectoryWatch(session, id);
     }
 

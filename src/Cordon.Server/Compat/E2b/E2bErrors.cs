@@ -25,6 +25,7 @@ internal static class E2bErrors
     public static ConnectException ToConnect(CordonException ex) => new(ex.Code switch
     {
         ErrorCode.InvalidRequest => "invalid_argument",
+        ErrorCode.ResultTooLarge => "resource_exhausted",
         ErrorCode.Unauthorized => "unauthenticated",
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => "permission_denied",
         ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.CommandNotFound

@@ -23,9 +23,10 @@ public sealed partial class Envd
             if (HttpMethods.IsGet(context.Request.Method))
             {
                 var path = SandboxUsers.Resolve(home, context.Request.Query["path"].ToString());
-                await using var file = await sandboxes.ReadFileAsync(caller, sandbox.Id, path, context.RequestAborted);
+                await using var file = await sandboxes.ReadFileAsync(caller, sandbox.Id, path, user, context.RequestAborted);
                 context.Response.ContentType = "application/octet-stream";
-                context.Response.ContentLength = file.Length;
+
+                // No Content-Length: a file's size (0 for /proc files) need not be what reading it gives.
                 await file.CopyToAsync(context.Response.Body, context.RequestAborted);
                 return;
             }

@@ -15,24 +15,25 @@ public sealed partial class Envd
     private async Task<JsonObject> FilesystemCallAsync(string path, HttpContext context, Sandbox sandbox, CallerIdentity caller, JsonObject request)
     {
         var cancellationToken = context.RequestAborted;
+        var user = User(context, sandbox);
         switch (path)
         {
             case "/filesystem.Filesystem/Stat":
-                return new JsonObject { ["entry"] = EntryInfo(await sandboxes.StatFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), cancellationToken)) };
+                return new JsonObject { ["entry"] = EntryInfo(await sandboxes.StatFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), user, cancellationToken)) };
             case "/filesystem.Filesystem/MakeDir":
                 return await MakeDirAsync(context, sandbox, caller, request);
             case "/filesystem.Filesystem/Move":
-                var moved = await sandboxes.RenameFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "source")), Resolve(sandbox, context, Str(request, "destination")), cancellationToken);
+                var moved = await sandboxes.RenameFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "source")), Resolve(sandbox, context, Str(request, "destination")), user, cancellationToken);
                 return new JsonObject { ["entry"] = EntryInfo(moved) };
             case "/filesystem.Filesystem/ListDir":
                 var depth = request["depth"] is { } d && int.TryParse(d.ToString(), out var n) && n > 0 ? n : 1;
-                var entries = await sandboxes.ListFilesAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), Math.Min(depth, 32), cancellationToken);
+                var entries = await sandboxes.ListFilesAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), Math.Min(depth, 32), user, cancellationToken);
                 return new JsonObject { ["entries"] = new JsonArray([.. entries.Select(e => (JsonNode?)EntryInfo(e))]) };
             case "/filesystem.Filesystem/Remove":
-                await sandboxes.RemoveFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), cancellationToken);
+                await sandboxes.RemoveFileAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), user, cancellationToken);
                 return [];
             case "/filesystem.Filesystem/CreateWatcher":
-                var watcher = await watchers.CreateAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), request["recursive"]?.GetValue<bool>() == true, cancellationToken);
+                var watcher = await watchers.CreateAsync(caller, sandbox.Id, Resolve(sandbox, context, Str(request, "path")), request["recursive"]?.GetValue<bool>() == true, user, cancellationToken);
                 return new JsonObject { ["watcherId"] = watcher };
             case "/filesystem.Filesystem/GetWatcherEvents":
                 return new JsonObject { ["events"] = watchers.Take(caller, sandbox.Id, Str(request, "watcherId")) };
@@ -48,16 +49,17 @@ public sealed partial class Envd
     private async Task<JsonObject> MakeDirAsync(HttpContext context, Sandbox sandbox, CallerIdentity caller, JsonObject request)
     {
         var path = Resolve(sandbox, context, Str(request, "path"));
+        var user = User(context, sandbox);
         try
         {
-            await sandboxes.StatFileAsync(caller, sandbox.Id, path, context.RequestAborted);
+            await sandboxes.StatFileAsync(caller, sandbox.Id, path, user, context.RequestAborted);
             throw new ConnectException("already_exists", $"directory '{path}' already exists");
         }
         catch (CordonException ex) when (ex.Code == ErrorCode.FileNotFound)
         {
         }
 
-        return new JsonObject { ["entry"] = EntryInfo(await sandboxes.MakeDirAsync(caller, sandbox.Id, path, context.RequestAborted)) };
+        return new JsonObject { ["entry"] = EntryInfo(await sandboxes.MakeDirAsync(caller, sandbox.Id, path, user, context.RequestAborted)) };
     }
 
     /// <summary>A directory's changes as envd's WatchDir stream: a start, then one event per change (names relative
@@ -70,7 +72,7 @@ public sealed partial class Envd
         }
 
         var path = Resolve(sandbox, context, Str(request, "path"));
-        await using var watch = await sandboxes.WatchDirectoryAsync(caller, sandbox.Id, path, request["recursive"]?.GetValue<bool>() == true, context.RequestAborted);
+        await using var watch = await sandboxes.WatchDirectoryAsync(caller, sandbox.Id, path, request["recursive"]?.GetValue<bool>() == true, User(context, sandbox), context.RequestAborted);
         var cancellationToken = context.RequestAborted;
         ConnectRpc.BeginStream(context);
         try

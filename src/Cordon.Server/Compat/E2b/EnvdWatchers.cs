@@ -16,9 +16,9 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
 
     private readonly ConcurrentDictionary<string, Watcher> _watchers = new(StringComparer.Ordinal);
 
-    public async Task<string> CreateAsync(CallerIdentity caller, string sandboxId, string path, bool recursive, CancellationToken cancellationToken)
+    public async Task<string> CreateAsync(CallerIdentity caller, string sandboxId, string path, bool recursive, string? user, CancellationToken cancellationToken)
     {
-        var session = await sandboxes.WatchDirectoryAsync(caller, sandboxId, path, recursive, cancellationToken);
+        var session = await sandboxes.WatchDirectoryAsync(caller, sandboxId, path, recursive, user, cancellationToken);
         var watcher = new Watcher("w-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8)), sandboxId, caller.KeyId, session);
         _watchers[watcher.Id] = watcher;
 

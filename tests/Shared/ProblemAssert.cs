@@ -2,10 +2,10 @@ using System.Net;
 using System.Text.Json;
 using Xunit;
 
-namespace Cordon.Server.Tests;
+namespace Cordon.Testing;
 
 /// <summary>Checks that an error answer is RFC 9457 problem details with a code and an actionable message.</summary>
-internal static class ProblemAssert
+public static class ProblemAssert
 {
     public static async Task<JsonElement> IsProblemAsync(HttpResponseMessage response, HttpStatusCode status, string? code = null)
     {
