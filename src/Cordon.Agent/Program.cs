@@ -15,6 +15,11 @@ if (args.Length > 0 && args[0] == "--version")
 
 // PID 1 of the sandbox: files the agent creates are the sandbox's root's, readable as the image intends.
 Libc.umask(0b000_010_010); // 022
+
+// SECURITY: not dumpable, so root in the sandbox cannot take the agent's descriptors (its control socket) with
+// pidfd_getfd, read its memory, or attach to it: those need CAP_SYS_PTRACE for a process that is not dumpable.
+// Commands are dumpable again from their execve on.
+Libc.MakeNotDumpable();
 var environment = new SandboxEnvironment();
 var reaper = new ProcessReaper();
 using var stopping = new CancellationTokenSource();
@@ -35,13 +40,14 @@ var serving = server.RunAsync(stopping.Token);
 // until the first command arrives, the main thread does that command's one-time work.
 FirstUse.Prepare();
 
-// A stop request (crun kill SIGTERM) is passed on to every process in the sandbox before the agent exits.
-using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-{
-    context.Cancel = true;
-    Libc.kill(-1, Libc.SIGTERM);
-    stopping.Cancel();
-});
+// PID 1 ignores the signals code in the sandbox could send it (the kernel already drops those without a handler
+// and never delivers SIGKILL or SIGSTOP from inside; .NET's own handling would end the agent on SIGTERM). The
+// server stops a sandbox with SIGKILL from outside.
+PosixSignalRegistration[] ignored =
+[
+    .. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP }
+        .Select(signal => PosixSignalRegistration.Create(signal, context => context.Cancel = true)),
+];
 
 try
 {
@@ -51,4 +57,5 @@ catch (OperationCanceledException)
 {
 }
 
+GC.KeepAlive(ignored);
 return 0;

@@ -38,4 +38,9 @@ public interface ISandboxRuntime
 
     /// <summary>Current resource use, or null when the sandbox does not exist.</summary>
     ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Raised, on a runtime thread, with the id of a sandbox whose processes ended without
+    /// <see cref="StopAsync"/> or <see cref="DestroyAsync"/>: its agent exited or was killed. Watched are the
+    /// sandboxes this runtime created and those <see cref="ListAsync"/> found running or paused.</summary>
+    event Action<string>? SandboxExited;
 }

@@ -374,4 +374,35 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
 
         Assert.NotEqual(a, b);
     }
+
+    [Fact]
+    public async Task SandboxExited_AgentKilledFromOutside_IsReported_StopIsNot()
+    {
+        var stopped = await CreateAsync();
+        var killed = await CreateAsync();
+        var exited = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var reports = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Runtime.SandboxExited += id =>
+        {
+            reports.Add(id);
+            if (id == killed)
+            {
+                exited.TrySetResult(id);
+            }
+        };
+
+        await Runtime.StopAsync(stopped, default);
+        var agent = int.Parse(await File.ReadAllTextAsync(Path.Combine(_root, "sandboxes", killed, "pid")));
+        Assert.Equal(0, KillProcess(agent)); // as the out-of-memory killer would
+
+        Assert.Equal(killed, await exited.Task.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.DoesNotContain(stopped, reports);
+    }
+
+    private static int KillProcess(int pid)
+    {
+        using var kill = System.Diagnostics.Process.Start("/bin/kill", ["-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+        return kill.ExitCode;
+    }
 }

@@ -218,11 +218,11 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         await Client.CreateContextAsync(sandbox.Id, new CreateContextRequestBody { Language = "javascript" }, Token);
         Assert.Equal("2", MainText(await RunAsync(sandbox, "1+1")));
 
-        var maps = await sandbox.ShAsync("cat /proc/1/maps");
+        // Read from the host: the agent is not dumpable, so the sandbox may not read its maps.
+        var maps = await File.ReadAllTextAsync($"/proc/{HostProcesses.AgentOf(sandbox.Id)}/maps", Token);
 
-        Assert.Equal(0, maps.ExitCode);
-        Assert.Contains("/.cordon/agent", maps.Stdout);
-        Assert.DoesNotContain(maps.Stdout.Split('\n'), line => System.Text.RegularExpressions.Regex.IsMatch(line, @"\.so(\.[0-9]+)*$"));
+        Assert.Contains("/.cordon/agent", maps);
+        Assert.DoesNotContain(maps.Split('\n'), line => System.Text.RegularExpressions.Regex.IsMatch(line, @"\.so(\.[0-9]+)*$"));
     }
 
     [Fact]

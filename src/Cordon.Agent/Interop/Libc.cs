@@ -98,6 +98,19 @@ internal static unsafe partial class Libc
     [LibraryImport("libc", SetLastError = true)]
     public static partial int fstat(int fd, out Stat buf);
 
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
+    /// <summary>PR_SET_DUMPABLE 0: other processes of the same uid may not ptrace this one, read its memory or
+    /// take its descriptors, and its /proc files are root's.</summary>
+    public static void MakeNotDumpable()
+    {
+        if (prctl(4 /* PR_SET_DUMPABLE */, 0, 0, 0, 0) != 0)
+        {
+            throw new InvalidOperationException("prctl(PR_SET_DUMPABLE, 0) failed: " + System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(System.Runtime.InteropServices.Marshal.GetLastPInvokeError()));
+        }
+    }
+
     /// <summary>Gives the calling thread, and only it, a user's file-system identity: its fsuid, fsgid and groups.
     /// The kernel then checks every path this thread resolves and every file it opens or creates against that
     /// user, and drops the thread's file capabilities (CAP_DAC_OVERRIDE …) while the fsuid is not 0.</summary>

@@ -30,7 +30,8 @@ public sealed record SandboxInfo
 
     public DateTimeOffset? EndedAt { get; init; }
 
-    /// <summary>Why the sandbox ended: <c>deleted</c>, <c>expired</c>, <c>lost</c> or <c>failed</c>.</summary>
+    /// <summary>Why the sandbox ended: <c>deleted</c>, <c>expired</c>, <c>lost</c>, <c>failed</c> (its agent never
+    /// started) or <c>exited</c> (its agent died while it ran).</summary>
     public string? EndReason { get; init; }
 
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();

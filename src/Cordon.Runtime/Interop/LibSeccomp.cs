@@ -12,6 +12,7 @@ internal static unsafe partial class LibSeccomp
     public const uint ActKillProcess = 0x80000000;
     public const int CmpMaskedEq = 7;
     public const int CmpEq = 4;
+    public const int CmpGe = 5;
 
     public static uint ActErrno(int errno) => 0x00050000u | ((uint)errno & 0xffff);
 

@@ -25,6 +25,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly CgroupHost _cgroups = CgroupHost.Detect();
     private readonly CpuPlacement _cpus = CpuPlacement.ForThisProcess();
     private readonly LxcfsHost _lxcfs;
+    private readonly ExitWatcher _exits = new();
     private readonly WritableLayer _layers;
     private readonly RootPreparer _roots;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
@@ -43,7 +44,20 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, BuildRoot, RemoveBundle);
         _program = RuntimeProgram.Select(_options);
         _lxcfs = new LxcfsHost(_options.LxcfsPath, _options.LxcfsMountPoint);
+        _exits.Exited += id =>
+        {
+            try
+            {
+                SandboxExited?.Invoke(id);
+            }
+            catch (Exception ex)
+            {
+                LogExitNotHandled(id, ex.Message);
+            }
+        };
     }
+
+    public event Action<string>? SandboxExited;
 
     public string Name => _options.Runtime;
 
@@ -107,6 +121,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
 
             undo.Commit();
+            WatchExit(spec.Id);
             LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds, layerDone - started, runtimeStart - layerDone, stopwatch.Elapsed.TotalMilliseconds - runtimeStart);
         }
         catch (Exception ex)
@@ -171,33 +186,51 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
     }
 
+    /// <summary>Watches the sandbox's PID 1 (its pid file, checked to be in the sandbox's cgroup), so its exit is
+    /// reported at once (<see cref="SandboxExited"/>).</summary>
+    private void WatchExit(string id)
+    {
+        if (InitPid(id) is not { } pid || !_exits.Watch(id, pid))
+        {
+            // Gone already: reported as an exit, as a watch would have.
+            SandboxExited?.Invoke(id);
+        }
+    }
+
+    /// <summary>The host pid of the sandbox's PID 1, from its pid file, when that process is still in the
+    /// sandbox's cgroup (so a pid reused by another process after a crash is never taken for it).</summary>
+    private int? InitPid(string id)
+    {
+        var pidFile = Path.Combine(BundleDirectory(id), "pid");
+        try
+        {
+            if (!int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid) || pid <= 1)
+            {
+                return null;
+            }
+
+            return File.ReadAllText($"/proc/{pid}/cgroup").Contains(CgroupHost.CgroupsPath(_options.CgroupParent, id), StringComparison.Ordinal) ? pid : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Kills the sandbox's PID 1 (the kernel then kills every process of its pid namespace before PID 1
     /// finishes exiting). The pid is checked to still be in the sandbox's cgroup, so a pid reused by another
     /// process after a crash is never signalled.</summary>
     private void KillInit(string id)
     {
-        var pidFile = Path.Combine(BundleDirectory(id), "pid");
-        if (!File.Exists(pidFile) || !int.TryParse(File.ReadAllText(pidFile).Trim(), out var pid) || pid <= 1)
+        if (InitPid(id) is { } pid)
         {
-            return;
-        }
-
-        try
-        {
-            var cgroup = File.ReadAllText($"/proc/{pid}/cgroup");
-            if (cgroup.Contains(CgroupHost.CgroupsPath(_options.CgroupParent, id), StringComparison.Ordinal))
-            {
-                HostSpawn.kill(pid, 9);
-            }
-        }
-        catch (IOException)
-        {
-            // Already gone.
+            HostSpawn.kill(pid, 9);
         }
     }
 
     public async ValueTask StopAsync(string id, CancellationToken cancellationToken)
     {
+        _exits.Unwatch(id); // ended on purpose: not an exit to report
         KillInit(id);
 
         // A paused sandbox's processes are frozen: the kill takes effect once they are thawed.
@@ -260,6 +293,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                     "paused" => RuntimeSandboxStatus.Paused,
                     _ => RuntimeSandboxStatus.Stopped,
                 };
+                if (statuses[id] is RuntimeSandboxStatus.Running or RuntimeSandboxStatus.Paused)
+                {
+                    WatchExit(id);
+                }
             }
         }
 
@@ -344,6 +381,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             RemoveIfEmpty(Path.GetDirectoryName(_options.RuntimeRoot)!);
         }
 
+        _exits.Dispose();
         _namespaces.Dispose();
         _probeLock.Dispose();
         _sealedRuntime?.Dispose();
@@ -369,6 +407,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     [LoggerMessage(EventId = 1008, Level = LogLevel.Warning, Message = "Runtime: {Note}")]
     private partial void LogStaticRuntimeUnused(string note);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Error, Message = "The exit of sandbox {Id} could not be handled: {Message}")]
+    private partial void LogExitNotHandled(string id, string message);
 
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Runtime complained while deleting sandbox {Id}: {Message}")]
     private partial void LogRuntimeComplaint(string id, string message);

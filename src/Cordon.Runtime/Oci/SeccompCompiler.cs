@@ -47,6 +47,25 @@ public static class SeccompCompiler
             // clone3 hides its flags in memory seccomp cannot read: make libc fall back to clone.
             Check(LibSeccomp.AddRule(ctx, LibSeccomp.ActErrno(SeccompPolicy.Enosys), LibSeccomp.seccomp_syscall_resolve_name("clone3")), "clone3");
 
+            // socket and socketpair: the allowed families open, the rest answer EAFNOSUPPORT.
+            foreach (var (call, allowed) in new[] { ("socket", SeccompPolicy.AllowedSocketFamilies), ("socketpair", (IReadOnlyList<ulong>)[SeccompPolicy.UnixFamily]) })
+            {
+                var nr = LibSeccomp.seccomp_syscall_resolve_name(call);
+                foreach (var family in allowed)
+                {
+                    Check(LibSeccomp.AddRule(ctx, LibSeccomp.ActAllow, nr, new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpEq, DatumA = family }), call);
+                }
+
+                var refuse = LibSeccomp.ActErrno(SeccompPolicy.Eafnosupport);
+                var (below, atOrAbove) = SeccompPolicy.RefusedFamilies(allowed);
+                foreach (var family in below)
+                {
+                    Check(LibSeccomp.AddRule(ctx, refuse, nr, new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpEq, DatumA = family }), call);
+                }
+
+                Check(LibSeccomp.AddRule(ctx, refuse, nr, new LibSeccomp.ArgCmp { Arg = 0, Op = LibSeccomp.CmpGe, DatumA = atOrAbove }), call);
+            }
+
             var personality = LibSeccomp.seccomp_syscall_resolve_name("personality");
             foreach (var value in SeccompPolicy.AllowedPersonalities)
             {
@@ -90,6 +109,31 @@ public static class SeccompCompiler
             },
             new JsonObject { ["names"] = new JsonArray("clone3"), ["action"] = "SCMP_ACT_ERRNO", ["errnoRet"] = SeccompPolicy.Enosys },
         };
+        foreach (var (call, allowed) in new[] { ("socket", SeccompPolicy.AllowedSocketFamilies), ("socketpair", (IReadOnlyList<ulong>)[SeccompPolicy.UnixFamily]) })
+        {
+            foreach (var family in allowed)
+            {
+                syscalls.Add(new JsonObject
+                {
+                    ["names"] = new JsonArray(call),
+                    ["action"] = "SCMP_ACT_ALLOW",
+                    ["args"] = new JsonArray(new JsonObject { ["index"] = 0, ["value"] = family, ["op"] = "SCMP_CMP_EQ" }),
+                });
+            }
+
+            var (below, atOrAbove) = SeccompPolicy.RefusedFamilies(allowed);
+            foreach (var (value, op) in below.Select(v => (v, "SCMP_CMP_EQ")).Append((atOrAbove, "SCMP_CMP_GE")))
+            {
+                syscalls.Add(new JsonObject
+                {
+                    ["names"] = new JsonArray(call),
+                    ["action"] = "SCMP_ACT_ERRNO",
+                    ["errnoRet"] = SeccompPolicy.Eafnosupport,
+                    ["args"] = new JsonArray(new JsonObject { ["index"] = 0, ["value"] = value, ["op"] = op }),
+                });
+            }
+        }
+
         foreach (var value in SeccompPolicy.AllowedPersonalities)
         {
             syscalls.Add(new JsonObject

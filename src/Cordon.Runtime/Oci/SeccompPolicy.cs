@@ -6,8 +6,12 @@ namespace Cordon.Runtime.Oci;
 /// kernel's attack surface for no use a sandbox has: mount and the new mount API, pivot_root, unshare,
 /// setns, new namespaces through clone flags, ptrace and process_vm_*, kexec, modules, bpf, keyctl and
 /// friends, perf_event_open, userfaultfd, open_by_handle_at, swap, reboot, clock changes, quotactl,
-/// iopl/ioperm and 32-bit entry points (any non-x86_64 syscall kills the process). clone3 answers ENOSYS
-/// so libc falls back to clone, whose flags can be inspected.
+/// iopl/ioperm and 32-bit entry points (any non-x86_64 syscall kills the process), pidfd_getfd (taking another
+/// process's descriptors; Docker allows it only with CAP_SYS_PTRACE). clone3 answers ENOSYS so libc falls back
+/// to clone, whose flags can be inspected. socket opens only <see cref="AllowedSocketFamilies"/> and
+/// socketpair only AF_UNIX; other families answer EAFNOSUPPORT, as on a kernel without them, so programs fall
+/// back: AF_VSOCK is not network-namespaced (it reaches the host's and other sandboxes' vsock listeners), AF_ALG
+/// has been the entry point of page-cache-write kernel bugs, and AF_PACKET, AF_KEY and the rest serve no sandbox.
 /// </remarks>
 public static class SeccompPolicy
 {
@@ -18,6 +22,20 @@ public static class SeccompPolicy
 
     public const int Eperm = 1;
     public const int Enosys = 38;
+    public const int Eafnosupport = 97;
+
+    /// <summary>The address families <c>socket</c> may open: AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (which
+    /// <c>ip</c> and glibc's interface queries use). Ascending.</summary>
+    public static readonly IReadOnlyList<ulong> AllowedSocketFamilies = [1, 2, 10, 16];
+
+    /// <summary>The one family <c>socketpair</c> may use: AF_UNIX.</summary>
+    public const ulong UnixFamily = 1;
+
+    /// <summary>The family values that answer EAFNOSUPPORT: every one below the last allowed family that is not
+    /// allowed (each an equality rule), and everything above it (one rule). seccomp takes the strictest action
+    /// that matches, so "deny all but these" is written as rules for what is denied.</summary>
+    public static (IReadOnlyList<ulong> Below, ulong AtOrAbove) RefusedFamilies(IReadOnlyList<ulong> allowed)
+        => ([.. Enumerable.Range(0, (int)allowed[^1]).Select(v => (ulong)v).Where(v => !allowed.Contains(v))], allowed[^1] + 1);
 
     /// <summary>Allowed without conditions.</summary>
     public static readonly IReadOnlyList<string> Allowed =
@@ -40,7 +58,7 @@ public static class SeccompPolicy
         "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret", "mincore", "mkdir", "mkdirat", "mknod", "mknodat",
         "mlock", "mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive",
         "mq_timedsend", "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock", "munlockall",
-        "munmap", "nanosleep", "newfstatat", "open", "openat", "openat2", "pause", "pidfd_getfd",
+        "munmap", "nanosleep", "newfstatat", "open", "openat", "openat2", "pause",
         "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll", "ppoll",
         "prctl", "pread64", "preadv", "preadv2", "prlimit64", "process_mrelease", "pselect6", "pwrite64", "pwritev",
         "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg",
@@ -52,8 +70,8 @@ public static class SeccompPolicy
         "semop", "semtimedop", "send", "sendfile", "sendmmsg", "sendmsg", "sendto", "set_mempolicy", "set_robust_list",
         "set_thread_area", "set_tid_address", "setfsgid", "setfsuid", "setgid", "setgroups", "setitimer", "setpgid",
         "setpriority", "setregid", "setresgid", "setresuid", "setreuid", "setrlimit", "setsid", "setsockopt", "setuid",
-        "setxattr", "shmat", "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4", "socket",
-        "socketpair", "splice", "stat", "statfs", "statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs",
+        "setxattr", "shmat", "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack", "signalfd", "signalfd4",
+        "splice", "stat", "statfs", "statx", "symlink", "symlinkat", "sync", "sync_file_range", "syncfs",
         "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete", "timer_getoverrun", "timer_gettime",
         "timer_settime", "timerfd_create", "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate", "umask",
         "uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "waitpid",

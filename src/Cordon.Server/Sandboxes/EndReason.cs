@@ -14,4 +14,8 @@ public enum EndReason
 
     /// <summary>Its agent never answered after the start.</summary>
     Failed,
+
+    /// <summary>Its agent (PID 1) exited while it ran: killed by the out-of-memory killer, or crashed. Everything in
+    /// it stopped with it.</summary>
+    Exited,
 }

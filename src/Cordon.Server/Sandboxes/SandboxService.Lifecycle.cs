@@ -324,6 +324,7 @@ public sealed partial class SandboxService
             EndReason.Expired => $"Destroyed because its timeout of {record.TimeoutSeconds} s passed. Extend a sandbox's life by setting a new timeout before it passes.",
             EndReason.Lost => "The sandbox was no longer running when the server started (host reboot or crash); its resources were removed.",
             EndReason.Failed => "The sandbox's agent did not start; the sandbox was removed. The server log has the details.",
+            EndReason.Exited => "The sandbox ended because its agent (PID 1) exited while it ran: the out-of-memory killer took it, or it crashed. Everything in the sandbox stopped with it; create a new one (with more memory if its commands used all of it).",
             _ => "Destroyed on request.",
         });
         _live.TryRemove(record.Id, out _);

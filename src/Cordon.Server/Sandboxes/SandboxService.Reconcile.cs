@@ -52,6 +52,65 @@ public sealed partial class SandboxService
         }
     }
 
+    /// <summary>Sandboxes whose agent exited while no live record had them yet (during reconciliation): ended
+    /// when they are adopted.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _exitedUnadopted = new(StringComparer.Ordinal);
+
+    /// <summary>The runtime saw a sandbox's agent exit (not by stop or destroy): the sandbox ends at once, with
+    /// that reason in its history, instead of answering 502 until its timeout.</summary>
+    private void OnSandboxExited(string id)
+    {
+        if (_live.TryGetValue(id, out var record))
+        {
+            _ = EndExitedAsync(record);
+        }
+        else
+        {
+            _exitedUnadopted[id] = true;
+        }
+    }
+
+    private async Task EndExitedAsync(SandboxRecord record)
+    {
+        try
+        {
+            await record.Lifecycle.WaitAsync(_stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // the server is stopping: the next start finds the sandbox gone
+        }
+
+        try
+        {
+            // Destroyed meanwhile, or still being created (the creation's own check then finds the agent gone).
+            if (record.State is not (SandboxState.Running or SandboxState.Paused))
+            {
+                return;
+            }
+
+            // An agent that exited before it ever answered never started.
+            var reason = record.AgentAnswered ? EndReason.Exited : EndReason.Failed;
+            LogAgentExited(record.Id);
+            try
+            {
+                await _runtime.StopAsync(record.Id, CancellationToken.None);
+            }
+            catch (SandboxRuntimeException ex)
+            {
+                LogCleanupFailed(record.Id, ex.Detail ?? ex.Message);
+            }
+
+            End(record, reason);
+            _store.Audit(CallerIdentity.System.KeyId, "sandbox.exited", record.Id);
+            _cleanups[record.Id] = CleanUpAsync(record.Id);
+        }
+        finally
+        {
+            record.Lifecycle.Release();
+        }
+    }
+
     /// <summary>Makes the records match what really runs: adopts live sandboxes, ends the ones that are gone,
     /// and removes runtime leftovers no record owns. Runs once at start, before the API accepts work.</summary>
     public async Task ReconcileAsync(CancellationToken cancellationToken)
@@ -81,6 +140,11 @@ public sealed partial class SandboxService
                 _store.SaveSandbox(record);
                 _store.AddEvent(record.Id, "adopted", "The server restarted and found the sandbox still running.");
                 LogAdopted(record.Id);
+                if (_exitedUnadopted.TryRemove(record.Id, out _))
+                {
+                    OnSandboxExited(record.Id);
+                }
+
                 continue;
             }
 
@@ -92,6 +156,7 @@ public sealed partial class SandboxService
             }
         }
 
+        _exitedUnadopted.Clear();
         foreach (var orphan in found.Keys)
         {
             if (await TryDestroyAsync(orphan, cancellationToken))
@@ -130,6 +195,9 @@ public sealed partial class SandboxService
 
     [LoggerMessage(EventId = 4007, Level = LogLevel.Error, Message = "Sandbox {Id} could not be cleaned up at start (retried at the next start): {Detail}")]
     private partial void LogReconcileFailed(string id, string detail);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Warning, Message = "The agent of sandbox {Id} exited while the sandbox ran; the sandbox ended")]
+    private partial void LogAgentExited(string id);
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Removed orphan sandbox {Id} that no record owns")]
     private partial void LogOrphan(string id);

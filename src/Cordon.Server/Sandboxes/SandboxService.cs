@@ -43,6 +43,7 @@ public sealed partial class SandboxService : IAsyncDisposable
         _options = options.Value;
         _logger = logger;
         _commands = new BackgroundCommands(_options.MaxOutputChars);
+        _runtime.SandboxExited += OnSandboxExited;
     }
 
     /// <summary>Sandboxes that exist now (creating, running or paused).</summary>

@@ -18,6 +18,7 @@ public static class WireNames
         EndReason.Deleted => "deleted",
         EndReason.Expired => "expired",
         EndReason.Lost => "lost",
+        EndReason.Exited => "exited",
         _ => "failed",
     };
 

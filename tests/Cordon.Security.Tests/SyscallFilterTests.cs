@@ -1,0 +1,85 @@
+using Cordon.Testing;
+using Xunit;
+
+namespace Cordon.Security.Tests;
+
+/// <summary>What the compiled seccomp filter and the agent's hardening refuse, tried from inside a sandbox by a
+/// static probe (threat model rows 11 and 13).</summary>
+public sealed class SyscallFilterTests(ServerAssemblyFixture fixture)
+{
+    [Fact]
+    public async Task Sockets_OnlyUnixInetInet6AndNetlinkOpen_OtherFamiliesAreUnsupported()
+    {
+        await using var sandbox = await fixture.Server.CreateSandboxAsync();
+
+        var answers = await Probe.RunAsync(sandbox, fixture.Server, "sockets");
+
+        Assert.Equal("ok", answers["unix"]);
+        Assert.Equal("ok", answers["inet"]);
+        Assert.Equal("ok", answers["inet6"]);
+        Assert.Equal("ok", answers["netlink"]);
+        Assert.Equal("ok", answers["socketpair-unix"]);
+        foreach (var refused in new[] { "vsock", "alg", "packet", "key", "bluetooth", "huge", "socketpair-inet" })
+        {
+            Assert.True(answers[refused] == "EAFNOSUPPORT", $"{refused}: {answers[refused]}");
+        }
+    }
+
+    /// <summary>Root in the sandbox is the agent's uid: without the filter and the agent's non-dumpable state it
+    /// could take the agent's control socket with pidfd_getfd, or read its environment and memory.</summary>
+    [Fact]
+    public async Task Agent_ItsDescriptorsEnvironmentAndMemory_AreOutOfReachOfRootInTheSandbox()
+    {
+        await using var sandbox = await fixture.Server.CreateSandboxAsync();
+
+        var answers = await Probe.RunAsync(sandbox, fixture.Server, "agent");
+
+        Assert.Equal("ok", answers["pidfd_open"]);
+        Assert.Equal("EPERM", answers["pidfd_getfd"]);
+        Assert.Equal("EACCES", answers["environ"]);
+        Assert.Equal("EACCES", answers["mem"]);
+    }
+
+    /// <summary>PID 1 ignores the signals code in the sandbox can send it: the sandbox does not end from inside.</summary>
+    [Fact]
+    public async Task Agent_SignalledFromInside_KeepsRunning()
+    {
+        await using var sandbox = await fixture.Server.CreateSandboxAsync();
+
+        foreach (var signal in new[] { "TERM", "INT", "HUP", "QUIT", "KILL" })
+        {
+            await sandbox.ShAsync($"kill -{signal} 1");
+        }
+
+        // An agent that took a signal to heart ends within milliseconds; this command outlasts that.
+        var after = await sandbox.ShAsync("sleep 1; echo alive");
+
+        Assert.Equal("alive\n", after.Stdout);
+        Assert.Equal("running", (await fixture.Server.Client.GetSandboxAsync(sandbox.Id)).State);
+    }
+
+    /// <summary>When the agent dies all the same (the out-of-memory killer, a crash; here killed from the host), the
+    /// sandbox ends at once and says why, instead of answering 502 until its timeout.</summary>
+    [Fact]
+    public async Task Agent_KilledFromTheHost_TheSandboxEndsAtOnceWithItsReason()
+    {
+        await using var sandbox = await fixture.Server.CreateSandboxAsync(new Protocol.Api.CreateSandboxRequest { TimeoutSeconds = 3600 });
+        await sandbox.ShAsync("true"); // the agent answered: it ran (one that never answered did not start)
+        var agent = HostProcesses.AgentOf(sandbox.Id);
+
+        using (var kill = System.Diagnostics.Process.Start("/bin/kill", ["-KILL", agent.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        var info = await fixture.Server.Client.GetSandboxAsync(sandbox.Id);
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); info.State != "ended" && DateTime.UtcNow < deadline; info = await fixture.Server.Client.GetSandboxAsync(sandbox.Id))
+        {
+            await Task.Delay(20); // polling the API for the state the server reaches on its own
+        }
+
+        Assert.Equal("ended", info.State);
+        Assert.Equal("exited", info.EndReason);
+        Assert.Contains(await fixture.Server.Client.GetEventsAsync(sandbox.Id), e => e.Kind == "exited" && e.Message.Contains("agent (PID 1) exited", StringComparison.Ordinal));
+    }
+}
