@@ -86,7 +86,7 @@ public static class SandboxEndpoints
         {
             var sandbox = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
             context.Request.Path = "/" + rest;
-            if (await proxy.ForwardAsync(context, sandbox.Id, port) is { } failure)
+            if (await proxy.ForwardAsync(context, sandbox.Id, port, cookiePath: $"/v1/sandboxes/{sandbox.Id}/ports/{port}/") is { } failure)
             {
                 throw new CordonException(ErrorCode.PortUnreachable, failure) { Subject = id };
             }

@@ -73,7 +73,8 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
                 await CodeInterpreter.HandleAsync(context, sandboxes, sandbox, owner);
                 break;
             default:
-                if (await services.GetRequiredService<SandboxPortProxy>().ForwardAsync(context, sandbox.Id, target.Port) is { } failure)
+                // The sandbox's port has an origin of its own ({port}-{id}.domain): its cookies need no scoping.
+                if (await services.GetRequiredService<SandboxPortProxy>().ForwardAsync(context, sandbox.Id, target.Port, cookiePath: null) is { } failure)
                 {
                     await E2bErrors.Body(502, failure).ExecuteAsync(context);
                 }
