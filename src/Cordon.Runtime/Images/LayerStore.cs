@@ -87,7 +87,9 @@ public sealed class LayerStore(string root)
     /// nothing of it is left.</summary>
     private static async Task<bool> LinkCopyAsync(string source, string target, CancellationToken cancellationToken)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        // SECURITY: a layer's tree holds what its image holds, setuid binaries included: the directories above it
+        // are root's alone, so no host user reaches them (sandboxes see layers through their own mounts).
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!, Modes.RootOnly);
         var result = await ExternalProgram.RunAsync("/bin/cp", ["-a", "--link", "--no-target-directory", source, target], cancellationToken);
         if (!result.Succeeded && Directory.Exists(target))
         {
@@ -100,6 +102,11 @@ public sealed class LayerStore(string root)
     /// <summary>Removes half-finished imports left by a crash.</summary>
     public void CleanStaging()
     {
+        // SECURITY: layers hold what their images hold, setuid binaries included: the store is root's alone (also
+        // a store that older versions left world-readable).
+        Directory.CreateDirectory(Root, Modes.RootOnly);
+        File.SetUnixFileMode(Root, Modes.RootOnly);
+
         if (Directory.Exists(StagingDirectory))
         {
             Directory.Delete(StagingDirectory, recursive: true);
@@ -169,13 +176,14 @@ public sealed class LayerStore(string root)
     private string NewStagingDirectory()
     {
         var dir = Path.Combine(StagingDirectory, Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(StagingDirectory, Modes.RootOnly);
         Directory.CreateDirectory(dir);
         return dir;
     }
 
     private void Commit(string staging, string digest)
     {
-        Directory.CreateDirectory(LayersDirectory);
+        Directory.CreateDirectory(LayersDirectory, Modes.RootOnly);
         var final = PathOf(digest);
         if (Directory.Exists(final))
         {

@@ -21,7 +21,8 @@ internal static unsafe partial class ListeningSocket
     [LibraryImport("libc", SetLastError = true)]
     private static partial int listen(int fd, int backlog);
 
-    /// <summary>Binds and listens at <paramref name="path"/>; returns the descriptor (close-on-exec).</summary>
+    /// <summary>Binds and listens at <paramref name="path"/> (mode 0600: only root connects); returns the descriptor
+    /// (close-on-exec).</summary>
     public static int Create(string path, int backlog)
     {
         var bytes = Encoding.UTF8.GetBytes(path);
@@ -41,7 +42,7 @@ internal static unsafe partial class ListeningSocket
         address[1] = 0;
         bytes.CopyTo(new Span<byte>(address + 2, 108));
         address[2 + bytes.Length] = 0;
-        if (bind(fd, address, 2 + bytes.Length + 1) != 0 || listen(fd, backlog) != 0)
+        if (bind(fd, address, 2 + bytes.Length + 1) != 0 || Syscalls.chmod(path, 0b110_000_000) != 0 || listen(fd, backlog) != 0)
         {
             var error = Syscalls.LastError();
             Syscalls.close(fd);

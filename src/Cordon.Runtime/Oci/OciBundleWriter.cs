@@ -141,9 +141,18 @@ public static class OciBundleWriter
         };
     }
 
-    /// <summary>Writes config.json into the bundle directory.</summary>
+    /// <summary>Writes config.json into the bundle directory, readable by root only: it holds the sandbox's whole
+    /// environment, secrets included.</summary>
     public static void Write(string bundleDirectory, JsonObject config)
-        => File.WriteAllText(Path.Combine(bundleDirectory, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = false }));
+    {
+        using var file = new FileStream(Path.Combine(bundleDirectory, "config.json"), new FileStreamOptions
+        {
+            Mode = FileMode.Create,
+            Access = FileAccess.Write,
+            UnixCreateMode = Modes.RootReadWrite,
+        });
+        JsonSerializer.Serialize(file, config);
+    }
 
     private static JsonObject Mount(string destination, string source, string type, params string[] options) => new()
     {

@@ -103,8 +103,11 @@ public sealed partial class OciRuntime
             seccomp = true; // runc compiles the JSON profile itself
         }
 
+        // SECURITY: 0711 (traverse, no listing): each sandbox's host ids must reach its own directory below, which
+        // only they and root may enter (see BuildRoot). The runtime's state is root's alone.
         Directory.CreateDirectory(_options.StateDirectory);
-        Directory.CreateDirectory(_options.RuntimeRoot);
+        File.SetUnixFileMode(_options.StateDirectory, Modes.TraverseOnly);
+        Directory.CreateDirectory(_options.RuntimeRoot, Modes.RootOnly);
         MakeStateDirectoryPrivate(problems);
         if (!File.Exists("/sbin/mkfs.ext4"))
         {
@@ -116,6 +119,10 @@ public sealed partial class OciRuntime
             if (int.TryParse(ReadRange(dir), out var index))
             {
                 _ranges.MarkUsed(index);
+
+                // A sandbox from an older version: its directory becomes its own (see BuildRoot).
+                Syscalls.lchown(dir, 0, (int)_ranges.HostIdOf(index));
+                File.SetUnixFileMode(dir, Modes.OwnerAllGroupTraverse);
             }
 
             RestorePlacement(dir);

@@ -11,11 +11,8 @@ public sealed partial class OciRuntime
     /// <returns>The first host id of the sandbox's range.</returns>
     private int BuildRoot(string dir, IReadOnlyList<string> layers, long diskMiB, UndoStack undo)
     {
-        // SECURITY: 0711, not 0700: the runtime enters the sandbox's user namespace before it mounts the
-        // root, so the sandbox's host uid must traverse (not list) this directory. What is in it is
-        // root-owned, and the sandbox cannot reach host paths once it runs.
-        Directory.CreateDirectory(Path.GetDirectoryName(dir)!);
-        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        Directory.CreateDirectory(Path.GetDirectoryName(dir)!, Modes.RootOnly);
+        Directory.CreateDirectory(dir, Modes.RootOnly);
         undo.Push("state directory", () => Directory.Delete(dir, recursive: true));
 
         var range = _ranges.Allocate();
@@ -23,11 +20,22 @@ public sealed partial class OciRuntime
         File.WriteAllText(Path.Combine(dir, "range"), range.ToString());
         var hostId = (int)_ranges.HostIdOf(range);
 
-        // The writable layer: an ext4 image of the sandbox's disk size (see WritableLayer for why not tmpfs).
+        // SECURITY: root's, group the sandbox's own host gid, 0710: the runtime enters the sandbox's user namespace
+        // before it mounts the root, so the sandbox's ids must traverse (not list) this directory; no other host
+        // user may enter it (its root's /tmp would be theirs to write, its config.json theirs to read).
+        if (Syscalls.lchown(dir, 0, hostId) != 0)
+        {
+            throw new IOException($"chown {dir}: {Syscalls.LastError()}");
+        }
+
+        File.SetUnixFileMode(dir, Modes.OwnerAllGroupTraverse);
+
+        // The writable layer: an ext4 image of the sandbox's disk size (see WritableLayer for why not tmpfs). Its undo
+        // comes first: a creation that fails halfway through it may have mounted it.
         var layer = Path.Combine(dir, "layer");
-        Directory.CreateDirectory(layer);
-        _layers.Create(Path.Combine(dir, "layer.img"), layer, diskMiB);
+        Directory.CreateDirectory(layer, Modes.RootOnly);
         undo.Push("writable layer", () => Unmount(layer));
+        _layers.Create(Path.Combine(dir, "layer.img"), layer, diskMiB);
         var upper = Path.Combine(layer, "upper");
         var work = Path.Combine(layer, "work");
         CreateOwnedDirectory(upper, hostId);

@@ -21,6 +21,7 @@ internal sealed class WritableLayer(string directory)
     {
         var template = _templates.GetOrAdd(sizeMiB, size => new Lazy<string>(() => Format(size))).Value;
         SparseFile.Copy(template, image);
+        File.SetUnixFileMode(image, Modes.RootReadWrite);
         var (device, fd) = LoopDevice.Attach(image);
         try
         {
@@ -40,7 +41,8 @@ internal sealed class WritableLayer(string directory)
     private string Format(long sizeMiB)
     {
         var templates = Path.Combine(directory, "templates");
-        Directory.CreateDirectory(templates);
+        Directory.CreateDirectory(directory, Modes.RootOnly);
+        Directory.CreateDirectory(templates, Modes.RootOnly);
         var path = Path.Combine(templates, $"ext4-{sizeMiB}m.img");
         if (File.Exists(path))
         {

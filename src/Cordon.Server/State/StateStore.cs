@@ -15,7 +15,17 @@ public sealed class StateStore
 
     public StateStore(IOptions<CordonOptions> options)
     {
+        // SECURITY: the data directory is traversed by each sandbox's host ids on the way to its own directory
+        // (0711, no listing); the database (keys' hashes, secrets, every sandbox's metadata) is root's alone, and
+        // SQLite gives its -wal and -shm files the database file's mode.
         Directory.CreateDirectory(options.Value.DataDir);
+        File.SetUnixFileMode(options.Value.DataDir, Runtime.Modes.TraverseOnly);
+        var database = Path.Combine(options.Value.DataDir, "cordon.db");
+        using (File.Open(database, new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, UnixCreateMode = Runtime.Modes.RootReadWrite }))
+        {
+        }
+
+        File.SetUnixFileMode(database, Runtime.Modes.RootReadWrite);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = Path.Combine(options.Value.DataDir, "cordon.db"),
