@@ -36,6 +36,33 @@ public sealed class LayerExtractorTests : IDisposable
         Mode = (UnixFileMode)mode,
     };
 
+    /// <summary>The review's reproduction: a directory entry whose path a later entry turns into a link to a host
+    /// file; its mode (and owner and time), applied after extraction, must not land on the host.</summary>
+    [Fact]
+    public async Task ExtractAsync_DirectoryLaterReplacedByLinkToHost_ItsMetadataNeverReachesTheHost()
+    {
+        var host = Path.Combine(_dir, "host");
+        Directory.CreateDirectory(Path.Combine(host, "inner"));
+        var victim = Path.Combine(host, "victim");
+        await System.IO.File.WriteAllTextAsync(victim, "host file");
+        System.IO.File.SetUnixFileMode(victim, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        System.IO.File.SetUnixFileMode(Path.Combine(host, "inner"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var layer = Path.Combine(_dir, "layer");
+        Directory.CreateDirectory(layer);
+        using var tar = Tar(
+            new PaxTarEntry(TarEntryType.Directory, "a/") { Mode = (UnixFileMode)0b100_111_111_111, Uid = 4242 }, // 04777
+            new PaxTarEntry(TarEntryType.SymbolicLink, "a") { LinkName = victim },
+            new PaxTarEntry(TarEntryType.Directory, "d/inner/") { Mode = (UnixFileMode)0b111_111_111 },
+            new PaxTarEntry(TarEntryType.SymbolicLink, "d") { LinkName = host });
+
+        await LayerExtractor.ExtractAsync(tar, layer, default);
+
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, System.IO.File.GetUnixFileMode(victim));
+        Assert.Equal(0, Owner(victim));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, System.IO.File.GetUnixFileMode(Path.Combine(host, "inner")));
+        Assert.Equal(victim, new FileInfo(Path.Combine(layer, "a")).LinkTarget);
+    }
+
     [Fact]
     public async Task ExtractAsync_Archive_KeepsOwnersModesLinksAndDigest()
     {

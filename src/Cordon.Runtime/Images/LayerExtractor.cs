@@ -10,8 +10,11 @@ namespace Cordon.Runtime.Images;
 /// <remarks>
 /// SECURITY: the tarball is untrusted. No entry may land outside the target: names with <c>..</c> are
 /// refused, and every parent directory is checked with lstat before use, so a symlink planted by an
-/// earlier entry (<c>etc -> /</c>) cannot redirect a later one onto the host. Device nodes other than
-/// whiteouts are skipped (the sandbox's device cgroup denies them anyway).
+/// earlier entry (<c>etc -> /</c>) cannot redirect a later one onto the host. Owners, modes and times are applied
+/// to the inode found by openat2 from the layer's root with no symlink allowed anywhere on the way, through its
+/// descriptor: a later entry that replaces a directory with a link (<c>a -> /host/path</c>) makes its metadata
+/// land nowhere instead of on the host. Device nodes other than whiteouts are skipped (the sandbox's device
+/// cgroup denies them anyway).
 /// </remarks>
 public static class LayerExtractor
 {
@@ -35,34 +38,44 @@ public static class LayerExtractor
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var hashing = new HashingStream(tar, hash);
         long size = 0;
-        var directories = new List<(string Path, TarEntry Entry)>();
+        var directories = new List<(string Relative, TarEntry Entry)>();
+        var rootFd = Syscalls.OpenPathNoFollow(target);
+        if (rootFd < 0)
+        {
+            throw new IOException($"Cannot open {target}: {Syscalls.LastError()}");
+        }
+
         try
         {
             await using var reader = new TarReader(hashing, leaveOpen: true);
             TarEntry? entry;
             while ((entry = await reader.GetNextEntryAsync(copyData: false, cancellationToken)) is not null)
             {
-                size += await ExtractEntryAsync(entry, target, directories, cancellationToken);
+                size += await ExtractEntryAsync(entry, target, rootFd, directories, cancellationToken);
+            }
+
+            // Drain the rest (tar padding) so the digest covers the whole stream.
+            await hashing.CopyToAsync(Stream.Null, cancellationToken);
+
+            // Directory modes and times last: writing children would change them.
+            foreach (var (relative, directory) in directories)
+            {
+                ApplyMetadata(rootFd, relative, directory);
             }
         }
         catch (Exception ex) when (ex is FormatException or EndOfStreamException or InvalidOperationException)
         {
             throw new InvalidDataException($"The archive is not a valid tarball: {ex.Message}", ex);
         }
-
-        // Drain the rest (tar padding) so the digest covers the whole stream.
-        await hashing.CopyToAsync(Stream.Null, cancellationToken);
-
-        // Directory modes and times last: writing children would change them.
-        foreach (var (path, entry) in directories)
+        finally
         {
-            ApplyMetadata(path, entry);
+            Syscalls.close(rootFd);
         }
 
         return ("sha256:" + Convert.ToHexStringLower(hash.GetHashAndReset()), size);
     }
 
-    private static async Task<long> ExtractEntryAsync(TarEntry entry, string root, List<(string, TarEntry)> directories, CancellationToken cancellationToken)
+    private static async Task<long> ExtractEntryAsync(TarEntry entry, string root, int rootFd, List<(string, TarEntry)> directories, CancellationToken cancellationToken)
     {
         var relative = NormalizeName(entry.Name);
         if (relative is null)
@@ -102,7 +115,7 @@ public static class LayerExtractor
                     Directory.CreateDirectory(path);
                 }
 
-                directories.Add((path, entry));
+                directories.Add((relative, entry));
                 return 0;
 
             case TarEntryType.RegularFile or TarEntryType.V7RegularFile or TarEntryType.ContiguousFile:
@@ -117,7 +130,7 @@ public static class LayerExtractor
                     }
                 }
 
-                ApplyMetadata(path, entry);
+                ApplyMetadata(rootFd, relative, entry);
                 return written;
 
             case TarEntryType.SymbolicLink:
@@ -141,7 +154,7 @@ public static class LayerExtractor
             case TarEntryType.Fifo:
                 RemoveExisting(path);
                 Syscalls.mknod(path, 0x1000 | (uint)entry.Mode, 0);
-                ApplyMetadata(path, entry);
+                ApplyMetadata(rootFd, relative, entry);
                 return 0;
 
             default:
@@ -216,14 +229,25 @@ public static class LayerExtractor
         }
     }
 
-    private static void ApplyMetadata(string path, TarEntry entry)
+    /// <summary>Applies an entry's owner, mode and time to what is at <paramref name="relative"/> below the root, found
+    /// without following any symlink; when a link is in the way (a later entry replaced the path), nothing is done.</summary>
+    private static void ApplyMetadata(int rootFd, string relative, TarEntry entry)
     {
-        var uid = entry is PosixTarEntry posix ? posix.Uid : entry.Uid;
-        var gid = entry is PosixTarEntry posix2 ? posix2.Gid : entry.Gid;
-        Syscalls.lchown(path, uid, gid);
+        var fd = Syscalls.OpenBeneath(rootFd, relative);
+        if (fd < 0)
+        {
+            return;
+        }
 
-        // chown clears setuid/setgid: set the mode after it.
-        Syscalls.chmod(path, (uint)entry.Mode & 0xFFF);
-        Syscalls.SetTimes(path, entry.ModificationTime.ToUnixTimeSeconds());
+        try
+        {
+            var uid = entry is PosixTarEntry posix ? posix.Uid : entry.Uid;
+            var gid = entry is PosixTarEntry posix2 ? posix2.Gid : entry.Gid;
+            Syscalls.SetMetadata(fd, uid, gid, (uint)entry.Mode & 0xFFF, entry.ModificationTime.ToUnixTimeSeconds());
+        }
+        finally
+        {
+            Syscalls.close(fd);
+        }
     }
 }

@@ -108,6 +108,55 @@ internal static unsafe partial class Syscalls
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int utimensat(int dirfd, string path, Timespec* times, int flags);
 
+    [StructLayout(LayoutKind.Sequential)]
+    private struct OpenHow
+    {
+        public ulong Flags;
+        public ulong Mode;
+        public ulong Resolve;
+    }
+
+    private const long SYS_openat2 = 437;
+    private const ulong RESOLVE_NO_SYMLINKS = 0x04;
+    private const ulong RESOLVE_BENEATH = 0x08;
+    private const int O_DIRECTORY = 0x10000;
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int fchownat(int dirfd, string path, int owner, int group, int flags);
+
+    /// <summary>Opens <paramref name="path"/> (O_PATH) without following a symlink anywhere on the way.</summary>
+    public static int OpenPathNoFollow(string path) => open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC | O_DIRECTORY, 0);
+
+    /// <summary>Opens <paramref name="relative"/> below the directory <paramref name="rootFd"/> as an O_PATH
+    /// descriptor, refusing any symlink on the way, the last component included, and any path out of the root.</summary>
+    /// <returns>The descriptor, or -1 (errno ELOOP when a symlink was in the way).</returns>
+    public static int OpenBeneath(int rootFd, string relative)
+    {
+        var how = new OpenHow { Flags = (ulong)(O_PATH | O_NOFOLLOW | O_CLOEXEC), Resolve = RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH };
+        var p = Marshal.StringToCoTaskMemUTF8(relative);
+        try
+        {
+            return (int)syscall(SYS_openat2, rootFd, p, (long)&how, sizeof(OpenHow), 0);
+        }
+        finally
+        {
+            Marshal.FreeCoTaskMem(p);
+        }
+    }
+
+    /// <summary>Sets owner, then mode (chown clears setuid bits), then times of the inode behind an O_PATH descriptor:
+    /// through its descriptor and /proc/self/fd, never through a path someone could have changed.</summary>
+    public static void SetMetadata(int fd, int uid, int gid, uint mode, long seconds)
+    {
+        fchownat(fd, "", uid, gid, (int)AT_EMPTY_PATH);
+        var self = $"/proc/self/fd/{fd}";
+        chmod(self, mode);
+        var times = stackalloc Timespec[2];
+        times[0] = new Timespec { Seconds = seconds };
+        times[1] = new Timespec { Seconds = seconds };
+        utimensat(AT_FDCWD, self, times, 0);
+    }
+
     /// <summary>Sets an extended attribute on <paramref name="path"/> itself (never a symlink's target).</summary>
     public static int SetXattr(string path, string name, ReadOnlySpan<byte> value)
     {
@@ -115,15 +164,6 @@ internal static unsafe partial class Syscalls
         {
             return lsetxattr(path, name, bytes, (nuint)value.Length, 0);
         }
-    }
-
-    /// <summary>Sets the access and modification times of <paramref name="path"/> itself (never a symlink's target).</summary>
-    public static int SetTimes(string path, long seconds)
-    {
-        var times = stackalloc Timespec[2];
-        times[0] = new Timespec { Seconds = seconds };
-        times[1] = new Timespec { Seconds = seconds };
-        return utimensat(AT_FDCWD, path, times, (int)AT_SYMLINK_NOFOLLOW);
     }
 
     [StructLayout(LayoutKind.Sequential)]
