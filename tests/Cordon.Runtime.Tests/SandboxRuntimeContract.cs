@@ -405,4 +405,26 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         kill.WaitForExit();
         return kill.ExitCode;
     }
+
+    /// <summary>The review's reproduction: sandboxes of many disk sizes, one after the other. Roots are kept ready for
+    /// the most recent few kinds only, and ext4 templates for a few sizes; nothing else of them stays mounted.</summary>
+    [Fact]
+    public async Task PreparedRoots_ManyDiskSizes_StayWithinTheirBound()
+    {
+        var runtime = (OciRuntime)Runtime;
+        for (var i = 0; i < 10; i++)
+        {
+            var id = await CreateAsync(new SandboxLimits { DiskMiB = 64 + i });
+            await Runtime.DestroyAsync(id, default);
+            _created.Remove(id);
+        }
+
+        await runtime.PreparedRoots.WhenIdleAsync();
+
+        var prepared = Path.Combine(_root, "sandboxes", ".prepared");
+        var bound = runtime.PreparedRoots.MaxKinds * 2; // two roots per kind, the contract's options' default
+        Assert.InRange(Directory.EnumerateDirectories(prepared).Count(), 1, bound);
+        Assert.InRange(File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains(prepared, StringComparison.Ordinal)), 1, 2 * bound);
+        Assert.InRange(Directory.EnumerateFiles(Path.Combine(_root, "sandboxes", ".layers", "templates")).Count(), 1, WritableLayer.MaxTemplates);
+    }
 }

@@ -146,6 +146,7 @@ public sealed partial class OciRuntime
         if (problems.Count == 0)
         {
             _roots.RemoveLeftovers();
+            _layers.RemoveTemplates();
         }
         foreach (var problem in problems)
         {

@@ -41,7 +41,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes);
         _namespaces = new UserNamespaceCache(_ranges);
         _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
-        _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, BuildRoot, RemoveBundle);
+        _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, _options.PreparedRootKinds, BuildRoot, RemoveBundle);
         _program = RuntimeProgram.Select(_options);
         _lxcfs = new LxcfsHost(_options.LxcfsPath, _options.LxcfsMountPoint);
         _exits.Exited += id =>
@@ -60,6 +60,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public event Action<string>? SandboxExited;
 
     public string Name => _options.Runtime;
+
+    /// <summary>The roots kept ready (for tests of their bound).</summary>
+    internal RootPreparer PreparedRoots => _roots;
 
     public async ValueTask CreateAsync(SandboxSpec spec, CancellationToken cancellationToken)
     {

@@ -40,6 +40,10 @@ public sealed class OciRuntimeOptions
     /// per image and disk size that creates asked for. 0 builds each root during create instead (~3–5 ms slower).</summary>
     public int PreparedRoots { get; set; } = 2;
 
+    /// <summary>For how many kinds (image, disk size), the ones creates asked for most recently, roots are kept
+    /// ready; a kind beyond them is dropped and its roots released.</summary>
+    public int PreparedRootKinds { get; set; } = 4;
+
     /// <summary>Serve each sandbox its own view of <c>/proc/meminfo</c>, <c>/proc/cpuinfo</c>, <c>/proc/stat</c>,
     /// <c>/proc/loadavg</c>, <c>/proc/uptime</c>, <c>/proc/swaps</c>, <c>/proc/diskstats</c> and
     /// <c>/sys/devices/system/cpu/online</c> through lxcfs (see <see cref="Cgroups.LxcfsHost"/>).</summary>

@@ -7,8 +7,11 @@ namespace Cordon.Runtime.Oci;
 /// id-mapped for that range and the overlay over them — everything of a sandbox that depends only on its
 /// image and disk size. No process, namespace or cgroup exists until a create takes one; the sandbox itself
 /// still starts from scratch. Taking a root is a rename (~0.1 ms) instead of ~3–5 ms of mounts.</summary>
-/// <remarks>Roots are kept per (image layers, disk size) that creates have asked for, a few of each, made by
-/// one thread at the lowest CPU priority so that preparing never competes with a create in progress.</remarks>
+/// <remarks>Roots are kept per (image layers, disk size) that creates have asked for, a few of each, for the
+/// <see cref="MaxKinds"/> kinds used most recently: a kind no create asked for longer is dropped and its roots
+/// released (each holds an id range, a loop device and mounts; a caller asking for many disk sizes must not
+/// exhaust them). They are made by one thread at the lowest CPU priority, so preparing never competes with a
+/// create in progress.</remarks>
 internal sealed class RootPreparer : IDisposable
 {
     private readonly string _directory;
@@ -17,15 +20,19 @@ internal sealed class RootPreparer : IDisposable
     private readonly Action<string> _remove;
     private readonly ConcurrentDictionary<string, Kind> _kinds = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wanted = new(0);
+    private readonly Lock _idleLock = new();
+    private TaskCompletionSource _idle = NewIdle(completed: true);
+    private long _uses;
     private readonly Thread? _thread;
     private volatile bool _closed;
 
     /// <param name="build">Builds a root in a directory; returns the host id of its range.</param>
     /// <param name="remove">Unmounts and removes a root directory and releases its range.</param>
-    public RootPreparer(string directory, int perKind, Func<string, IReadOnlyList<string>, long, UndoStack, int> build, Action<string> remove)
+    public RootPreparer(string directory, int perKind, int maxKinds, Func<string, IReadOnlyList<string>, long, UndoStack, int> build, Action<string> remove)
     {
         _directory = directory;
         _perKind = perKind;
+        MaxKinds = Math.Max(1, maxKinds);
         _build = build;
         _remove = remove;
         if (perKind > 0)
@@ -35,11 +42,38 @@ internal sealed class RootPreparer : IDisposable
         }
     }
 
+    /// <summary>How many kinds (image, disk size) have roots kept ready at most.</summary>
+    public int MaxKinds { get; }
+
+    /// <summary>Roots ready now, of every kind.</summary>
+    public int ReadyCount => _kinds.Values.Sum(k => k.Ready.Count);
+
+    /// <summary>Completes once the preparer has nothing left to do for what was asked so far.</summary>
+    internal Task WhenIdleAsync()
+    {
+        lock (_idleLock)
+        {
+            return _idle.Task;
+        }
+    }
+
     /// <summary>Takes a prepared root for these layers and size, if one is ready and its image is unchanged.</summary>
     /// <returns>The prepared directory (to be renamed into place) and its range's host id, or null.</returns>
     public (string Directory, int HostId)? TryTake(IReadOnlyList<string> layers, long diskMiB)
     {
         var kind = _kinds.GetOrAdd(Key(layers, diskMiB), _ => new Kind(layers, diskMiB));
+        kind.LastUsed = Interlocked.Increment(ref _uses);
+        if (_perKind > 0)
+        {
+            lock (_idleLock)
+            {
+                if (_idle.Task.IsCompleted)
+                {
+                    _idle = NewIdle(completed: false);
+                }
+            }
+        }
+
         _wanted.Release();
         while (kind.Ready.TryDequeue(out var root))
         {
@@ -73,6 +107,7 @@ internal sealed class RootPreparer : IDisposable
         while (!_closed)
         {
             _wanted.Wait();
+            DropLeastRecentlyUsed();
             foreach (var kind in _kinds.Values)
             {
                 while (!_closed && kind.Ready.Count < _perKind)
@@ -92,7 +127,38 @@ internal sealed class RootPreparer : IDisposable
                     }
                 }
             }
+
+            if (_wanted.CurrentCount == 0)
+            {
+                lock (_idleLock)
+                {
+                    _idle.TrySetResult();
+                }
+            }
         }
+    }
+
+    /// <summary>Drops the kinds used least recently beyond <see cref="MaxKinds"/>, releasing their roots.</summary>
+    private void DropLeastRecentlyUsed()
+    {
+        while (_kinds.Count > MaxKinds && _kinds.MinBy(k => k.Value.LastUsed) is { Key: var key } && _kinds.TryRemove(key, out var dropped))
+        {
+            while (dropped.Ready.TryDequeue(out var root))
+            {
+                _remove(root.Directory);
+            }
+        }
+    }
+
+    private static TaskCompletionSource NewIdle(bool completed)
+    {
+        var idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (completed)
+        {
+            idle.SetResult();
+        }
+
+        return idle;
     }
 
     private static string Key(IReadOnlyList<string> layers, long diskMiB) => string.Join('\n', layers) + "\n" + diskMiB;
@@ -120,6 +186,9 @@ internal sealed class RootPreparer : IDisposable
     private sealed record Kind(IReadOnlyList<string> Layers, long DiskMiB)
     {
         public ConcurrentQueue<Root> Ready { get; } = new();
+
+        /// <summary>When a create last asked for this kind (a counter, not a clock).</summary>
+        public long LastUsed { get; set; }
     }
 
     private sealed record Root(string Directory, int HostId, List<(ulong, ulong)> Layers);

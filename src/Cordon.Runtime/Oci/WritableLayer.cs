@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Cordon.Runtime.Interop;
 
 namespace Cordon.Runtime.Oci;
@@ -10,17 +9,47 @@ namespace Cordon.Runtime.Oci;
 /// sandbox that writes more files than its memory limit gets OOM-killed, agent and all. An image file is
 /// disk-backed, its page cache is reclaimable, and its size is a hard limit (ENOSPC).
 /// Speed: formatting costs ~8 ms, so each size is formatted once into a template and each layer is a sparse
-/// copy of it (~1 MiB of data for 2 GiB).
+/// copy of it (~1 MiB of data for 2 GiB). Templates are kept for the <see cref="MaxTemplates"/> sizes used most
+/// recently; a caller asking for many sizes does not fill the disk with them.
 /// </remarks>
 internal sealed class WritableLayer(string directory)
 {
-    private readonly ConcurrentDictionary<long, Lazy<string>> _templates = new();
+    public const int MaxTemplates = 8;
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<long, (string Path, long LastUsed)> _templates = [];
+    private long _uses;
+
+    /// <summary>Removes the templates an earlier server left (they are made again on first use).</summary>
+    public void RemoveTemplates()
+    {
+        var templates = Path.Combine(directory, "templates");
+        if (Directory.Exists(templates))
+        {
+            Directory.Delete(templates, recursive: true);
+        }
+    }
 
     /// <summary>Creates <paramref name="image"/> (sized <paramref name="sizeMiB"/>) and mounts it at <paramref name="mountPoint"/>.</summary>
     public void Create(string image, string mountPoint, long sizeMiB)
     {
-        var template = _templates.GetOrAdd(sizeMiB, size => new Lazy<string>(() => Format(size))).Value;
-        SparseFile.Copy(template, image);
+        // Under the lock: a template is never dropped while it is copied (a sparse copy takes ~1 ms).
+        lock (_lock)
+        {
+            if (!_templates.TryGetValue(sizeMiB, out var template))
+            {
+                template = (Format(sizeMiB), 0);
+                while (_templates.Count >= MaxTemplates && _templates.MinBy(t => t.Value.LastUsed) is var oldest)
+                {
+                    _templates.Remove(oldest.Key);
+                    File.Delete(oldest.Value.Path);
+                }
+            }
+
+            _templates[sizeMiB] = (template.Path, ++_uses);
+            SparseFile.Copy(template.Path, image);
+        }
+
         File.SetUnixFileMode(image, Modes.RootReadWrite);
         var (device, fd) = LoopDevice.Attach(image);
         try
