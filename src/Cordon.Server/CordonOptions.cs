@@ -39,6 +39,25 @@ public sealed class CordonOptions
     [Range(1024, 1 << 28)]
     public int MaxOutputChars { get; set; } = 4 << 20;
 
+    /// <summary>Most characters of stdout (and of stderr) a background command keeps (MCP <c>run_command</c>, E2B
+    /// processes), first and last half.</summary>
+    [Range(1024, 1 << 28)]
+    public int MaxBackgroundOutputChars { get; set; } = 1 << 20;
+
+    /// <summary>Memory for command and code output the server holds at once, across every sandbox: what commands
+    /// print is kept within it (head and tail, the middle left out and said so), and ended background commands
+    /// are forgotten first when it runs low.</summary>
+    [Range(16, 1 << 20)]
+    public int MaxOutputMemoryMiB { get; set; } = 256;
+
+    /// <summary>Most directory watches open at once in one sandbox (E2B's watchDir and its polling watchers).</summary>
+    [Range(1, 4096)]
+    public int MaxWatchesPerSandbox { get; set; } = 16;
+
+    /// <summary>Most directory watches open at once on this server.</summary>
+    [Range(1, 65536)]
+    public int MaxWatches { get; set; } = 512;
+
     /// <summary>Largest file upload accepted.</summary>
     public long MaxUploadBytes { get; set; } = 16L << 30;
 

@@ -242,6 +242,36 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal(HttpStatusCode.BadRequest, noPath.StatusCode);
     }
 
+    /// <summary>Review finding 14: a download's length is what was read, not what lstat says, so a symlink and a
+    /// /proc file (size 0) come whole.</summary>
+    [Fact]
+    public async Task EnvdFiles_SymlinkAndProcFile_DownloadWhole()
+    {
+        var token = TestContext.Current.CancellationToken;
+        await using var sandbox = await EnvdSandbox.CreateAsync(fixture.Server.Http, token, ServerFixture.TestImage);
+        var content = new string('x', 5000) + "\n";
+        using var write = await fixture.Server.Http.PutAsync($"/v1/sandboxes/{sandbox.Id}/files?path=/tmp/target.txt", new StringContent(content), token);
+        write.EnsureSuccessStatusCode();
+        await fixture.Server.Client.ExecAsync(sandbox.Id, Cordon.Protocol.Api.ExecRequestBody.FromShell("ln -s /tmp/target.txt /tmp/link"), token);
+
+        async Task<(HttpStatusCode Status, string Body)> DownloadAsync(string path)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/files?path=" + Uri.EscapeDataString(path));
+            request.Headers.Add("E2b-Sandbox-Id", sandbox.Id);
+            request.Headers.Add("E2b-Sandbox-Port", "49983");
+            request.Headers.Add("X-Access-Token", sandbox.AccessToken);
+            using var response = await fixture.Server.Http.SendAsync(request, token);
+            return (response.StatusCode, await response.Content.ReadAsStringAsync(token));
+        }
+
+        var link = await DownloadAsync("/tmp/link");
+        var proc = await DownloadAsync("/proc/self/status");
+
+        Assert.Equal((HttpStatusCode.OK, content), link);
+        Assert.Equal(HttpStatusCode.OK, proc.Status);
+        Assert.Contains("Pid:", proc.Body, StringComparison.Ordinal);
+    }
+
     /// <summary>The Python SDK watches by polling: CreateWatcher, GetWatcherEvents, RemoveWatcher.</summary>
     [Fact]
     public async Task Envd_PollingWatchers_CollectChangesBetweenPolls()
@@ -325,62 +355,5 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
             ["E2B_SANDBOX_URL"] = url,
             ["E2B_API_KEY"] = ServerFixture.AdminKey,
         });
-    }
-}
-
-/// <summary>A sandbox made through E2B's control plane, and raw envd calls into it (what the SDKs do underneath).</summary>
-internal sealed class EnvdSandbox : IAsyncDisposable
-{
-    private readonly HttpClient _http;
-    private readonly CancellationToken _token;
-
-    private EnvdSandbox(HttpClient http, string id, string accessToken, CancellationToken token)
-    {
-        _http = http;
-        Id = id;
-        AccessToken = accessToken;
-        _token = token;
-    }
-
-    public string Id { get; }
-
-    public string AccessToken { get; }
-
-    public static async Task<EnvdSandbox> CreateAsync(HttpClient http, CancellationToken token)
-    {
-        using var created = await http.PostAsync("/sandboxes", new StringContent("{\"templateID\":\"base\",\"timeout\":120}", Encoding.UTF8, "application/json"), token);
-        var sandbox = JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement;
-        return new EnvdSandbox(http, sandbox.GetProperty("sandboxID").GetString()!, sandbox.GetProperty("envdAccessToken").GetString()!, token);
-    }
-
-    /// <summary>POSTs to an envd path of this sandbox, routed by E2B's headers, with its token unless another is given.</summary>
-    /// <param name="streaming">Return as soon as the headers arrive (the body is read as it comes).</param>
-    /// <param name="port">The logical port: envd (49983) or the code interpreter (49999).</param>
-    public Task<HttpResponseMessage> SendAsync(string path, byte[] body, string contentType, string? accessToken = null, bool streaming = false, int port = 49983)
-    {
-        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new ByteArrayContent(body) };
-        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
-        request.Headers.Add("E2b-Sandbox-Id", Id);
-        request.Headers.Add("E2b-Sandbox-Port", port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        if ((accessToken ?? AccessToken) is { Length: > 0 } value)
-        {
-            request.Headers.Add("X-Access-Token", value);
-        }
-
-        return _http.SendAsync(request, streaming ? HttpCompletionOption.ResponseHeadersRead : HttpCompletionOption.ResponseContentRead, _token);
-    }
-
-    /// <summary>Connect envelopes (flags 0, big-endian length) around each message.</summary>
-    public static byte[] Envelope(params byte[][] messages) => [.. messages.SelectMany(message =>
-    {
-        var frame = new byte[5 + message.Length];
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(1), message.Length);
-        message.CopyTo(frame, 5);
-        return frame;
-    })];
-
-    public async ValueTask DisposeAsync()
-    {
-        using var _ = await _http.DeleteAsync($"/sandboxes/{Id}", CancellationToken.None);
     }
 }

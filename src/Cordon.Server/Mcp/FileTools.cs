@@ -15,6 +15,15 @@ namespace Cordon.Server.Mcp;
 [McpServerToolType]
 public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
 {
+    /// <summary>Largest file edit_file reads and rewrites.</summary>
+    private const long MaxEditBytes = 8L << 20;
+
+    /// <summary>Most bytes read_file reads through to page a text file by lines.</summary>
+    private const long MaxTextBytes = 64L << 20;
+
+    /// <summary>Largest image read_file returns as an image.</summary>
+    private const long MaxImageBytes = 8L << 20;
+
     [McpServerTool(Name = "read_file", Title = "Read a file", ReadOnly = true, Idempotent = true, Destructive = false, OpenWorld = false)]
     [Description("Read a file from the sandbox. Text comes with line numbers; page long files with offset and limit (lines). Images (png, jpeg, gif, webp) come back as images. Other binary files: encoding=base64.")]
     public Task<CallToolResult> ReadFileAsync(
@@ -34,51 +43,24 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
                 return ToolResults.Error($"{path} is a directory: use list_files to see what is in it.");
             }
 
-            var cap = encoding == "base64" ? calls.MaxChars * 3 / 4 : Math.Max(calls.MaxChars * 4, 1 << 20);
             var imageType = ImageType(path);
-            var limitBytes = imageType is not null ? 8L << 20 : (long)Math.Max(cap, 32 << 20);
-            if (stat.Size > limitBytes)
+            if (encoding != "base64" && imageType is null)
             {
-                return ToolResults.Error($"{path} is {stat.Size} bytes, more than one tool result should carry. Read part of it with run_command (e.g. head -c, sed -n '100,200p', or a script that summarises it).");
+                return await ReadLinesAsync(caller, sandbox.Id, path, offset, limit, cancellationToken);
             }
 
-            var bytes = await ReadAllAsync(caller, sandbox.Id, path, cancellationToken);
-            if (imageType is not null && encoding != "base64")
+            var cap = imageType is not null && encoding != "base64" ? MaxImageBytes : calls.MaxChars * 3L / 4;
+            if (stat.Size > cap || await ReadAtMostAsync(caller, sandbox.Id, path, cap, cancellationToken) is not { } bytes)
             {
-                return new CallToolResult
+                return ToolResults.Error($"{path} holds more than {cap} bytes, more than one tool result should carry. Split it in the sandbox (split -b, head -c) or process it there with run_command.");
+            }
+
+            return imageType is not null && encoding != "base64"
+                ? new CallToolResult
                 {
                     Content = [new TextContentBlock { Text = $"{path}: {imageType}, {bytes.Length} bytes" }, ImageContentBlock.FromBytes(bytes, imageType)],
-                };
-            }
-
-            if (encoding == "base64")
-            {
-                if (bytes.Length > cap)
-                {
-                    return ToolResults.Error($"{path} is {bytes.Length} bytes; base64 results are capped at {cap} bytes. Split it in the sandbox (split -b) or process it there.");
                 }
-
-                return new CallToolResult { Content = [new TextContentBlock { Text = Convert.ToBase64String(bytes) }] };
-            }
-
-            if (bytes.AsSpan().Contains((byte)0) || !System.Text.Unicode.Utf8.IsValid(bytes))
-            {
-                return ToolResults.Error($"{path} is binary ({bytes.Length} bytes): read it with encoding=base64, or inspect it with run_command (file, xxd, python).");
-            }
-
-            var lines = Encoding.UTF8.GetString(bytes).Split('\n');
-            var first = Math.Max(1, offset);
-            var taken = lines.Skip(first - 1).Take(Math.Max(1, limit)).ToList();
-            var numbered = new StringBuilder();
-            for (var i = 0; i < taken.Count; i++)
-            {
-                numbered.Append((first + i).ToString(CultureInfo.InvariantCulture).PadLeft(6)).Append('\t').Append(taken[i]).Append('\n');
-            }
-
-            var last = first + taken.Count - 1;
-            var more = last < lines.Length ? $" Lines {first}–{last} of {lines.Length}; read on with offset={last + 1}." : "";
-            var (text, cut) = OutputCap.Cap(numbered.ToString(), calls.MaxChars, "read fewer lines with offset and limit");
-            return new CallToolResult { Content = [new TextContentBlock { Text = text + (more.Length > 0 || cut ? "\n" + more.Trim() : "") }] };
+                : new CallToolResult { Content = [new TextContentBlock { Text = Convert.ToBase64String(bytes) }] };
         });
 
     [McpServerTool(Name = "write_file", Title = "Write a file", Destructive = true, Idempotent = true, ReadOnly = false, OpenWorld = false)]
@@ -125,7 +107,12 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
             }
 
             var sandbox = await calls.SandboxAsync(request, caller, sandboxId, cancellationToken);
-            var text = Encoding.UTF8.GetString(await ReadAllAsync(caller, sandbox.Id, path, cancellationToken));
+            if (await ReadAtMostAsync(caller, sandbox.Id, path, MaxEditBytes, cancellationToken) is not { } bytes)
+            {
+                return ToolResults.Error($"{path} is larger than {MaxEditBytes >> 20} MiB, more than edit_file edits: change it with run_command (sed, or a script).");
+            }
+
+            var text = Encoding.UTF8.GetString(bytes);
             var count = Occurrences(text, oldText);
             if (count == 0)
             {
@@ -203,12 +190,111 @@ public sealed class FileTools(SandboxService sandboxes, ToolCalls calls)
             return ToolResults.Ok($"Moved {from} to {entry.Path}.", entry);
         });
 
-    private async Task<byte[]> ReadAllAsync(CallerIdentity caller, string sandboxId, string path, CancellationToken cancellationToken)
+    /// <summary>Lines <paramref name="offset"/> on (at most <paramref name="limit"/> of them, within the result cap) of a
+    /// text file, numbered, read as a stream: the server holds the lines it returns, never the whole file, and stops
+    /// at <see cref="MaxTextBytes"/> (a device or a /proc file has no end).</summary>
+    private async Task<CallToolResult> ReadLinesAsync(CallerIdentity caller, string sandboxId, string path, int offset, int limit, CancellationToken cancellationToken)
     {
         await using var file = await sandboxes.ReadFileAsync(caller, sandboxId, path, user: null, cancellationToken);
-        using var buffer = new MemoryStream();
-        await file.CopyToAsync(buffer, cancellationToken);
-        return buffer.ToArray();
+        using var bounded = new BoundedStream(file, MaxTextBytes);
+        using var reader = new StreamReader(bounded, new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true), detectEncodingFromByteOrderMarks: false);
+        var first = Math.Max(1, offset);
+        var wanted = Math.Max(1, limit);
+        var numbered = new StringBuilder();
+        var buffer = new char[16 * 1024];
+        var line = 1;         // the line being read
+        var taken = 0;        // lines numbered so far
+        var atLineStart = true;
+        try
+        {
+            int read;
+            while ((read = await reader.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                var chars = buffer.AsSpan(0, read);
+                if (chars.Contains('\0'))
+                {
+                    return ToolResults.Error($"{path} is binary: read it with encoding=base64, or inspect it with run_command (file, xxd, python).");
+                }
+
+                while (!chars.IsEmpty)
+                {
+                    var end = chars.IndexOf('\n');
+                    var part = end < 0 ? chars : chars[..end];
+
+                    // Only the lines asked for are kept, and only up to the result's cap (a line may be endless).
+                    var keep = line >= first && taken < wanted && numbered.Length <= calls.MaxChars;
+                    if (keep && atLineStart)
+                    {
+                        numbered.Append(line.ToString(CultureInfo.InvariantCulture).PadLeft(6)).Append('\t');
+                    }
+
+                    if (keep)
+                    {
+                        numbered.Append(part[..Math.Min(part.Length, calls.MaxChars + 1 - Math.Min(numbered.Length, calls.MaxChars + 1))]);
+                    }
+
+                    atLineStart = end >= 0;
+                    if (end < 0)
+                    {
+                        break;
+                    }
+
+                    if (keep)
+                    {
+                        numbered.Append('\n');
+                        taken++;
+                    }
+
+                    line++;
+                    chars = chars[(end + 1)..];
+                }
+            }
+        }
+        catch (DecoderFallbackException)
+        {
+            return ToolResults.Error($"{path} is not UTF-8 text: read it with encoding=base64, or inspect it with run_command (file, xxd, python).");
+        }
+
+        // A last line without a newline counts; an empty file has one empty line, as editors show it.
+        if (!atLineStart && line >= first && taken < wanted)
+        {
+            numbered.Append('\n');
+            taken++;
+        }
+
+        var lineCount = atLineStart ? Math.Max(line - 1, 1) : line;
+        if (bounded.Exceeded)
+        {
+            return ToolResults.Error($"{path} holds more than {MaxTextBytes >> 20} MiB (or never ends, as devices and /proc files may), more than read_file pages through. Read part of it with run_command (e.g. head -c, sed -n '100,200p', or a script that summarises it).");
+        }
+
+        var last = first + taken - 1;
+        var more = last < lineCount ? $" Lines {first}–{last} of {lineCount}; read on with offset={last + 1}." : "";
+        var (text, cut) = OutputCap.Cap(numbered.ToString(), calls.MaxChars, "read fewer lines with offset and limit");
+        return new CallToolResult { Content = [new TextContentBlock { Text = text + (more.Length > 0 || cut ? "\n" + more.Trim() : "") }] };
+    }
+
+    /// <summary>A whole file of at most <paramref name="limit"/> bytes; null when it holds more. Read, not trusted
+    /// from its size: a device, a /proc file or a file still growing says nothing true about its length.</summary>
+    private async Task<byte[]?> ReadAtMostAsync(CallerIdentity caller, string sandboxId, string path, long limit, CancellationToken cancellationToken)
+    {
+        await using var file = await sandboxes.ReadFileAsync(caller, sandboxId, path, user: null, cancellationToken);
+
+        // Sized by what the file says it holds (nothing, for a device), so a regular file is not copied as it grows.
+        using var buffer = new MemoryStream((int)Math.Clamp(file.Length + 1, 0, limit + 1));
+        var chunk = new byte[64 * 1024];
+        while (buffer.Length <= limit)
+        {
+            var read = await file.ReadAsync(chunk, cancellationToken);
+            if (read == 0)
+            {
+                return buffer.ToArray();
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return null;
     }
 
     /// <summary>Writes a whole file; the agent creates missing parent directories itself.</summary>

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Cordon.Server.Auth;
 using Cordon.Server.Sandboxes;
 using Microsoft.Extensions.Options;
@@ -13,7 +12,9 @@ public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOp
     /// <summary>The metadata key that marks a session's sandbox; its value is the session key.</summary>
     public const string MetadataKey = "cordon.mcp-session";
 
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _creating = new(StringComparer.Ordinal);
+    /// <summary>Creation is serialised per session through one of a fixed set of gates (by hash), so the gates do
+    /// not grow with the number of sessions ever seen.</summary>
+    private readonly SemaphoreSlim[] _gates = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
 
     private int IdleSeconds => options.Value.McpSessionIdleSeconds;
 
@@ -27,7 +28,7 @@ public sealed class SessionSandboxes(SandboxService sandboxes, IOptions<CordonOp
     /// <summary>The session's sandbox, created (or resumed) as needed; each use restarts its idle timeout.</summary>
     public async Task<Sandbox> ResolveAsync(CallerIdentity caller, string session, CancellationToken cancellationToken)
     {
-        var gate = _creating.GetOrAdd(caller.KeyId + "\n" + session, _ => new SemaphoreSlim(1, 1));
+        var gate = _gates[(int)((uint)StringComparer.Ordinal.GetHashCode(caller.KeyId + "\n" + session) % _gates.Length)];
         await gate.WaitAsync(cancellationToken);
         try
         {

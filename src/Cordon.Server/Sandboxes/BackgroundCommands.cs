@@ -8,7 +8,7 @@ namespace Cordon.Server.Sandboxes;
 /// <summary>Commands whose life is not tied to one request (MCP's run_command, E2B's processes), by handle: their
 /// output is logged (head and tail within the cap) so an agent can page through it with a cursor, and streamed
 /// live to whoever subscribes; they take input and signals, and can be waited for. Owned by the service.</summary>
-internal sealed class BackgroundCommands(long outputCap)
+internal sealed class BackgroundCommands(long outputCap, OutputBudget budget)
 {
     /// <summary>Handles of ended commands are forgotten after this long.</summary>
     private static readonly TimeSpan Retention = TimeSpan.FromHours(1);
@@ -20,7 +20,7 @@ internal sealed class BackgroundCommands(long outputCap)
     public (CommandHandle Handle, CommandHandle.Subscription? Live) Start(CallerIdentity caller, RunningCommand command, bool subscribe)
     {
         ForgetEnded();
-        var handle = new CommandHandle("cmd-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), caller.KeyId, command, outputCap);
+        var handle = new CommandHandle("cmd-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), caller.KeyId, command, outputCap, budget);
         var live = subscribe ? handle.Subscribe() : null;
         handle.Pump();
         _handles[handle.Id] = handle;
@@ -44,29 +44,33 @@ internal sealed class BackgroundCommands(long outputCap)
     {
         foreach (var (id, handle) in _handles)
         {
-            if (handle.SandboxId == sandboxId)
+            if (handle.SandboxId == sandboxId && _handles.TryRemove(id, out _))
             {
-                _handles.TryRemove(id, out _);
+                handle.Forget();
             }
         }
     }
 
-    /// <summary>Forgets commands that ended longer ago than the retention, and the oldest ended ones beyond the
-    /// most handles kept.</summary>
+    /// <summary>Forgets commands that ended longer ago than the retention; and, oldest first, ended ones beyond the
+    /// most handles kept or while their output holds more than half of the server's output budget.</summary>
     public void ForgetEnded()
     {
         var now = DateTimeOffset.UtcNow;
         foreach (var (id, handle) in _handles)
         {
-            if (handle.EndedAt is { } ended && now - ended > Retention)
+            if (handle.EndedAt is { } ended && now - ended > Retention && _handles.TryRemove(id, out _))
             {
-                _handles.TryRemove(id, out _);
+                handle.Forget();
             }
         }
 
-        while (_handles.Count >= MaxHandles && _handles.Values.Where(h => h.EndedAt is not null).MinBy(h => h.EndedAt) is { } oldest)
+        while ((_handles.Count >= MaxHandles || budget.Used > budget.Limit / 2)
+            && _handles.Values.Where(h => h.EndedAt is not null).MinBy(h => h.EndedAt) is { } oldest)
         {
-            _handles.TryRemove(oldest.Id, out _);
+            if (_handles.TryRemove(oldest.Id, out _))
+            {
+                oldest.Forget();
+            }
         }
     }
 }

@@ -11,16 +11,32 @@ public sealed class CommandHandle
 {
     private readonly RunningCommand _command;
     private readonly TaskCompletionSource<ExitMessage?> _exit = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Lock _subscribersLock = new();
-    private readonly List<ChannelWriter<CommandEvent>> _subscribers = [];
+    /// <summary>Output events waiting for one subscriber at most (each up to one 64 KiB chunk).</summary>
+    private const int SubscriberBacklog = 16;
 
-    internal CommandHandle(string id, string owner, RunningCommand command, long outputCap)
+    /// <summary>Most live subscribers of one command.</summary>
+    internal const int MaxSubscribers = 8;
+
+    /// <summary>How long the command waits for a subscriber that fell behind before detaching it.</summary>
+    private static readonly TimeSpan SlowSubscriberGrace = TimeSpan.FromSeconds(30);
+
+    private readonly Lock _subscribersLock = new();
+    private readonly List<Channel<CommandEvent>> _subscribers = [];
+
+    internal CommandHandle(string id, string owner, RunningCommand command, long outputCap, OutputBudget budget)
     {
         Id = id;
         Owner = owner;
         _command = command;
-        Stdout = new OutputCap(outputCap);
-        Stderr = new OutputCap(outputCap);
+        Stdout = new OutputCap(outputCap, budget);
+        Stderr = new OutputCap(outputCap, budget);
+    }
+
+    /// <summary>The handle is forgotten: its output goes back to the server's budget.</summary>
+    internal void Forget()
+    {
+        Stdout.Dispose();
+        Stderr.Dispose();
     }
 
     public string Id { get; }
@@ -98,14 +114,28 @@ public sealed class CommandHandle
 
     /// <summary>Output from now on, as it comes (no exit event): the channel completes when the command ended.
     /// Dispose the subscription to stop receiving.</summary>
+    /// <remarks>A subscriber holds a few chunks at most: while one falls behind, the command's output waits for it
+    /// (as a pipe would), and one that has not read for <see cref="SlowSubscriberGrace"/> is detached with an error
+    /// so the others go on.</remarks>
+    /// <exception cref="CordonException">The command has <see cref="MaxSubscribers"/> subscribers already.</exception>
     public Subscription Subscribe()
     {
-        var channel = Channel.CreateUnbounded<CommandEvent>(new UnboundedChannelOptions { SingleReader = true });
+        var channel = Channel.CreateBounded<CommandEvent>(new BoundedChannelOptions(SubscriberBacklog)
+        {
+            SingleReader = true,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
         lock (_subscribersLock)
         {
+            if (_subscribers.Count >= MaxSubscribers)
+            {
+                throw new CordonException(ErrorCode.QuotaExceeded, $"The command '{Id}' is already followed by {MaxSubscribers} readers: disconnect one and retry.") { Subject = Id, RetryAfterSeconds = 5 };
+            }
+
             if (Running)
             {
-                _subscribers.Add(channel.Writer);
+                _subscribers.Add(channel);
             }
             else
             {
@@ -113,15 +143,54 @@ public sealed class CommandHandle
             }
         }
 
-        return new Subscription(channel.Reader, () =>
+        return new Subscription(channel.Reader, () => Detach(channel, null));
+    }
+
+    private void Detach(Channel<CommandEvent> channel, Exception? error)
+    {
+        lock (_subscribersLock)
         {
-            lock (_subscribersLock)
+            _subscribers.Remove(channel);
+        }
+
+        channel.Writer.TryComplete(error);
+    }
+
+    /// <summary>Hands one event to every subscriber, waiting for those that are behind.</summary>
+    private async Task PublishAsync(CommandEvent e)
+    {
+        Channel<CommandEvent>[] subscribers;
+        lock (_subscribersLock)
+        {
+            if (_subscribers.Count == 0)
             {
-                _subscribers.Remove(channel.Writer);
+                return;
             }
 
-            channel.Writer.TryComplete();
-        });
+            subscribers = [.. _subscribers];
+        }
+
+        foreach (var subscriber in subscribers)
+        {
+            if (subscriber.Writer.TryWrite(e))
+            {
+                continue;
+            }
+
+            using var grace = new CancellationTokenSource(SlowSubscriberGrace);
+            try
+            {
+                await subscriber.Writer.WriteAsync(e, grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                Detach(subscriber, new CordonException(ErrorCode.Conflict, $"The reader of command '{Id}' fell {SlowSubscriberGrace.TotalSeconds:0} s behind its output and was detached; connect again to follow it (the command still runs).") { Subject = Id });
+            }
+            catch (ChannelClosedException)
+            {
+                // The subscriber went away meanwhile.
+            }
+        }
     }
 
     /// <summary>A live view of a command's output; disposing it detaches.</summary>
@@ -157,13 +226,7 @@ public sealed class CommandHandle
 
                 (e.Stream == CommandStream.Stdout ? Stdout : Stderr).Append(e.Text);
                 Output?.Invoke(e.Text);
-                lock (_subscribersLock)
-                {
-                    foreach (var subscriber in _subscribers)
-                    {
-                        subscriber.TryWrite(e);
-                    }
-                }
+                await PublishAsync(e);
             }
         }
         catch (CordonException ex)
@@ -179,7 +242,7 @@ public sealed class CommandHandle
                 _exit.TrySetResult(exit);
                 foreach (var subscriber in _subscribers)
                 {
-                    subscriber.TryComplete();
+                    subscriber.Writer.TryComplete();
                 }
 
                 _subscribers.Clear();

@@ -8,11 +8,13 @@ namespace Cordon.Server.Sandboxes;
 public sealed class DirectoryWatch : IAsyncDisposable
 {
     private readonly WatchSession _session;
+    private readonly IDisposable _slot;
 
-    internal DirectoryWatch(WatchSession session, string sandboxId)
+    internal DirectoryWatch(WatchSession session, string sandboxId, IDisposable slot)
     {
         _session = session;
         SandboxId = sandboxId;
+        _slot = slot;
     }
 
     public string SandboxId { get; }
@@ -22,5 +24,9 @@ public sealed class DirectoryWatch : IAsyncDisposable
     public IAsyncEnumerable<WatchEvent> ReadEventsAsync(CancellationToken cancellationToken)
         => AgentFailures.ReadAsync(_session.ReadEventsAsync(cancellationToken), cancellationToken);
 
-    public ValueTask DisposeAsync() => _session.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        _slot.Dispose();
+        await _session.DisposeAsync();
+    }
 }

@@ -9,25 +9,42 @@ namespace Cordon.Server.Sandboxes;
 /// <remarks>
 /// Written text is addressed by absolute character offsets (cursors): <see cref="Read"/> pages through what is
 /// kept, skipping the dropped middle. Memory grows with the output, not with the cap: most commands print a few
-/// bytes, and a cap-sized buffer per stream would be zeroed for each of them. Thread-safe.
+/// bytes, and a cap-sized buffer per stream would be zeroed for each of them. What it holds is reserved from an
+/// <see cref="OutputBudget"/> shared by the whole server, and given back by <see cref="Dispose"/>. Thread-safe.
 /// </remarks>
-public sealed class OutputCap
+public sealed class OutputCap : IDisposable
 {
     private const int FirstBufferSize = 1024;
 
     private readonly Lock _lock = new();
-    private readonly int _headCap;
-    private readonly int _tailCap;
+    private readonly OutputBudget _budget;
+    private int _headCap;
+    private int _tailCap;
     private readonly StringBuilder _head = new();
     private char[]? _tail;
     private long _tailWritten;
+    private long _reserved;
 
     /// <param name="cap">The most characters kept; at least 2.</param>
-    public OutputCap(long cap)
+    /// <param name="budget">Where the characters kept are reserved from; none when null.</param>
+    public OutputCap(long cap, OutputBudget? budget = null)
     {
         var kept = (int)Math.Clamp(cap, 2, int.MaxValue / 2);
         _headCap = kept / 2;
         _tailCap = kept - _headCap;
+        _budget = budget ?? OutputBudget.Unlimited;
+    }
+
+    /// <summary>Gives what this cap held back to the budget; it keeps no more text afterwards.</summary>
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _budget.Release(_reserved);
+            _reserved = 0;
+            _headCap = _head.Length;
+            _tailCap = _tail?.Length ?? 0;
+        }
     }
 
     /// <summary>Characters written so far: the cursor at the end.</summary>
@@ -61,6 +78,13 @@ public sealed class OutputCap
         lock (_lock)
         {
             var take = Math.Min(_headCap - _head.Length, text.Length);
+            if (take > 0 && !Reserve(take))
+            {
+                // The server's budget is spent: the head stops here, and what follows goes to the tail.
+                _headCap = _head.Length;
+                take = 0;
+            }
+
             if (take > 0)
             {
                 _head.Append(text[..take]);
@@ -81,7 +105,12 @@ public sealed class OutputCap
             }
 
             EnsureTail(Math.Min(_tailWritten, _tailCap) + text.Length);
-            var ring = _tail!;
+            if (_tail is not { Length: > 0 } ring)
+            {
+                _tailWritten += text.Length; // no room at all: counted as left out
+                return;
+            }
+
             while (!text.IsEmpty)
             {
                 var at = (int)(_tailWritten % ring.Length);
@@ -91,6 +120,17 @@ public sealed class OutputCap
                 text = text[n..];
             }
         }
+    }
+
+    private bool Reserve(long count)
+    {
+        if (!_budget.TryReserve(count))
+        {
+            return false;
+        }
+
+        _reserved += count;
+        return true;
     }
 
     /// <summary>Grows the ring (while it is not yet full size) so it holds <paramref name="needed"/> characters in
@@ -105,6 +145,13 @@ public sealed class OutputCap
         // Until it is full size the ring never wraps (it grows first), so its text starts at index 0; a full-size
         // ring may then wrap, and character k sits at k % size as everywhere else.
         var size = (int)Math.Min(_tailCap, Math.Max(needed, Math.Max(FirstBufferSize, 2L * (_tail?.Length ?? 0))));
+        if (!Reserve(size - (_tail?.Length ?? 0)))
+        {
+            // The budget is spent: the tail stays the size it is (it wraps from now on), which may be none at all.
+            _tailCap = _tail?.Length ?? 0;
+            return;
+        }
+
         var grown = new char[size];
         if (_tailWritten <= size && _tail is not null)
         {

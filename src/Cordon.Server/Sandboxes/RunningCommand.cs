@@ -20,6 +20,17 @@ public sealed class RunningCommand : IAsyncDisposable
         SandboxId = sandboxId;
     }
 
+    /// <summary>Most bytes of output in one event.</summary>
+    private const int EventBytes = 24 * 1024;
+
+    private static string Decode(Decoder decoder, ReadOnlySpan<byte> bytes)
+    {
+        // Bytes held back from the piece before (a split sequence) can add a few characters.
+        var size = bytes.Length + 4;
+        var chars = size <= 1024 ? stackalloc char[size] : new char[size];
+        return new string(chars[..decoder.GetChars(bytes, chars, flush: false)]);
+    }
+
     /// <summary>The command's pid inside the sandbox.</summary>
     public int Pid => _session.Pid;
 
@@ -44,9 +55,14 @@ public sealed class RunningCommand : IAsyncDisposable
 
             var stream = e.Kind == ExecEventKind.Stdout ? CommandStream.Stdout : CommandStream.Stderr;
             var decoder = stream == CommandStream.Stdout ? stdout : stderr;
-            var chars = new char[decoder.GetCharCount(e.Data, flush: false)];
-            decoder.GetChars(e.Data, chars, flush: false);
-            yield return new CommandEvent { Stream = stream, Data = e.Data, Text = new string(chars) };
+            var data = (ReadOnlyMemory<byte>)e.Data;
+            for (var at = 0; at < data.Length; at += EventBytes)
+            {
+                // In pieces small enough that neither their text nor its base64 lands on the large-object heap:
+                // a loud command then makes short-lived garbage only, which keeps the server's memory flat.
+                var piece = data.Slice(at, Math.Min(EventBytes, data.Length - at));
+                yield return new CommandEvent { Stream = stream, Data = piece, Text = Decode(decoder, piece.Span) };
+            }
         }
     }
 

@@ -24,7 +24,7 @@ public sealed partial class SandboxService
     public async Task<CodeRun> RunCodeAsync(CallerIdentity caller, string id, CodeSpec spec, CancellationToken cancellationToken)
     {
         await using var run = await StartCodeAsync(caller, id, spec, cancellationToken);
-        var collector = new CodeRunCollector(_options.MaxOutputChars);
+        using var collector = new CodeRunCollector(_options.MaxOutputChars, _outputBudget);
         await foreach (var e in run.ReadEventsAsync(cancellationToken))
         {
             collector.Add(e);
@@ -115,10 +115,10 @@ public sealed partial class SandboxService
 
     /// <summary>Gathers a run's events into one result: text output capped (head and tail kept), results kept in
     /// order until they pass the cap too.</summary>
-    private sealed class CodeRunCollector(long cap)
+    private sealed class CodeRunCollector(long cap, OutputBudget budget) : IDisposable
     {
-        private readonly OutputCap _stdout = new(cap);
-        private readonly OutputCap _stderr = new(cap);
+        private readonly OutputCap _stdout = new(cap, budget);
+        private readonly OutputCap _stderr = new(cap, budget);
         private readonly List<CodeEvent> _results = [];
         private long _resultChars;
         private bool _resultsTruncated;
@@ -137,7 +137,7 @@ public sealed partial class SandboxService
                     break;
                 case CodeEventTypes.Result:
                     var size = e.Data?.Sum(d => (long)d.Value.GetRawText().Length) ?? 0;
-                    if (_resultChars + size > cap * 4)
+                    if (_resultChars + size > cap * 4 || !budget.TryReserve(size))
                     {
                         _resultsTruncated = true;
                         break;
@@ -153,6 +153,13 @@ public sealed partial class SandboxService
                     _end = e;
                     break;
             }
+        }
+
+        public void Dispose()
+        {
+            _stdout.Dispose();
+            _stderr.Dispose();
+            budget.Release(_resultChars);
         }
 
         public CodeRun ToResult()

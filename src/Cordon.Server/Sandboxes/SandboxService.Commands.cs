@@ -28,8 +28,8 @@ public sealed partial class SandboxService
             await command.CloseStdinAsync(cancellationToken);
         }
 
-        var stdout = new OutputCap(_options.MaxOutputChars);
-        var stderr = new OutputCap(_options.MaxOutputChars);
+        using var stdout = new OutputCap(_options.MaxOutputChars, _outputBudget);
+        using var stderr = new OutputCap(_options.MaxOutputChars, _outputBudget);
         ExitMessage? exit = null;
         await foreach (var e in command.ReadEventsAsync(cancellationToken))
         {
@@ -89,8 +89,22 @@ public sealed partial class SandboxService
         var client = Agent(caller, id);
         var valid = ValidPath(path);
         ValidateUser(user);
-        var session = await AgentFailures.CallAsync(() => client.WatchAsync(valid, recursive, user, cancellationToken));
-        return new DirectoryWatch(session, id);
+        var slot = _watches.TryTake(id) ?? throw new CordonException(
+            ErrorCode.QuotaExceeded,
+            _watches.UsedBy(id) >= _watches.PerOwner
+                ? $"The sandbox already has {_watches.PerOwner} directory watches open: stop one (or watch a common parent recursively) and retry."
+                : $"This server has {_watches.Total} directory watches open, its most: stop unused ones and retry.")
+        { Subject = id, RetryAfterSeconds = 5 };
+        try
+        {
+            var session = await AgentFailures.CallAsync(() => client.WatchAsync(valid, recursive, user, cancellationToken));
+            return new DirectoryWatch(session, id, slot);
+        }
+        catch
+        {
+            slot.Dispose();
+            throw;
+        }
     }
 
     /// <summary>A TCP connection to a port on the sandbox's own loopback, carried by its agent.</summary>

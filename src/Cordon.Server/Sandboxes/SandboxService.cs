@@ -28,6 +28,10 @@ public sealed partial class SandboxService : IAsyncDisposable
     private readonly CordonOptions _options;
     private readonly ILogger<SandboxService> _logger;
     private readonly BackgroundCommands _commands;
+    private readonly OutputBudget _outputBudget;
+
+    /// <summary>Directory watches open now, per sandbox and in all (each holds a connection and a buffer).</summary>
+    private readonly Slots _watches;
     private readonly ConcurrentDictionary<string, SandboxRecord> _live = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _admission = new(1, 1);
     private readonly ConcurrentDictionary<string, Task> _cleanups = new(StringComparer.Ordinal);
@@ -42,9 +46,14 @@ public sealed partial class SandboxService : IAsyncDisposable
         _images = images;
         _options = options.Value;
         _logger = logger;
-        _commands = new BackgroundCommands(_options.MaxOutputChars);
+        _outputBudget = new OutputBudget((long)_options.MaxOutputMemoryMiB << 19); // characters are 2 bytes
+        _commands = new BackgroundCommands(_options.MaxBackgroundOutputChars, _outputBudget);
+        _watches = new Slots(_options.MaxWatchesPerSandbox, _options.MaxWatches);
         _runtime.SandboxExited += OnSandboxExited;
     }
+
+    /// <summary>Characters of command and code output the server holds now (within <see cref="CordonOptions.MaxOutputMemoryMiB"/>).</summary>
+    public long OutputCharsHeld => _outputBudget.Used;
 
     /// <summary>Sandboxes that exist now (creating, running or paused).</summary>
     public int LiveCount => _live.Count;

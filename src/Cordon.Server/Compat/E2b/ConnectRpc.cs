@@ -18,7 +18,15 @@ internal static class ConnectRpc
     public const string ProtoContentType = "application/proto";
 
     private const byte EndStreamFlag = 0x02;
-    private const int MaxMessageBytes = 16 << 20;
+
+    /// <summary>Largest request message: envd's requests are small (a command line, a path, a chunk of input).</summary>
+    internal const int MaxMessageBytes = 4 << 20;
+
+    /// <summary>Longest deadline honoured; the protocol allows 10 digits of milliseconds.</summary>
+    private const long MaxTimeoutMs = 9_999_999_999;
+
+    /// <summary>Longest keepalive interval honoured, in seconds.</summary>
+    private const int MaxKeepaliveSeconds = 3600;
 
     public static bool IsStream(HttpContext context)
         => context.Request.ContentType?.StartsWith("application/connect+", StringComparison.OrdinalIgnoreCase) == true;
@@ -32,10 +40,10 @@ internal static class ConnectRpc
     /// <exception cref="ConnectException">invalid_argument when it is not JSON.</exception>
     public static async Task<JsonObject> ReadRequestAsync(HttpContext context)
     {
-        using var buffer = new MemoryStream();
-        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted);
-        var bytes = buffer.ToArray();
-        if (IsStream(context))
+        var stream = IsStream(context);
+        var bytes = await ReadAtMostAsync(context.Request.Body, MaxMessageBytes + (stream ? 5 : 0), context.RequestAborted)
+            ?? throw TooLarge();
+        if (stream)
         {
             if (bytes.Length < 5 || (bytes[0] & 0x01) != 0)
             {
@@ -43,7 +51,12 @@ internal static class ConnectRpc
             }
 
             var length = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(1));
-            if (length < 0 || length > MaxMessageBytes || 5 + length > bytes.Length)
+            if (length > MaxMessageBytes)
+            {
+                throw TooLarge();
+            }
+
+            if (length < 0 || 5L + length > bytes.Length)
             {
                 throw new ConnectException("invalid_argument", "The request envelope's length does not match its body.");
             }
@@ -74,21 +87,71 @@ internal static class ConnectRpc
         while (await ReadExactlyOrEndAsync(body, header, context.RequestAborted))
         {
             var length = BinaryPrimitives.ReadInt32BigEndian(header.AsSpan(1));
-            if ((header[0] & 0x01) != 0 || length < 0 || length > MaxMessageBytes)
+            if ((header[0] & 0x01) != 0)
             {
-                throw new ConnectException("invalid_argument", "A stream message is compressed or too large.");
+                throw new ConnectException("invalid_argument", "A stream message is compressed; send it uncompressed.");
             }
 
-            var payload = new byte[length];
-            await body.ReadExactlyAsync(payload, context.RequestAborted);
+            if (length < 0 || length > MaxMessageBytes)
+            {
+                throw TooLarge();
+            }
+
+            var payload = await ReadUpToAsync(body, length, context.RequestAborted);
+            if (payload.Length != length)
+            {
+                throw new ConnectException("invalid_argument", "The request ended inside a message.");
+            }
+
             if ((header[0] & EndStreamFlag) != 0)
             {
                 yield break;
             }
 
             var json = IsProto(context) ? System.Text.Encoding.UTF8.GetBytes(ProtoCodec.RequestToJson(context.Request.Path.Value ?? "", payload)) : payload;
-            yield return JsonNode.Parse(json) as JsonObject ?? throw new ConnectException("invalid_argument", "A stream message must be a JSON object.");
+            JsonObject? message;
+            try
+            {
+                message = JsonNode.Parse(json) as JsonObject;
+            }
+            catch (JsonException ex)
+            {
+                throw new ConnectException("invalid_argument", "A stream message is not valid JSON: " + ex.Message);
+            }
+
+            yield return message ?? throw new ConnectException("invalid_argument", "A stream message must be a JSON object.");
         }
+    }
+
+    private static ConnectException TooLarge()
+        => new("resource_exhausted", $"A request message is larger than {MaxMessageBytes >> 20} MiB: send input in smaller pieces.");
+
+    /// <summary>Reads a whole body of at most <paramref name="limit"/> bytes; null when it holds more. The buffer grows
+    /// only as bytes arrive.</summary>
+    private static async Task<byte[]?> ReadAtMostAsync(Stream stream, int limit, CancellationToken cancellationToken)
+    {
+        var bytes = await ReadUpToAsync(stream, limit + 1, cancellationToken);
+        return bytes.Length > limit ? null : bytes;
+    }
+
+    /// <summary>Reads until <paramref name="count"/> bytes or the end of the stream, whichever comes first, growing
+    /// the buffer only as bytes arrive: a header may promise more than the client ever sends.</summary>
+    private static async Task<byte[]> ReadUpToAsync(Stream stream, int count, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[Math.Clamp(count, 1, 64 * 1024)];
+        while (buffer.Length < count)
+        {
+            var read = await stream.ReadAsync(chunk.AsMemory(0, (int)Math.Min(chunk.Length, count - buffer.Length)), cancellationToken);
+            if (read == 0)
+            {
+                break;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
     }
 
     private static async Task<bool> ReadExactlyOrEndAsync(Stream stream, byte[] buffer, CancellationToken cancellationToken)
@@ -150,15 +213,27 @@ internal static class ConnectRpc
     }
 
     /// <summary>How often to send a keepalive on a quiet stream: the client's <c>Keepalive-Ping-Interval</c>
-    /// (seconds), else 90 s as envd does.</summary>
+    /// (seconds, at most an hour), else 90 s as envd does.</summary>
     public static TimeSpan KeepaliveInterval(HttpContext context)
         => int.TryParse(context.Request.Headers["Keepalive-Ping-Interval"], out var seconds) && seconds > 0
-            ? TimeSpan.FromSeconds(seconds)
+            ? TimeSpan.FromSeconds(Math.Min(seconds, MaxKeepaliveSeconds))
             : TimeSpan.FromSeconds(90);
 
     /// <summary>The call's deadline from <c>Connect-Timeout-Ms</c>, or null when the client set none.</summary>
+    /// <exception cref="ConnectException">invalid_argument when the header is not a positive number of at most 10
+    /// digits, as the protocol defines it.</exception>
     public static TimeSpan? Timeout(HttpContext context)
-        => long.TryParse(context.Request.Headers["Connect-Timeout-Ms"], out var ms) && ms > 0 ? TimeSpan.FromMilliseconds(ms) : null;
+    {
+        var header = context.Request.Headers["Connect-Timeout-Ms"].ToString();
+        if (header.Length == 0)
+        {
+            return null;
+        }
+
+        return long.TryParse(header, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms is > 0 and <= MaxTimeoutMs
+            ? TimeSpan.FromMilliseconds(ms)
+            : throw new ConnectException("invalid_argument", $"Connect-Timeout-Ms must be a whole number of milliseconds from 1 to {MaxTimeoutMs}.");
+    }
 
     private static Task WriteFrameAsync(HttpContext context, byte flags, string json, CancellationToken cancellationToken)
         => WriteFrameAsync(context, flags, System.Text.Encoding.UTF8.GetBytes(json), cancellationToken);

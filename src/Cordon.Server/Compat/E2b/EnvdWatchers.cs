@@ -12,7 +12,10 @@ namespace Cordon.Server.Compat.E2b;
 public sealed class EnvdWatchers(SandboxService sandboxes)
 {
     /// <summary>Events kept per watcher between two polls; older ones are dropped.</summary>
-    private const int MaxBuffered = 10_000;
+    private const int MaxBuffered = 1_000;
+
+    /// <summary>Characters of path names kept per watcher between two polls; older events are dropped.</summary>
+    private const int MaxBufferedChars = 64 * 1024;
 
     private readonly ConcurrentDictionary<string, Watcher> _watchers = new(StringComparer.Ordinal);
 
@@ -47,7 +50,8 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
         private readonly DirectoryWatch _session;
         private readonly CancellationTokenSource _stop = new();
         private readonly Lock _lock = new();
-        private readonly Queue<JsonObject> _events = new();
+        private readonly Queue<(JsonObject Event, int Chars)> _events = new();
+        private int _chars;
         private readonly Task _pump;
 
         public Watcher(string id, string sandboxId, string owner, DirectoryWatch session)
@@ -72,8 +76,9 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
         {
             lock (_lock)
             {
-                var taken = new JsonArray([.. _events]);
+                var taken = new JsonArray([.. _events.Select(e => e.Event)]);
                 _events.Clear();
+                _chars = 0;
                 return taken;
             }
         }
@@ -84,12 +89,14 @@ public sealed class EnvdWatchers(SandboxService sandboxes)
             {
                 await foreach (var e in _session.ReadEventsAsync(_stop.Token))
                 {
+                    var chars = e.Name.Length;
                     lock (_lock)
                     {
-                        _events.Enqueue(Envd.FilesystemEvent(e));
-                        if (_events.Count > MaxBuffered)
+                        _events.Enqueue((Envd.FilesystemEvent(e), chars));
+                        _chars += chars;
+                        while (_events.Count > MaxBuffered || _chars > MaxBufferedChars)
                         {
-                            _events.Dequeue();
+                            _chars -= _events.Dequeue().Chars;
                         }
                     }
                 }
