@@ -125,6 +125,7 @@ public static class CordonServer
         app.UseStatusCodePages();
         app.UseMiddleware<E2bSandboxPlane>();
         app.UseMiddleware<ApiKeyMiddleware>();
+        app.UseMiddleware<McpSessionOwners>();
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapHealthEndpoints();
         app.MapSandboxEndpoints();

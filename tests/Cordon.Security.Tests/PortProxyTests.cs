@@ -17,8 +17,7 @@ public sealed class PortProxyTests(ServerAssemblyFixture fixture)
     {
         var token = TestContext.Current.CancellationToken;
         await using var sandbox = await Server.CreateSandboxAsync();
-        using var created = await Server.Http.PostAsync("/v1/keys", System.Net.Http.Json.JsonContent.Create(new { name = "proxy-tenant" }), token);
-        var tenantKey = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsStringAsync(token)).RootElement.GetProperty("key").GetString()!;
+        var (_, tenantKey) = await Server.CreateKeyAsync("proxy-tenant");
 
         // A one-shot server that records the request it receives and sets a cookie for the whole host.
         await sandbox.ExecAsync(ExecRequestBody.FromShell(

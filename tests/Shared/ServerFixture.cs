@@ -58,6 +58,23 @@ public sealed class ServerFixture : IAsyncDisposable
         Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
     }
 
+    /// <summary>Creates a tenant API key (not admin) through the API: its id and secret.</summary>
+    public async Task<(string Id, string Secret)> CreateKeyAsync(string name)
+    {
+        using var created = await Http.PostAsync("/v1/keys", System.Net.Http.Json.JsonContent.Create(new { name }));
+        created.EnsureSuccessStatusCode();
+        var key = System.Text.Json.JsonDocument.Parse(await created.Content.ReadAsStringAsync()).RootElement;
+        return (key.GetProperty("id").GetString()!, key.GetProperty("key").GetString()!);
+    }
+
+    /// <summary>A raw client that sends <paramref name="secret"/> as its API key.</summary>
+    public HttpClient HttpWith(string secret)
+    {
+        var http = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromMinutes(2) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", secret);
+        return http;
+    }
+
     /// <summary>Creates a busybox sandbox that is destroyed when disposed.</summary>
     public async Task<TestSandbox> CreateSandboxAsync(CreateSandboxRequest? request = null)
     {

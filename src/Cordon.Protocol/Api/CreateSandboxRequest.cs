@@ -26,4 +26,9 @@ public sealed record CreateSandboxRequest
 
     /// <summary>Free-form labels, returned as given and usable as list filters.</summary>
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+
+    /// <summary>Let anyone who knows the sandbox's id reach its web ports at <c>{port}-{id}.{domain}</c> without a
+    /// credential (as E2B's <c>allowPublicTraffic</c>); default false: they then need the sandbox's traffic token in
+    /// <c>E2B-Traffic-Access-Token</c>, or an API key on <c>/v1/sandboxes/{id}/ports/{port}/</c>.</summary>
+    public bool? PublicPorts { get; init; }
 }

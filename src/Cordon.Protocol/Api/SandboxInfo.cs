@@ -35,4 +35,7 @@ public sealed record SandboxInfo
     public string? EndReason { get; init; }
 
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Its web ports are reachable without a credential at <c>{port}-{id}.{domain}</c>.</summary>
+    public bool PublicPorts { get; init; }
 }

@@ -34,6 +34,7 @@ public static class SandboxEndpoints
                 TimeoutSeconds = body.TimeoutSeconds,
                 Env = body.Env,
                 Metadata = body.Metadata,
+                PublicPorts = body.PublicPorts ?? false,
             }, context.RequestAborted);
             return Results.Created($"/v1/sandboxes/{sandbox.Id}", sandbox.ToInfo());
         }).WithName("CreateSandbox").Produces<SandboxInfo>(201).WithSummary("Create a sandbox and wait until it runs.");
@@ -85,6 +86,11 @@ public static class SandboxEndpoints
         group.Map("/{id}/ports/{port:int}/{**rest}", async (string id, int port, string? rest, HttpContext context, SandboxService sandboxes, SandboxPortProxy proxy) =>
         {
             var sandbox = sandboxes.Get(ApiKeyMiddleware.Caller(context), id);
+            if (port is < 1 or > 65535)
+            {
+                throw CordonException.Invalid($"port {port} is not a TCP port (1-65535).");
+            }
+
             context.Request.Path = "/" + rest;
             if (await proxy.ForwardAsync(context, sandbox.Id, port, cookiePath: $"/v1/sandboxes/{sandbox.Id}/ports/{port}/") is { } failure)
             {

@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Cordon.Server.Errors;
 using Microsoft.AspNetCore.Http;
 
@@ -39,6 +40,10 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys)
         }
 
         context.Items[CallerKey] = caller;
+
+        // The key as the request's user: the MCP SDK binds each session to the user that opened it, so another key
+        // cannot send requests in it or end it.
+        context.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.NameIdentifier, caller.KeyId)], "CordonApiKey"));
         await next(context);
     }
 

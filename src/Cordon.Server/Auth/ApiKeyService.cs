@@ -13,6 +13,7 @@ public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyServic
     private const string EnvironmentKeyId = "admin-env";
 
     private volatile Dictionary<string, ApiKeyRecord> _byHash = [];
+    private volatile HashSet<string> _ids = [];
 
     /// <summary>Installs the admin key: from <see cref="EnvironmentVariable"/> when set (replacing an earlier one
     /// from there), otherwise generated on the very first start.</summary>
@@ -72,7 +73,15 @@ public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyServic
         return true;
     }
 
-    private void Reload() => _byHash = store.LoadApiKeys().ToDictionary(k => k.Hash, StringComparer.Ordinal);
+    /// <summary>The key exists (it was not deleted); the server itself counts as one.</summary>
+    public bool Exists(string id) => _ids.Contains(id) || id == CallerIdentity.System.KeyId;
+
+    private void Reload()
+    {
+        var keys = store.LoadApiKeys();
+        _byHash = keys.ToDictionary(k => k.Hash, StringComparer.Ordinal);
+        _ids = keys.Select(k => k.Id).ToHashSet(StringComparer.Ordinal);
+    }
 
     private static string NewSecret()
     {

@@ -20,4 +20,9 @@ public sealed record NewSandbox
     public IReadOnlyDictionary<string, string>? Env { get; init; }
 
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+
+    /// <summary>The sandbox's web ports may be reached without a credential through E2B's sandbox addressing
+    /// (<c>{port}-{id}.domain</c>, the <c>E2b-Sandbox-Id</c> header), as E2B's <c>allowPublicTraffic</c>. Off by
+    /// default: then they need the sandbox's traffic token (or go through the REST port route with an API key).</summary>
+    public bool PublicPorts { get; init; }
 }

@@ -41,6 +41,9 @@ public sealed record Sandbox
 
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Its web ports are reachable without a credential through E2B's sandbox addressing.</summary>
+    public bool PublicPorts { get; init; }
+
     /// <summary>Processes can run in it now.</summary>
     public bool IsRunning => State == SandboxState.Running;
 }

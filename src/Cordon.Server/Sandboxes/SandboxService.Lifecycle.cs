@@ -49,6 +49,7 @@ public sealed partial class SandboxService
             CreatedAt = DateTimeOffset.UtcNow,
             TimeoutSeconds = timeout,
             Metadata = request.Metadata ?? new Dictionary<string, string>(),
+            PublicPorts = request.PublicPorts,
         };
 
         // Held until the sandbox runs, so a destroy that arrives meanwhile waits for a whole sandbox to remove.

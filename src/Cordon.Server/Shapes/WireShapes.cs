@@ -22,6 +22,7 @@ public static class WireShapes
         EndedAt = sandbox.EndedAt,
         EndReason = sandbox.EndReason is { } reason ? WireNames.Of(reason) : null,
         Metadata = sandbox.Metadata,
+        PublicPorts = sandbox.PublicPorts,
     };
 
     public static CodeRunResult ToResult(this CodeRun run) => new()

@@ -28,6 +28,9 @@ public sealed class SandboxRecord
 
     public required DateTimeOffset CreatedAt { get; init; }
 
+    /// <summary>Its web ports are reachable without a credential (see <see cref="NewSandbox.PublicPorts"/>).</summary>
+    public bool PublicPorts { get; init; }
+
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
     public SandboxState State { get; set; } = SandboxState.Creating;
@@ -67,5 +70,6 @@ public sealed class SandboxRecord
         EndReason = EndReason,
         DefaultUser = User,
         Metadata = Metadata,
+        PublicPorts = PublicPorts,
     };
 }

@@ -10,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 2;
+    private const int SchemaVersion = 3;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -79,6 +79,13 @@ public sealed class StateStore
             command.ExecuteNonQuery();
         }
 
+        // Version 3: whether a sandbox's web ports are public (E2B's allowPublicTraffic); earlier ones are not.
+        if (version < 3 && !Columns(connection, "sandboxes").Contains("public_ports"))
+        {
+            command.CommandText = "ALTER TABLE sandboxes ADD COLUMN public_ports INTEGER NOT NULL DEFAULT 0;";
+            command.ExecuteNonQuery();
+        }
+
         command.CommandText = $"PRAGMA user_version = {SchemaVersion};";
         command.ExecuteNonQuery();
     }
@@ -140,8 +147,8 @@ public sealed class StateStore
         using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, user, state, created_at,
-                                   timeout_seconds, expires_at, ended_at, end_reason, metadata)
-            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata)
+                                   timeout_seconds, expires_at, ended_at, end_reason, metadata, public_ports)
+            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata, $public)
             ON CONFLICT(id) DO UPDATE SET state = $state, timeout_seconds = $timeout, expires_at = $expires,
                                           ended_at = $ended, end_reason = $reason;
             """;
@@ -161,6 +168,7 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$ended", (object?)record.EndedAt?.ToString("O") ?? DBNull.Value);
         command.Parameters.AddWithValue("$reason", record.EndReason is { } reason ? Stored(reason) : DBNull.Value);
         command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(record.Metadata));
+        command.Parameters.AddWithValue("$public", record.PublicPorts ? 1 : 0);
         command.ExecuteNonQuery();
     }
 
@@ -173,7 +181,7 @@ public sealed class StateStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user FROM sandboxes";
+        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user, public_ports FROM sandboxes";
         if (id is not null)
         {
             command.CommandText += " WHERE id = $id";
@@ -210,6 +218,7 @@ public sealed class StateStore
                 EndReason = reader.IsDBNull(13) ? null : Parse<EndReason>(reader.GetString(13)),
                 Metadata = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(14)) ?? [],
                 User = reader.GetString(15),
+                PublicPorts = reader.GetInt64(16) != 0,
             });
         }
 

@@ -54,6 +54,7 @@ public static class E2bControlPlane
             TimeoutSeconds = body.Timeout ?? 300,
             Env = body.EnvVars,
             Metadata = metadata,
+            PublicPorts = body.Network?.AllowPublicTraffic ?? true,
         }, context.RequestAborted);
         return Results.Json(Describe(sandbox, tokens), Json, statusCode: 201);
     });
@@ -184,8 +185,11 @@ public static class E2bControlPlane
         alias = Template(sandbox),
         clientID = "cordon",
         envdVersion = EnvdVersion,
-        envdAccessToken = tokens.For(sandbox.Id),
-        trafficAccessToken = (string?)null,
+        envdAccessToken = tokens.Envd(sandbox.Id, sandbox.Owner),
+
+        // Always given, so the SDK sends it to the code interpreter's /contexts (which it calls without the envd
+        // token); the sandbox's web ports ask for it only when the sandbox's traffic is not public.
+        trafficAccessToken = tokens.Traffic(sandbox.Id, sandbox.Owner),
         domain = (string?)null,
     };
 
@@ -205,6 +209,7 @@ public static class E2bControlPlane
         envdVersion = EnvdVersion,
         domain = (string?)null,
         lifecycle = new { onTimeout = "kill", autoResume = false },
+        network = new { allowPublicTraffic = sandbox.PublicPorts },
         volumeMounts = Array.Empty<object>(),
     };
 
@@ -271,6 +276,14 @@ public static class E2bControlPlane
         public Dictionary<string, string>? Metadata { get; init; }
 
         public Dictionary<string, string>? EnvVars { get; init; }
+
+        public NetworkBody? Network { get; init; }
+    }
+
+    private sealed record NetworkBody
+    {
+        /// <summary>E2B's default is true: the sandbox's ports answer anyone who knows its address.</summary>
+        public bool? AllowPublicTraffic { get; init; }
     }
 
     private sealed record ConnectBody

@@ -31,6 +31,12 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
             return;
         }
 
+        if (target.Port is < 1 or > 65535)
+        {
+            await E2bErrors.Body(400, $"The sandbox port must be a TCP port (1-65535); {target.Port} is not.").ExecuteAsync(context);
+            return;
+        }
+
         var services = context.RequestServices;
         var sandboxes = services.GetRequiredService<SandboxService>();
         Sandbox? sandbox = null;
@@ -50,17 +56,9 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         }
 
         var owner = new CallerIdentity(sandbox.Owner, Admin: false);
-        var token = context.Request.Headers["X-Access-Token"].ToString();
-        var tokens = services.GetRequiredService<SandboxTokens>();
-
-        // As on E2B: a sandbox's own ports are reachable by anyone who knows its id (a 20-character secret),
-        // envd and /execute need the sandbox's access token.
-        var open = (target.Port == EnvdPort && context.Request.Path == "/health")
-            || (target.Port == CodeInterpreterPort && context.Request.Path.StartsWithSegments("/contexts"))
-            || target.Port is not (EnvdPort or CodeInterpreterPort);
-        if (!open && !tokens.IsValid(sandbox.Id, token))
+        if (Refusal(context, services.GetRequiredService<SandboxTokens>(), sandbox, target.Port) is { } refusal)
         {
-            await E2bErrors.Body(401, "The X-Access-Token header is missing or wrong for this sandbox (the SDK sends the envdAccessToken from create).").ExecuteAsync(context);
+            await E2bErrors.Body(401, refusal).ExecuteAsync(context);
             return;
         }
 
@@ -83,6 +81,31 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         }
     }
 
+    /// <summary>Why a request may not reach the sandbox, or null when it may. envd (but its health check) and the
+    /// code interpreter's <c>/execute</c> need the envd token; the code contexts need the traffic token (which the SDK
+    /// sends there) or the envd token; the sandbox's own web ports are open to anyone who knows its id when its
+    /// creator asked for public traffic (E2B's default), and need the traffic token otherwise.</summary>
+    private static string? Refusal(HttpContext context, SandboxTokens tokens, Sandbox sandbox, int port)
+    {
+        var headers = context.Request.Headers;
+        var envd = headers["X-Access-Token"].ToString();
+        var traffic = headers["E2B-Traffic-Access-Token"].ToString();
+        var path = context.Request.Path;
+        return port switch
+        {
+            EnvdPort when path == "/health" => null,
+            CodeInterpreterPort when path.StartsWithSegments("/contexts") => tokens.IsValidTraffic(sandbox.Id, sandbox.Owner, traffic.Length > 0 ? traffic : envd)
+                ? null
+                : "The E2B-Traffic-Access-Token header is missing or wrong for this sandbox (the SDK sends the trafficAccessToken from create).",
+            EnvdPort or CodeInterpreterPort => tokens.IsValidEnvd(sandbox.Id, sandbox.Owner, envd)
+                ? null
+                : "The X-Access-Token header is missing or wrong for this sandbox (the SDK sends the envdAccessToken from create).",
+            _ => sandbox.PublicPorts || tokens.IsValidTraffic(sandbox.Id, sandbox.Owner, traffic.Length > 0 ? traffic : envd)
+                ? null
+                : "This sandbox's ports are not public: send its trafficAccessToken (from create) in the E2B-Traffic-Access-Token header, or create it with network.allowPublicTraffic.",
+        };
+    }
+
     /// <summary>A signed upload or download URL names no sandbox (the SDK builds it from the shared sandbox URL):
     /// the sandbox is the one whose access token reproduces the signature, one hash per live sandbox.</summary>
     private static async Task SignedFilesAsync(HttpContext context)
@@ -94,7 +117,7 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         var operation = HttpMethods.IsGet(context.Request.Method) ? "read" : "write";
         var signed = sandboxes.List(CallerIdentity.System, includeEnded: false, metadata: null)
             .Where(s => s.State == SandboxState.Running)
-            .FirstOrDefault(s => tokens.IsValidSignature(s.Id, query["path"].ToString(), operation, query["username"].ToString(), query["signature"].ToString(),
+            .FirstOrDefault(s => tokens.IsValidSignature(s.Id, s.Owner, query["path"].ToString(), operation, query["username"].ToString(), query["signature"].ToString(),
                 query.TryGetValue("signature_expiration", out var expiration) ? expiration.ToString() : null));
         if (signed is null)
         {
@@ -110,7 +133,8 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         var headers = context.Request.Headers;
         if (headers.TryGetValue("E2b-Sandbox-Id", out var id) && !string.IsNullOrEmpty(id))
         {
-            return (id.ToString(), int.TryParse(headers["E2b-Sandbox-Port"], out var port) ? port : EnvdPort);
+            var header = headers["E2b-Sandbox-Port"].ToString();
+            return (id.ToString(), header.Length == 0 ? EnvdPort : int.TryParse(header, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) ? port : -1);
         }
 
         var match = HostRegex().Match(context.Request.Host.Host);
