@@ -39,6 +39,10 @@ public interface ISandboxRuntime
     /// <summary>Current resource use, or null when the sandbox does not exist.</summary>
     ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>Disk free on the sandboxes' file system and what their writable layers take of it (a moment old
+    /// at most: it is read at most every few seconds).</summary>
+    DiskSpace GetDiskSpace();
+
     /// <summary>Raised, on a runtime thread, with the id of a sandbox whose processes ended without
     /// <see cref="StopAsync"/> or <see cref="DestroyAsync"/>: its agent exited or was killed. Watched are the
     /// sandboxes this runtime created and those <see cref="ListAsync"/> found running or paused.</summary>

@@ -58,6 +58,20 @@ public sealed class CordonOptions
     [Range(1, 65536)]
     public int MaxWatches { get; set; } = 512;
 
+    /// <summary>What each tenant key may hold and how fast it may call, unless the key has its own
+    /// (<c>PUT /v1/keys/{id}/quotas</c>); section <c>Cordon:Quotas</c>. Fields left out keep the built-in defaults
+    /// (<see cref="Auth.KeyQuotas.Defaults"/>).</summary>
+    public Auth.KeyQuotas Quotas { get; set; } = new();
+
+    /// <summary>Disk kept free on the data directory's file system beyond what every sandbox was promised: a create
+    /// that would eat into it is refused (507), so sandboxes filling their disks never fill the host's.</summary>
+    [Range(0, 1L << 30)]
+    public long DiskReserveMiB { get; set; } = 2048;
+
+    /// <summary>Background commands running at once on this server, across every key.</summary>
+    [Range(1, 1 << 20)]
+    public int MaxBackgroundCommands { get; set; } = 4096;
+
     /// <summary>Largest file upload accepted.</summary>
     public long MaxUploadBytes { get; set; } = 16L << 30;
 

@@ -97,6 +97,7 @@ public static class CordonServer
         builder.Services.AddHostedService<SandboxHousekeeper>();
         builder.Services.AddCordonMcp(Version);
         builder.Services.AddSingleton<SandboxTokens>();
+        builder.Services.AddSingleton<RequestRates>();
         builder.Services.AddSingleton<Envd>();
         builder.Services.AddSingleton<EnvdWatchers>();
         builder.Services.AddHttpForwarder();

@@ -12,7 +12,7 @@ namespace Cordon.Security.Tests;
 
 /// <summary>A hostile tenant with a key of its own, against another tenant's sandbox: on every surface (REST, the
 /// port route, E2B's control plane and sandbox plane, MCP's sandbox ids, command handles and sessions) the
-/// sandbox does not exist for it, and nothing it sends changes the sandbox (threat model rows 1 and 26).</summary>
+/// sandbox does not exist for it, and nothing it sends changes the sandbox (threat model rows 15, 18, 19 and 26).</summary>
 public sealed class TenantIsolationTests(ServerAssemblyFixture fixture)
 {
     private ServerFixture Server => fixture.Server;

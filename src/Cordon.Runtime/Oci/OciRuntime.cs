@@ -29,6 +29,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly WritableLayer _layers;
     private readonly RootPreparer _roots;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
+    private readonly Lock _diskLock = new();
+    private DiskSpace? _disk;
+    private long _diskReadAt;
     private RuntimeCapabilities? _capabilities;
     private byte[]? _seccompBpf;
     private SealedBinary? _sealedRuntime;
@@ -333,6 +336,34 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
         => ValueTask.FromResult(_cgroups.ReadUsage(_options.CgroupParent, id));
+
+    public DiskSpace GetDiskSpace()
+    {
+        lock (_diskLock)
+        {
+            if (_disk is { } known && Environment.TickCount64 - _diskReadAt < 2000)
+            {
+                return known;
+            }
+
+            // Each writable layer is an ext4 file system of its own, mounted at <dir>/layer (its upper directory
+            // exists only while it is mounted): what it uses is what its sparse image file takes on the host.
+            long used = 0;
+            foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory, "*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0 }))
+            {
+                var layer = Path.Combine(dir, "layer");
+                if (Directory.Exists(Path.Combine(layer, "upper")))
+                {
+                    var drive = new DriveInfo(layer);
+                    used += drive.TotalSize - drive.TotalFreeSpace;
+                }
+            }
+
+            _disk = new DiskSpace(new DriveInfo(_options.StateDirectory).AvailableFreeSpace, used);
+            _diskReadAt = Environment.TickCount64;
+            return _disk;
+        }
+    }
 
     /// <summary>The runtime from its sealed copy when there is one (see <see cref="SealedBinary"/>).</summary>
     private string RuntimeExecutable => _sealedRuntime?.Path ?? _program.Path;

@@ -6,7 +6,7 @@ namespace Cordon.Server.Auth;
 
 /// <summary>Requires an API key (<c>Authorization: Bearer</c>, or <c>X-API-Key</c>) on everything but the
 /// health endpoint and the OpenAPI document.</summary>
-public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys)
+public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys, RequestRates rates)
 {
     private const string CallerKey = "cordon.caller";
 
@@ -36,6 +36,18 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys)
                     : "The API key is not valid: check the key, or ask the server's operator for a new one.",
                 type: "https://cordon.dev/errors/" + ErrorCodes.Name(ErrorCode.Unauthorized),
                 extensions: new Dictionary<string, object?> { ["code"] = ErrorCodes.Name(ErrorCode.Unauthorized) }).ExecuteAsync(context);
+            return;
+        }
+
+        if (rates.Refusal(caller.KeyId) is { } wait)
+        {
+            context.Response.Headers.RetryAfter = wait.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await Results.Problem(
+                statusCode: 429,
+                title: "Too many requests",
+                detail: $"This key sends more requests than its quota allows (GET /v1/quotas shows it): wait {wait} s, then send fewer at a time.",
+                type: "https://cordon.dev/errors/" + ErrorCodes.Name(ErrorCode.QuotaExceeded),
+                extensions: new Dictionary<string, object?> { ["code"] = ErrorCodes.Name(ErrorCode.QuotaExceeded) }).ExecuteAsync(context);
             return;
         }
 

@@ -2,18 +2,19 @@ using System.Security.Cryptography;
 using System.Text;
 using Cordon.Server.State;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Cordon.Server.Auth;
 
 /// <summary>Issues and checks API keys. Only a SHA-256 of each key is stored; the secret is shown once.</summary>
-public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyService> logger)
+public sealed partial class ApiKeyService(StateStore store, IOptions<CordonOptions> options, ILogger<ApiKeyService> logger)
 {
     /// <summary>The environment variable whose value, when set, is the admin key.</summary>
     public const string EnvironmentVariable = "CORDON_API_KEY";
     private const string EnvironmentKeyId = "admin-env";
 
     private volatile Dictionary<string, ApiKeyRecord> _byHash = [];
-    private volatile HashSet<string> _ids = [];
+    private volatile Dictionary<string, ApiKeyRecord> _byId = [];
 
     /// <summary>Installs the admin key: from <see cref="EnvironmentVariable"/> when set (replacing an earlier one
     /// from there), otherwise generated on the very first start.</summary>
@@ -47,11 +48,12 @@ public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyServic
         return _byHash.TryGetValue(Hash(secret.Trim()), out var key) ? new CallerIdentity(key.Id, key.Admin) : null;
     }
 
-    /// <summary>Creates a tenant key (not admin): it sees only the sandboxes it created.</summary>
-    public (ApiKey Key, string Secret) Create(string name, bool admin)
+    /// <summary>Creates a key: a tenant key sees only the sandboxes it created, within its quotas.</summary>
+    /// <param name="quotas">The key's own quotas over the server's defaults (tenant keys only).</param>
+    public (ApiKey Key, string Secret) Create(string name, bool admin, KeyQuotas? quotas = null)
     {
         var secret = NewSecret();
-        var record = new ApiKeyRecord("key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), name, Hash(secret), admin, DateTimeOffset.UtcNow);
+        var record = new ApiKeyRecord("key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), name, Hash(secret), admin, DateTimeOffset.UtcNow, admin ? null : quotas);
         store.SaveApiKey(record);
         Reload();
         return (View(record), secret);
@@ -59,7 +61,35 @@ public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyServic
 
     public IReadOnlyList<ApiKey> List() => [.. store.LoadApiKeys().Select(View)];
 
-    private static ApiKey View(ApiKeyRecord record) => new(record.Id, record.Name, record.Admin, record.CreatedAt);
+    /// <summary>Replaces a tenant key's own quotas (null fields: the server's defaults); null when there is no
+    /// such key.</summary>
+    public ApiKey? SetQuotas(string id, KeyQuotas quotas)
+    {
+        if (_byId.GetValueOrDefault(id) is not { } record)
+        {
+            return null;
+        }
+
+        var changed = record with { Quotas = record.Admin ? null : quotas };
+        store.SaveApiKey(changed);
+        Reload();
+        return View(changed);
+    }
+
+    /// <summary>A key's effective quotas; null for admin keys and the server itself, which have none.</summary>
+    public KeyQuotas? QuotasOf(string keyId)
+    {
+        var record = _byId.GetValueOrDefault(keyId);
+        if (keyId == CallerIdentity.System.KeyId || record is { Admin: true })
+        {
+            return null;
+        }
+
+        // A deleted key's sandboxes live on under the defaults until they end.
+        return (record?.Quotas ?? new KeyQuotas()).Over(options.Value.Quotas.Over(KeyQuotas.Defaults));
+    }
+
+    private ApiKey View(ApiKeyRecord record) => new(record.Id, record.Name, record.Admin, record.CreatedAt, QuotasOf(record.Id));
 
     public bool Delete(string id)
     {
@@ -74,13 +104,13 @@ public sealed partial class ApiKeyService(StateStore store, ILogger<ApiKeyServic
     }
 
     /// <summary>The key exists (it was not deleted); the server itself counts as one.</summary>
-    public bool Exists(string id) => _ids.Contains(id) || id == CallerIdentity.System.KeyId;
+    public bool Exists(string id) => _byId.ContainsKey(id) || id == CallerIdentity.System.KeyId;
 
     private void Reload()
     {
         var keys = store.LoadApiKeys();
         _byHash = keys.ToDictionary(k => k.Hash, StringComparer.Ordinal);
-        _ids = keys.Select(k => k.Id).ToHashSet(StringComparer.Ordinal);
+        _byId = keys.ToDictionary(k => k.Id, StringComparer.Ordinal);
     }
 
     private static string NewSecret()

@@ -71,6 +71,9 @@ public enum ErrorCode
     /// <summary>The sandbox's disk is full.</summary>
     DiskFull,
 
+    /// <summary>The host has too little disk left to promise a new sandbox its disk.</summary>
+    HostDiskFull,
+
     /// <summary>What the sandbox would answer is larger than one answer may be (a listing, a code result).</summary>
     ResultTooLarge,
 

@@ -17,7 +17,7 @@ public static class ErrorStatus
             or ErrorCode.NoTerminal or ErrorCode.ImageReserved or ErrorCode.ImageInUse or ErrorCode.ImageBusy or ErrorCode.ImageFailed => 409,
         ErrorCode.SandboxEnded => 410,
         ErrorCode.QuotaExceeded => 429,
-        ErrorCode.DiskFull => 507,
+        ErrorCode.DiskFull or ErrorCode.HostDiskFull => 507,
         ErrorCode.PortUnreachable or ErrorCode.SandboxUnreachable or ErrorCode.AgentError or ErrorCode.ImageBuildFailed => 502,
         ErrorCode.ImageNotReady or ErrorCode.RuntimeFailed or ErrorCode.CreateFailed or ErrorCode.MetricsUnavailable => 503,
         _ => 500,

@@ -15,6 +15,7 @@ internal static class ToolErrors
             ErrorCode.SandboxEnded => "Leave sandboxId out to use this session's sandbox, or call create_sandbox.",
             ErrorCode.SandboxPaused => $"Resume it through the REST API (POST /v1/sandboxes/{ex.Subject ?? "{id}"}/resume), or use another sandbox.",
             ErrorCode.QuotaExceeded => "list_sandboxes shows yours; destroy_sandbox ends one.",
+            ErrorCode.HostDiskFull => "Ask for a smaller diskMiB, or destroy sandboxes you no longer need.",
             ErrorCode.ImageNotFound => "Leave image out to use the default image.",
             ErrorCode.FileNotFound => "Use list_files to see what exists.",
             ErrorCode.CommandNotFound => "Handles come from run_command with background=true, or from a run_command result whose output was capped.",

@@ -17,10 +17,11 @@ internal sealed class BackgroundCommands(long outputCap, OutputBudget budget)
 
     private readonly ConcurrentDictionary<string, CommandHandle> _handles = new(StringComparer.Ordinal);
 
-    public (CommandHandle Handle, CommandHandle.Subscription? Live) Start(CallerIdentity caller, RunningCommand command, bool subscribe)
+    /// <param name="slot">Held while the command runs (its key's quota), given back when it ends.</param>
+    public (CommandHandle Handle, CommandHandle.Subscription? Live) Start(CallerIdentity caller, RunningCommand command, bool subscribe, IDisposable slot)
     {
         ForgetEnded();
-        var handle = new CommandHandle("cmd-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), caller.KeyId, command, outputCap, budget);
+        var handle = new CommandHandle("cmd-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)), caller.KeyId, command, outputCap, budget, slot);
         var live = subscribe ? handle.Subscribe() : null;
         handle.Pump();
         _handles[handle.Id] = handle;

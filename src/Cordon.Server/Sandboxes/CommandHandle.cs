@@ -23,8 +23,11 @@ public sealed class CommandHandle
     private readonly Lock _subscribersLock = new();
     private readonly List<Channel<CommandEvent>> _subscribers = [];
 
-    internal CommandHandle(string id, string owner, RunningCommand command, long outputCap, OutputBudget budget)
+    private readonly IDisposable _slot;
+
+    internal CommandHandle(string id, string owner, RunningCommand command, long outputCap, OutputBudget budget, IDisposable slot)
     {
+        _slot = slot;
         Id = id;
         Owner = owner;
         _command = command;
@@ -236,6 +239,7 @@ public sealed class CommandHandle
         finally
         {
             await _command.DisposeAsync();
+            _slot.Dispose();
             EndedAt = DateTimeOffset.UtcNow;
             lock (_subscribersLock)
             {

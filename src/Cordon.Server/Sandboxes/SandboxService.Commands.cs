@@ -61,8 +61,23 @@ public sealed partial class SandboxService
     /// <param name="subscribe">Also return a live view of its output that misses nothing (taken before any is read).</param>
     public async Task<(CommandHandle Handle, CommandHandle.Subscription? Live)> StartBackgroundAsync(CallerIdentity caller, string id, CommandSpec spec, bool subscribe, CancellationToken cancellationToken)
     {
-        var command = await StartCommandAsync(caller, id, spec, cancellationToken);
-        return _commands.Start(caller, command, subscribe);
+        var quota = _keys.QuotasOf(caller.KeyId)?.BackgroundCommands;
+        var slot = _commandSlots.TryTake(caller.KeyId, quota) ?? throw new CordonException(
+            ErrorCode.QuotaExceeded,
+            _commandSlots.UsedBy(caller.KeyId) >= (quota ?? int.MaxValue)
+                ? $"Your key may run {quota} background commands at once, and does: wait for one to end or stop one (signal it), then retry."
+                : $"This server runs {_commandSlots.Total} background commands, its most: retry when some have ended.")
+        { RetryAfterSeconds = 5 };
+        try
+        {
+            var command = await StartCommandAsync(caller, id, spec, cancellationToken);
+            return _commands.Start(caller, command, subscribe, slot);
+        }
+        catch
+        {
+            slot.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The caller's background command by handle.</summary>

@@ -71,11 +71,7 @@ public sealed partial class SandboxService
         await _admission.WaitAsync(cancellationToken);
         try
         {
-            if (_live.Count >= _options.MaxSandboxes)
-            {
-                throw new CordonException(ErrorCode.QuotaExceeded, $"This server already runs its maximum of {_options.MaxSandboxes} sandboxes: destroy unused ones and retry.") { RetryAfterSeconds = 5 };
-            }
-
+            Admit(caller, record);
             _live[record.Id] = record;
         }
         finally

@@ -29,9 +29,13 @@ public sealed partial class SandboxService : IAsyncDisposable
     private readonly ILogger<SandboxService> _logger;
     private readonly BackgroundCommands _commands;
     private readonly OutputBudget _outputBudget;
+    private readonly ApiKeyService _keys;
 
     /// <summary>Directory watches open now, per sandbox and in all (each holds a connection and a buffer).</summary>
     private readonly Slots _watches;
+
+    /// <summary>Background commands running now, per key (within its quota) and in all.</summary>
+    private readonly Slots _commandSlots;
     private readonly ConcurrentDictionary<string, SandboxRecord> _live = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _admission = new(1, 1);
     private readonly ConcurrentDictionary<string, Task> _cleanups = new(StringComparer.Ordinal);
@@ -39,9 +43,10 @@ public sealed partial class SandboxService : IAsyncDisposable
     /// <summary>Cancelled when the service stops: checks still pending then leave their sandboxes alone.</summary>
     private readonly CancellationTokenSource _stopping = new();
 
-    public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
+    public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, ApiKeyService keys, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
     {
         _store = store;
+        _keys = keys;
         _runtime = runtime;
         _images = images;
         _options = options.Value;
@@ -49,6 +54,7 @@ public sealed partial class SandboxService : IAsyncDisposable
         _outputBudget = new OutputBudget((long)_options.MaxOutputMemoryMiB << 19); // characters are 2 bytes
         _commands = new BackgroundCommands(_options.MaxBackgroundOutputChars, _outputBudget);
         _watches = new Slots(_options.MaxWatchesPerSandbox, _options.MaxWatches);
+        _commandSlots = new Slots(int.MaxValue, _options.MaxBackgroundCommands);
         _runtime.SandboxExited += OnSandboxExited;
     }
 

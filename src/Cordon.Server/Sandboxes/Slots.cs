@@ -35,12 +35,13 @@ internal sealed class Slots(int perOwner, int total)
     }
 
     /// <summary>A slot for <paramref name="owner"/>, or null when it or everyone holds the most allowed.</summary>
-    public IDisposable? TryTake(string owner)
+    /// <param name="limit">The owner's own limit, instead of the one for every owner.</param>
+    public IDisposable? TryTake(string owner, int? limit = null)
     {
         lock (_lock)
         {
             var held = _byOwner.GetValueOrDefault(owner);
-            if (held >= perOwner || _total >= total)
+            if (held >= (limit ?? perOwner) || _total >= total)
             {
                 return null;
             }

@@ -10,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 3;
+    private const int SchemaVersion = 4;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -83,6 +83,13 @@ public sealed class StateStore
         if (version < 3 && !Columns(connection, "sandboxes").Contains("public_ports"))
         {
             command.CommandText = "ALTER TABLE sandboxes ADD COLUMN public_ports INTEGER NOT NULL DEFAULT 0;";
+            command.ExecuteNonQuery();
+        }
+
+        // Version 4: a key's own quotas (JSON), over the server's defaults.
+        if (version < 4 && !Columns(connection, "api_keys").Contains("quotas"))
+        {
+            command.CommandText = "ALTER TABLE api_keys ADD COLUMN quotas TEXT;";
             command.ExecuteNonQuery();
         }
 
@@ -372,12 +379,13 @@ public sealed class StateStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT OR REPLACE INTO api_keys (id, name, hash, admin, created_at) VALUES ($id, $name, $hash, $admin, $created)";
+        command.CommandText = "INSERT OR REPLACE INTO api_keys (id, name, hash, admin, created_at, quotas) VALUES ($id, $name, $hash, $admin, $created, $quotas)";
         command.Parameters.AddWithValue("$id", key.Id);
         command.Parameters.AddWithValue("$name", key.Name);
         command.Parameters.AddWithValue("$hash", key.Hash);
         command.Parameters.AddWithValue("$admin", key.Admin ? 1 : 0);
         command.Parameters.AddWithValue("$created", key.CreatedAt.ToString("O"));
+        command.Parameters.AddWithValue("$quotas", key.Quotas is null ? DBNull.Value : JsonSerializer.Serialize(key.Quotas));
         command.ExecuteNonQuery();
     }
 
@@ -394,12 +402,13 @@ public sealed class StateStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, name, hash, admin, created_at FROM api_keys";
+        command.CommandText = "SELECT id, name, hash, admin, created_at, quotas FROM api_keys";
         using var reader = command.ExecuteReader();
         var keys = new List<ApiKeyRecord>();
         while (reader.Read())
         {
-            keys.Add(new ApiKeyRecord(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3) == 1, DateTimeOffset.Parse(reader.GetString(4))));
+            keys.Add(new ApiKeyRecord(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt32(3) == 1, DateTimeOffset.Parse(reader.GetString(4)),
+                reader.IsDBNull(5) ? null : JsonSerializer.Deserialize<Auth.KeyQuotas>(reader.GetString(5))));
         }
 
         return keys;

@@ -32,7 +32,7 @@ internal static class E2bErrors
             or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => "not_found",
         ErrorCode.AlreadyExists => "already_exists",
         ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.Conflict or ErrorCode.CommandEnded or ErrorCode.NoTerminal => "failed_precondition",
-        ErrorCode.DiskFull or ErrorCode.QuotaExceeded => "resource_exhausted",
+        ErrorCode.DiskFull or ErrorCode.HostDiskFull or ErrorCode.QuotaExceeded => "resource_exhausted",
         ErrorCode.SandboxEnded or ErrorCode.SandboxUnreachable or ErrorCode.PortUnreachable or ErrorCode.RuntimeFailed => "unavailable",
         _ => "internal",
     }, ex.Message);

@@ -62,6 +62,13 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
             return;
         }
 
+        if (services.GetRequiredService<RequestRates>().Refusal(sandbox.Owner) is { } wait)
+        {
+            context.Response.Headers.RetryAfter = wait.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await E2bErrors.Body(429, $"The sandbox's key sends more requests than its quota allows: wait {wait} s, then send fewer at a time.").ExecuteAsync(context);
+            return;
+        }
+
         switch (target.Port)
         {
             case EnvdPort:
