@@ -98,6 +98,9 @@ public sealed class CordonOptions
     /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
     public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>How long entries of the audit log (who created, paused, resumed, destroyed what) are kept.</summary>
+    public TimeSpan AuditRetention { get; set; } = TimeSpan.FromDays(90);
+
     /// <summary>MCP: the most characters of output one tool result carries; the rest can be paged.</summary>
     [Range(1000, 10_000_000)]
     public int McpMaxOutputChars { get; set; } = 20_000;

@@ -56,12 +56,32 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         Directory.Delete(_root, recursive: true);
     }
 
-    private async Task<string> CreateAsync(SandboxLimits? limits = null)
+    private async Task<string> CreateAsync(SandboxLimits? limits = null, IReadOnlyDictionary<string, string>? env = null)
     {
         var id = "t" + Guid.NewGuid().ToString("N")[..19];
         _created.Add(id);
-        await Runtime.CreateAsync(new SandboxSpec { Id = id, Layers = [_layer], Limits = limits ?? new SandboxLimits(), Env = new Dictionary<string, string> { ["GREETING"] = "hello" } }, default);
+        await Runtime.CreateAsync(new SandboxSpec { Id = id, Layers = [_layer], Limits = limits ?? new SandboxLimits(), Env = env ?? new Dictionary<string, string> { ["GREETING"] = "hello" } }, default);
         return id;
+    }
+
+    /// <summary>Review finding 11: an image's <c>ENV</c> cannot set the agent's own settings (its user, its
+    /// working directory, its process limit, its socket). Before, the runtime's own values came later and won by
+    /// that order alone; now an image's are dropped.</summary>
+    [Fact]
+    public async Task Create_ImageEnvNamingTheAgentsSettings_DoesNotReachTheAgent()
+    {
+        var id = await CreateAsync(env: new Dictionary<string, string>
+        {
+            ["CORDON_AGENT_USER"] = "nobody",
+            ["CORDON_AGENT_CWD"] = "/proc",
+            ["CORDON_AGENT_MAX_PROCESSES"] = "1",
+            ["CORDON_AGENT_LISTEN_FD"] = "7",
+        });
+
+        var (exit, stdout, _) = await RunAsync(id, "sh", "-c", "id -u; pwd; (true) && (true) && echo forked");
+
+        Assert.Equal(0, exit);
+        Assert.Equal("0\n/root\nforked\n", stdout); // root's home: the image named no working directory
     }
 
     private AgentClient Agent(string id) => new(ct => Runtime.ConnectAgentAsync(id, ct));

@@ -2,33 +2,60 @@ namespace Cordon.Runtime.Oci;
 
 /// <summary>Gives each sandbox its own range of 65536 host uids and gids, so a process that escapes one
 /// sandbox owns nothing of another's (its files, its processes) nor of the shared image.</summary>
-internal sealed class IdRangeAllocator(long start, int count)
+/// <remarks>
+/// Ranges are claimed host-wide, not only in this process: two servers on one host (two data directories) must not
+/// hand out the same host ids. A claim is a file named by the range's first host id in a directory all servers
+/// share (under /run: it ends with the boot, as do the sandboxes), holding the state directory of the server that
+/// took it; it is created exclusively, removed on release, and taken over when the state directory it names is gone.
+/// </remarks>
+internal sealed class IdRangeAllocator
 {
     public const int RangeSize = 65536;
 
     private readonly Lock _lock = new();
-    private readonly bool[] _used = new bool[count];
+    private readonly long _start;
+    private readonly int _count;
+    private readonly bool[] _used;
+    private readonly string? _claims;
+    private readonly string _owner;
 
-    public long HostIdOf(int index) => start + ((long)index * RangeSize);
+    /// <param name="claims">The host-wide claims directory, or null to claim in this process only.</param>
+    /// <param name="owner">This server's state directory, written into its claims.</param>
+    public IdRangeAllocator(long start, int count, string? claims = null, string owner = "")
+    {
+        _start = start;
+        _count = count;
+        _used = new bool[count];
+        _claims = claims;
+        _owner = owner;
+        if (claims is not null)
+        {
+            Directory.CreateDirectory(claims, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
 
-    /// <summary>Takes the lowest free range.</summary>
+    public long HostIdOf(int index) => _start + ((long)index * RangeSize);
+
+    /// <summary>Takes the lowest range free here and on the host.</summary>
     /// <exception cref="SandboxRuntimeException">Every range is in use.</exception>
     public int Allocate()
     {
         lock (_lock)
         {
-            var index = Array.IndexOf(_used, false);
-            if (index < 0)
+            for (var index = 0; index < _count; index++)
             {
-                throw new SandboxRuntimeException($"The host has reached its limit of {count} sandboxes: destroy some, or raise Runtime:MaxSandboxes.");
+                if (!_used[index] && TryClaim(index))
+                {
+                    _used[index] = true;
+                    return index;
+                }
             }
 
-            _used[index] = true;
-            return index;
+            throw new SandboxRuntimeException($"The host has reached its limit of {_count} sandboxes: destroy some, or raise Runtime:MaxSandboxes.");
         }
     }
 
-    /// <summary>Marks a range as in use by a sandbox found at start.</summary>
+    /// <summary>Marks a range as in use by a sandbox found at start, and claims it again.</summary>
     public void MarkUsed(int index)
     {
         lock (_lock)
@@ -36,6 +63,10 @@ internal sealed class IdRangeAllocator(long start, int count)
             if (index >= 0 && index < _used.Length)
             {
                 _used[index] = true;
+                if (ClaimPath(index) is { } claim)
+                {
+                    File.WriteAllText(claim, _owner);
+                }
             }
         }
     }
@@ -47,7 +78,72 @@ internal sealed class IdRangeAllocator(long start, int count)
             if (index >= 0 && index < _used.Length)
             {
                 _used[index] = false;
+                if (ClaimPath(index) is { } claim && Owner(claim) == _owner)
+                {
+                    File.Delete(claim);
+                }
             }
+        }
+    }
+
+    /// <summary>Drops this server's claims on ranges none of its sandboxes use (it ended without releasing them).</summary>
+    public void ReleaseStaleClaims()
+    {
+        if (_claims is null)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            for (var index = 0; index < _count; index++)
+            {
+                if (!_used[index] && ClaimPath(index) is { } claim && File.Exists(claim) && Owner(claim) == _owner)
+                {
+                    File.Delete(claim);
+                }
+            }
+        }
+    }
+
+    private bool TryClaim(int index)
+    {
+        if (ClaimPath(index) is not { } claim)
+        {
+            return true;
+        }
+
+        try
+        {
+            using var file = new FileStream(claim, FileMode.CreateNew, FileAccess.Write);
+            file.Write(System.Text.Encoding.UTF8.GetBytes(_owner));
+            return true;
+        }
+        catch (IOException) when (File.Exists(claim))
+        {
+            // Ours from before a crash, or a server's whose state directory is gone: free to take.
+            var owner = Owner(claim);
+            if (owner == _owner || (owner is { Length: > 0 } && !Directory.Exists(owner)))
+            {
+                File.WriteAllText(claim, _owner);
+                return true;
+            }
+
+            return false;
+        }
+    }
+
+    private string? ClaimPath(int index) => _claims is null ? null : Path.Combine(_claims, HostIdOf(index).ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private static string? Owner(string claim)
+    {
+        try
+        {
+            return File.ReadAllText(claim);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
         }
     }
 }

@@ -48,7 +48,11 @@ public static class OciBundleWriter
         var env = new JsonArray();
         foreach (var (key, value) in spec.Env)
         {
-            env.Add($"{key}={value}");
+            // The agent's own settings are the runtime's to give (an image's ENV could name them too).
+            if (!key.StartsWith("CORDON_AGENT_", StringComparison.Ordinal))
+            {
+                env.Add($"{key}={value}");
+            }
         }
 
         env.Add("CORDON_AGENT_LISTEN_FD=3"); // the listening socket the runtime preserves for the agent

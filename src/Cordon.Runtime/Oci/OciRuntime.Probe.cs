@@ -128,6 +128,8 @@ public sealed partial class OciRuntime
             RestorePlacement(dir);
         }
 
+        _ranges.ReleaseStaleClaims();
+
         // After the cgroup repair: lxcfs finds the hierarchies when it starts.
         var lxcfs = false;
         if (_options.Lxcfs && problems.Count == 0)

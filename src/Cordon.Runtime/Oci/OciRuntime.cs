@@ -41,7 +41,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     {
         _options = options.Value;
         _logger = logger;
-        _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes);
+        _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes, _options.IdRangeClaims, Path.GetFullPath(_options.StateDirectory));
         _namespaces = new UserNamespaceCache(_ranges);
         _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
         _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, _options.PreparedRootKinds, BuildRoot, RemoveBundle);

@@ -29,6 +29,10 @@ public sealed class OciRuntimeOptions
     /// <summary>First host uid/gid of the ranges given to sandboxes; each sandbox gets its own 65536 ids.</summary>
     public long IdRangeStart { get; set; } = 1L << 30;
 
+    /// <summary>Where every server on the host claims the id ranges it hands out, so two servers (two data
+    /// directories) never give sandboxes the same host ids.</summary>
+    public string IdRangeClaims { get; set; } = "/run/cordon/id-ranges";
+
     /// <summary>Most sandboxes that may exist at once (one id range each).</summary>
     public int MaxSandboxes { get; set; } = 4096;
 

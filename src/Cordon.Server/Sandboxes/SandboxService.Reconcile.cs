@@ -26,7 +26,7 @@ public sealed partial class SandboxService
             }
         }
 
-        _store.PurgeEnded(now - _options.EndedRetention);
+        _store.PurgeEnded(now - _options.EndedRetention, now - _options.AuditRetention);
         _commands.ForgetEnded();
     }
 

@@ -132,6 +132,7 @@ public sealed class StateStore
         SaveSandbox(connection, record);
         Insert(connection, "INSERT INTO sandbox_events (sandbox_id, at, kind, message) VALUES ($1, $2, $3, $4)",
             record.Id, DateTimeOffset.UtcNow.ToString("O"), eventKind, eventMessage);
+        Insert(connection, TrimEventsSql, record.Id);
         Insert(connection, "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
             DateTimeOffset.UtcNow.ToString("O"), actor, action, record.Id, detail);
         transaction.Commit();
@@ -232,17 +233,39 @@ public sealed class StateStore
         return records;
     }
 
-    /// <summary>Forgets sandboxes that ended before <paramref name="before"/>, with their history.</summary>
-    public int PurgeEnded(DateTimeOffset before)
+    /// <summary>Most history entries kept per sandbox: the newest (a tenant can add one with every timeout change).</summary>
+    public const int MaxEventsPerSandbox = 1000;
+
+    /// <summary>Drops a sandbox's oldest history entries beyond <see cref="MaxEventsPerSandbox"/> (the OFFSET);
+    /// parameter $1 is its id.</summary>
+    private const string TrimEventsSql = """
+        DELETE FROM sandbox_events WHERE sandbox_id = $1 AND rowid <= (
+            SELECT rowid FROM sandbox_events WHERE sandbox_id = $1 ORDER BY rowid DESC LIMIT 1 OFFSET 1000)
+        """;
+
+    /// <summary>Forgets sandboxes that ended before <paramref name="before"/>, with their history, and audit
+    /// entries older than <paramref name="auditBefore"/>.</summary>
+    public int PurgeEnded(DateTimeOffset before, DateTimeOffset auditBefore)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = """
             DELETE FROM sandbox_events WHERE sandbox_id IN (SELECT id FROM sandboxes WHERE state = 'ended' AND ended_at < $before);
             DELETE FROM sandboxes WHERE state = 'ended' AND ended_at < $before;
+            DELETE FROM audit_log WHERE at < $audit;
             """;
         command.Parameters.AddWithValue("$before", before.ToString("O"));
+        command.Parameters.AddWithValue("$audit", auditBefore.ToString("O"));
         return command.ExecuteNonQuery();
+    }
+
+    /// <summary>How many audit entries are kept.</summary>
+    public int CountAudit()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM audit_log";
+        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     public void AddEvent(string sandboxId, string kind, string message)
@@ -255,6 +278,7 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$kind", kind);
         command.Parameters.AddWithValue("$message", message);
         command.ExecuteNonQuery();
+        Insert(connection, TrimEventsSql, sandboxId);
     }
 
     public List<SandboxEvent> LoadEvents(string sandboxId)
