@@ -23,7 +23,15 @@ public sealed class AgentStartTests
 
         Assert.Equal("failed", info.EndReason);
         Assert.Contains(await server.Client.GetEventsAsync(sandbox.Id), e => e.Message.Contains("agent did not start", StringComparison.Ordinal));
-        Assert.False(Directory.Exists(Path.Combine(server.DataDir, "sandboxes", sandbox.Id)));
+
+        // The processes are gone when it reads as ended; its files follow in the background.
+        var dir = Path.Combine(server.DataDir, "sandboxes", sandbox.Id);
+        for (var i = 0; i < 100 && Directory.Exists(dir); i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.False(Directory.Exists(dir));
     }
 
     [Fact]

@@ -237,6 +237,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public async ValueTask StopAsync(string id, CancellationToken cancellationToken)
     {
         _exits.Unwatch(id); // ended on purpose: not an exit to report
+
+        // A process leaves the cgroup's list a moment before it is a zombie (the kernel's cgroup_exit comes before
+        // exit_notify): the processes there before the kill are waited for by pid as well.
+        var running = new HashSet<int>(_cgroups.ProcessIds(_options.CgroupParent, id));
         KillInit(id);
 
         // A paused sandbox's processes are frozen: the kill takes effect once they are thawed.
@@ -245,8 +249,15 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         // Done when nothing in the sandbox's cgroup runs any more. (PID 1 looking dead is not enough: the
         // kernel kills the rest of the pid namespace only when the last of the agent's threads has exited.)
         var waited = Stopwatch.StartNew();
-        while (_cgroups.ProcessIds(_options.CgroupParent, id).Any(IsRunning))
+        while (true)
         {
+            running.UnionWith(_cgroups.ProcessIds(_options.CgroupParent, id));
+            running.RemoveWhere(pid => !IsRunning(pid)); // once seen dead, a pid is not looked at again (it may be reused)
+            if (running.Count == 0)
+            {
+                break;
+            }
+
             if (waited.Elapsed > TimeSpan.FromSeconds(10))
             {
                 throw new SandboxRuntimeException("The sandbox's processes did not stop in time.", $"processes of {id} still alive 10 s after SIGKILL");
@@ -348,18 +359,26 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
             // Each writable layer is an ext4 file system of its own, mounted at <dir>/layer (its upper directory
             // exists only while it is mounted): what it uses is what its sparse image file takes on the host.
+            // Sandboxes come and go meanwhile: a layer unmounted or removed between the check and the read is skipped,
+            // as is one that reads as the host's own file system (no longer mounted).
+            var host = new DriveInfo(_options.StateDirectory);
             long used = 0;
-            foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory, "*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0 }))
+            foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory, "*", new EnumerationOptions { RecurseSubdirectories = false, AttributesToSkip = 0, IgnoreInaccessible = true }))
             {
                 var layer = Path.Combine(dir, "layer");
-                if (Directory.Exists(Path.Combine(layer, "upper")))
+                try
                 {
-                    var drive = new DriveInfo(layer);
-                    used += drive.TotalSize - drive.TotalFreeSpace;
+                    if (Directory.Exists(Path.Combine(layer, "upper")) && new DriveInfo(layer) is var drive && drive.TotalSize != host.TotalSize)
+                    {
+                        used += drive.TotalSize - drive.TotalFreeSpace;
+                    }
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
                 }
             }
 
-            _disk = new DiskSpace(new DriveInfo(_options.StateDirectory).AvailableFreeSpace, used);
+            _disk = new DiskSpace(host.AvailableFreeSpace, used);
             _diskReadAt = Environment.TickCount64;
             return _disk;
         }
