@@ -47,7 +47,8 @@ public sealed class LxcfsHost(string program, string mountPoint)
             return $"lxcfs is not installed ({program}): sandboxes see the host's memory and CPUs in /proc. apt-get install lxcfs (./cordon does), or set Runtime:Lxcfs=false.";
         }
 
-        Directory.CreateDirectory(mountPoint);
+        // The mount table first: a dead instance (killed with the machine's other processes, say) leaves its
+        // mount behind, and every access to the mount point, even the stat inside CreateDirectory, fails ENOTCONN.
         var mounted = IsLxcfsMount();
         if (mounted && Answers())
         {
@@ -57,9 +58,10 @@ public sealed class LxcfsHost(string program, string mountPoint)
 
         if (mounted)
         {
-            // A dead instance leaves its mount behind; every access answers ENOTCONN.
             Syscalls.umount2(mountPoint, Syscalls.MNT_DETACH);
         }
+
+        Directory.CreateDirectory(mountPoint);
 
         // SECURITY: lxcfs runs as root, as packaged, and serves only the files above to sandboxes, each
         // bind-mounted read-only; it answers every read from the cgroup of the process that reads.
