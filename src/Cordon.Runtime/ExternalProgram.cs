@@ -3,10 +3,11 @@ using System.Diagnostics;
 namespace Cordon.Runtime;
 
 /// <summary>Runs a host program by absolute path with an argv array (never a shell string) and captures
-/// its output. Standard input is closed.</summary>
+/// its output. Standard input gets what the caller gives, then is closed.</summary>
 internal static class ExternalProgram
 {
-    public static async Task<ExternalResult> RunAsync(string path, IEnumerable<string> args, CancellationToken cancellationToken)
+    /// <param name="input">Written to the program's standard input, which is then closed.</param>
+    public static async Task<ExternalResult> RunAsync(string path, IEnumerable<string> args, CancellationToken cancellationToken, string? input = null)
     {
         var info = new ProcessStartInfo(path)
         {
@@ -21,6 +22,11 @@ internal static class ExternalProgram
         }
 
         using var process = Process.Start(info) ?? throw new InvalidOperationException($"{path} did not start.");
+        if (input is not null)
+        {
+            await process.StandardInput.WriteAsync(input.AsMemory(), cancellationToken);
+        }
+
         process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);

@@ -39,6 +39,16 @@ public interface ISandboxRuntime
     /// <summary>Current resource use, or null when the sandbox does not exist.</summary>
     ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>Replaces what a running sandbox's traffic may reach; connections the new policy forbids are cut.</summary>
+    /// <exception cref="SandboxRuntimeException">The sandbox does not exist, or the host gives sandboxes no network.</exception>
+    ValueTask SetNetworkAsync(string id, Network.SandboxNetwork network, CancellationToken cancellationToken);
+
+    /// <summary>The sandbox's address, or null when it has none (no network on this host, or no such sandbox).</summary>
+    System.Net.IPAddress? AddressOf(string id);
+
+    /// <summary>The sandbox with this address, or null.</summary>
+    string? SandboxAt(System.Net.IPAddress address);
+
     /// <summary>Disk free on the sandboxes' file system and what their writable layers take of it (a moment old
     /// at most: it is read at most every few seconds).</summary>
     DiskSpace GetDiskSpace();

@@ -10,6 +10,10 @@ public static class Modes
     /// <summary>0600: files only root reads (the database, config.json, layer images, agent sockets).</summary>
     public const UnixFileMode RootReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
+    /// <summary>0644: a file bind-mounted read-only into a sandbox (its users are "others" to a root-owned file); its
+    /// directory keeps host users out.</summary>
+    public const UnixFileMode WorldReadable = RootReadWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
     /// <summary>0711: directories every uid may traverse but not list, on the way to a directory of its own.</summary>
     public const UnixFileMode TraverseOnly = RootOnly | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
 

@@ -20,6 +20,9 @@ public sealed record RuntimeCapabilities
     /// <summary>Sandboxes see their own memory, CPUs, load and uptime in /proc (lxcfs serves).</summary>
     public bool Lxcfs { get; init; }
 
+    /// <summary>Sandboxes get a network of their own, by policy (else loopback only; <see cref="Warnings"/> says why).</summary>
+    public bool Network { get; init; }
+
     /// <summary>Host problems found, each with what to do about it. Empty when all is well.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
 

@@ -19,4 +19,8 @@ public sealed record SandboxSpec
 
     /// <summary>Working directory of commands that name none; "/" means the user's home directory.</summary>
     public string WorkingDir { get; init; } = "/";
+
+    /// <summary>What the sandbox's traffic may reach; it can be changed while it runs
+    /// (<see cref="ISandboxRuntime.SetNetworkAsync"/>). Loopback only when the host gives sandboxes no network.</summary>
+    public Network.SandboxNetwork Network { get; init; } = Cordon.Runtime.Network.SandboxNetwork.None;
 }

@@ -2,6 +2,7 @@ using System.Text;
 using Cordon.Protocol;
 using Cordon.Runtime.Agent;
 using Cordon.Runtime.Images;
+using Cordon.Runtime.Network;
 using Cordon.Runtime.Oci;
 using Cordon.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -56,12 +57,142 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         Directory.Delete(_root, recursive: true);
     }
 
-    private async Task<string> CreateAsync(SandboxLimits? limits = null, IReadOnlyDictionary<string, string>? env = null)
+    private async Task<string> CreateAsync(SandboxLimits? limits = null, IReadOnlyDictionary<string, string>? env = null, SandboxNetwork? network = null)
     {
         var id = "t" + Guid.NewGuid().ToString("N")[..19];
         _created.Add(id);
-        await Runtime.CreateAsync(new SandboxSpec { Id = id, Layers = [_layer], Limits = limits ?? new SandboxLimits(), Env = env ?? new Dictionary<string, string> { ["GREETING"] = "hello" } }, default);
+        try
+        {
+            await Runtime.CreateAsync(new SandboxSpec
+            {
+                Id = id,
+                Layers = [_layer],
+                Limits = limits ?? new SandboxLimits(),
+                Env = env ?? new Dictionary<string, string> { ["GREETING"] = "hello" },
+                Network = network ?? SandboxNetwork.None,
+            }, default);
+        }
+        catch (SandboxRuntimeException ex) when (ex.Detail is not null)
+        {
+            // What the server would log: the test's report needs it.
+            throw new SandboxRuntimeException($"{ex.Message} ({ex.Detail})", ex.Detail, ex);
+        }
+
         return id;
+    }
+
+    /// <summary>The body an HTTP GET of <paramref name="host"/> (an address, optionally with a port) got, or
+    /// "refused" (a refused connection must fail at once, not hang: the timeout is far above what a refusal
+    /// takes), else what went wrong. Through busybox's nc: the static busybox's wget cannot resolve in a sandbox.</summary>
+    private async Task<string> FetchAsync(string id, string host)
+    {
+        var (address, port) = host.Contains(':', StringComparison.Ordinal) ? (host[..host.IndexOf(':', StringComparison.Ordinal)], host[(host.IndexOf(':', StringComparison.Ordinal) + 1)..]) : (host, "80");
+        var (exit, stdout, stderr) = await RunAsync(id, "sh", "-c", $"printf 'GET / HTTP/1.0\r\nHost: {address}\r\n\r\n' | nc -w 15 {address} {port} 2>&1");
+        var body = stdout.IndexOf("\r\n\r\n", StringComparison.Ordinal) is var at and >= 0 ? stdout[(at + 4)..] : stdout;
+        return exit == 0 && stdout.StartsWith("HTTP/", StringComparison.Ordinal) ? body
+            : stdout.Contains("refused", StringComparison.OrdinalIgnoreCase) ? "refused" : $"failed ({exit}): {stdout}{stderr}";
+    }
+
+    [Fact]
+    public async Task Network_None_ReachesNothing()
+    {
+        TestInternet.EnsureUp();
+        var id = await CreateAsync(network: SandboxNetwork.None);
+
+        Assert.Equal("refused", await FetchAsync(id, TestInternet.PublicHost));
+    }
+
+    [Fact]
+    public async Task Network_Internet_ReachesPublicHosts_NotPrivateHostMetadataOrOtherSandboxes()
+    {
+        TestInternet.EnsureUp();
+        var id = await CreateAsync(network: SandboxNetwork.PublicInternet);
+        var other = await CreateAsync(network: SandboxNetwork.PublicInternet);
+        await using var listener = await Agent(other).StartExecAsync(new ExecRequest { Argv = ["sh", "-c", "echo listening; exec nc -ll -p 8080 -e echo other"] }, default);
+        var events = listener.ReadEventsAsync(default).GetAsyncEnumerator();
+        Assert.True(await events.MoveNextAsync());
+
+        Assert.StartsWith($"hello from {TestInternet.PublicHost}", await FetchAsync(id, TestInternet.PublicHost));
+        Assert.Equal("refused", await FetchAsync(id, TestInternet.PrivateHost));
+        Assert.Equal("refused", await FetchAsync(id, "169.254.169.254"));
+        Assert.Equal("refused", await FetchAsync(id, "203.0.113.254")); // the host's own address on that link
+        Assert.Equal("refused", await FetchAsync(id, $"{Runtime.AddressOf(other)}:8080"));
+
+        // The other sandbox does listen: from inside it, it answers.
+        var (exit, stdout, _) = await RunAsync(other, "sh", "-c", "nc 127.0.0.1 8080 </dev/null");
+        Assert.Equal((0, "other\n"), (exit, stdout));
+    }
+
+    [Fact]
+    public async Task Network_AllowRule_OpensAReservedRangeAndPort_AndNothingElse()
+    {
+        TestInternet.EnsureUp();
+        var id = await CreateAsync(network: new SandboxNetwork
+        {
+            Online = true,
+            Allow = [new AddressRule(System.Net.IPNetwork.Parse(TestInternet.PrivateHost + "/32"), "tcp", 80, 80)],
+        });
+
+        Assert.StartsWith($"hello from {TestInternet.PrivateHost}", await FetchAsync(id, TestInternet.PrivateHost));
+        Assert.Equal("refused", await FetchAsync(id, TestInternet.PublicHost));
+    }
+
+    [Fact]
+    public async Task Network_DenyRule_BeatsTheInternetDefault()
+    {
+        TestInternet.EnsureUp();
+        var id = await CreateAsync(network: SandboxNetwork.PublicInternet with
+        {
+            Deny = [new AddressRule(System.Net.IPNetwork.Parse(TestInternet.OtherPublicHost + "/32"))],
+        });
+
+        Assert.StartsWith("hello", await FetchAsync(id, TestInternet.PublicHost));
+        Assert.Equal("refused", await FetchAsync(id, TestInternet.OtherPublicHost));
+    }
+
+    /// <summary>The sandbox's root cannot undo its network: the namespace belongs to the host, not to the
+    /// sandbox's user namespace, so addresses, routes and links stay as the host made them.</summary>
+    [Fact]
+    public async Task Network_SandboxRoot_CannotChangeItsInterfaceOrAddress()
+    {
+        var id = await CreateAsync(network: SandboxNetwork.PublicInternet);
+
+        var (exit, stdout, _) = await RunAsync(id, "sh", "-c",
+            "ip addr add 10.201.9.9/32 dev eth0 2>&1; ip link set eth0 down 2>&1; ip route del default 2>&1; ip -4 addr show eth0; ip route; ls /sys/class/net");
+
+        Assert.Equal(0, exit);
+        Assert.DoesNotContain("10.201.9.9", stdout);
+        Assert.Contains(Runtime.AddressOf(id)!.ToString(), stdout);
+        Assert.Contains("default via", stdout);
+        Assert.Contains("not permitted", stdout, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("cdh", stdout); // the host's view of /sys does not list other sandboxes' interfaces
+    }
+
+    [Fact]
+    public async Task Network_PolicyChangedToNone_CutsAnOpenConnection()
+    {
+        TestInternet.EnsureUp();
+        var id = await CreateAsync(network: SandboxNetwork.PublicInternet);
+        await using var session = await Agent(id).StartExecAsync(new ExecRequest
+        {
+            Argv = ["sh", "-c", $"while true; do echo ping; sleep 0.2; done | nc {TestInternet.PublicHost} 7; echo ended $?"],
+            TimeoutMs = 60_000,
+        }, default);
+        var events = session.ReadEventsAsync(default).GetAsyncEnumerator();
+        Assert.True(await events.MoveNextAsync());
+        Assert.StartsWith("ping", Encoding.UTF8.GetString(events.Current.Data)); // the echo answered
+
+        await Runtime.SetNetworkAsync(id, SandboxNetwork.None, default);
+
+        var output = new StringBuilder();
+        while (await events.MoveNextAsync() && events.Current.Kind != ExecEventKind.Exit)
+        {
+            output.Append(Encoding.UTF8.GetString(events.Current.Data));
+        }
+
+        Assert.Equal(ExecEventKind.Exit, events.Current.Kind); // nc ended on its own, well before the 60 s timeout
+        Assert.False(events.Current.Exit!.TimedOut);
+        Assert.Contains("ended", output.ToString());
     }
 
     /// <summary>Review finding 11: an image's <c>ENV</c> cannot set the agent's own settings (its user, its

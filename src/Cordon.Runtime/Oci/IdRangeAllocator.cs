@@ -7,6 +7,7 @@ namespace Cordon.Runtime.Oci;
 /// hand out the same host ids. A claim is a file named by the range's first host id in a directory all servers
 /// share (under /run: it ends with the boot, as do the sandboxes), holding the state directory of the server that
 /// took it; it is created exclusively, removed on release, and taken over when the state directory it names is gone.
+/// Sandbox network slots (<see cref="Network.HostNetwork"/>) are claimed the same way, with a step of 1.
 /// </remarks>
 internal sealed class IdRangeAllocator
 {
@@ -18,12 +19,20 @@ internal sealed class IdRangeAllocator
     private readonly bool[] _used;
     private readonly string? _claims;
     private readonly string _owner;
+    private readonly long _step;
+    private readonly bool _rotate;
+    private int _next;
 
     /// <param name="claims">The host-wide claims directory, or null to claim in this process only.</param>
     /// <param name="owner">This server's state directory, written into its claims.</param>
-    public IdRangeAllocator(long start, int count, string? claims = null, string owner = "")
+    /// <param name="step">What one index is worth: <see cref="RangeSize"/> host ids, or 1 for plain numbers.</param>
+    /// <param name="rotate">Take the next free index after the last one taken, not the lowest: what the index names
+    /// (a network interface) may take the kernel a moment to remove after its release.</param>
+    public IdRangeAllocator(long start, int count, string? claims = null, string owner = "", long step = RangeSize, bool rotate = false)
     {
         _start = start;
+        _step = step;
+        _rotate = rotate;
         _count = count;
         _used = new bool[count];
         _claims = claims;
@@ -34,7 +43,7 @@ internal sealed class IdRangeAllocator
         }
     }
 
-    public long HostIdOf(int index) => _start + ((long)index * RangeSize);
+    public long HostIdOf(int index) => _start + (index * _step);
 
     /// <summary>Takes the lowest range free here and on the host.</summary>
     /// <exception cref="SandboxRuntimeException">Every range is in use.</exception>
@@ -42,16 +51,33 @@ internal sealed class IdRangeAllocator
     {
         lock (_lock)
         {
-            for (var index = 0; index < _count; index++)
+            for (var i = 0; i < _count; i++)
             {
+                var index = (_next + i) % _count;
                 if (!_used[index] && TryClaim(index))
                 {
                     _used[index] = true;
+                    _next = _rotate ? (index + 1) % _count : 0;
                     return index;
                 }
             }
 
             throw new SandboxRuntimeException($"The host has reached its limit of {_count} sandboxes: destroy some, or raise Runtime:MaxSandboxes.");
+        }
+    }
+
+    /// <summary>Claims one given index if it is free here and on the host (ours from before, or its owner gone).</summary>
+    public bool TryTake(int index)
+    {
+        lock (_lock)
+        {
+            if (index < 0 || index >= _count || _used[index] || !TryClaim(index))
+            {
+                return false;
+            }
+
+            _used[index] = true;
+            return true;
         }
     }
 

@@ -31,6 +31,10 @@ public static class OciBundleWriter
         "/proc/interrupts", "/sys/kernel",
     ];
 
+    /// <summary>What a view of the host's /sys must not show a sandbox: the host's and other sandboxes' interfaces
+    /// (names, addresses, counters), and the host's BPF and FUSE control file systems.</summary>
+    private static readonly string[] HostSysMaskedPaths = ["/sys/class/net", "/sys/devices/virtual/net", "/sys/fs/bpf", "/sys/fs/fuse"];
+
     private static readonly string[] ReadonlyPaths =
     [
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -40,10 +44,12 @@ public static class OciBundleWriter
     /// <param name="hostIdBase">First host id of the sandbox's range; root inside maps to it.</param>
     /// <param name="seccompBpf">A precompiled filter (crun), or null to embed the JSON profile (runc).</param>
     /// <param name="cpuset">The host CPUs the sandbox may run on (<see cref="CpuPlacement"/>), or null for all.</param>
+    /// <param name="networkNamespace">A prepared network namespace to join (<see cref="Network.HostNetwork"/>); a new
+    /// one with loopback only when null.</param>
     /// <param name="views">Files bind-mounted read-only over the sandbox's own (lxcfs's views of /proc and /sys):
     /// (host path, path in the sandbox).</param>
     public static JsonObject Build(SandboxSpec spec, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf,
-        string? cpuset = null, IReadOnlyList<(string Source, string Destination)>? views = null)
+        string? cpuset = null, IReadOnlyList<(string Source, string Destination)>? views = null, string? networkNamespace = null)
     {
         var env = new JsonArray();
         foreach (var (key, value) in spec.Env)
@@ -82,7 +88,9 @@ public static class OciBundleWriter
         {
             ["uidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
             ["gidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
-            ["namespaces"] = new JsonArray([.. new[] { "pid", "network", "ipc", "uts", "mount", "user", "cgroup" }.Select(n => (JsonNode)new JsonObject { ["type"] = n })]),
+            ["namespaces"] = new JsonArray([.. new[] { "pid", "network", "ipc", "uts", "mount", "user", "cgroup" }.Select(n => (JsonNode)(n == "network" && networkNamespace is not null
+                ? new JsonObject { ["type"] = n, ["path"] = networkNamespace }
+                : new JsonObject { ["type"] = n }))]),
             ["cgroupsPath"] = CgroupHost.CgroupsPath(options.CgroupParent, spec.Id),
             ["resources"] = new JsonObject
             {
@@ -93,7 +101,7 @@ public static class OciBundleWriter
                 ["cpu"] = cpu,
                 ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
             },
-            ["maskedPaths"] = new JsonArray([.. MaskedPaths.Select(p => (JsonNode)p)]),
+            ["maskedPaths"] = new JsonArray([.. MaskedPaths.Concat(networkNamespace is null ? [] : HostSysMaskedPaths).Select(p => (JsonNode)p)]),
             ["readonlyPaths"] = new JsonArray([.. ReadonlyPaths.Select(p => (JsonNode)p)]),
         };
         var annotations = new JsonObject();
@@ -133,7 +141,7 @@ public static class OciBundleWriter
                 Mount("/dev/pts", "devpts", "devpts", "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"),
                 Mount("/dev/shm", "shm", "tmpfs", "nosuid", "noexec", "nodev", "mode=1777", "size=65536k"),
                 Mount("/dev/mqueue", "mqueue", "mqueue", "nosuid", "noexec", "nodev"),
-                Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro"),
+                SysMount(networkNamespace is not null),
                 Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
                 Mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"),
                 Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev"),
@@ -157,6 +165,15 @@ public static class OciBundleWriter
         });
         JsonSerializer.Serialize(file, config);
     }
+
+    /// <summary>/sys: a sysfs of its own, except in a network namespace the host made (its user namespace owns it,
+    /// not the sandbox's, and the kernel lets only the owner mount sysfs there): then the host's, read-only, with
+    /// <see cref="HostSysMaskedPaths"/> masked. A recursive bind: in a new user namespace the kernel refuses a bind
+    /// that would uncover what the host mounted below.</summary>
+    private static JsonObject SysMount(bool hostNetworkNamespace)
+        => hostNetworkNamespace
+            ? Mount("/sys", "/sys", "bind", "rbind", "ro", "nosuid", "noexec", "nodev")
+            : Mount("/sys", "sysfs", "sysfs", "nosuid", "noexec", "nodev", "ro");
 
     private static JsonObject Mount(string destination, string source, string type, params string[] options) => new()
     {

@@ -1,6 +1,8 @@
+using System.Net;
 using System.Text.Json;
 using Cordon.Runtime.Cgroups;
 using Cordon.Runtime.Interop;
+using Cordon.Runtime.Network;
 
 namespace Cordon.Runtime.Oci;
 
@@ -144,6 +146,7 @@ public sealed partial class OciRuntime
             }
         }
 
+        var network = problems.Count == 0 && _options.Network && await StartNetworkAsync(warnings, cancellationToken);
         var idmapped = problems.Count == 0 && ProbeIdmappedMounts(problems);
         if (problems.Count == 0)
         {
@@ -174,10 +177,65 @@ public sealed partial class OciRuntime
             Seccomp = seccomp,
             IdmappedMounts = idmapped,
             Lxcfs = lxcfs,
+            Network = network,
             Problems = problems,
             Warnings = warnings,
             Fixed = repaired,
         };
+    }
+
+    /// <summary>Sets up the host's side of sandbox networks, keeping the slots (and policies) of sandboxes that
+    /// outlived the server. A host that cannot (no nftables, a kernel without it) gives sandboxes loopback only,
+    /// with a warning saying why.</summary>
+    private async Task<bool> StartNetworkAsync(List<string> warnings, CancellationToken cancellationToken)
+    {
+        if (_network is not null)
+        {
+            return true;
+        }
+
+        IPNetwork subnet;
+        IPAddress gateway;
+        try
+        {
+            subnet = IPNetwork.Parse(_options.NetworkSubnet);
+            gateway = IPAddress.Parse(_options.NetworkGateway);
+        }
+        catch (FormatException)
+        {
+            warnings.Add($"Runtime:NetworkSubnet ({_options.NetworkSubnet}) or Runtime:NetworkGateway ({_options.NetworkGateway}) is not an IPv4 network and address: sandboxes get loopback only.");
+            return false;
+        }
+
+        var found = new Dictionary<string, NetworkRecord>(StringComparer.Ordinal);
+        foreach (var dir in Directory.EnumerateDirectories(_options.StateDirectory))
+        {
+            if (NetworkRecord.Load(dir) is { } record)
+            {
+                found[Path.GetFileName(dir)] = record;
+            }
+        }
+
+        var addresses = 1 << (32 - subnet.PrefixLength);
+        var host = new HostNetwork(
+            new NetworkSettings(subnet, gateway, _options.NetworkProxyPort, _options.PreparedNetworks, Math.Min(_options.MaxSandboxes, addresses - 3), _options.NetworkStateDirectory),
+            Path.GetFullPath(_options.StateDirectory), _logger);
+        if (await host.StartAsync(found.Values.ToDictionary(r => r.Slot, r => host.AddressOf(r.Slot)), cancellationToken) is { } problem)
+        {
+            warnings.Add(problem);
+            host.Dispose();
+            return false;
+        }
+
+        foreach (var (id, record) in found)
+        {
+            await host.AdoptAsync(record.Slot, record.Policy, cancellationToken);
+            _slots[id] = record.Slot;
+            _slotOwners[record.Slot] = id;
+        }
+
+        _network = host;
+        return true;
     }
 
     /// <summary>

@@ -1,8 +1,11 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Cordon.Runtime.Cgroups;
 using Cordon.Runtime.Interop;
+using Cordon.Runtime.Network;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -36,6 +39,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private byte[]? _seccompBpf;
     private SealedBinary? _sealedRuntime;
     private readonly RuntimeProgram _program;
+
+    /// <summary>The host's side of sandbox networks; null until the probe found the host able (then never again).</summary>
+    private HostNetwork? _network;
+    private readonly ConcurrentDictionary<string, int> _slots = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<int, string> _slotOwners = new();
 
     public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
     {
@@ -97,7 +105,27 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             var layerDone = stopwatch.Elapsed.TotalMilliseconds;
             var cpuset = _options.PinCpus ? _cpus.Place(spec.Id, spec.Limits.Cpus) : null;
             undo.Push("cpu placement", () => _cpus.Release(spec.Id));
-            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, _lxcfs.Mounts);
+
+            // Its network: a prepared namespace with its policy applied before anything in it runs; its resolver is
+            // the server's, on the gateway.
+            HostNetwork.Slot? slot = null;
+            var views = new List<(string Source, string Destination)>(_lxcfs.Mounts ?? []);
+            if (_network is { } network)
+            {
+                slot = await network.TakeAsync(spec.Network, cancellationToken);
+                undo.Push("network", async () =>
+                {
+                    slot.Dispose();
+                    await network.ReleaseAsync(slot.Index, CancellationToken.None);
+                });
+                NetworkRecord.Of(slot.Index, spec.Network).Save(dir);
+                var resolver = Path.Combine(dir, "resolv.conf");
+                File.WriteAllText(resolver, $"nameserver {network.Settings.Gateway}\noptions ndots:0\n");
+                File.SetUnixFileMode(resolver, Modes.WorldReadable);
+                views.Add((resolver, "/etc/resolv.conf"));
+            }
+
+            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, views, slot?.NamespacePath);
             OciBundleWriter.Write(dir, config);
 
             // The agent's socket is bound here, on the host, and handed to the agent as fd 3: the sandbox
@@ -127,6 +155,13 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
 
             undo.Commit();
+            if (slot is not null)
+            {
+                slot.Dispose(); // the sandbox holds its namespace now
+                _slots[spec.Id] = slot.Index;
+                _slotOwners[slot.Index] = spec.Id;
+            }
+
             WatchExit(spec.Id);
             LogCreated(spec.Id, stopwatch.Elapsed.TotalMilliseconds, layerDone - started, runtimeStart - layerDone, stopwatch.Elapsed.TotalMilliseconds - runtimeStart);
         }
@@ -185,6 +220,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
         // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
         await DeleteContainerAsync(id, cancellationToken);
+        await ReleaseNetworkAsync(id, BundleDirectory(id));
         RemoveBundle(BundleDirectory(id));
         _cpus.Release(id);
 
@@ -348,6 +384,33 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
         => ValueTask.FromResult(_cgroups.ReadUsage(_options.CgroupParent, id));
 
+    public async ValueTask SetNetworkAsync(string id, SandboxNetwork network, CancellationToken cancellationToken)
+    {
+        if (_network is not { } host || !_slots.TryGetValue(id, out var slot))
+        {
+            throw new SandboxRuntimeException("This sandbox has no network to change: the host gives sandboxes none (see /health).", $"no network slot for {id}");
+        }
+
+        await host.ApplyAsync(slot, network, cancellationToken);
+        NetworkRecord.Of(slot, network).Save(BundleDirectory(id));
+    }
+
+    public IPAddress? AddressOf(string id) => _network is { } host && _slots.TryGetValue(id, out var slot) ? host.AddressOf(slot) : null;
+
+    public string? SandboxAt(IPAddress address)
+        => _network?.SlotOf(address) is { } slot && _slotOwners.TryGetValue(slot, out var id) ? id : null;
+
+    /// <summary>Gives a destroyed sandbox's network back (its rules at once; its interface went with its namespace).</summary>
+    private async Task ReleaseNetworkAsync(string id, string dir)
+    {
+        var slot = _slots.TryRemove(id, out var known) ? known : NetworkRecord.Load(dir)?.Slot;
+        if (slot is { } index && _network is { } host)
+        {
+            _slotOwners.TryRemove(index, out _);
+            await host.ReleaseAsync(index, CancellationToken.None);
+        }
+    }
+
     public DiskSpace GetDiskSpace()
     {
         lock (_diskLock)
@@ -422,6 +485,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public void Dispose()
     {
         _roots.Dispose();
+        _network?.Dispose();
 
         // Leave the host as found when no sandbox outlives the server: undo the private bind mount and remove
         // the runtime's (empty) state directory.

@@ -62,4 +62,26 @@ public sealed class OciRuntimeOptions
     /// <summary>Pin each sandbox to <c>ceil(cpu)</c> host CPUs (the least loaded), so programs that count the CPUs
     /// they may run on see its limit (see <see cref="Cgroups.CpuPlacement"/>).</summary>
     public bool PinCpus { get; set; } = true;
+
+    /// <summary>Give sandboxes a network of their own (a namespace with a routed veth, Cordon's nftables table,
+    /// the server's resolver and proxy); when off, or when the host cannot (no nftables), sandboxes have loopback
+    /// only.</summary>
+    public bool Network { get; set; } = true;
+
+    /// <summary>Sandboxes' addresses, one each; masqueraded on the way out. Pick a range the host's own networks
+    /// do not use.</summary>
+    public string NetworkSubnet { get; set; } = "10.201.0.0/16";
+
+    /// <summary>The sandboxes' gateway on the host (an address on the host's <c>lo</c>, labelled <c>lo:cordon</c>): their resolver and
+    /// the proxy for name rules listen there.</summary>
+    public string NetworkGateway { get; set; } = "169.254.201.1";
+
+    /// <summary>The port of the server's proxy for name rules, on the gateway.</summary>
+    public int NetworkProxyPort { get; set; } = 15080;
+
+    /// <summary>Network namespaces kept ready for creates.</summary>
+    public int PreparedNetworks { get; set; } = 2;
+
+    /// <summary>Where Cordon remembers what it changed on the host's network (under /run: it ends with the boot).</summary>
+    public string NetworkStateDirectory { get; set; } = "/run/cordon/network";
 }

@@ -1,0 +1,487 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Cordon.Runtime.Network;
+
+/// <summary>The host's side of sandbox networking: Cordon's nftables table, the gateway address on the host's
+/// loopback interface (where the server's resolver and proxy listen; the host answers ARP for it on every sandbox
+/// link, and the kernels we meet do not all have dummy interfaces), and one network namespace per sandbox with a routed veth
+/// pair (no bridge: sandboxes share no link, so every packet between them passes the host's rules). Namespaces are
+/// prepared ahead, a few at a time, by a background thread (~25 ms of <c>ip</c> and <c>nft</c> each), so a create
+/// only takes one.</summary>
+/// <remarks>
+/// A slot is a number: its host interface is <c>cdh{slot}</c>, its sandbox's address the subnet's
+/// <c>slot + 2</c>-th. A prepared slot's namespace is held by a sleeping <c>unshare</c> process until a sandbox
+/// joins it; the sandbox's own processes hold it from then on, and its end takes the namespace and both veth ends
+/// with it. Everything here is created on start, owned by Cordon, and removed by <see cref="RemoveEverything"/>.
+/// </remarks>
+internal sealed partial class HostNetwork : IDisposable
+{
+    /// <summary>The label of the gateway address on <c>lo</c>, so it is recognisably Cordon's.</summary>
+    public const string GatewayLabel = "lo:cordon";
+
+    private readonly NetworkSettings _settings;
+    private readonly ILogger _logger;
+    private readonly ConcurrentQueue<Slot> _ready = new();
+    private readonly Oci.IdRangeAllocator _claims;
+    private readonly SemaphoreSlim _wanted = new(0);
+    private Thread? _thread;
+    private FileStream? _serverLock;
+    private volatile bool _closed;
+
+    /// <param name="owner">This server's state directory, written into its slot claims.</param>
+    public HostNetwork(NetworkSettings settings, string owner, ILogger logger)
+    {
+        _settings = settings;
+        _logger = logger;
+
+        // Slots are claimed host-wide, as id ranges are: two servers on one host share the table and the subnet.
+        _claims = new Oci.IdRangeAllocator(0, settings.MaxSlots, Path.Combine(settings.StateDirectory, "slots"), owner, step: 1, rotate: true);
+    }
+
+    public NetworkSettings Settings => _settings;
+
+    /// <summary>Sets up the host (forwarding, the gateway address, the table) and starts preparing slots.</summary>
+    /// <param name="inUse">Slots of sandboxes found running: kept, everything else of ours is removed.</param>
+    /// <returns>Null when ready, else why the host cannot give sandboxes a network.</returns>
+    public async Task<string?> StartAsync(IReadOnlyDictionary<int, IPAddress> inUse, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(Tools.Nft))
+        {
+            return "nft is missing (Debian package nftables): sandboxes get loopback only.";
+        }
+
+        Directory.CreateDirectory(_settings.StateDirectory);
+
+        // Starts are one at a time host-wide; the first server (no other holds the servers' lock) builds the table
+        // afresh, dropping whatever a crash left in it; later ones keep the entries of the others' sandboxes.
+        using var starting = await LockAsync(Path.Combine(_settings.StateDirectory, "start.lock"), FileShare.None, cancellationToken);
+        var first = TryLock(Path.Combine(_settings.StateDirectory, "servers.lock"), FileShare.None) is { } alone && Release(alone);
+        _serverLock = await LockAsync(Path.Combine(_settings.StateDirectory, "servers.lock"), FileShare.ReadWrite, cancellationToken);
+
+        var forwardingWasOff = File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim() == "0";
+        var marker = Path.Combine(_settings.StateDirectory, "ip-forward-was-off");
+        if (forwardingWasOff)
+        {
+            await File.WriteAllTextAsync(marker, "1", cancellationToken);
+            await File.WriteAllTextAsync("/proc/sys/net/ipv4/ip_forward", "1", cancellationToken);
+        }
+
+        if (await RunAsync(Tools.Ip, ["addr", "replace", $"{_settings.Gateway}/32", "dev", "lo", "label", GatewayLabel], null, cancellationToken, allowFailure: true) is { } ipError)
+        {
+            return "the gateway address could not be added to lo: " + ipError;
+        }
+
+        var table = NftRules.Base(_settings.Gateway, _settings.ProxyPort, _settings.Subnet, File.Exists(marker));
+        if (await NftAsync(first ? NftRules.Fresh + table : table, cancellationToken) is { } error)
+        {
+            return "nftables refused Cordon's table: " + error;
+        }
+
+        foreach (var (slot, _) in inUse)
+        {
+            _claims.MarkUsed(slot);
+        }
+
+        // Leftovers of an earlier run: interfaces of slots no live sandbox uses, and no other live server claims.
+        foreach (var name in Directory.EnumerateDirectories("/sys/class/net").Select(Path.GetFileName))
+        {
+            if (name is not null && name.StartsWith(NftRules.InterfacePrefix, StringComparison.Ordinal)
+                && int.TryParse(name.AsSpan(NftRules.InterfacePrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var slot)
+                && !inUse.ContainsKey(slot) && _claims.TryTake(slot))
+            {
+                await RunAsync(Tools.Ip, ["link", "del", name], null, cancellationToken, allowFailure: true);
+                await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
+                _claims.Release(slot);
+            }
+        }
+
+        _claims.ReleaseStaleClaims();
+
+        _thread = new Thread(Prepare) { IsBackground = true, Name = "network-preparer" };
+        _thread.Start();
+        _wanted.Release(_settings.Prepared);
+        return null;
+    }
+
+    public IPAddress AddressOf(int slot)
+    {
+        var bytes = _settings.Subnet.BaseAddress.GetAddressBytes();
+        var value = ((uint)bytes[0] << 24 | (uint)bytes[1] << 16 | (uint)bytes[2] << 8 | bytes[3]) + (uint)slot + 2;
+        return new IPAddress([(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value]);
+    }
+
+    /// <summary>The slot whose sandbox has this address, or null.</summary>
+    public int? SlotOf(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        if (!_settings.Subnet.Contains(address))
+        {
+            return null;
+        }
+
+        var a = address.GetAddressBytes();
+        var b = _settings.Subnet.BaseAddress.GetAddressBytes();
+        var slot = (long)((uint)a[0] << 24 | (uint)a[1] << 16 | (uint)a[2] << 8 | a[3]) - ((uint)b[0] << 24 | (uint)b[1] << 16 | (uint)b[2] << 8 | b[3]) - 2;
+        return slot >= 0 && slot < _settings.MaxSlots ? (int)slot : null;
+    }
+
+    /// <summary>A prepared slot (made now when none is ready), its policy set to <paramref name="policy"/>.</summary>
+    public async Task<Slot> TakeAsync(SandboxNetwork policy, CancellationToken cancellationToken)
+    {
+        _wanted.Release();
+        if (!_ready.TryDequeue(out var slot))
+        {
+            slot = await PrepareOneAsync(cancellationToken)
+                ?? throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", "no network slot could be prepared");
+        }
+
+        await ApplyAsync(slot.Index, policy, cancellationToken);
+        return slot;
+    }
+
+    /// <summary>Replaces a slot's policy.</summary>
+    public async Task ApplyAsync(int slot, SandboxNetwork policy, CancellationToken cancellationToken)
+    {
+        if (await NftAsync(NftRules.Policy(slot, policy, _settings.Gateway, _settings.ProxyPort), cancellationToken) is { } error)
+        {
+            throw new SandboxRuntimeException("The sandbox's network policy could not be applied. The server log has the details.", "nft: " + error);
+        }
+    }
+
+    /// <summary>Registers a slot found in use at start (its sandbox outlived the server), with its policy.</summary>
+    public async Task AdoptAsync(int slot, SandboxNetwork policy, CancellationToken cancellationToken)
+    {
+        await NftAsync(NftRules.AddSlot(slot, AddressOf(slot)), cancellationToken);
+        await ApplyAsync(slot, policy, cancellationToken);
+    }
+
+    /// <summary>Gives a slot back once its sandbox is gone: its rules now, its number once the kernel has removed
+    /// its interface.</summary>
+    public async Task ReleaseAsync(int slot, CancellationToken cancellationToken)
+    {
+        await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
+        if (Directory.Exists("/sys/class/net/" + NftRules.Interface(slot)))
+        {
+            await RunAsync(Tools.Ip, ["link", "del", NftRules.Interface(slot)], null, cancellationToken, allowFailure: true);
+        }
+
+        _claims.Release(slot);
+    }
+
+    /// <summary>Bytes the sandbox received and sent (its host interface's counters, seen from the other side).</summary>
+    public (long Received, long Sent) Traffic(int slot)
+    {
+        var dir = "/sys/class/net/" + NftRules.Interface(slot) + "/statistics/";
+        try
+        {
+            return (long.Parse(File.ReadAllText(dir + "tx_bytes"), CultureInfo.InvariantCulture), long.Parse(File.ReadAllText(dir + "rx_bytes"), CultureInfo.InvariantCulture));
+        }
+        catch (IOException)
+        {
+            return (0, 0);
+        }
+    }
+
+    /// <summary>Ends this server's part: its prepared slots; and, when it is the last server and no sandbox on the
+    /// host has a network any more, everything Cordon added to the host.</summary>
+    public async Task StopAsync()
+    {
+        _closed = true;
+        _wanted.Release();
+        _thread?.Join(TimeSpan.FromSeconds(5));
+        while (_ready.TryDequeue(out var slot))
+        {
+            slot.Dispose();
+            await ReleaseAsync(slot.Index, CancellationToken.None);
+        }
+
+        _serverLock?.Dispose();
+        _serverLock = null;
+        var claims = Path.Combine(_settings.StateDirectory, "slots");
+        if (Directory.Exists(claims) && Directory.EnumerateFiles(claims).Any())
+        {
+            return;
+        }
+
+        if (TryLock(Path.Combine(_settings.StateDirectory, "servers.lock"), FileShare.None) is { } last)
+        {
+            using (last)
+            {
+                await RemoveEverything(_settings.StateDirectory, _settings.Gateway, CancellationToken.None);
+            }
+        }
+    }
+
+    /// <summary>Removes everything Cordon added to the host: its table, the gateway address and sandbox interfaces,
+    /// and turns IP forwarding back off if it turned it on.</summary>
+    public static async Task RemoveEverything(string stateDirectory, IPAddress gateway, CancellationToken cancellationToken)
+    {
+        if (File.Exists(Tools.Nft))
+        {
+            await RunAsync(Tools.Nft, ["delete", "table", "inet", NftRules.Table], null, cancellationToken, allowFailure: true);
+        }
+
+        await RunAsync(Tools.Ip, ["addr", "del", $"{gateway}/32", "dev", "lo"], null, cancellationToken, allowFailure: true);
+        foreach (var name in Directory.EnumerateDirectories("/sys/class/net").Select(Path.GetFileName))
+        {
+            if (name is not null && name.StartsWith(NftRules.InterfacePrefix, StringComparison.Ordinal))
+            {
+                await RunAsync(Tools.Ip, ["link", "del", name], null, cancellationToken, allowFailure: true);
+            }
+        }
+
+        var marker = Path.Combine(stateDirectory, "ip-forward-was-off");
+        if (File.Exists(marker))
+        {
+            await File.WriteAllTextAsync("/proc/sys/net/ipv4/ip_forward", "0", cancellationToken);
+            File.Delete(marker);
+        }
+    }
+
+    private void Prepare()
+    {
+        while (!_closed)
+        {
+            _wanted.Wait();
+            while (!_closed && _ready.Count < _settings.Prepared)
+            {
+                try
+                {
+                    if (PrepareOneAsync(CancellationToken.None).GetAwaiter().GetResult() is { } slot)
+                    {
+                        _ready.Enqueue(slot);
+                    }
+                    else
+                    {
+                        break;
+                    }
+                }
+                catch (Exception ex) when (ex is IOException or SandboxRuntimeException or InvalidOperationException or System.ComponentModel.Win32Exception)
+                {
+                    LogPrepareFailed(ex.Message);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>A namespace held by a sleeping process, a veth pair into it, addresses and routes, the sysctls a
+    /// sandbox's root needs (low ports, ping; no IPv6), and the slot's (empty) chains.</summary>
+    private async Task<Slot?> PrepareOneAsync(CancellationToken cancellationToken)
+    {
+        if (NextFree() is not { } index)
+        {
+            return null;
+        }
+
+        var address = AddressOf(index);
+        var name = NftRules.Interface(index);
+        var holder = Process.Start(new ProcessStartInfo(Tools.Unshare, ["--net", "--", Tools.Sleep, "infinity"]) { UseShellExecute = false })
+            ?? throw new InvalidOperationException("unshare did not start");
+        try
+        {
+            // The holder has its own namespace once its ns link differs from ours.
+            var own = NamespaceOf(Environment.ProcessId);
+            var waited = Stopwatch.StartNew();
+            while (NamespaceOf(holder.Id) is not { } theirs || theirs == own)
+            {
+                if (waited.ElapsedMilliseconds > 5000 || holder.HasExited)
+                {
+                    throw new InvalidOperationException("unshare --net did not make a namespace");
+                }
+
+                await Task.Delay(1, cancellationToken);
+            }
+
+            var pid = holder.Id.ToString(CultureInfo.InvariantCulture);
+
+            // The slot is ours now, but its interface's name may not be free yet: a crashed server's holder may keep
+            // the old one, and the kernel frees a dead namespace's interfaces (and their names, even after they left
+            // /sys) a moment after its last process ended.
+            for (var attempt = 0; ; attempt++)
+            {
+                if (await RunAsync(Tools.Ip, ["link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", pid], null, cancellationToken, allowFailure: true) is not { } failed)
+                {
+                    break;
+                }
+
+                if (attempt == 100 || !failed.Contains("File exists", StringComparison.Ordinal))
+                {
+                    throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", $"{name}: {failed}");
+                }
+
+                await RunAsync(Tools.Ip, ["link", "del", name], null, cancellationToken, allowFailure: true);
+                await Task.Delay(20, cancellationToken);
+            }
+
+            await RunAsync(Tools.Ip, ["-batch", "-"], $"""
+                link set {name} up
+                route replace {address}/32 dev {name} scope link
+
+                """, cancellationToken);
+            await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1", cancellationToken);
+            await RunAsync(Tools.Nsenter, [$"--net=/proc/{pid}/ns/net", "--", Tools.Sh, "-c", $"""
+                set -e
+                echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
+                echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start
+                echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range
+                {Tools.Ip} link set lo up
+                {Tools.Ip} link set eth0 up
+                {Tools.Ip} addr add {address}/32 dev eth0
+                {Tools.Ip} route add {_settings.Gateway} dev eth0 scope link
+                {Tools.Ip} route add default via {_settings.Gateway} dev eth0
+                """], null, cancellationToken);
+            if (await NftAsync(NftRules.AddSlot(index, address), cancellationToken) is { } error)
+            {
+                throw new InvalidOperationException("nft: " + error);
+            }
+
+            return new Slot(index, address, holder);
+        }
+        catch
+        {
+            holder.Kill();
+            holder.Dispose();
+            await RunAsync(Tools.Ip, ["link", "del", name], null, CancellationToken.None, allowFailure: true);
+            _claims.Release(index);
+            throw;
+        }
+    }
+
+    /// <summary>The network namespace a process is in ("net:[inode]"), or null when it cannot be read (the process
+    /// is in the middle of an exec, or gone).</summary>
+    private static string? NamespaceOf(int pid)
+    {
+        try
+        {
+            return File.ResolveLinkTarget($"/proc/{pid}/ns/net", false)?.ToString();
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>A free slot number, claimed host-wide, or null when every one is taken.</summary>
+    private int? NextFree()
+    {
+        try
+        {
+            return _claims.Allocate();
+        }
+        catch (SandboxRuntimeException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Every server holds <c>servers.lock</c> shared while it runs; the first one in, and the last one out,
+    /// can take it exclusively (flock, through FileShare; non-blocking, so retried).</summary>
+    private static async Task<FileStream> LockAsync(string path, FileShare share, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (TryLock(path, share) is { } locked)
+            {
+                return locked;
+            }
+
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    private static FileStream? TryLock(string path, FileShare share)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, share);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static bool Release(FileStream locked)
+    {
+        locked.Dispose();
+        return true;
+    }
+
+    private Task<string?> NftAsync(string script, CancellationToken cancellationToken) => RunAsync(Tools.Nft, ["-f", "-"], script, cancellationToken, allowFailure: true);
+
+    /// <returns>Null on success, else the program's complaint (when <paramref name="allowFailure"/>).</returns>
+    private static async Task<string?> RunAsync(string program, IReadOnlyList<string> args, string? input, CancellationToken cancellationToken, bool allowFailure = false)
+    {
+        var result = await ExternalProgram.RunAsync(program, args, cancellationToken, input);
+        if (result.Succeeded)
+        {
+            return null;
+        }
+
+        var complaint = $"{Path.GetFileName(program)} exited {result.ExitCode}: {result.Stderr.Trim()}";
+        return allowFailure ? complaint : throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", complaint);
+    }
+
+    public void Dispose() => StopAsync().GetAwaiter().GetResult();
+
+    [LoggerMessage(EventId = 1601, Level = LogLevel.Warning, Message = "Preparing a sandbox network failed: {Detail}")]
+    private partial void LogPrepareFailed(string detail);
+
+    /// <summary>A prepared network: its number, its sandbox's address, and the process holding its namespace until a
+    /// sandbox joins it.</summary>
+    public sealed class Slot(int index, IPAddress address, Process holder) : IDisposable
+    {
+        public int Index { get; } = index;
+
+        public IPAddress Address { get; } = address;
+
+        /// <summary>The namespace to join (valid while the holder lives).</summary>
+        public string NamespacePath { get; } = $"/proc/{holder.Id}/ns/net";
+
+        /// <summary>Ends the holder: once a sandbox runs in the namespace, its processes hold it.</summary>
+        public void Dispose()
+        {
+            try
+            {
+                holder.Kill();
+                holder.WaitForExit(1000);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+
+            holder.Dispose();
+        }
+    }
+
+    /// <summary>Host programs, by absolute path.</summary>
+    private static class Tools
+    {
+        public static readonly string Nft = "/usr/sbin/nft";
+        public static readonly string Ip = File.Exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip";
+        public static readonly string Unshare = "/usr/bin/unshare";
+        public static readonly string Nsenter = "/usr/bin/nsenter";
+        public static readonly string Sleep = "/bin/sleep";
+        public static readonly string Sh = "/bin/sh";
+    }
+}
+
+/// <summary>How the host's side of sandbox networking is laid out.</summary>
+/// <param name="Subnet">Sandboxes' addresses (one each, routed; masqueraded on the way out).</param>
+/// <param name="Gateway">Sandboxes' default gateway, on the host: the server's resolver and proxy listen there.</param>
+/// <param name="StateDirectory">Where Cordon remembers what it changed on the host (under /run).</param>
+internal sealed record NetworkSettings(IPNetwork Subnet, IPAddress Gateway, int ProxyPort, int Prepared, int MaxSlots, string StateDirectory);

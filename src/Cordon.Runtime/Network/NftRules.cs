@@ -1,0 +1,165 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+
+namespace Cordon.Runtime.Network;
+
+/// <summary>Cordon's nftables table (<c>inet cordon</c>), as scripts for <c>nft -f -</c>: the table itself, and each
+/// sandbox's own chains. Only this table is ever written; the host's own rules are never touched.</summary>
+/// <remarks>
+/// Each sandbox has a host-side veth (<c>cdh{slot}</c>) and one address. Its packets to the host may reach the
+/// server's resolver and proxy on the gateway address and nothing else of the host; its forwarded packets jump,
+/// through the <c>out</c> verdict map, into the sandbox's own chain (<c>out_{slot}</c>; a jump, so what it does not
+/// accept comes back), which accepts what its policy allows and leaves the rest to <c>refuse</c> (a TCP reset or an ICMP "administratively prohibited", so a
+/// refused connection fails at once instead of hanging). Nothing starts a connection into a sandbox, and no sandbox
+/// reaches another. Rules are evaluated for every packet, not only a connection's first: a policy change cuts the
+/// connections it forbids.
+/// </remarks>
+internal static class NftRules
+{
+    public const string Table = "cordon";
+    public const string InterfacePrefix = "cdh";
+
+    /// <summary>Prepended to <see cref="Base"/> by the first server on the host: drops the table (whatever a crash
+    /// left in it) in the same transaction that builds it again ("add" first, so the delete cannot fail).</summary>
+    public const string Fresh = $"add table inet {Table}\ndelete table inet {Table}\n";
+
+    /// <summary>Creates the table, or brings an existing one (a server restarted with live sandboxes) to this
+    /// version of its base chains, in one transaction; sandboxes' own chains and map entries stay.</summary>
+    /// <param name="dropOtherForwarding">Cordon turned IP forwarding on: forwarded traffic that involves no sandbox
+    /// is dropped, so the host does not become a router it was not before.</param>
+    public static string Base(IPAddress gateway, int proxyPort, IPNetwork subnet, bool dropOtherForwarding)
+    {
+        var reserved = string.Join(", ", SandboxNetwork.ReservedRanges.Select(r => r.ToString()));
+        var script = new StringBuilder();
+        script.Append(CultureInfo.InvariantCulture, $$"""
+            add table inet {{Table}}
+            add set inet {{Table}} reserved { type ipv4_addr; flags interval; }
+            flush set inet {{Table}} reserved
+            add element inet {{Table}} reserved { {{reserved}} }
+            add set inet {{Table}} slots { type ifname . ipv4_addr; }
+            add map inet {{Table}} out { type ifname : verdict; }
+            add map inet {{Table}} web { type ifname : verdict; }
+            add chain inet {{Table}} refuse
+            flush chain inet {{Table}} refuse
+            add rule inet {{Table}} refuse meta l4proto tcp reject with tcp reset
+            add rule inet {{Table}} refuse reject with icmpx admin-prohibited
+            add chain inet {{Table}} prerouting { type nat hook prerouting priority dstnat; policy accept; }
+            flush chain inet {{Table}} prerouting
+            add rule inet {{Table}} prerouting iifname "{{InterfacePrefix}}*" iifname vmap @web
+            add chain inet {{Table}} to_host
+            flush chain inet {{Table}} to_host
+            add rule inet {{Table}} to_host meta nfproto ipv6 drop
+            add rule inet {{Table}} to_host iifname . ip saddr != @slots drop
+            add rule inet {{Table}} to_host ct state established,related accept
+            add rule inet {{Table}} to_host ip daddr {{gateway}} udp dport 53 accept
+            add rule inet {{Table}} to_host ip daddr {{gateway}} tcp dport { 53, {{proxyPort}} } accept
+            add rule inet {{Table}} to_host goto refuse
+            add chain inet {{Table}} input { type filter hook input priority filter - 5; policy accept; }
+            flush chain inet {{Table}} input
+            add rule inet {{Table}} input iifname "{{InterfacePrefix}}*" jump to_host
+            add chain inet {{Table}} from_sandbox
+            flush chain inet {{Table}} from_sandbox
+            add rule inet {{Table}} from_sandbox meta nfproto ipv6 drop
+            add rule inet {{Table}} from_sandbox iifname . ip saddr != @slots drop
+            add rule inet {{Table}} from_sandbox oifname "{{InterfacePrefix}}*" goto refuse
+            add rule inet {{Table}} from_sandbox iifname vmap @out
+            add rule inet {{Table}} from_sandbox goto refuse
+            add chain inet {{Table}} forward { type filter hook forward priority filter - 5; policy accept; }
+            flush chain inet {{Table}} forward
+            add rule inet {{Table}} forward iifname "{{InterfacePrefix}}*" jump from_sandbox
+            add rule inet {{Table}} forward oifname "{{InterfacePrefix}}*" ct state established,related accept
+            add rule inet {{Table}} forward oifname "{{InterfacePrefix}}*" drop
+
+            """);
+        if (dropOtherForwarding)
+        {
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} forward drop\n");
+        }
+
+        script.Append(CultureInfo.InvariantCulture, $$"""
+            add chain inet {{Table}} postrouting { type nat hook postrouting priority srcnat; policy accept; }
+            flush chain inet {{Table}} postrouting
+            add rule inet {{Table}} postrouting ip saddr {{subnet}} oifname != "{{InterfacePrefix}}*" masquerade
+
+            """);
+        return script.ToString();
+    }
+
+    /// <summary>Registers a slot: its interface may send from its address only, and its policy chains exist
+    /// (empty: nothing leaves until <see cref="Policy"/> fills them).</summary>
+    public static string AddSlot(int slot, IPAddress address)
+        => $$"""
+            add chain inet {{Table}} out_{{slot}}
+            flush chain inet {{Table}} out_{{slot}}
+            add chain inet {{Table}} web_{{slot}}
+            flush chain inet {{Table}} web_{{slot}}
+            add element inet {{Table}} slots { "{{Interface(slot)}}" . {{address}} }
+            add element inet {{Table}} out { "{{Interface(slot)}}" : jump out_{{slot}} }
+            add element inet {{Table}} web { "{{Interface(slot)}}" : goto web_{{slot}} }
+
+            """;
+
+    /// <summary>Removes a slot's map entries and chains.</summary>
+    public static string RemoveSlot(int slot, IPAddress address)
+        => $$"""
+            delete element inet {{Table}} slots { "{{Interface(slot)}}" . {{address}} }
+            delete element inet {{Table}} out { "{{Interface(slot)}}" }
+            delete element inet {{Table}} web { "{{Interface(slot)}}" }
+            delete chain inet {{Table}} out_{{slot}}
+            delete chain inet {{Table}} web_{{slot}}
+
+            """;
+
+    /// <summary>Replaces a slot's policy in one transaction (a packet sees the old policy or the new one).</summary>
+    public static string Policy(int slot, SandboxNetwork policy, IPAddress gateway, int proxyPort)
+    {
+        var script = new StringBuilder();
+        script.Append(CultureInfo.InvariantCulture, $"flush chain inet {Table} out_{slot}\nflush chain inet {Table} web_{slot}\n");
+        if (!policy.Online)
+        {
+            return script.ToString(); // empty chains: every packet is refused
+        }
+
+        if (policy.ThroughProxy)
+        {
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} web_{slot} tcp dport {{ 80, 443 }} dnat ip to {gateway}:{proxyPort}\n");
+        }
+
+        foreach (var rule in policy.Allow)
+        {
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} {Match(rule)} accept\n");
+        }
+
+        foreach (var rule in policy.Deny)
+        {
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} {Match(rule)} counter goto refuse\n");
+        }
+
+        if (policy.Internet)
+        {
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} ip daddr @reserved counter goto refuse\n");
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} accept\n");
+        }
+
+        return script.ToString();
+    }
+
+    public static string Interface(int slot) => InterfacePrefix + slot.ToString(CultureInfo.InvariantCulture);
+
+    private static string Match(AddressRule rule)
+    {
+        var match = $"ip daddr {rule.Network}";
+        if (rule.AnyPort)
+        {
+            return match;
+        }
+
+        var ports = rule.FirstPort == rule.LastPort
+            ? rule.FirstPort.ToString(CultureInfo.InvariantCulture)
+            : $"{rule.FirstPort}-{rule.LastPort}";
+        return rule.Protocol is { } protocol
+            ? $"{match} {protocol} dport {ports}"
+            : $"{match} meta l4proto {{ tcp, udp }} th dport {ports}";
+    }
+}
