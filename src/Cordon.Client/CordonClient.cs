@@ -83,6 +83,18 @@ public sealed class CordonClient : IDisposable
     public Task<SandboxInfo> SetTimeoutAsync(string id, int seconds, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/timeout", JsonContent.Create(new SetTimeoutRequest(seconds), ApiJsonContext.Default.SetTimeoutRequest), ApiJsonContext.Default.SandboxInfo, cancellationToken);
 
+    /// <summary>Current resource use: memory, processes, CPU time, network bytes and refused connections.</summary>
+    public Task<SandboxMetrics> GetMetricsAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/metrics", null, ApiJsonContext.Default.SandboxMetrics, cancellationToken);
+
+    /// <summary>What the sandbox's traffic may reach.</summary>
+    public Task<NetworkPolicy> GetNetworkAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/network", null, ApiJsonContext.Default.NetworkPolicy, cancellationToken);
+
+    /// <summary>Replaces what the running sandbox's traffic may reach; open connections the new policy forbids are closed.</summary>
+    public Task<NetworkPolicy> SetNetworkAsync(string id, NetworkPolicy policy, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Put, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/network", JsonContent.Create(policy, ApiJsonContext.Default.NetworkPolicy), ApiJsonContext.Default.NetworkPolicy, cancellationToken);
+
     public Task<SandboxInfo> PauseAsync(string id, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/pause", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
 

@@ -43,6 +43,12 @@ public interface ISandboxRuntime
     /// <exception cref="SandboxRuntimeException">The sandbox does not exist, or the host gives sandboxes no network.</exception>
     ValueTask SetNetworkAsync(string id, Network.SandboxNetwork network, CancellationToken cancellationToken);
 
+    /// <summary>Sandboxes get a network of their own here (else loopback only, whatever their policy).</summary>
+    bool HasNetwork { get; }
+
+    /// <summary>Where this server's resolver and proxy for its sandboxes listen (null without a network).</summary>
+    System.Net.IPAddress? ServiceAddress { get; }
+
     /// <summary>The sandbox's address, or null when it has none (no network on this host, or no such sandbox).</summary>
     System.Net.IPAddress? AddressOf(string id);
 

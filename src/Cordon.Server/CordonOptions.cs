@@ -5,6 +5,14 @@ namespace Cordon.Server;
 /// <summary>Server settings (section <c>Cordon</c>, env <c>Cordon__Name</c>); every one is listed in docs/configuration.md.</summary>
 public sealed class CordonOptions
 {
+    /// <summary>The network a sandbox gets when its creator names none: <c>internet</c> (the public internet, never
+    /// the host, other sandboxes or private ranges) or <c>none</c> (loopback only).</summary>
+    [RegularExpression("^(internet|none)$", ErrorMessage = "Cordon:DefaultNetwork is internet or none.")]
+    public string DefaultNetwork { get; set; } = "internet";
+
+    /// <summary>The resolvers sandboxes' DNS queries are forwarded to; the host's own (/etc/resolv.conf) when empty.</summary>
+    public string[] UpstreamDns { get; set; } = [];
+
     /// <summary>Where state (SQLite), images and sandboxes live.</summary>
     [Required]
     public string DataDir { get; set; } = "/var/lib/cordon";

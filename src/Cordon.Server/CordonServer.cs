@@ -94,6 +94,7 @@ public static class CordonServer
         builder.Services.AddSingleton<OciRuntime>();
         builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
         builder.Services.AddSingleton<SandboxService>();
+        builder.Services.AddSingleton<Network.SandboxEgress>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
         builder.Services.AddCordonMcp(Version);
         builder.Services.AddSingleton<SandboxTokens>();
@@ -167,6 +168,10 @@ public static class CordonServer
             else
             {
                 await app.Services.GetRequiredService<SandboxService>().ReconcileAsync(cancellationToken);
+                if (app.Services.GetRequiredService<Network.SandboxEgress>().Start() is { } egressProblem)
+                {
+                    Console.Error.WriteLine("cordon: " + egressProblem);
+                }
             }
 
             // From the host cache the default image is ready in seconds: have it before accepting requests.

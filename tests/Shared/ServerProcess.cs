@@ -62,7 +62,11 @@ public sealed class ServerProcess : IAsyncDisposable
             ["Cordon:PrepareDefaultImage"] = "false",
             ["Runtime:AgentPath"] = TestPaths.AgentPath,
             ["Runtime:BundledRuntimePath"] = TestPaths.StaticCrunPath,
+
+            // Sandboxes' names resolve in the tests' own small internet, never outside this machine.
+            ["Cordon:UpstreamDns:0"] = TestInternet.Dns,
         };
+        TestInternet.EnsureUp();
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
             all[key] = value;

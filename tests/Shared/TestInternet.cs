@@ -2,15 +2,15 @@ using System.Diagnostics;
 
 namespace Cordon.Testing;
 
-/// <summary>The tests' own small internet (tests/testnet/up): "public" hosts in TEST-NET-3 with HTTP, HTTPS from a
+/// <summary>The tests' own small internet (tests/testnet/up): "public" hosts in TEST-NET-2 with HTTP, HTTPS from a
 /// test CA and a TCP echo, their DNS, and a "private" host, all in a network namespace on this machine. No test
 /// sends a packet to an address outside it.</summary>
 public static class TestInternet
 {
-    public const string PublicHost = "203.0.113.10";
-    public const string OtherPublicHost = "203.0.113.11";
+    public const string PublicHost = "198.51.100.10";
+    public const string OtherPublicHost = "198.51.100.11";
     public const string PrivateHost = "172.31.77.10";
-    public const string Dns = "203.0.113.53";
+    public const string Dns = "198.51.100.53";
 
     /// <summary>Resolves to <see cref="PublicHost"/>, as does every other name under cordon.test not listed here.</summary>
     public const string Domain = "cordon.test";

@@ -9,6 +9,7 @@ import socketserver
 import ssl
 import sys
 import threading
+import time
 
 DIRECTORY = sys.argv[1]
 
@@ -25,16 +26,32 @@ class Reply(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(chunk[:min(size, len(chunk))])
                 size -= len(chunk)
             return
-        if self.path.startswith("/files/"):
-            path = os.path.join(DIRECTORY, "files", os.path.basename(self.path))
-            if os.path.isfile(path):
-                with open(path, "rb") as f:
-                    body = f.read()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
+        if self.path.startswith("/drip/"):
+            # A line every 0.2 s for N seconds: a connection that stays open while a test changes a policy.
+            seconds = int(self.path[len("/drip/"):])
+            self.send_response(200)
+            self.end_headers()
+            for i in range(seconds * 5):
+                try:
+                    self.wfile.write(f"drip {i}\n".encode())
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.2)
+            return
+        # The package index, registry and repository tests install from (tests/testnet/up fills www/).
+        path = os.path.normpath(os.path.join(DIRECTORY, "www", self.path.split("?")[0].lstrip("/")))
+        if path.startswith(os.path.join(DIRECTORY, "www")) and os.path.isdir(path) and os.path.isfile(os.path.join(path, "index.html")):
+            path = os.path.join(path, "index.html")
+        if path.startswith(os.path.join(DIRECTORY, "www")) and os.path.isfile(path):
+            with open(path, "rb") as f:
+                body = f.read()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json" if path.endswith(".json") or "/npm/" in path else "application/octet-stream" if not path.endswith(".html") else "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         headers = "".join(f"{k.lower()}: {v}\n" for k, v in self.headers.items())
         body = f"hello from {self.connection.getsockname()[0]} for {self.headers.get('Host', '')}\n{headers}".encode()
         self.send_response(200)

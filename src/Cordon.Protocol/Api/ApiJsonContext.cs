@@ -8,6 +8,7 @@ namespace Cordon.Protocol.Api;
 [JsonSerializable(typeof(string[]))]
 [JsonSerializable(typeof(string))]
 [JsonSerializable(typeof(SandboxInfo))]
+[JsonSerializable(typeof(NetworkPolicy))]
 [JsonSerializable(typeof(List<SandboxInfo>))]
 [JsonSerializable(typeof(CreateSandboxRequest))]
 [JsonSerializable(typeof(ExecRequestBody))]

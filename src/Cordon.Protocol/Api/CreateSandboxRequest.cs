@@ -31,4 +31,8 @@ public sealed record CreateSandboxRequest
     /// credential (as E2B's <c>allowPublicTraffic</c>); default false: they then need the sandbox's traffic token in
     /// <c>E2B-Traffic-Access-Token</c>, or an API key on <c>/v1/sandboxes/{id}/ports/{port}/</c>.</summary>
     public bool? PublicPorts { get; init; }
+
+    /// <summary>What the sandbox's traffic may reach; the server's default (the public internet unless its operator
+    /// chose <c>none</c>) when omitted. Changeable while it runs: <c>PUT /v1/sandboxes/{id}/network</c>.</summary>
+    public NetworkPolicy? Network { get; init; }
 }

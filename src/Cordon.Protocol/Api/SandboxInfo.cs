@@ -38,4 +38,7 @@ public sealed record SandboxInfo
 
     /// <summary>Its web ports are reachable without a credential at <c>{port}-{id}.{domain}</c>.</summary>
     public bool PublicPorts { get; init; }
+
+    /// <summary>What its traffic may reach.</summary>
+    public NetworkPolicy Network { get; init; } = new();
 }

@@ -21,13 +21,22 @@ namespace Cordon.Runtime.Network;
 /// </remarks>
 internal sealed partial class HostNetwork : IDisposable
 {
-    /// <summary>The label of the gateway address on <c>lo</c>, so it is recognisably Cordon's.</summary>
+    /// <summary>The label of Cordon's addresses on <c>lo</c>, so they are recognisably Cordon's.</summary>
     public const string GatewayLabel = "lo:cordon";
+
+    /// <summary>Servers one host can run at once: each has its own service address after the gateway's.</summary>
+    public const int MaxServers = 200;
+
+    /// <summary>Where this server's resolver and proxy listen, for its own sandboxes: the address after the gateway
+    /// that it claimed host-wide (several servers share a host's gateway, not their resolvers).</summary>
+    public IPAddress ServiceAddress => Offset(_settings.Gateway, 1 + _serverIndex);
 
     private readonly NetworkSettings _settings;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<Slot> _ready = new();
     private readonly Oci.IdRangeAllocator _claims;
+    private readonly Oci.IdRangeAllocator _servers;
+    private int _serverIndex = -1;
     private readonly SemaphoreSlim _wanted = new(0);
     private Thread? _thread;
     private FileStream? _serverLock;
@@ -41,6 +50,7 @@ internal sealed partial class HostNetwork : IDisposable
 
         // Slots are claimed host-wide, as id ranges are: two servers on one host share the table and the subnet.
         _claims = new Oci.IdRangeAllocator(0, settings.MaxSlots, Path.Combine(settings.StateDirectory, "slots"), owner, step: 1, rotate: true);
+        _servers = new Oci.IdRangeAllocator(0, MaxServers, Path.Combine(settings.StateDirectory, "servers"), owner, step: 1);
     }
 
     public NetworkSettings Settings => _settings;
@@ -71,12 +81,34 @@ internal sealed partial class HostNetwork : IDisposable
             await File.WriteAllTextAsync("/proc/sys/net/ipv4/ip_forward", "1", cancellationToken);
         }
 
-        if (await RunAsync(Tools.Ip, ["addr", "replace", $"{_settings.Gateway}/32", "dev", "lo", "label", GatewayLabel], null, cancellationToken, allowFailure: true) is { } ipError)
+        // This server's service address: the one it had before a restart (its adopted sandboxes' resolv.conf names
+        // it), else a free one.
+        try
         {
-            return "the gateway address could not be added to lo: " + ipError;
+            if (_servers.Owned() is [var earlier, ..])
+            {
+                _servers.MarkUsed(earlier);
+                _serverIndex = earlier;
+            }
+            else
+            {
+                _serverIndex = _servers.Allocate();
+            }
+        }
+        catch (SandboxRuntimeException)
+        {
+            return $"{MaxServers} Cordon servers run on this host already: sandboxes get loopback only.";
         }
 
-        var table = NftRules.Base(_settings.Gateway, _settings.ProxyPort, _settings.Subnet, File.Exists(marker));
+        foreach (var address in new[] { _settings.Gateway, ServiceAddress })
+        {
+            if (await RunAsync(Tools.Ip, ["addr", "replace", $"{address}/32", "dev", "lo", "label", GatewayLabel], null, cancellationToken, allowFailure: true) is { } ipError)
+            {
+                return $"the address {address} could not be added to lo: " + ipError;
+            }
+        }
+
+        var table = NftRules.Base(_settings.Gateway, _settings.ProxyPort, _settings.Subnet, File.Exists(marker)) + NftRules.AddService(ServiceAddress);
         if (await NftAsync(first ? NftRules.Fresh + table : table, cancellationToken) is { } error)
         {
             return "nftables refused Cordon's table: " + error;
@@ -108,10 +140,12 @@ internal sealed partial class HostNetwork : IDisposable
         return null;
     }
 
-    public IPAddress AddressOf(int slot)
+    public IPAddress AddressOf(int slot) => Offset(_settings.Subnet.BaseAddress, slot + 2);
+
+    private static IPAddress Offset(IPAddress address, int by)
     {
-        var bytes = _settings.Subnet.BaseAddress.GetAddressBytes();
-        var value = ((uint)bytes[0] << 24 | (uint)bytes[1] << 16 | (uint)bytes[2] << 8 | bytes[3]) + (uint)slot + 2;
+        var bytes = address.GetAddressBytes();
+        var value = ((uint)bytes[0] << 24 | (uint)bytes[1] << 16 | (uint)bytes[2] << 8 | bytes[3]) + (uint)by;
         return new IPAddress([(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value]);
     }
 
@@ -151,7 +185,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// <summary>Replaces a slot's policy.</summary>
     public async Task ApplyAsync(int slot, SandboxNetwork policy, CancellationToken cancellationToken)
     {
-        if (await NftAsync(NftRules.Policy(slot, policy, _settings.Gateway, _settings.ProxyPort), cancellationToken) is { } error)
+        if (await NftAsync(NftRules.Policy(slot, policy, ServiceAddress, _settings.ProxyPort), cancellationToken) is { } error)
         {
             throw new SandboxRuntimeException("The sandbox's network policy could not be applied. The server log has the details.", "nft: " + error);
         }
@@ -204,6 +238,14 @@ internal sealed partial class HostNetwork : IDisposable
             await ReleaseAsync(slot.Index, CancellationToken.None);
         }
 
+        if (_serverIndex >= 0)
+        {
+            await NftAsync(NftRules.RemoveService(ServiceAddress), CancellationToken.None);
+            await RunAsync(Tools.Ip, ["addr", "del", $"{ServiceAddress}/32", "dev", "lo"], null, CancellationToken.None, allowFailure: true);
+            _servers.Release(_serverIndex);
+            _serverIndex = -1;
+        }
+
         _serverLock?.Dispose();
         _serverLock = null;
         var claims = Path.Combine(_settings.StateDirectory, "slots");
@@ -231,6 +273,7 @@ internal sealed partial class HostNetwork : IDisposable
         }
 
         await RunAsync(Tools.Ip, ["addr", "del", $"{gateway}/32", "dev", "lo"], null, cancellationToken, allowFailure: true);
+        await RunAsync(Tools.Ip, ["addr", "flush", "dev", "lo", "label", GatewayLabel], null, cancellationToken, allowFailure: true);
         foreach (var name in Directory.EnumerateDirectories("/sys/class/net").Select(Path.GetFileName))
         {
             if (name is not null && name.StartsWith(NftRules.InterfacePrefix, StringComparison.Ordinal))

@@ -52,8 +52,9 @@ internal static class NftRules
             add rule inet {{Table}} to_host meta nfproto ipv6 drop
             add rule inet {{Table}} to_host iifname . ip saddr != @slots drop
             add rule inet {{Table}} to_host ct state established,related accept
-            add rule inet {{Table}} to_host ip daddr {{gateway}} udp dport 53 accept
-            add rule inet {{Table}} to_host ip daddr {{gateway}} tcp dport { 53, {{proxyPort}} } accept
+            add set inet {{Table}} services { type ipv4_addr; }
+            add rule inet {{Table}} to_host ip daddr @services udp dport 53 accept
+            add rule inet {{Table}} to_host ip daddr @services tcp dport { 53, {{proxyPort}} } accept
             add rule inet {{Table}} to_host goto refuse
             add chain inet {{Table}} input { type filter hook input priority filter - 5; policy accept; }
             flush chain inet {{Table}} input
@@ -85,6 +86,13 @@ internal static class NftRules
             """);
         return script.ToString();
     }
+
+    /// <summary>Opens a server's service address (its resolver and proxy) to sandboxes.</summary>
+    public static string AddService(IPAddress address) => $"add element inet {Table} services {{ {address} }}\n";
+
+    /// <summary>Closes a server's service address, in a transaction that cannot fail when it is already gone.</summary>
+    public static string RemoveService(IPAddress address)
+        => $"add element inet {Table} services {{ {address} }}\ndelete element inet {Table} services {{ {address} }}\n";
 
     /// <summary>Registers a slot: its interface may send from its address only, and its policy chains exist
     /// (empty: nothing leaves until <see cref="Policy"/> fills them).</summary>

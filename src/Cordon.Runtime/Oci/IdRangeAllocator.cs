@@ -66,6 +66,15 @@ internal sealed class IdRangeAllocator
         }
     }
 
+    /// <summary>The indexes whose claims name this owner (left by an earlier run of the same server).</summary>
+    public IReadOnlyList<int> Owned()
+    {
+        lock (_lock)
+        {
+            return [.. Enumerable.Range(0, _count).Where(i => ClaimPath(i) is { } claim && File.Exists(claim) && Owner(claim) == _owner)];
+        }
+    }
+
     /// <summary>Claims one given index if it is free here and on the host (ours from before, or its owner gone).</summary>
     public bool TryTake(int index)
     {

@@ -120,7 +120,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 });
                 NetworkRecord.Of(slot.Index, spec.Network).Save(dir);
                 var resolver = Path.Combine(dir, "resolv.conf");
-                File.WriteAllText(resolver, $"nameserver {network.Settings.Gateway}\noptions ndots:0\n");
+                File.WriteAllText(resolver, $"nameserver {network.ServiceAddress}\noptions ndots:0\n");
                 File.SetUnixFileMode(resolver, Modes.WorldReadable);
                 views.Add((resolver, "/etc/resolv.conf"));
             }
@@ -382,7 +382,16 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     }
 
     public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
-        => ValueTask.FromResult(_cgroups.ReadUsage(_options.CgroupParent, id));
+    {
+        var usage = _cgroups.ReadUsage(_options.CgroupParent, id);
+        if (usage is not null && _network is { } network && _slots.TryGetValue(id, out var slot))
+        {
+            var (received, sent) = network.Traffic(slot);
+            usage = usage with { NetworkReceivedBytes = received, NetworkSentBytes = sent };
+        }
+
+        return ValueTask.FromResult(usage);
+    }
 
     public async ValueTask SetNetworkAsync(string id, SandboxNetwork network, CancellationToken cancellationToken)
     {
@@ -394,6 +403,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         await host.ApplyAsync(slot, network, cancellationToken);
         NetworkRecord.Of(slot, network).Save(BundleDirectory(id));
     }
+
+    public bool HasNetwork => _network is not null;
+
+    public IPAddress? ServiceAddress => _network?.ServiceAddress;
 
     public IPAddress? AddressOf(string id) => _network is { } host && _slots.TryGetValue(id, out var slot) ? host.AddressOf(slot) : null;
 

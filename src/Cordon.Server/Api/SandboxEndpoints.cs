@@ -35,6 +35,7 @@ public static class SandboxEndpoints
                 Env = body.Env,
                 Metadata = body.Metadata,
                 PublicPorts = body.PublicPorts ?? false,
+                Network = body.Network is { } network ? sandboxes.ParseNetwork(network.Internet, network.AllowOut, network.DenyOut) : null,
             }, context.RequestAborted);
             return Results.Created($"/v1/sandboxes/{sandbox.Id}", sandbox.ToInfo());
         }).WithName("CreateSandbox").Produces<SandboxInfo>(201).WithSummary("Create a sandbox and wait until it runs.");
@@ -58,6 +59,18 @@ public static class SandboxEndpoints
             await sandboxes.DestroyAsync(ApiKeyMiddleware.Caller(context), id, via: null, context.RequestAborted);
             return Results.NoContent();
         }).WithName("DeleteSandbox").Produces(204).WithSummary("Destroy a sandbox; deleting an ended sandbox succeeds too.");
+
+        group.MapGet("/{id}/network", (string id, HttpContext context, SandboxService sandboxes)
+            => Results.Ok(sandboxes.Get(ApiKeyMiddleware.Caller(context), id).Network.ToWire()))
+            .WithName("GetSandboxNetwork").Produces<NetworkPolicy>().WithSummary("What the sandbox's traffic may reach.");
+
+        group.MapPut("/{id}/network", async (string id, NetworkPolicy policy, HttpContext context, SandboxService sandboxes) =>
+        {
+            var sandbox = await sandboxes.SetNetworkAsync(ApiKeyMiddleware.Caller(context), id,
+                sandboxes.ParseNetwork(policy.Internet, policy.AllowOut, policy.DenyOut), via: null, context.RequestAborted);
+            return Results.Ok(sandbox.Network.ToWire());
+        }).WithName("SetSandboxNetwork").Produces<NetworkPolicy>()
+            .WithSummary("Replace what the running sandbox's traffic may reach; open connections the new policy forbids are closed.");
 
         group.MapPost("/{id}/pause", async (string id, HttpContext context, SandboxService sandboxes)
             => Results.Ok((await sandboxes.PauseAsync(ApiKeyMiddleware.Caller(context), id, context.RequestAborted)).ToInfo()))

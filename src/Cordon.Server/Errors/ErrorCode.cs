@@ -94,4 +94,7 @@ public enum ErrorCode
 
     /// <summary>The sandbox's resource use cannot be read right now.</summary>
     MetricsUnavailable,
+
+    /// <summary>This host gives sandboxes no network (see /health for why); only <c>none</c> can be asked for.</summary>
+    NetworkUnavailable,
 }

@@ -25,4 +25,7 @@ public sealed record NewSandbox
     /// (<c>{port}-{id}.domain</c>, the <c>E2b-Sandbox-Id</c> header), as E2B's <c>allowPublicTraffic</c>. Off by
     /// default: then they need the sandbox's traffic token (or go through the REST port route with an API key).</summary>
     public bool PublicPorts { get; init; }
+
+    /// <summary>What its traffic may reach; the server's default (<see cref="CordonOptions.DefaultNetwork"/>) when null.</summary>
+    public Network.EgressPolicy? Network { get; init; }
 }

@@ -44,6 +44,9 @@ public sealed record Sandbox
     /// <summary>Its web ports are reachable without a credential through E2B's sandbox addressing.</summary>
     public bool PublicPorts { get; init; }
 
+    /// <summary>What its traffic may reach.</summary>
+    public Network.EgressPolicy Network { get; init; } = Cordon.Server.Network.EgressPolicy.None;
+
     /// <summary>Processes can run in it now.</summary>
     public bool IsRunning => State == SandboxState.Running;
 }

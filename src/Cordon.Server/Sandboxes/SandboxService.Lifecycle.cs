@@ -5,6 +5,7 @@ using Cordon.Runtime.Agent;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Images;
+using Cordon.Server.Network;
 using Cordon.Server.State;
 using Microsoft.Extensions.Logging;
 
@@ -33,6 +34,13 @@ public sealed partial class SandboxService
         Require(timeout >= 1 && timeout <= _options.MaxTimeoutSeconds, $"timeoutSeconds must be between 1 and {_options.MaxTimeoutSeconds}; {timeout} was asked.");
         ValidateEnvironment(request.Env, "env");
         ValidateMetadata(request.Metadata);
+        if (request.Network is { } asked)
+        {
+            RequireNetworkFor(asked);
+        }
+
+        // Without a network on this host, the default is loopback only (GET /health says why).
+        var network = request.Network ?? (_runtime.HasNetwork ? DefaultNetwork : EgressPolicy.None);
 
         var image = _images.Resolve(imageName);
         var record = new SandboxRecord
@@ -50,6 +58,7 @@ public sealed partial class SandboxService
             TimeoutSeconds = timeout,
             Metadata = request.Metadata ?? new Dictionary<string, string>(),
             PublicPorts = request.PublicPorts,
+            Network = network,
         };
 
         // Held until the sandbox runs, so a destroy that arrives meanwhile waits for a whole sandbox to remove.
@@ -96,6 +105,7 @@ public sealed partial class SandboxService
                 Env = env,
                 User = image.User,
                 WorkingDir = image.WorkingDir,
+                Network = record.Network.ToRuntime(),
             }, cancellationToken);
         }
         catch (Exception ex)

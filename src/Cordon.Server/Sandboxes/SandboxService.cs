@@ -96,7 +96,12 @@ public sealed partial class SandboxService : IAsyncDisposable
         var record = RequireLive(caller, id);
         var usage = await _runtime.GetUsageAsync(record.Id, cancellationToken)
             ?? throw new CordonException(ErrorCode.MetricsUnavailable, "The sandbox's resource use cannot be read right now; retry in a moment.") { Subject = id, RetryAfterSeconds = 1 };
-        return new SandboxMetrics(usage.MemoryBytes, usage.MemoryLimitBytes, usage.Processes, usage.CpuSeconds);
+        return new SandboxMetrics(usage.MemoryBytes, usage.MemoryLimitBytes, usage.Processes, usage.CpuSeconds)
+        {
+            NetworkReceivedBytes = usage.NetworkReceivedBytes,
+            NetworkSentBytes = usage.NetworkSentBytes,
+            NetworkRefused = Interlocked.Read(ref record.NetworkRefused),
+        };
     }
 
     /// <summary>What the host supports, whether sandboxes can be created, and the default image's state.</summary>

@@ -23,6 +23,14 @@ public static class WireShapes
         EndReason = sandbox.EndReason is { } reason ? WireNames.Of(reason) : null,
         Metadata = sandbox.Metadata,
         PublicPorts = sandbox.PublicPorts,
+        Network = sandbox.Network.ToWire(),
+    };
+
+    public static NetworkPolicy ToWire(this Network.EgressPolicy policy) => new()
+    {
+        Internet = policy.Internet,
+        AllowOut = policy.AllowText,
+        DenyOut = policy.DenyText,
     };
 
     public static CodeRunResult ToResult(this CodeRun run) => new()

@@ -33,6 +33,16 @@ public sealed class SandboxRecord
 
     public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>What its traffic may reach (changeable while it runs).</summary>
+    public Network.EgressPolicy Network { get; set; } = Cordon.Server.Network.EgressPolicy.None;
+
+    /// <summary>Connections its policy refused since this server started (the proxy's and the resolver's; the
+    /// kernel's refusals are answered at once in the sandbox and not counted here).</summary>
+    public long NetworkRefused;
+
+    /// <summary>When the last refusal was written to its events (they are written at most once a second).</summary>
+    public long LastRefusalEventTicks;
+
     public SandboxState State { get; set; } = SandboxState.Creating;
 
     public int TimeoutSeconds { get; set; }
@@ -71,5 +81,6 @@ public sealed class SandboxRecord
         DefaultUser = User,
         Metadata = Metadata,
         PublicPorts = PublicPorts,
+        Network = Network,
     };
 }

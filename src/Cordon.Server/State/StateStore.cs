@@ -10,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 4;
+    private const int SchemaVersion = 5;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -93,6 +93,13 @@ public sealed class StateStore
             command.ExecuteNonQuery();
         }
 
+        // Version 5: a sandbox's network policy (JSON); earlier sandboxes had loopback only.
+        if (version < 5 && !Columns(connection, "sandboxes").Contains("network"))
+        {
+            command.CommandText = "ALTER TABLE sandboxes ADD COLUMN network TEXT NOT NULL DEFAULT '{}';";
+            command.ExecuteNonQuery();
+        }
+
         command.CommandText = $"PRAGMA user_version = {SchemaVersion};";
         command.ExecuteNonQuery();
     }
@@ -155,10 +162,10 @@ public sealed class StateStore
         using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, user, state, created_at,
-                                   timeout_seconds, expires_at, ended_at, end_reason, metadata, public_ports)
-            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata, $public)
+                                   timeout_seconds, expires_at, ended_at, end_reason, metadata, public_ports, network)
+            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata, $public, $network)
             ON CONFLICT(id) DO UPDATE SET state = $state, timeout_seconds = $timeout, expires_at = $expires,
-                                          ended_at = $ended, end_reason = $reason;
+                                          ended_at = $ended, end_reason = $reason, network = $network;
             """;
         command.Parameters.AddWithValue("$id", record.Id);
         command.Parameters.AddWithValue("$owner", record.Owner);
@@ -177,6 +184,7 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$reason", record.EndReason is { } reason ? Stored(reason) : DBNull.Value);
         command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(record.Metadata));
         command.Parameters.AddWithValue("$public", record.PublicPorts ? 1 : 0);
+        command.Parameters.AddWithValue("$network", StoredNetwork.Of(record.Network));
         command.ExecuteNonQuery();
     }
 
@@ -189,7 +197,7 @@ public sealed class StateStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user, public_ports FROM sandboxes";
+        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user, public_ports, network FROM sandboxes";
         if (id is not null)
         {
             command.CommandText += " WHERE id = $id";
@@ -227,6 +235,7 @@ public sealed class StateStore
                 Metadata = JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(14)) ?? [],
                 User = reader.GetString(15),
                 PublicPorts = reader.GetInt64(16) != 0,
+                Network = StoredNetwork.Parse(reader.GetString(17)),
             });
         }
 

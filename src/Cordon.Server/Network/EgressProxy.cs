@@ -1,0 +1,343 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Cordon.Runtime.Network;
+using Microsoft.Extensions.Logging;
+
+namespace Cordon.Server.Network;
+
+/// <summary>The transparent proxy for a sandbox's web traffic when its policy has domain rules: the host's rules
+/// send its TCP 80 and 443 here (DNAT to the gateway), the proxy reads the name the sandbox asked for (the TLS
+/// ClientHello's SNI, the HTTP request's Host) without terminating anything, decides by the policy, and connects —
+/// to that name, resolved by the server's own upstream, when a domain rule allowed it; to the original destination
+/// when the address decides. So a forged /etc/hosts entry or DNS answer cannot steer an allowed name elsewhere.</summary>
+/// <remarks>
+/// A refused HTTP request gets a 403 that says which rule refused it; a refused TLS connection is reset. Each
+/// connection is remembered while open, so a policy change closes those the new policy forbids. What a sandbox
+/// can grow is bounded: the bytes read before a name is known (<see cref="MaxPeekBytes"/>, within
+/// <see cref="PeekTimeout"/>) and its open connections (<see cref="MaxConnectionsPerSandbox"/>).
+/// </remarks>
+public sealed partial class EgressProxy : IAsyncDisposable
+{
+    public const int MaxPeekBytes = 16 * 1024;
+    public const int MaxConnectionsPerSandbox = 512;
+    public static readonly TimeSpan PeekTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary><c>SO_ORIGINAL_DST</c> (linux/netfilter_ipv4.h): the destination before the DNAT.</summary>
+    private const int OriginalDestination = 80;
+
+    private readonly Socket _listener;
+    private readonly Func<IPAddress, EgressPolicy?> _policyOf;
+    private readonly Action<IPAddress, string> _refused;
+    private readonly UpstreamDns _upstream;
+    private readonly IPNetwork _sandboxes;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<IPAddress, ConcurrentDictionary<Relay, byte>> _open = new();
+    private readonly Task _accepting;
+
+    /// <param name="refused">Told of each refused connection (the sandbox's address, what was refused and why).</param>
+    private EgressProxy(Socket listener, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes, ILogger logger)
+    {
+        _listener = listener;
+        _policyOf = policyOf;
+        _refused = refused;
+        _upstream = upstream;
+        _sandboxes = sandboxes;
+        _logger = logger;
+        _accepting = AcceptAsync();
+    }
+
+    public static EgressProxy Start(IPEndPoint endpoint, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes, ILogger logger)
+    {
+        var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(endpoint);
+        listener.Listen(1024);
+        return new EgressProxy(listener, policyOf, refused, upstream, sandboxes, logger);
+    }
+
+    /// <summary>Closes the sandbox's proxied connections that its new policy forbids.</summary>
+    public void Reevaluate(IPAddress sandbox, EgressPolicy policy)
+    {
+        if (!_open.TryGetValue(sandbox, out var relays))
+        {
+            return;
+        }
+
+        foreach (var relay in relays.Keys)
+        {
+            if (Decide(policy, relay.Name, relay.Original).Refusal is not null)
+            {
+                relay.Cut();
+            }
+        }
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _listener.AcceptAsync(_stopping.Token);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException or SocketException)
+            {
+                if (_stopping.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            _ = ServeAsync(client);
+        }
+    }
+
+    private async Task ServeAsync(Socket client)
+    {
+        using var accepted = client;
+        var source = ((IPEndPoint)client.RemoteEndPoint!).Address.MapToIPv4();
+        if (_policyOf(source) is not { } policy || !_sandboxes.Contains(source))
+        {
+            Reset(client);
+            return;
+        }
+
+        var open = _open.GetOrAdd(source, _ => new ConcurrentDictionary<Relay, byte>());
+        if (open.Count >= MaxConnectionsPerSandbox)
+        {
+            _refused(source, $"a connection: the sandbox has {MaxConnectionsPerSandbox} open through the proxy already");
+            Reset(client);
+            return;
+        }
+
+        if (OriginalDestinationOf(client) is not { } original)
+        {
+            Reset(client);
+            return;
+        }
+
+        // The name asked for: the first bytes, up to a bound and a time limit.
+        var peeked = new byte[MaxPeekBytes];
+        var length = 0;
+        string? name = null;
+        var tls = false;
+        using (var peek = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token))
+        {
+            peek.CancelAfter(PeekTimeout);
+            try
+            {
+                while (length < peeked.Length)
+                {
+                    var read = await client.ReceiveAsync(peeked.AsMemory(length), SocketFlags.None, peek.Token);
+                    if (read == 0)
+                    {
+                        return;
+                    }
+
+                    length += read;
+                    var found = NameReader.Read(peeked.AsSpan(0, length));
+                    if (found.Complete)
+                    {
+                        (name, tls) = (found.Name, found.Tls);
+                        break;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException)
+            {
+                // Nothing readable in time: the address decides what little was sent.
+            }
+        }
+
+        var (refusal, dial) = Decide(policy, name, original);
+        var target = name is null ? original.ToString() : $"{name}:{original.Port}";
+        if (refusal is null && dial is not null)
+        {
+            var addresses = await _upstream.AddressesOfAsync(dial, _stopping.Token);
+            var allowed = addresses.FirstOrDefault(a => ForbiddenResolution(policy, a, original.Port) is null);
+            refusal = addresses.Count == 0 ? $"{dial} did not resolve"
+                : allowed is null ? ForbiddenResolution(policy, addresses[0], original.Port)
+                : null;
+            original = allowed is null ? original : new IPEndPoint(allowed, original.Port);
+        }
+
+        if (refusal is not null)
+        {
+            _refused(source, $"{target} ({refusal})");
+            if (!tls && name is not null)
+            {
+                await RefuseHttpAsync(client, target, refusal);
+            }
+            else
+            {
+                Reset(client);
+            }
+
+            return;
+        }
+
+        using var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            using var connect = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            connect.CancelAfter(TimeSpan.FromSeconds(30));
+            await upstream.ConnectAsync(original, connect.Token);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            Reset(client);
+            return;
+        }
+
+        var relay = new Relay(client, upstream, name, original);
+        open[relay] = 0;
+        try
+        {
+            await upstream.SendAsync(peeked.AsMemory(0, length), SocketFlags.None, _stopping.Token);
+            await relay.RunAsync(_stopping.Token);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // Either side went away, or the policy cut it.
+        }
+        finally
+        {
+            open.TryRemove(relay, out _);
+        }
+    }
+
+    /// <summary>The policy's verdict on a connection: refused (why), allowed to a name to dial, or allowed to the
+    /// original address.</summary>
+    private static (string? Refusal, string? Dial) Decide(EgressPolicy policy, string? name, IPEndPoint original)
+    {
+        if (name is not null && !IPAddress.TryParse(name, out _))
+        {
+            var decision = policy.DecideName(name, original.Port);
+            if (decision.ByRule)
+            {
+                return decision.Allowed ? (null, EgressPolicy.NormalizeName(name)) : (decision.Reason, null);
+            }
+        }
+
+        return (policy.RefusalForAddress(original.Address, original.Port), null);
+    }
+
+    /// <summary>Why a name a domain rule allowed may not be dialled at the address it resolved to: never into a
+    /// reserved range (the host, other sandboxes, private networks, cloud metadata) unless an address rule allows it.</summary>
+    private string? ForbiddenResolution(EgressPolicy policy, IPAddress address, int port)
+    {
+        if (_sandboxes.Contains(address) || IPAddress.IsLoopback(address))
+        {
+            return $"it resolves to {address}, which a sandbox never reaches";
+        }
+
+        return SandboxNetwork.IsReserved(address) && !policy.Allow.Any(r => r.Matches(address, port))
+            ? $"it resolves to {address}, a reserved address; allow that address explicitly to reach it"
+            : null;
+    }
+
+    private static IPEndPoint? OriginalDestinationOf(Socket client)
+    {
+        Span<byte> address = stackalloc byte[16];
+        try
+        {
+            if (client.GetRawSocketOption((int)SocketOptionLevel.IP, OriginalDestination, address) < 8)
+            {
+                return null;
+            }
+        }
+        catch (SocketException)
+        {
+            return null; // not DNATed: a direct connection to the proxy's port
+        }
+
+        var port = BinaryPrimitives.ReadUInt16BigEndian(address[2..4]);
+        return new IPEndPoint(new IPAddress(address[4..8]), port);
+    }
+
+    private static async Task RefuseHttpAsync(Socket client, string target, string refusal)
+    {
+        var body = $"Cordon refused this connection to {target}: {refusal}. The sandbox's network policy decides what it may reach (see GET /v1/sandboxes/{{id}}/network).\n";
+        var response = $"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {Encoding.UTF8.GetByteCount(body)}\r\nConnection: close\r\nX-Cordon-Refused: network-policy\r\n\r\n{body}";
+        try
+        {
+            await client.SendAsync(Encoding.UTF8.GetBytes(response), SocketFlags.None);
+            client.Shutdown(SocketShutdown.Both);
+        }
+        catch (SocketException)
+        {
+        }
+    }
+
+    /// <summary>Closes with a reset, so the sandbox sees "connection reset" at once rather than a hang.</summary>
+    private static void Reset(Socket socket)
+    {
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+        }
+        catch (SocketException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        _listener.Dispose();
+        await _accepting;
+        foreach (var relays in _open.Values)
+        {
+            foreach (var relay in relays.Keys)
+            {
+                relay.Cut();
+            }
+        }
+
+        _stopping.Dispose();
+    }
+
+    /// <summary>One proxied connection, copied both ways until either side ends it.</summary>
+    private sealed class Relay(Socket client, Socket upstream, string? name, IPEndPoint original)
+    {
+        public string? Name => name;
+
+        public IPEndPoint Original => original;
+
+        public async Task RunAsync(CancellationToken cancellationToken)
+        {
+            await using var inner = new NetworkStream(client, ownsSocket: false);
+            await using var outer = new NetworkStream(upstream, ownsSocket: false);
+            var up = CopyAsync(inner, outer, upstream, cancellationToken);
+            var down = CopyAsync(outer, inner, client, cancellationToken);
+            await Task.WhenAll(up, down);
+        }
+
+        public void Cut()
+        {
+            Reset(client);
+            Reset(upstream);
+        }
+
+        private static async Task CopyAsync(Stream from, Stream to, Socket toSocket, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await from.CopyToAsync(to, 64 * 1024, cancellationToken);
+                toSocket.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                Reset(toSocket);
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+using System.Net;
+using Cordon.Runtime;
+using Cordon.Runtime.Oci;
+using Cordon.Server.Sandboxes;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Cordon.Server.Network;
+
+/// <summary>The server's part of sandbox networks: the resolver and the proxy on this server's service address,
+/// answering for its own sandboxes by the policies the service keeps. Started once the runtime has made the host's
+/// part (and only then); a host without it gives sandboxes loopback only.</summary>
+public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRuntime runtime, IOptions<OciRuntimeOptions> runtimeOptions,
+    IOptions<CordonOptions> options, ILogger<SandboxEgress> logger) : IAsyncDisposable
+{
+    private SandboxResolver? _resolver;
+    private EgressProxy? _proxy;
+
+    /// <summary>The upstream resolvers in use (empty until started).</summary>
+    public IReadOnlyList<IPAddress> Upstream { get; private set; } = [];
+
+    /// <returns>Null when serving, else why not (for the log: sandboxes then resolve nothing and name rules refuse).</returns>
+    public string? Start()
+    {
+        if (runtime.ServiceAddress is not { } address)
+        {
+            return null;
+        }
+
+        var configured = options.Value.UpstreamDns;
+        Upstream = configured.Length > 0
+            ? [.. configured.Select(IPAddress.Parse)]
+            : UpstreamDns.FromResolvConf();
+        if (Upstream.Count == 0)
+        {
+            return "no upstream DNS resolver: /etc/resolv.conf names none and Cordon:UpstreamDns is empty; sandboxes resolve no names.";
+        }
+
+        var upstream = new UpstreamDns(Upstream);
+        try
+        {
+            _resolver = SandboxResolver.Start(address, sandboxes.EgressPolicyAt, upstream, logger);
+            _proxy = EgressProxy.Start(new IPEndPoint(address, runtimeOptions.Value.NetworkProxyPort), sandboxes.EgressPolicyAt, sandboxes.RecordRefusal,
+                upstream, IPNetwork.Parse(runtimeOptions.Value.NetworkSubnet), logger);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            return $"the sandboxes' resolver or proxy could not listen on {address}: {ex.Message}";
+        }
+
+        sandboxes.NetworkChanged += _proxy.Reevaluate;
+        LogServing(address.ToString(), string.Join(", ", Upstream));
+        return null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_proxy is not null)
+        {
+            sandboxes.NetworkChanged -= _proxy.Reevaluate;
+            await _proxy.DisposeAsync();
+        }
+
+        if (_resolver is not null)
+        {
+            await _resolver.DisposeAsync();
+        }
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information, Message = "Sandboxes' resolver and proxy on {Address}; upstream DNS {Upstream}")]
+    private partial void LogServing(string address, string upstream);
+}

@@ -1,0 +1,121 @@
+using System.Net;
+using Cordon.Server.Auth;
+using Cordon.Server.Errors;
+using Cordon.Server.Network;
+using Cordon.Server.State;
+using Microsoft.Extensions.Logging;
+
+namespace Cordon.Server.Sandboxes;
+
+/// <summary>What sandboxes' traffic may reach: the policy at create, changes while they run, and what the server's
+/// resolver and proxy ask of it.</summary>
+public sealed partial class SandboxService
+{
+    /// <summary>The policy of a sandbox created without one (<see cref="CordonOptions.DefaultNetwork"/>).</summary>
+    public EgressPolicy DefaultNetwork => _options.DefaultNetwork == "none" ? EgressPolicy.None : EgressPolicy.OpenInternet;
+
+    /// <summary>Told when a running sandbox's policy changed (its address, its new policy): the proxy closes the
+    /// connections it forbids.</summary>
+    public event Action<IPAddress, EgressPolicy>? NetworkChanged;
+
+    /// <summary>Parses a policy from an interface's words, as a 400 naming the bad rule when it is malformed.</summary>
+    /// <param name="internet">Reach the public internet by default; the server's default when null.</param>
+    public EgressPolicy ParseNetwork(bool? internet, IReadOnlyList<string>? allowOut, IReadOnlyList<string>? denyOut)
+    {
+        try
+        {
+            return EgressPolicy.Parse(internet ?? DefaultNetwork.Internet, allowOut, denyOut);
+        }
+        catch (FormatException ex)
+        {
+            throw CordonException.Invalid(ex.Message);
+        }
+    }
+
+    /// <summary>Replaces what a running sandbox's traffic may reach; connections the new policy forbids are closed.</summary>
+    /// <param name="via">The interface that asked (for the history).</param>
+    public async Task<Sandbox> SetNetworkAsync(CallerIdentity caller, string id, EgressPolicy policy, string? via, CancellationToken cancellationToken)
+    {
+        var record = Find(caller, id);
+        await record.Lifecycle.WaitAsync(cancellationToken);
+        try
+        {
+            if (record.State is not (SandboxState.Running or SandboxState.Paused))
+            {
+                throw NotLive(record);
+            }
+
+            RequireNetworkFor(policy);
+            await RuntimeCallAsync(() => _runtime.SetNetworkAsync(record.Id, policy.ToRuntime(), cancellationToken));
+            record.Network = policy;
+            _store.SaveSandbox(record, "network", $"Network policy changed{(via is null ? "" : " through " + via)}: {Describe(policy)}.",
+                caller.KeyId, "sandbox.network", Describe(policy));
+            if (_runtime.AddressOf(record.Id) is { } address)
+            {
+                NetworkChanged?.Invoke(address, policy);
+            }
+
+            return record.ToView();
+        }
+        finally
+        {
+            record.Lifecycle.Release();
+        }
+    }
+
+    /// <summary>The policy of the running sandbox at <paramref name="address"/>, or null when no running sandbox
+    /// has it (the resolver and the proxy then refuse).</summary>
+    public EgressPolicy? EgressPolicyAt(IPAddress address)
+        => _runtime.SandboxAt(address) is { } id && _live.TryGetValue(id, out var record) && record.State == SandboxState.Running
+            ? record.Network
+            : null;
+
+    /// <summary>Counts a connection the policy refused, and writes it to the sandbox's events (at most one a second:
+    /// a loop of refused connections must not flood its history).</summary>
+    public void RecordRefusal(IPAddress address, string what)
+    {
+        if (_runtime.SandboxAt(address) is not { } id || !_live.TryGetValue(id, out var record))
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref record.NetworkRefused);
+        var now = DateTime.UtcNow.Ticks;
+        var last = Interlocked.Read(ref record.LastRefusalEventTicks);
+        if (now - last >= TimeSpan.TicksPerSecond && Interlocked.CompareExchange(ref record.LastRefusalEventTicks, now, last) == last)
+        {
+            _store.AddEvent(id, "network.refused", "Refused by the network policy: " + what);
+        }
+
+        LogRefused(id, what);
+    }
+
+    /// <summary>A policy that reaches anything needs the host to give sandboxes a network.</summary>
+    private void RequireNetworkFor(EgressPolicy policy)
+    {
+        if (policy.Online && !_runtime.HasNetwork)
+        {
+            throw new CordonException(ErrorCode.NetworkUnavailable,
+                "This server gives sandboxes no network (GET /health says why); create the sandbox with network 'none', or ask the operator to fix the host.");
+        }
+    }
+
+    private static string Describe(EgressPolicy policy)
+    {
+        var parts = new List<string> { policy.Internet ? "internet" : "no internet" };
+        if (policy.Allow.Count > 0)
+        {
+            parts.Add("allow " + string.Join(", ", policy.AllowText));
+        }
+
+        if (policy.Deny.Count > 0)
+        {
+            parts.Add("deny " + string.Join(", ", policy.DenyText));
+        }
+
+        return string.Join("; ", parts);
+    }
+
+    [LoggerMessage(EventId = 2301, Level = LogLevel.Debug, Message = "Sandbox {Id}: refused {What}")]
+    private partial void LogRefused(string id, string what);
+}
