@@ -3,7 +3,7 @@ using Cordon.Protocol.Api;
 
 namespace Cordon.Cli;
 
-/// <summary><c>cordon sandbox create|ls|exec|rm</c>.</summary>
+/// <summary><c>cordon sandbox create|ls|exec|network|rm</c>.</summary>
 internal static class SandboxCommands
 {
     public static Command Create()
@@ -49,6 +49,24 @@ internal static class SandboxCommands
                 User = parse.GetValue(user),
             }, cancellationToken)));
         group.Subcommands.Add(exec);
+
+        var networkId = new Argument<string>("id") { Description = "Sandbox id." };
+        var networkOptions = new SandboxOptions();
+        var network = new Command("network", "Show a sandbox's network policy, or replace it with --network/--allow/--deny (open connections it forbids are closed).")
+        {
+            networkId, networkOptions.Network, networkOptions.Allow, networkOptions.Deny,
+        };
+        network.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+        {
+            var policy = networkOptions.ToPolicy(parse) is { } wanted
+                ? await client.SetNetworkAsync(parse.GetValue(networkId)!, wanted, cancellationToken)
+                : await client.GetNetworkAsync(parse.GetValue(networkId)!, cancellationToken);
+            Console.WriteLine($"internet: {(policy.Internet == true ? "yes" : "no")}");
+            Console.WriteLine($"allow:    {string.Join(' ', policy.AllowOut ?? [])}");
+            Console.WriteLine($"deny:     {string.Join(' ', policy.DenyOut ?? [])}");
+            return 0;
+        }));
+        group.Subcommands.Add(network);
 
         var ids = new Argument<string[]>("ids") { Description = "Sandbox ids.", Arity = ArgumentArity.OneOrMore };
         var rm = new Command("rm", "Destroy sandboxes.") { ids };

@@ -18,8 +18,25 @@ internal sealed class SandboxOptions
 
     public Option<string[]> Env { get; } = new("--env", "-e") { Description = "KEY=VALUE environment variable (repeatable).", AllowMultipleArgumentsPerToken = false };
 
+    public Option<string?> Network { get; } = new("--network")
+    {
+        Description = "internet (the public internet) or none (nothing leaves the sandbox; --allow rules still do). Default: the server's.",
+        CustomParser = r => r.Tokens[0].Value is "internet" or "none" ? r.Tokens[0].Value : Fail(r, "--network is internet or none."),
+    };
+
+    public Option<string[]> Allow { get; } = new("--allow")
+    {
+        Description = "Allow an address, CIDR range or domain (pypi.org, *.github.com), optionally :port (repeatable). Without --network, only what is allowed.",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public Option<string[]> Deny { get; } = new("--deny") { Description = "Deny an address, CIDR range or domain, optionally :port (repeatable).", AllowMultipleArgumentsPerToken = false };
+
     public void AddTo(Command command)
     {
+        command.Options.Add(Network);
+        command.Options.Add(Allow);
+        command.Options.Add(Deny);
         command.Options.Add(Image);
         command.Options.Add(Cpu);
         command.Options.Add(Memory);
@@ -36,5 +53,31 @@ internal sealed class SandboxOptions
         DiskMiB = parse.GetValue(Disk),
         TimeoutSeconds = parse.GetValue(Timeout),
         Env = CliOutput.ParsePairs(parse.GetValue(Env), "--env"),
+        Network = ToPolicy(parse),
     };
+
+    /// <summary>The network flags as a policy, or null for the server's default. --allow alone means only that.</summary>
+    public NetworkPolicy? ToPolicy(ParseResult parse)
+    {
+        var network = parse.GetValue(Network);
+        var allow = parse.GetValue(Allow) ?? [];
+        var deny = parse.GetValue(Deny) ?? [];
+        if (network is null && allow.Length == 0 && deny.Length == 0)
+        {
+            return null;
+        }
+
+        return new NetworkPolicy
+        {
+            Internet = network is null ? (allow.Length > 0 ? false : null) : network == "internet",
+            AllowOut = allow,
+            DenyOut = deny,
+        };
+    }
+
+    private static string? Fail(System.CommandLine.Parsing.ArgumentResult result, string message)
+    {
+        result.AddError(message);
+        return null;
+    }
 }

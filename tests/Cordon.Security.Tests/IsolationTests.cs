@@ -128,18 +128,28 @@ public sealed class IsolationTests(ServerAssemblyFixture fixture)
     }
 
     [Fact]
-    public async Task Network_OnlyLoopback_HostServicesUnreachable()
+    public async Task Network_HostServicesUnreachable_OnEveryHostAddress()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        using var listener = new TcpListener(IPAddress.Any, 0);
         listener.Start();
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        await using var sandbox = await Server.CreateSandboxAsync();
+        await using var sandbox = await Server.CreateSandboxAsync(); // the server's default: the internet
 
-        var interfaces = await sandbox.ShAsync("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '");
-        var connect = await sandbox.ShAsync($"nc -w 2 127.0.0.1 {port} </dev/null && echo connected || echo refused");
+        // Every IPv4 address of the host (its gateway and service addresses for sandboxes among them), and the
+        // sandbox's own loopback.
+        var addresses = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .SelectMany(i => i.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .Where(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+            .Append(IPAddress.Loopback)
+            .Distinct()
+            .ToList();
+        var interfaces = await sandbox.ShAsync("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort");
+        var connect = await sandbox.ShAsync(string.Join("; ", addresses.Select(a => $"nc -w 5 {a} {port} </dev/null && echo {a} connected || echo {a} refused")));
 
-        Assert.Equal("lo\n", interfaces.Stdout);
-        Assert.Equal("refused\n", connect.Stdout);
+        Assert.Equal("eth0\nlo\n", interfaces.Stdout);
+        Assert.True(addresses.Count >= 3, string.Join(", ", addresses));
+        Assert.Equal(string.Concat(addresses.Select(a => $"{a} refused\n")), connect.Stdout);
         Assert.False(listener.Pending(), "a connection from the sandbox reached a host service");
     }
 

@@ -57,6 +57,34 @@ public sealed class CliTests(ServerAssemblyFixture fixture)
         Assert.Equal("ended", (await Server.Client.GetSandboxAsync(id)).State);
     }
 
+    /// <summary>--allow alone means only that; `sandbox network` shows the policy and replaces it; a bad rule is
+    /// the server's 400, told on stderr.</summary>
+    [Fact]
+    public async Task NetworkFlags_SetAndChangeThePolicy()
+    {
+        TestInternet.EnsureUp();
+        var (createExit, id, createError) = await CordonAsync("sandbox", "create", "--image", "busybox", "--allow", TestInternet.PublicHost + ":80");
+        id = id.Trim();
+        Assert.True(createExit == 0, createError);
+        var (_, shown, _) = await CordonAsync("sandbox", "network", id);
+        var (reached, _, _) = await CordonAsync("sandbox", "exec", id, "--", "sh", "-c", $"printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 10 {TestInternet.PublicHost} 80 | grep -c hello");
+        var (changeExit, changed, _) = await CordonAsync("sandbox", "network", id, "--network", "none");
+        var (refused, _, _) = await CordonAsync("sandbox", "exec", id, "--", "sh", "-c", $"nc -w 10 {TestInternet.PublicHost} 80 </dev/null");
+        var (badExit, _, badError) = await CordonAsync("sandbox", "network", id, "--allow", "not a rule!");
+        var (wrongExit, _, wrongError) = await CordonAsync("sandbox", "network", id, "--network", "sometimes");
+        await CordonAsync("sandbox", "rm", id);
+
+        Assert.Contains($"internet: no\nallow:    {TestInternet.PublicHost}:80", shown, StringComparison.Ordinal);
+        Assert.Equal(0, reached);
+        Assert.Equal(0, changeExit);
+        Assert.Contains("allow:    \n", changed, StringComparison.Ordinal);
+        Assert.NotEqual(0, refused);
+        Assert.Equal(1, badExit);
+        Assert.Contains("not a rule!", badError, StringComparison.Ordinal);
+        Assert.NotEqual(0, wrongExit);
+        Assert.Contains("internet or none", wrongError, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ImageLs_ListsTestImage()
     {

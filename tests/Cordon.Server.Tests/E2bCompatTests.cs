@@ -346,14 +346,41 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Contains(message, e.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
-    private Task<JsonElement> RunSuiteAsync(string scenario, string sdk)
+    /// <summary>E2B's network options do what they do on E2B: <c>allowInternetAccess: false</c> cuts the sandbox
+    /// off, <c>updateNetwork</c> opens a name while all else stays denied, <c>network.allowOut</c> with a deny of all
+    /// traffic allows only that name; header transforms (secrets) are refused with a clear error.</summary>
+    [Theory]
+    [InlineData("e2b")]
+    [InlineData("e2b-2.50")]
+    public async Task Sdk_NetworkOptions_BehaveAsOnE2b(string sdk)
+    {
+        TestInternet.EnsureUp();
+        var name = "pkgs." + TestInternet.Domain;
+        var run = await RunSuiteAsync("network", sdk, new Dictionary<string, string> { ["TESTNET_PUBLIC"] = TestInternet.PublicHost, ["TESTNET_NAME"] = name });
+
+        Assert.Contains("exit=7", run.GetProperty("offline").GetString());
+        Assert.False(run.GetProperty("offlineInfo").GetProperty("allowInternetAccess").GetBoolean());
+        Assert.StartsWith($"hello from {TestInternet.PublicHost} for {name}", run.GetProperty("opened").GetProperty("byName").GetString());
+        Assert.Contains("Cordon refused", run.GetProperty("opened").GetProperty("byAddress").GetString());
+        Assert.StartsWith($"hello from {TestInternet.PublicHost} for {name}", run.GetProperty("allowList").GetProperty("byName").GetString());
+        Assert.Contains("exit=6", run.GetProperty("allowList").GetProperty("other").GetString());
+        AssertError(run, "transformRules", "SandboxError", "header transforms are not supported");
+    }
+
+    private Task<JsonElement> RunSuiteAsync(string scenario, string sdk, IReadOnlyDictionary<string, string>? extra = null)
     {
         var url = fixture.Server.Address.ToString().TrimEnd('/');
-        return NodeScript.RunAsync("e2b", ["suite.mjs", scenario, sdk], new Dictionary<string, string>
+        var env = new Dictionary<string, string>
         {
             ["E2B_API_URL"] = url,
             ["E2B_SANDBOX_URL"] = url,
             ["E2B_API_KEY"] = ServerFixture.AdminKey,
-        });
+        };
+        foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+        {
+            env[key] = value;
+        }
+
+        return NodeScript.RunAsync("e2b", ["suite.mjs", scenario, sdk], env);
     }
 }

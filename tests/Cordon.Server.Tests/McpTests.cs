@@ -47,6 +47,12 @@ public sealed class McpTests(DefaultImageServer fixture)
             }
         });
 
+        // A sandbox created with allowDomains reaches that name, and nothing by address.
+        Assert.Contains("only pkgs.cordon.test", Tool(run, "netCreate").Text, StringComparison.Ordinal);
+        Assert.StartsWith($"hello from {TestInternet.PublicHost} for pkgs.cordon.test", Tool(run, "netByName").Structured.GetProperty("stdout").GetString());
+        Assert.Contains("Cordon refused", Tool(run, "netOther").Structured.GetProperty("stdout").GetString());
+        Assert.False(Tool(run, "netDestroy").IsError);
+
         // Commands: exit codes, both streams, argv without a shell.
         var command = Tool(run, "command");
         Assert.Equal(3, command.Structured.GetProperty("exitCode").GetInt32());
@@ -282,7 +288,13 @@ public sealed class McpTests(DefaultImageServer fixture)
     }
 
     private Task<JsonElement> RunTypeScriptClientAsync(string transport)
-        => NodeScript.RunAsync("mcp", ["client.mjs", transport, fixture.Server.Address.ToString(), ServerFixture.AdminKey, TestPaths.CliPath], GooseEntries());
+    {
+        TestInternet.EnsureUp();
+        var env = GooseEntries();
+        env["TESTNET_NAME"] = "pkgs." + TestInternet.Domain;
+        env["TESTNET_PUBLIC"] = TestInternet.PublicHost;
+        return NodeScript.RunAsync("mcp", ["client.mjs", transport, fixture.Server.Address.ToString(), ServerFixture.AdminKey, TestPaths.CliPath], env);
+    }
 
     private static ToolOutcome Tool(JsonElement run, string step)
     {

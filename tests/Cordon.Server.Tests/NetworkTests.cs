@@ -140,6 +140,53 @@ public sealed class NetworkTests(DefaultImageServer fixture)
         Assert.False((await fixture.Server.Client.GetNetworkAsync(sandbox.Id)).Internet);
     }
 
+    /// <summary>The proxy keeps at most 512 of a sandbox's connections open and reads at most 16 KiB before it knows a
+    /// name: beyond either, connections are reset at once instead of held or buffered.</summary>
+    [Fact]
+    public async Task Proxy_BoundsConnectionsAndBytesBeforeAName()
+    {
+        await using var sandbox = await CreateAsync(With(internet: false, allow: [Pkgs]));
+        const string Script = """
+            import socket, time
+            held = []
+            for _ in range(600):
+                s = socket.create_connection(("198.51.100.11", 80), timeout=5)
+                held.append(s)
+            reset = 0
+            for s in held:
+                s.settimeout(0.5)
+                try:
+                    if s.recv(1) == b"":
+                        reset += 1
+                except ConnectionResetError:
+                    reset += 1
+                except socket.timeout:
+                    pass
+            for s in held:
+                s.close()
+            time.sleep(1)
+            s = socket.create_connection(("198.51.100.11", 80), timeout=5)
+            s.settimeout(15)
+            try:
+                s.sendall(b"GET /" + b"a" * 20000)
+                answer = s.recv(100)
+                outcome = "closed" if answer == b"" else "answered"
+            except (ConnectionResetError, BrokenPipeError):
+                outcome = "reset"
+            except socket.timeout:
+                outcome = "hung"
+            print(reset, outcome)
+            """;
+        await fixture.Server.Client.WriteFileAsync(sandbox.Id, "/tmp/bounds.py", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Script)));
+
+        var result = await sandbox.ShAsync("python3 /tmp/bounds.py", 120);
+
+        Assert.True(result.ExitCode == 0, result.Stderr);
+        var fields = result.Stdout.Trim().Split(' ');
+        Assert.InRange(int.Parse(fields[0], System.Globalization.CultureInfo.InvariantCulture), 600 - 512, 600);
+        Assert.Equal("reset", fields[1]);
+    }
+
     [Fact]
     public async Task BadRules_AreClientErrorsThatSayWhy()
     {

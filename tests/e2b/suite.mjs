@@ -3,6 +3,8 @@
 // way: E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY in the environment.
 //   node suite.mjs core <e2b|e2b-2.50>     commands, files, lifecycle with the plain SDK
 //   node suite.mjs code                    the code interpreter (@e2b/code-interpreter)
+//   node suite.mjs network <e2b|e2b-2.50>  allowInternetAccess, network.allowOut/denyOut, updateNetwork
+//                                          (against the tests' own internet: TESTNET_PUBLIC, TESTNET_NAME)
 import { createHash } from 'node:crypto';
 
 import http from 'node:http';
@@ -299,6 +301,31 @@ if (scenario === 'core') {
     out.killAgain = await Sandbox.kill(sbx.sandboxId);
   }
   await attempt('afterKill', () => Sandbox.connect(out.sandboxId));
+}
+
+if (scenario === 'network') {
+  const { Sandbox } = await import(sdk);
+  const publicHost = process.env.TESTNET_PUBLIC;
+  const name = process.env.TESTNET_NAME;
+  const curl = (sbx, url) => sbx.commands.run(`curl -sS --max-time 15 ${url} 2>&1; echo " exit=$?"`).then((r) => r.stdout.trim());
+  const offline = await Sandbox.create('base', { allowInternetAccess: false, timeoutMs: 120_000 });
+  try {
+    await attempt('offline', () => curl(offline, `http://${publicHost}/`));
+    await attempt('offlineInfo', async () => { const i = await offline.getInfo(); return { allowInternetAccess: i.allowInternetAccess ?? null }; });
+    await attempt('opened', async () => {
+      await offline.updateNetwork({ allowOut: [name], denyOut: ['0.0.0.0/0'] });
+      return { byName: await curl(offline, `http://${name}/`), byAddress: await curl(offline, `http://${publicHost}/`) };
+    });
+  } finally {
+    await offline.kill();
+  }
+  const listed = await Sandbox.create('base', { network: { allowOut: [name], denyOut: ['0.0.0.0/0'] }, timeoutMs: 120_000 });
+  try {
+    await attempt('allowList', async () => ({ byName: await curl(listed, `http://${name}/`), other: await curl(listed, `http://other.${name.split('.').slice(1).join('.')}/`) }));
+  } finally {
+    await listed.kill();
+  }
+  await attempt('transformRules', () => Sandbox.create('base', { network: { rules: { [name]: [{ transform: { headers: { Authorization: 'Bearer x' } } }] } }, timeoutMs: 60_000 }));
 }
 
 if (scenario === 'code') {

@@ -142,6 +142,14 @@ out.agentWrite = await call(first, 'write_file', { path: '/tmp/agent.txt', conte
 out.agentRead = await call(second, 'read_file', { path: '/tmp/agent.txt' }, agent);
 out.agentSandbox = (await call(second, 'list_sandboxes', {}, agent)).structured?.sessionSandboxId ?? null;
 
+// A sandbox that may reach one name only (the tests' own internet names it in TESTNET_NAME).
+const third = await connect();
+out.netCreate = await call(third, 'create_sandbox', { allowDomains: [process.env.TESTNET_NAME] });
+out.netByName = await call(third, 'run_command', { command: `curl -sS --max-time 15 http://${process.env.TESTNET_NAME}/` });
+out.netOther = await call(third, 'run_command', { command: `curl -sS --max-time 15 http://${process.env.TESTNET_PUBLIC}/` });
+out.netDestroy = await call(third, 'destroy_sandbox', {});
+await third.close();
+
 out.destroyAgent = await call(second, 'destroy_sandbox', {}, agent);
 out.destroySecond = await call(second, 'destroy_sandbox', {});
 out.destroyFirst = await call(first, 'destroy_sandbox', {});

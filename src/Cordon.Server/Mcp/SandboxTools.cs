@@ -21,6 +21,8 @@ public sealed class SandboxTools(SandboxService sandboxes, SessionSandboxes sess
         [Description("Memory limit in MiB.")] long? memoryMiB = null,
         [Description("Seconds without tool calls before the sandbox is destroyed; the server's session idle time when left out.")] int? timeoutSeconds = null,
         [Description("Environment variables every command in the sandbox gets.")] Dictionary<string, string>? env = null,
+        [Description("Reach the public internet (never the host, other sandboxes or private networks). The server's default when left out (usually true); false when only allowDomains should be reachable.")] bool? internet = null,
+        [Description("Domains (pypi.org, *.github.com), addresses or CIDR ranges the sandbox may reach, optionally with :port; given alone, only these are reachable.")] string[]? allowDomains = null,
         CancellationToken cancellationToken = default)
         => calls.GuardAsync(async caller =>
         {
@@ -30,10 +32,13 @@ public sealed class SandboxTools(SandboxService sandboxes, SessionSandboxes sess
                 Cpu = cpu,
                 MemoryMiB = memoryMiB,
                 Env = env,
+                Network = internet is null && allowDomains is null ? null
+                    : sandboxes.ParseNetwork(internet ?? (allowDomains is null ? null : false), allowDomains, null),
                 TimeoutSeconds = timeoutSeconds ?? options.Value.McpSessionIdleSeconds,
                 Metadata = new Dictionary<string, string> { [SessionSandboxes.MetadataKey] = ToolCalls.SessionKey(request, caller) },
             }, cancellationToken);
-            return ToolResults.Ok($"Created sandbox {sandbox.Id} ({sandbox.Image}, {sandbox.Cpu} CPU, {sandbox.MemoryMiB} MiB); it is now this session's sandbox.", sandbox.ToInfo());
+            var network = sandbox.Network.Internet ? "internet" : sandbox.Network.Allow.Count > 0 ? "only " + string.Join(", ", sandbox.Network.AllowText) : "no network";
+            return ToolResults.Ok($"Created sandbox {sandbox.Id} ({sandbox.Image}, {sandbox.Cpu} CPU, {sandbox.MemoryMiB} MiB, {network}); it is now this session's sandbox.", sandbox.ToInfo());
         });
 
     [McpServerTool(Name = "list_sandboxes", Title = "List sandboxes", ReadOnly = true, Idempotent = true, Destructive = false, OpenWorld = false, UseStructuredContent = true, OutputSchemaType = typeof(SandboxListOutput))]

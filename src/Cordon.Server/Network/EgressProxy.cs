@@ -284,8 +284,9 @@ public sealed partial class EgressProxy : IAsyncDisposable
             socket.LingerState = new LingerOption(true, 0);
             socket.Close();
         }
-        catch (SocketException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
+            // Already closed by its other side: nothing left to cut.
         }
     }
 

@@ -52,7 +52,15 @@ public sealed partial class SandboxService
                 caller.KeyId, "sandbox.network", Describe(policy));
             if (_runtime.AddressOf(record.Id) is { } address)
             {
-                NetworkChanged?.Invoke(address, policy);
+                try
+                {
+                    NetworkChanged?.Invoke(address, policy);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // The policy is in force for new connections; a proxied one that could not be cut is logged.
+                    LogCutFailed(record.Id, ex.Message);
+                }
             }
 
             return record.ToView();
@@ -115,6 +123,9 @@ public sealed partial class SandboxService
 
         return string.Join("; ", parts);
     }
+
+    [LoggerMessage(EventId = 2302, Level = LogLevel.Warning, Message = "Sandbox {Id}: closing its proxied connections after a policy change failed: {Detail}")]
+    private partial void LogCutFailed(string id, string detail);
 
     [LoggerMessage(EventId = 2301, Level = LogLevel.Debug, Message = "Sandbox {Id}: refused {What}")]
     private partial void LogRefused(string id, string what);

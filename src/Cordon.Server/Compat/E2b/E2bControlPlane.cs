@@ -40,6 +40,7 @@ public static class E2bControlPlane
             group.MapPost("/{id}/timeout", SetTimeoutAsync);
             group.MapPost("/{id}/pause", PauseAsync);
             group.MapGet("/{id}/metrics", MetricsAsync);
+            group.MapPut("/{id}/network", UpdateNetworkAsync);
         }
     }
 
@@ -55,9 +56,49 @@ public static class E2bControlPlane
             Env = body.EnvVars,
             Metadata = metadata,
             PublicPorts = body.Network?.AllowPublicTraffic ?? true,
+            // Older SDKs send allow_internet_access: true always: that alone is the server's default.
+            Network = body.AllowInternetAccess is false || body.Network?.AllowOut is not null || body.Network?.DenyOut is not null || body.Network?.Rules is not null
+                ? PolicyOf(sandboxes, body.AllowInternetAccess, body.Network)
+                : null,
         }, context.RequestAborted);
         return Results.Json(Describe(sandbox, tokens), Json, statusCode: 201);
     });
+
+    /// <summary><c>PUT /sandboxes/{id}/network</c>: the whole egress configuration is replaced (omitted fields are
+    /// cleared, as on E2B).</summary>
+    private static Task<IResult> UpdateNetworkAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var body = await ReadAsync<UpdateNetworkBody>(context) ?? new UpdateNetworkBody();
+        await sandboxes.SetNetworkAsync(ApiKeyMiddleware.Caller(context), id,
+            PolicyOf(sandboxes, body.AllowInternetAccess, new NetworkBody { AllowOut = body.AllowOut, DenyOut = body.DenyOut, Rules = body.Rules }), "the E2B API", context.RequestAborted);
+        return Results.NoContent();
+    });
+
+    /// <summary>E2B's egress settings as a policy: <c>allow_internet_access: false</c> is <c>denyOut: ["0.0.0.0/0"]</c>,
+    /// and a deny of all traffic is the same as no internet (allow rules still beat it). Header transforms
+    /// (<c>rules</c>, with <c>${e2b.secrets.NAME}</c>) need secrets, which this server does not hold yet: asking for
+    /// one is a 400 rather than a sandbox that would send its placeholders.</summary>
+    private static Network.EgressPolicy PolicyOf(SandboxService sandboxes, bool? allowInternetAccess, NetworkBody? network)
+    {
+        if (network?.Rules is { } rules && rules.Any(r => r.Value.ValueKind == JsonValueKind.Array && r.Value.EnumerateArray().Any(x => x.TryGetProperty("transform", out _))))
+        {
+            throw CordonException.Invalid("network.rules with header transforms are not supported by this Cordon server yet; remove them (allowOut and denyOut work).");
+        }
+
+        if (network?.EgressProxy is { ValueKind: not JsonValueKind.Null })
+        {
+            throw CordonException.Invalid("network.egressProxy is not supported by this Cordon server; remove it.");
+        }
+
+        var deny = (network?.DenyOut ?? []).ToList();
+        var internet = allowInternetAccess ?? true;
+        if (deny.RemoveAll(r => r.Trim() is "0.0.0.0/0") > 0)
+        {
+            internet = false;
+        }
+
+        return sandboxes.ParseNetwork(internet, network?.AllowOut, deny);
+    }
 
     private static Task<IResult> ConnectAsync(string id, HttpContext context, SandboxService sandboxes, SandboxTokens tokens) => GuardAsync(async () =>
     {
@@ -209,7 +250,13 @@ public static class E2bControlPlane
         envdVersion = EnvdVersion,
         domain = (string?)null,
         lifecycle = new { onTimeout = "kill", autoResume = false },
-        network = new { allowPublicTraffic = sandbox.PublicPorts },
+        allowInternetAccess = sandbox.Network.Internet,
+        network = new
+        {
+            allowPublicTraffic = sandbox.PublicPorts,
+            allowOut = sandbox.Network.AllowText,
+            denyOut = sandbox.Network.Internet ? sandbox.Network.DenyText : [.. sandbox.Network.DenyText, "0.0.0.0/0"],
+        },
         volumeMounts = Array.Empty<object>(),
     };
 
@@ -278,12 +325,36 @@ public static class E2bControlPlane
         public Dictionary<string, string>? EnvVars { get; init; }
 
         public NetworkBody? Network { get; init; }
+
+        [JsonPropertyName("allow_internet_access")]
+        public bool? AllowInternetAccess { get; init; }
     }
 
     private sealed record NetworkBody
     {
         /// <summary>E2B's default is true: the sandbox's ports answer anyone who knows its address.</summary>
         public bool? AllowPublicTraffic { get; init; }
+
+        public List<string>? AllowOut { get; init; }
+
+        public List<string>? DenyOut { get; init; }
+
+        /// <summary>Per host, header transforms (refused: no secrets here yet).</summary>
+        public Dictionary<string, JsonElement>? Rules { get; init; }
+
+        public JsonElement? EgressProxy { get; init; }
+    }
+
+    private sealed record UpdateNetworkBody
+    {
+        public List<string>? AllowOut { get; init; }
+
+        public List<string>? DenyOut { get; init; }
+
+        public Dictionary<string, JsonElement>? Rules { get; init; }
+
+        [JsonPropertyName("allow_internet_access")]
+        public bool? AllowInternetAccess { get; init; }
     }
 
     private sealed record ConnectBody
