@@ -118,7 +118,17 @@ else
     results.AddRange(code);
 }
 
-// Idle memory: 20 sandboxes, measured three ways.
+var network = await NetworkBench.RunAsync(client, iterations);
+if (network is null)
+{
+    notes.Add("Networks were not measured: the test internet (tests/testnet/up, which bench/run starts) is not up.");
+}
+else
+{
+    results.AddRange(network.Value.Samples);
+}
+
+// Idle memory: 20 sandboxes (with the server's default network, the internet), measured three ways.
 const int idleCount = 20;
 Console.Error.WriteLine($"bench: idle memory of {idleCount} sandboxes");
 GC.Collect();
@@ -242,6 +252,20 @@ report.AppendLine("| --- | ---: |");
 foreach (var line in memoryLines)
 {
     report.AppendLine(line);
+}
+
+if (network is { } measured)
+{
+    report.AppendLine();
+    report.AppendLine("| network | value | vs reference |");
+    report.AppendLine("| --- | ---: | ---: |");
+    foreach (var line in measured.Lines)
+    {
+        report.AppendLine(line);
+    }
+
+    var none = measured.Samples[0].Median;
+    report.AppendLine($"| create → `echo hi` p50, `internet` vs `none` | {measured.Samples[1].Median:F1} vs {none:F1} ms | {measured.Samples[1].Median / none:F2}× |");
 }
 
 foreach (var note in notes)

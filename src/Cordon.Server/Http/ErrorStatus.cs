@@ -19,7 +19,7 @@ public static class ErrorStatus
         ErrorCode.QuotaExceeded => 429,
         ErrorCode.DiskFull or ErrorCode.HostDiskFull => 507,
         ErrorCode.PortUnreachable or ErrorCode.SandboxUnreachable or ErrorCode.AgentError or ErrorCode.ImageBuildFailed => 502,
-        ErrorCode.ImageNotReady or ErrorCode.RuntimeFailed or ErrorCode.CreateFailed or ErrorCode.MetricsUnavailable => 503,
+        ErrorCode.ImageNotReady or ErrorCode.RuntimeFailed or ErrorCode.CreateFailed or ErrorCode.MetricsUnavailable or ErrorCode.NetworkUnavailable => 503,
         _ => 500,
     };
 }
