@@ -30,6 +30,31 @@ public sealed class ReconcileTests : IAsyncLifetime
         Assert.Contains(await _server.Client.GetEventsAsync(sandbox.Id), e => e.Kind == "adopted");
     }
 
+    /// <summary>A restarted server takes its sandboxes' networks back: the same policy in force, its resolver at the
+    /// address their resolv.conf names.</summary>
+    [Fact]
+    public async Task Restart_SandboxKeepsItsNetworkPolicyAndResolver()
+    {
+        TestInternet.EnsureUp();
+        var name = "pkgs." + TestInternet.Domain;
+        var sandbox = await _server.CreateSandboxAsync(new CreateSandboxRequest
+        {
+            Network = new NetworkPolicy { Internet = false, AllowOut = [name, TestInternet.PublicHost + ":7"] },
+        });
+        const string Probe = "nslookup {0} 2>&1 | grep -c {1}; echo ping | nc -w 5 {1} 7; nc -w 5 {2} 7 </dev/null 2>&1 || echo refused";
+        var command = string.Format(System.Globalization.CultureInfo.InvariantCulture, Probe, name, TestInternet.PublicHost, TestInternet.OtherPublicHost);
+        var before = await sandbox.ShAsync(command);
+
+        await _server.RestartAsync();
+
+        var after = await _server.Client.ExecAsync(sandbox.Id, ExecRequestBody.FromShell(command));
+        var policy = await _server.Client.GetNetworkAsync(sandbox.Id);
+        Assert.Matches("^[1-9]\\nping\\n(.|\\n)*refused\\n$", before.Stdout);
+        Assert.Equal(before.Stdout, after.Stdout);
+        Assert.Equal([name, TestInternet.PublicHost + ":7"], policy.AllowOut);
+        Assert.False(policy.Internet);
+    }
+
     [Fact]
     public async Task Restart_SandboxGoneMeanwhile_EndedAsLostAndCleanedUp()
     {

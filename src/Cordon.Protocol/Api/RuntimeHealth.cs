@@ -18,6 +18,10 @@ public sealed record RuntimeHealth
     /// <summary>Sandboxes see their own memory, CPUs, load and uptime in /proc (served by lxcfs).</summary>
     public bool Lxcfs { get; init; }
 
+    /// <summary>Sandboxes get a network of their own, by policy; when false they have loopback only and
+    /// <see cref="Warnings"/> says why.</summary>
+    public bool Network { get; init; }
+
     /// <summary>What works less well than it could on this host; sandboxes are still created.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 

@@ -178,7 +178,12 @@ internal sealed partial class HostNetwork : IDisposable
                 ?? throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", "no network slot could be prepared");
         }
 
-        await ApplyAsync(slot.Index, policy, cancellationToken);
+        // A prepared slot's chains are empty, which is what an offline policy is: nothing to apply.
+        if (policy.Online)
+        {
+            await ApplyAsync(slot.Index, policy, cancellationToken);
+        }
+
         return slot;
     }
 
@@ -347,12 +352,17 @@ internal sealed partial class HostNetwork : IDisposable
 
             var pid = holder.Id.ToString(CultureInfo.InvariantCulture);
 
-            // The slot is ours now, but its interface's name may not be free yet: a crashed server's holder may keep
-            // the old one, and the kernel frees a dead namespace's interfaces (and their names, even after they left
-            // /sys) a moment after its last process ended.
+            // The host's side in one batch. The slot is ours now, but its interface's name may not be free yet: a
+            // crashed server's holder may keep the old one, and the kernel frees a dead namespace's interfaces (and
+            // their names, even after they left /sys) a moment after its last process ended.
             for (var attempt = 0; ; attempt++)
             {
-                if (await RunAsync(Tools.Ip, ["link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", pid], null, cancellationToken, allowFailure: true) is not { } failed)
+                if (await RunAsync(Tools.Ip, ["-batch", "-"], $"""
+                    link add {name} type veth peer name eth0 netns {pid}
+                    link set {name} up
+                    route replace {address}/32 dev {name} scope link
+
+                    """, cancellationToken, allowFailure: true) is not { } failed)
                 {
                     break;
                 }
@@ -366,23 +376,23 @@ internal sealed partial class HostNetwork : IDisposable
                 await Task.Delay(20, cancellationToken);
             }
 
-            await RunAsync(Tools.Ip, ["-batch", "-"], $"""
-                link set {name} up
-                route replace {address}/32 dev {name} scope link
-
-                """, cancellationToken);
             await File.WriteAllTextAsync($"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "1", cancellationToken);
+
+            // The sandbox's side: sysctls (they are per namespace, so written from inside it) and one ip batch.
             await RunAsync(Tools.Nsenter, [$"--net=/proc/{pid}/ns/net", "--", Tools.Sh, "-c", $"""
                 set -e
                 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
                 echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start
                 echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range
-                {Tools.Ip} link set lo up
-                {Tools.Ip} link set eth0 up
-                {Tools.Ip} addr add {address}/32 dev eth0
-                {Tools.Ip} route add {_settings.Gateway} dev eth0 scope link
-                {Tools.Ip} route add default via {_settings.Gateway} dev eth0
-                """], null, cancellationToken);
+                exec {Tools.Ip} -batch -
+                """], $"""
+                link set lo up
+                link set eth0 up
+                addr add {address}/32 dev eth0
+                route add {_settings.Gateway} dev eth0 scope link
+                route add default via {_settings.Gateway} dev eth0
+
+                """, cancellationToken);
             if (await NftAsync(NftRules.AddSlot(index, address), cancellationToken) is { } error)
             {
                 throw new InvalidOperationException("nft: " + error);

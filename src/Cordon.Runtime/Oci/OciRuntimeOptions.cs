@@ -80,7 +80,7 @@ public sealed class OciRuntimeOptions
     public int NetworkProxyPort { get; set; } = 15080;
 
     /// <summary>Network namespaces kept ready for creates.</summary>
-    public int PreparedNetworks { get; set; } = 2;
+    public int PreparedNetworks { get; set; } = 4;
 
     /// <summary>Where Cordon remembers what it changed on the host's network (under /run: it ends with the boot).</summary>
     public string NetworkStateDirectory { get; set; } = "/run/cordon/network";

@@ -131,7 +131,7 @@ public sealed partial class SandboxService
         record.State = SandboxState.Running;
         record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
         _store.SaveSandbox(record, "started",
-            $"Started from image '{record.Image}' with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk; expires in {record.TimeoutSeconds} s.",
+            $"Started from image '{record.Image}' with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk, network: {Describe(record.Network)}; expires in {record.TimeoutSeconds} s.",
             caller.KeyId, "sandbox.create", record.Image);
 
         // The agent finishes starting while the answer travels to the client (its first request queues in the

@@ -123,6 +123,7 @@ public sealed partial class SandboxService : IAsyncDisposable
                     Seccomp = capabilities.Seccomp,
                     IdmappedMounts = capabilities.IdmappedMounts,
                     Lxcfs = capabilities.Lxcfs,
+                    Network = capabilities.Network,
                     Warnings = capabilities.Warnings,
                     Problems = capabilities.Problems,
                     Fixed = capabilities.Fixed,
