@@ -48,8 +48,9 @@ internal static class NetworkBench
             hostRate = Math.Max(hostRate, await TimedAsync(() => HostShellAsync(fetch)));
         }
 
-        var direct = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox", Network = new NetworkPolicy { Internet = true }, TimeoutSeconds = 600 });
-        var proxied = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox", Network = new NetworkPolicy { Internet = false, AllowOut = [Name] }, TimeoutSeconds = 600 });
+        // As many CPUs as the host has (then it is not pinned to one), so the path is measured, not the limit.
+        var direct = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox", Cpu = Environment.ProcessorCount, Network = new NetworkPolicy { Internet = true }, TimeoutSeconds = 600 });
+        var proxied = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox", Cpu = Environment.ProcessorCount, Network = new NetworkPolicy { Internet = false, AllowOut = [Name] }, TimeoutSeconds = 600 });
         var directRate = 0.0;
         var proxiedRate = 0.0;
         var sandboxFetch = fetch.Replace("busybox nc", "nc", StringComparison.Ordinal);

@@ -79,6 +79,7 @@ public static class CordonServer
                 var tag = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(dataDir)))[..12];
                 runtime.RuntimeRoot = Path.Combine("/run/cordon", tag, runtime.Runtime);
                 runtime.BundledRuntimePath ??= Path.Combine(AppContext.BaseDirectory, runtime.Runtime);
+                runtime.PrepareOpenNetworks = cordon.Value.DefaultNetwork == "internet";
                 if (string.IsNullOrEmpty(runtime.AgentPath))
                 {
                     runtime.AgentPath = Path.Combine(AppContext.BaseDirectory, "cordon-agent");

@@ -178,8 +178,8 @@ internal sealed partial class HostNetwork : IDisposable
                 ?? throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", "no network slot could be prepared");
         }
 
-        // A prepared slot's chains are empty, which is what an offline policy is: nothing to apply.
-        if (policy.Online)
+        // A prepared slot already has the policy most creates ask for: then there is nothing to apply.
+        if (!SamePolicy(policy, _settings.PrepareOpen ? SandboxNetwork.PublicInternet : SandboxNetwork.None))
         {
             await ApplyAsync(slot.Index, policy, cancellationToken);
         }
@@ -393,7 +393,9 @@ internal sealed partial class HostNetwork : IDisposable
                 route add default via {_settings.Gateway} dev eth0
 
                 """, cancellationToken);
-            if (await NftAsync(NftRules.AddSlot(index, address), cancellationToken) is { } error)
+            var prepared = NftRules.AddSlot(index, address)
+                + (_settings.PrepareOpen ? NftRules.Policy(index, SandboxNetwork.PublicInternet, ServiceAddress, _settings.ProxyPort) : "");
+            if (await NftAsync(prepared, cancellationToken) is { } error)
             {
                 throw new InvalidOperationException("nft: " + error);
             }
@@ -409,6 +411,12 @@ internal sealed partial class HostNetwork : IDisposable
             throw;
         }
     }
+
+    /// <summary>Two policies the kernel enforces the same way (offline ones all alike; others rule by rule).</summary>
+    private static bool SamePolicy(SandboxNetwork a, SandboxNetwork b)
+        => (!a.Online && !b.Online)
+            || (a.Online == b.Online && a.Internet == b.Internet && a.ThroughProxy == b.ThroughProxy
+                && a.Allow.SequenceEqual(b.Allow) && a.Deny.SequenceEqual(b.Deny));
 
     /// <summary>The network namespace a process is in ("net:[inode]"), or null when it cannot be read (the process
     /// is in the middle of an exec, or gone).</summary>
@@ -537,4 +545,5 @@ internal sealed partial class HostNetwork : IDisposable
 /// <param name="Subnet">Sandboxes' addresses (one each, routed; masqueraded on the way out).</param>
 /// <param name="Gateway">Sandboxes' default gateway, on the host: the server's resolver and proxy listen there.</param>
 /// <param name="StateDirectory">Where Cordon remembers what it changed on the host (under /run).</param>
-internal sealed record NetworkSettings(IPNetwork Subnet, IPAddress Gateway, int ProxyPort, int Prepared, int MaxSlots, string StateDirectory);
+/// <param name="PrepareOpen">Prepared slots come with the public-internet policy (else with none).</param>
+internal sealed record NetworkSettings(IPNetwork Subnet, IPAddress Gateway, int ProxyPort, int Prepared, int MaxSlots, string StateDirectory, bool PrepareOpen = false);

@@ -218,7 +218,8 @@ public sealed partial class OciRuntime
 
         var addresses = 1 << (32 - subnet.PrefixLength);
         var host = new HostNetwork(
-            new NetworkSettings(subnet, gateway, _options.NetworkProxyPort, _options.PreparedNetworks, Math.Min(_options.MaxSandboxes, addresses - 3), _options.NetworkStateDirectory),
+            new NetworkSettings(subnet, gateway, _options.NetworkProxyPort, _options.PreparedNetworks, Math.Min(_options.MaxSandboxes, addresses - 3), _options.NetworkStateDirectory,
+                _options.PrepareOpenNetworks),
             Path.GetFullPath(_options.StateDirectory), _logger);
         if (await host.StartAsync(found.Values.ToDictionary(r => r.Slot, r => host.AddressOf(r.Slot)), cancellationToken) is { } problem)
         {

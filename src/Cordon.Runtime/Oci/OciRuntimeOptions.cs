@@ -79,6 +79,11 @@ public sealed class OciRuntimeOptions
     /// <summary>The port of the server's proxy for name rules, on the gateway.</summary>
     public int NetworkProxyPort { get; set; } = 15080;
 
+    /// <summary>Prepared namespaces come with the public-internet policy already in force (the server's default
+    /// policy), so the most common create applies nothing; a create asking for another policy applies its own.
+    /// Set from <c>Cordon:DefaultNetwork</c>.</summary>
+    public bool PrepareOpenNetworks { get; set; } = true;
+
     /// <summary>Network namespaces kept ready for creates.</summary>
     public int PreparedNetworks { get; set; } = 4;
 
