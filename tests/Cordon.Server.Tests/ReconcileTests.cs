@@ -31,7 +31,7 @@ public sealed class ReconcileTests : IAsyncLifetime
     }
 
     /// <summary>A restarted server takes its sandboxes' networks back: the same policy in force, its resolver at the
-    /// address their resolv.conf names.</summary>
+    /// address their resolv.conf names — even when another server started while it was down.</summary>
     [Fact]
     public async Task Restart_SandboxKeepsItsNetworkPolicyAndResolver()
     {
@@ -45,7 +45,11 @@ public sealed class ReconcileTests : IAsyncLifetime
         var command = string.Format(System.Globalization.CultureInfo.InvariantCulture, Probe, name, TestInternet.PublicHost, TestInternet.OtherPublicHost);
         var before = await sandbox.ShAsync(command);
 
-        await _server.RestartAsync();
+        await _server.Server.DisposeAsync();
+        await using (await ServerFixture.StartAsync())
+        {
+            await _server.RestartAsync();
+        }
 
         var after = await _server.Client.ExecAsync(sandbox.Id, ExecRequestBody.FromShell(command));
         var policy = await _server.Client.GetNetworkAsync(sandbox.Id);

@@ -24,10 +24,21 @@ public static class TestInternet
     /// <summary>Resolves to the cloud metadata address.</summary>
     public const string MetadataName = "metadata.cordon.test";
 
-    private static readonly Lazy<string> Directory = new(Start);
+    private static readonly Lock Starting = new();
+    private static string? _directory;
 
     /// <summary>Where it keeps its CA (ca.crt), its DNS query log (queries.log) and the files its hosts serve.</summary>
-    public static string StateDirectory => Directory.Value;
+    public static string StateDirectory
+    {
+        get
+        {
+            // Not a Lazy: a start that failed is tried again by the next test rather than failing every one.
+            lock (Starting)
+            {
+                return _directory ??= Start();
+            }
+        }
+    }
 
     public static string CaCertificate => Path.Combine(StateDirectory, "ca.crt");
 
@@ -35,7 +46,7 @@ public static class TestInternet
     public static string Queries => File.ReadAllText(Path.Combine(StateDirectory, "queries.log"));
 
     /// <summary>Starts it (or finds it running).</summary>
-    public static void EnsureUp() => _ = Directory.Value;
+    public static void EnsureUp() => _ = StateDirectory;
 
     private static string Start()
     {

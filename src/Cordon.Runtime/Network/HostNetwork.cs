@@ -243,7 +243,9 @@ internal sealed partial class HostNetwork : IDisposable
             await ReleaseAsync(slot.Index, CancellationToken.None);
         }
 
-        if (_serverIndex >= 0)
+        // Sandboxes outlive their server, and their resolv.conf names its service address: while any is left, the
+        // address stays this server's, for when it starts again.
+        if (_serverIndex >= 0 && _claims.Owned().Count == 0)
         {
             await NftAsync(NftRules.RemoveService(ServiceAddress), CancellationToken.None);
             await RunAsync(Tools.Ip, ["addr", "del", $"{ServiceAddress}/32", "dev", "lo"], null, CancellationToken.None, allowFailure: true);
