@@ -46,12 +46,13 @@ public sealed class CliTests(ServerAssemblyFixture fixture)
         var (createExit, id, _) = await CordonAsync("sandbox", "create", "--image", "busybox", "--env", "WHO=cli");
         id = id.Trim();
         var (execExit, execOut, _) = await CordonAsync("sandbox", "exec", id, "--", "sh", "-c", "echo $WHO");
-        var (_, ls, _) = await CordonAsync("sandbox", "ls");
+        var (lsExit, ls, lsError) = await CordonAsync("sandbox", "ls");
         var (rmExit, _, _) = await CordonAsync("sandbox", "rm", id);
 
         Assert.Equal(0, createExit);
         Assert.Equal(0, execExit);
         Assert.Equal("cli\n", execOut);
+        Assert.True(lsExit == 0, $"sandbox ls exited {lsExit}: {lsError}");
         Assert.Contains(id, ls, StringComparison.Ordinal);
         Assert.Equal(0, rmExit);
         Assert.Equal("ended", (await Server.Client.GetSandboxAsync(id)).State);
