@@ -187,6 +187,22 @@ public sealed class NetworkTests(DefaultImageServer fixture)
         Assert.Equal("reset", fields[1]);
     }
 
+    /// <summary>Web traffic that goes through the proxy (the policy has domain rules) still never reaches the host:
+    /// the proxy connects from the host, so it refuses the host's own addresses whatever the policy allows.</summary>
+    [Fact]
+    public async Task ProxiedWebTraffic_NeverReachesTheHost()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Parse("198.51.100.254"), 80); // the host's end of the test link
+        listener.Start();
+        await using var sandbox = await CreateAsync(With(internet: true, allow: ["198.51.100.254"], deny: [$"*.{TestInternet.OtherName}"]));
+
+        var refused = await CurlAsync(sandbox, "http://198.51.100.254/");
+
+        Assert.StartsWith("Cordon refused", refused);
+        Assert.Contains("the host or a sandbox", refused, StringComparison.Ordinal);
+        Assert.False(listener.Pending(), "a proxied connection from the sandbox reached a host service");
+    }
+
     [Fact]
     public async Task BadRules_AreClientErrorsThatSayWhy()
     {

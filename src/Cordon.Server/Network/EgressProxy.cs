@@ -4,7 +4,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Cordon.Runtime.Network;
-using Microsoft.Extensions.Logging;
 
 namespace Cordon.Server.Network;
 
@@ -19,7 +18,7 @@ namespace Cordon.Server.Network;
 /// can grow is bounded: the bytes read before a name is known (<see cref="MaxPeekBytes"/>, within
 /// <see cref="PeekTimeout"/>) and its open connections (<see cref="MaxConnectionsPerSandbox"/>).
 /// </remarks>
-public sealed partial class EgressProxy : IAsyncDisposable
+public sealed class EgressProxy : IAsyncDisposable
 {
     public const int MaxPeekBytes = 16 * 1024;
     public const int MaxConnectionsPerSandbox = 512;
@@ -33,30 +32,29 @@ public sealed partial class EgressProxy : IAsyncDisposable
     private readonly Action<IPAddress, string> _refused;
     private readonly UpstreamDns _upstream;
     private readonly IPNetwork _sandboxes;
-    private readonly ILogger _logger;
+    private readonly HostAddresses _host = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly ConcurrentDictionary<IPAddress, ConcurrentDictionary<Relay, byte>> _open = new();
     private readonly Task _accepting;
 
     /// <param name="refused">Told of each refused connection (the sandbox's address, what was refused and why).</param>
-    private EgressProxy(Socket listener, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes, ILogger logger)
+    private EgressProxy(Socket listener, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes)
     {
         _listener = listener;
         _policyOf = policyOf;
         _refused = refused;
         _upstream = upstream;
         _sandboxes = sandboxes;
-        _logger = logger;
         _accepting = AcceptAsync();
     }
 
-    public static EgressProxy Start(IPEndPoint endpoint, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes, ILogger logger)
+    public static EgressProxy Start(IPEndPoint endpoint, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes)
     {
         var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         listener.Bind(endpoint);
         listener.Listen(1024);
-        return new EgressProxy(listener, policyOf, refused, upstream, sandboxes, logger);
+        return new EgressProxy(listener, policyOf, refused, upstream, sandboxes);
     }
 
     /// <summary>Closes the sandbox's proxied connections that its new policy forbids.</summary>
@@ -214,8 +212,9 @@ public sealed partial class EgressProxy : IAsyncDisposable
     }
 
     /// <summary>The policy's verdict on a connection: refused (why), allowed to a name to dial, or allowed to the
-    /// original address.</summary>
-    private static (string? Refusal, string? Dial) Decide(EgressPolicy policy, string? name, IPEndPoint original)
+    /// original address. The proxy connects from the host, so the host's own addresses and the sandboxes' are
+    /// refused here whatever the policy says (the kernel refuses them on every other path).</summary>
+    private (string? Refusal, string? Dial) Decide(EgressPolicy policy, string? name, IPEndPoint original)
     {
         if (name is not null && !IPAddress.TryParse(name, out _))
         {
@@ -226,14 +225,19 @@ public sealed partial class EgressProxy : IAsyncDisposable
             }
         }
 
-        return (policy.RefusalForAddress(original.Address, original.Port), null);
+        return (NeverReached(original.Address) ?? policy.RefusalForAddress(original.Address, original.Port), null);
     }
+
+    private string? NeverReached(IPAddress address)
+        => _sandboxes.Contains(address) || IPAddress.IsLoopback(address) || _host.Contains(address)
+            ? $"{address} is the host or a sandbox, which a sandbox never reaches"
+            : null;
 
     /// <summary>Why a name a domain rule allowed may not be dialled at the address it resolved to: never into a
     /// reserved range (the host, other sandboxes, private networks, cloud metadata) unless an address rule allows it.</summary>
     private string? ForbiddenResolution(EgressPolicy policy, IPAddress address, int port)
     {
-        if (_sandboxes.Contains(address) || IPAddress.IsLoopback(address))
+        if (NeverReached(address) is not null)
         {
             return $"it resolves to {address}, which a sandbox never reaches";
         }
@@ -339,6 +343,27 @@ public sealed partial class EgressProxy : IAsyncDisposable
             {
                 Reset(toSocket);
             }
+        }
+    }
+
+    /// <summary>The host's own addresses, read again at most every few seconds (interfaces come and go).</summary>
+    private sealed class HostAddresses
+    {
+        private static readonly TimeSpan MaxAge = TimeSpan.FromSeconds(5);
+        private HashSet<IPAddress> _addresses = [];
+        private long _readAt = -(long)MaxAge.TotalMilliseconds - 1; // read at first use
+
+        public bool Contains(IPAddress address)
+        {
+            var now = Environment.TickCount64;
+            if (now - Volatile.Read(ref _readAt) > (long)MaxAge.TotalMilliseconds)
+            {
+                Volatile.Write(ref _addresses, [.. System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                    .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(a => a.Address)]);
+                Volatile.Write(ref _readAt, now);
+            }
+
+            return Volatile.Read(ref _addresses).Contains(address);
         }
     }
 }

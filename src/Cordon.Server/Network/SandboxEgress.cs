@@ -28,6 +28,11 @@ public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRunt
         }
 
         var configured = options.Value.UpstreamDns;
+        if (configured.FirstOrDefault(a => !IPAddress.TryParse(a, out _)) is { } bad)
+        {
+            return $"Cordon:UpstreamDns names '{bad}', which is not an IP address; sandboxes resolve no names until it is fixed.";
+        }
+
         Upstream = configured.Length > 0
             ? [.. configured.Select(IPAddress.Parse)]
             : UpstreamDns.FromResolvConf();
@@ -41,7 +46,7 @@ public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRunt
         {
             _resolver = SandboxResolver.Start(address, sandboxes.EgressPolicyAt, upstream, logger);
             _proxy = EgressProxy.Start(new IPEndPoint(address, runtimeOptions.Value.NetworkProxyPort), sandboxes.EgressPolicyAt, sandboxes.RecordRefusal,
-                upstream, IPNetwork.Parse(runtimeOptions.Value.NetworkSubnet), logger);
+                upstream, IPNetwork.Parse(runtimeOptions.Value.NetworkSubnet));
         }
         catch (System.Net.Sockets.SocketException ex)
         {
