@@ -70,7 +70,12 @@ internal sealed partial class HostNetwork : IDisposable
         // Starts are one at a time host-wide; the first server (no other holds the servers' lock) builds the table
         // afresh, dropping whatever a crash left in it; later ones keep the entries of the others' sandboxes.
         using var starting = await LockAsync(Path.Combine(_settings.StateDirectory, "start.lock"), FileShare.None, cancellationToken);
-        var first = TryLock(Path.Combine(_settings.StateDirectory, "servers.lock"), FileShare.None) is { } alone && Release(alone);
+        bool first;
+        using (var alone = TryLock(Path.Combine(_settings.StateDirectory, "servers.lock"), FileShare.None))
+        {
+            first = alone is not null;
+        }
+
         _serverLock = await LockAsync(Path.Combine(_settings.StateDirectory, "servers.lock"), FileShare.ReadWrite, cancellationToken);
 
         var forwardingWasOff = File.ReadAllText("/proc/sys/net/ipv4/ip_forward").Trim() == "0";
@@ -144,10 +149,11 @@ internal sealed partial class HostNetwork : IDisposable
 
     private static IPAddress Offset(IPAddress address, int by)
     {
-        var bytes = address.GetAddressBytes();
-        var value = ((uint)bytes[0] << 24 | (uint)bytes[1] << 16 | (uint)bytes[2] << 8 | bytes[3]) + (uint)by;
+        var value = ToNumber(address) + (uint)by;
         return new IPAddress([(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value]);
     }
+
+    private static uint ToNumber(IPAddress address) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(address.GetAddressBytes());
 
     /// <summary>The slot whose sandbox has this address, or null.</summary>
     public int? SlotOf(IPAddress address)
@@ -162,9 +168,7 @@ internal sealed partial class HostNetwork : IDisposable
             return null;
         }
 
-        var a = address.GetAddressBytes();
-        var b = _settings.Subnet.BaseAddress.GetAddressBytes();
-        var slot = (long)((uint)a[0] << 24 | (uint)a[1] << 16 | (uint)a[2] << 8 | a[3]) - ((uint)b[0] << 24 | (uint)b[1] << 16 | (uint)b[2] << 8 | b[3]) - 2;
+        var slot = (long)ToNumber(address) - ToNumber(_settings.Subnet.BaseAddress) - 2;
         return slot >= 0 && slot < _settings.MaxSlots ? (int)slot : null;
     }
 
@@ -181,7 +185,16 @@ internal sealed partial class HostNetwork : IDisposable
         // A prepared slot already has the policy most creates ask for: then there is nothing to apply.
         if (!SamePolicy(policy, _settings.PrepareOpen ? SandboxNetwork.PublicInternet : SandboxNetwork.None))
         {
-            await ApplyAsync(slot.Index, policy, cancellationToken);
+            try
+            {
+                await ApplyAsync(slot.Index, policy, cancellationToken);
+            }
+            catch
+            {
+                slot.Dispose();
+                await ReleaseAsync(slot.Index, CancellationToken.None);
+                throw;
+            }
         }
 
         return slot;
@@ -265,21 +278,20 @@ internal sealed partial class HostNetwork : IDisposable
         {
             using (last)
             {
-                await RemoveEverything(_settings.StateDirectory, _settings.Gateway, CancellationToken.None);
+                await RemoveEverything(_settings.StateDirectory, CancellationToken.None);
             }
         }
     }
 
     /// <summary>Removes everything Cordon added to the host: its table, the gateway address and sandbox interfaces,
     /// and turns IP forwarding back off if it turned it on.</summary>
-    public static async Task RemoveEverything(string stateDirectory, IPAddress gateway, CancellationToken cancellationToken)
+    public static async Task RemoveEverything(string stateDirectory, CancellationToken cancellationToken)
     {
         if (File.Exists(Tools.Nft))
         {
             await RunAsync(Tools.Nft, ["delete", "table", "inet", NftRules.Table], null, cancellationToken, allowFailure: true);
         }
 
-        await RunAsync(Tools.Ip, ["addr", "del", $"{gateway}/32", "dev", "lo"], null, cancellationToken, allowFailure: true);
         await RunAsync(Tools.Ip, ["addr", "flush", "dev", "lo", "label", GatewayLabel], null, cancellationToken, allowFailure: true);
         foreach (var name in Directory.EnumerateDirectories("/sys/class/net").Select(Path.GetFileName))
         {
@@ -476,12 +488,6 @@ internal sealed partial class HostNetwork : IDisposable
         {
             return null;
         }
-    }
-
-    private static bool Release(FileStream locked)
-    {
-        locked.Dispose();
-        return true;
     }
 
     private Task<string?> NftAsync(string script, CancellationToken cancellationToken) => RunAsync(Tools.Nft, ["-f", "-"], script, cancellationToken, allowFailure: true);
