@@ -93,7 +93,20 @@ public sealed class EgressProxy : IAsyncDisposable
                 continue;
             }
 
-            _ = ServeAsync(client);
+            _ = ServeGuardedAsync(client);
+        }
+    }
+
+    /// <summary>Serves one connection; whatever goes wrong ends that connection with a reset, never the proxy.</summary>
+    private async Task ServeGuardedAsync(Socket client)
+    {
+        try
+        {
+            await ServeAsync(client);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            Reset(client);
         }
     }
 
@@ -358,9 +371,17 @@ public sealed class EgressProxy : IAsyncDisposable
             var now = Environment.TickCount64;
             if (now - Volatile.Read(ref _readAt) > (long)MaxAge.TotalMilliseconds)
             {
-                Volatile.Write(ref _addresses, [.. System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
-                    .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(a => a.Address)]);
-                Volatile.Write(ref _readAt, now);
+                try
+                {
+                    Volatile.Write(ref _addresses, [.. System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+                        .SelectMany(i => i.GetIPProperties().UnicastAddresses).Select(a => a.Address)]);
+                    Volatile.Write(ref _readAt, now);
+                }
+                catch (Exception ex) when (ex is System.Net.NetworkInformation.NetworkInformationException or IOException or UnauthorizedAccessException)
+                {
+                    // An interface went away while they were read (sandboxes' come and go all the time): the
+                    // addresses read last stand, and the next connection reads them again.
+                }
             }
 
             return Volatile.Read(ref _addresses).Contains(address);
