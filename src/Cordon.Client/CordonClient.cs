@@ -95,6 +95,28 @@ public sealed class CordonClient : IDisposable
     public Task<NetworkPolicy> SetNetworkAsync(string id, NetworkPolicy policy, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Put, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/network", JsonContent.Create(policy, ApiJsonContext.Default.NetworkPolicy), ApiJsonContext.Default.NetworkPolicy, cancellationToken);
 
+    /// <summary>Stores a secret (its value is write-only): sandboxes created with it in
+    /// <see cref="CreateSandboxRequest.Secrets"/> hold a placeholder that the server's proxy replaces in request
+    /// headers on HTTPS to the secret's hosts only.</summary>
+    public Task<SecretInfo> CreateSecretAsync(CreateSecretRequest request, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, "/v1/secrets", JsonContent.Create(request, ApiJsonContext.Default.CreateSecretRequest), ApiJsonContext.Default.SecretInfo, cancellationToken);
+
+    public Task<List<SecretInfo>> ListSecretsAsync(CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "/v1/secrets", null, ApiJsonContext.Default.ListSecretInfo, cancellationToken);
+
+    public Task<SecretInfo> GetSecretAsync(string name, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/secrets/{Uri.EscapeDataString(name)}", null, ApiJsonContext.Default.SecretInfo, cancellationToken);
+
+    /// <summary>Changes a secret's value, hosts or metadata (null fields are kept).</summary>
+    public Task<SecretInfo> UpdateSecretAsync(string name, UpdateSecretRequest request, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Put, $"/v1/secrets/{Uri.EscapeDataString(name)}", JsonContent.Create(request, ApiJsonContext.Default.UpdateSecretRequest), ApiJsonContext.Default.SecretInfo, cancellationToken);
+
+    public async Task DeleteSecretAsync(string name, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.DeleteAsync($"/v1/secrets/{Uri.EscapeDataString(name)}", cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
     public Task<SandboxInfo> PauseAsync(string id, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/pause", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
 

@@ -23,4 +23,8 @@ public sealed record SandboxSpec
     /// <summary>What the sandbox's traffic may reach; it can be changed while it runs
     /// (<see cref="ISandboxRuntime.SetNetworkAsync"/>). Loopback only when the host gives sandboxes no network.</summary>
     public Network.SandboxNetwork Network { get; init; } = Cordon.Runtime.Network.SandboxNetwork.None;
+
+    /// <summary>Host files the sandbox sees read-only at a path of its own (the egress CA, say). Each source is the
+    /// server's, world-readable, never a path inside an image.</summary>
+    public IReadOnlyList<(string Source, string Destination)> Files { get; init; } = [];
 }

@@ -94,6 +94,9 @@ public static class CordonServer
         builder.Services.AddSingleton<ImageBuildQueue>();
         builder.Services.AddSingleton<OciRuntime>();
         builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
+        builder.Services.AddSingleton<Secrets.SecretService>();
+        builder.Services.AddSingleton<Network.EgressCa>();
+        builder.Services.AddSingleton<Network.EgressTrust>();
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddSingleton<Network.SandboxEgress>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
@@ -135,6 +138,7 @@ public static class CordonServer
         app.MapCodeEndpoints();
         app.MapImageEndpoints();
         app.MapKeyEndpoints();
+        app.MapSecretEndpoints();
         app.MapCordonMcp();
         app.MapE2bControlPlane();
         return app;

@@ -95,6 +95,7 @@ public sealed class ServerFixture : IAsyncDisposable
 
             // Sandboxes' names resolve in the tests' own small internet, never outside this machine.
             ["Cordon:UpstreamDns:0"] = TestInternet.Dns,
+            ["Cordon:UpstreamCaFile"] = TestInternet.CaCertificate,
         };
         TestInternet.EnsureUp();
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())

@@ -65,6 +65,7 @@ public sealed class ServerProcess : IAsyncDisposable
 
             // Sandboxes' names resolve in the tests' own small internet, never outside this machine.
             ["Cordon:UpstreamDns:0"] = TestInternet.Dns,
+            ["Cordon:UpstreamCaFile"] = TestInternet.CaCertificate,
         };
         TestInternet.EnsureUp();
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())

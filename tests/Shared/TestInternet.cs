@@ -45,6 +45,16 @@ public static class TestInternet
     /// <summary>Names the test internet's DNS was asked for so far (dnsmasq's log).</summary>
     public static string Queries => File.ReadAllText(Path.Combine(StateDirectory, "queries.log"));
 
+    /// <summary>Requests its hosts got under <c>/record/</c>: one JSON line each, with the headers that arrived.</summary>
+    public static string RecordedRequests
+    {
+        get
+        {
+            var path = Path.Combine(StateDirectory, "requests.log");
+            return File.Exists(path) ? File.ReadAllText(path) : "";
+        }
+    }
+
     /// <summary>Starts it (or finds it running).</summary>
     public static void EnsureUp() => _ = StateDirectory;
 

@@ -4,6 +4,7 @@ bulk source on 9 (sends N bytes asked for on its first line). Every address of t
 reply names the address that answered and the Host asked for, so tests see where a connection really went.
 Runs inside the test internet's network namespace (tests/Shared/TestInternet.cs starts it)."""
 import http.server
+import json
 import os
 import socketserver
 import ssl
@@ -12,10 +13,53 @@ import threading
 import time
 
 DIRECTORY = sys.argv[1]
+RECORD_LOCK = threading.Lock()
 
 
 class Reply(http.server.BaseHTTPRequestHandler):
+    def body(self):
+        """The request's body, Content-Length or chunked."""
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def do_POST(self):
+        data = self.body()
+        self.record(len(data))
+        body = f"got {len(data)} bytes\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_PUT = do_POST
+
+    def record(self, size=0):
+        """Requests under /record/ are written to requests.log (one JSON line each: what arrived here, which the
+        sandbox does not see), so tests can check what left the sandbox."""
+        if not self.path.startswith("/record/"):
+            return False
+        line = json.dumps({"path": self.path, "address": self.connection.getsockname()[0], "body": size,
+                           "headers": {k.lower(): v for k, v in self.headers.items()}})
+        with RECORD_LOCK, open(os.path.join(DIRECTORY, "requests.log"), "a") as log:
+            log.write(line + "\n")
+        return True
+
     def do_GET(self):
+        if self.record():
+            self.send_response(200)
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"recorded\n")
+            return
         if self.path.startswith("/bytes/"):
             size = int(self.path[len("/bytes/"):])
             self.send_response(200)

@@ -35,4 +35,9 @@ public sealed record CreateSandboxRequest
     /// <summary>What the sandbox's traffic may reach; the server's default (the public internet unless its operator
     /// chose <c>none</c>) when omitted. Changeable while it runs: <c>PUT /v1/sandboxes/{id}/network</c>.</summary>
     public NetworkPolicy? Network { get; init; }
+
+    /// <summary>Secrets the sandbox may use, by the environment variable that holds each one's placeholder
+    /// (<c>{"OPENAI_API_KEY": "openai"}</c>). The sandbox never holds a secret's value: the server's proxy puts it in
+    /// place of the placeholder in request headers on HTTPS connections to the secret's hosts only.</summary>
+    public IReadOnlyDictionary<string, string>? Secrets { get; init; }
 }

@@ -17,4 +17,10 @@ public sealed record NetworkPolicy
 
     /// <summary>Rules that refuse, in the same forms.</summary>
     public IReadOnlyList<string>? DenyOut { get; init; }
+
+    /// <summary>Headers set on the sandbox's HTTPS requests to a host, by host (<c>api.example.com</c>, or
+    /// <c>*.example.com</c> for its subdomains; an exact host beats the longest matching wildcard). A value may name
+    /// a secret, <c>${secrets.NAME}</c> (E2B's <c>${e2b.secrets.NAME}</c> too), which the server's proxy fills in on
+    /// the way out: the sandbox never holds it. A header rule grants no access by itself.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? Headers { get; init; }
 }

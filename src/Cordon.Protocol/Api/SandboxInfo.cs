@@ -41,4 +41,7 @@ public sealed record SandboxInfo
 
     /// <summary>What its traffic may reach.</summary>
     public NetworkPolicy Network { get; init; } = new();
+
+    /// <summary>The secrets it may use, by the environment variable holding each one's placeholder.</summary>
+    public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>();
 }

@@ -109,7 +109,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             // Its network: a prepared namespace with its policy applied before anything in it runs; its resolver is
             // the server's, on the gateway.
             HostNetwork.Slot? slot = null;
-            var views = new List<(string Source, string Destination)>(_lxcfs.Mounts ?? []);
+            var views = new List<(string Source, string Destination)>([.. _lxcfs.Mounts ?? [], .. spec.Files]);
             if (_network is { } network)
             {
                 slot = await network.TakeAsync(spec.Network, cancellationToken);

@@ -35,7 +35,8 @@ public static class SandboxEndpoints
                 Env = body.Env,
                 Metadata = body.Metadata,
                 PublicPorts = body.PublicPorts ?? false,
-                Network = body.Network is { } network ? sandboxes.ParseNetwork(network.Internet, network.AllowOut, network.DenyOut) : null,
+                Network = body.Network is { } network ? sandboxes.ParseNetwork(network.Internet, network.AllowOut, network.DenyOut, network.Headers) : null,
+                Secrets = body.Secrets,
             }, context.RequestAborted);
             return Results.Created($"/v1/sandboxes/{sandbox.Id}", sandbox.ToInfo());
         }).WithName("CreateSandbox").Produces<SandboxInfo>(201).WithSummary("Create a sandbox and wait until it runs.");
@@ -67,7 +68,7 @@ public static class SandboxEndpoints
         group.MapPut("/{id}/network", async (string id, NetworkPolicy policy, HttpContext context, SandboxService sandboxes) =>
         {
             var sandbox = await sandboxes.SetNetworkAsync(ApiKeyMiddleware.Caller(context), id,
-                sandboxes.ParseNetwork(policy.Internet, policy.AllowOut, policy.DenyOut), via: null, context.RequestAborted);
+                sandboxes.ParseNetwork(policy.Internet, policy.AllowOut, policy.DenyOut, policy.Headers), via: null, context.RequestAborted);
             return Results.Ok(sandbox.Network.ToWire());
         }).WithName("SetSandboxNetwork").Produces<NetworkPolicy>()
             .WithSummary("Replace what the running sandbox's traffic may reach; open connections the new policy forbids are closed.");

@@ -25,6 +25,7 @@ public enum ErrorCode
     CommandNotFound,
     ContextNotFound,
     FileNotFound,
+    SecretNotFound,
 
     /// <summary>The sandbox is still being created.</summary>
     SandboxCreating,

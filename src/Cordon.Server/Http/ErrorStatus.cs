@@ -11,7 +11,7 @@ public static class ErrorStatus
         ErrorCode.InvalidRequest or ErrorCode.ResultTooLarge => 400,
         ErrorCode.Unauthorized => 401,
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => 403,
-        ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.CommandNotFound
+        ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.SecretNotFound or ErrorCode.CommandNotFound
             or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => 404,
         ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.AlreadyExists or ErrorCode.Conflict or ErrorCode.CommandEnded
             or ErrorCode.NoTerminal or ErrorCode.ImageReserved or ErrorCode.ImageInUse or ErrorCode.ImageBusy or ErrorCode.ImageFailed => 409,

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Text.RegularExpressions;
 using Cordon.Runtime.Network;
 
 namespace Cordon.Server.Network;
@@ -32,17 +33,29 @@ public sealed record EgressPolicy
 
     public IReadOnlyList<EgressRule> Deny { get; init; } = [];
 
+    /// <summary>Headers set on HTTPS requests to matching hosts (values may name secrets); they grant no access.</summary>
+    public IReadOnlyList<HeaderRule> Headers { get; init; } = [];
+
+    /// <summary>The secrets the sandbox may use, each by the placeholder in its environment. They belong to the
+    /// sandbox rather than to a policy: a new policy keeps them.</summary>
+    public IReadOnlyList<SecretBinding> Secrets { get; init; } = [];
+
     /// <summary>Anything may leave the sandbox at all.</summary>
     public bool Online => Internet || Allow.Count > 0;
 
-    /// <summary>Web traffic goes through the server's proxy (a domain rule needs the name asked for).</summary>
-    public bool NeedsProxy => Allow.Concat(Deny).Any(r => r.Domain is not null);
+    /// <summary>Some HTTPS requests are opened by the proxy, to set headers or put in secrets.</summary>
+    public bool Intercepts => Headers.Count > 0 || Secrets.Count > 0;
+
+    /// <summary>Web traffic goes through the server's proxy (a domain rule needs the name asked for; secrets and header
+    /// rules need the requests).</summary>
+    public bool NeedsProxy => Intercepts || Allow.Concat(Deny).Any(r => r.Domain is not null);
 
     /// <summary>Parses a policy from its wire form.</summary>
     /// <exception cref="FormatException">A rule is malformed (the message says which and why).</exception>
-    public static EgressPolicy Parse(bool internet, IReadOnlyList<string>? allow, IReadOnlyList<string>? deny)
+    public static EgressPolicy Parse(bool internet, IReadOnlyList<string>? allow, IReadOnlyList<string>? deny,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? headers = null)
     {
-        if ((allow?.Count ?? 0) + (deny?.Count ?? 0) > MaxRules)
+        if ((allow?.Count ?? 0) + (deny?.Count ?? 0) + (headers?.Count ?? 0) > MaxRules)
         {
             throw new FormatException($"A network policy holds at most {MaxRules} rules.");
         }
@@ -52,8 +65,14 @@ public sealed record EgressPolicy
             Internet = internet,
             Allow = [.. (allow ?? []).Select(EgressRule.Parse)],
             Deny = [.. (deny ?? []).Select(EgressRule.Parse)],
+            Headers = [.. (headers ?? new Dictionary<string, IReadOnlyDictionary<string, string>>()).Select(h => HeaderRule.Parse(h.Key, h.Value))],
         };
     }
+
+    /// <summary>The header rule for <paramref name="host"/>: an exact host beats the longest matching wildcard; rules
+    /// are not merged.</summary>
+    public HeaderRule? HeadersFor(string host)
+        => Headers.Where(r => r.Host.MatchesName(host)).OrderBy(r => r.Host.Wildcard).ThenByDescending(r => r.Host.Domain!.Length).FirstOrDefault();
 
     /// <summary>The part the kernel enforces: address rules, and whether web traffic goes to the proxy.</summary>
     public SandboxNetwork ToRuntime() => new()
@@ -137,6 +156,88 @@ public sealed record EgressPolicy
     public IReadOnlyList<string> AllowText => [.. Allow.Select(r => r.ToString())];
 
     public IReadOnlyList<string> DenyText => [.. Deny.Select(r => r.ToString())];
+
+    /// <summary>The wire form of the header rules, by host.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> HeadersText
+        => Headers.ToDictionary(r => r.Host.ToString(), r => (IReadOnlyDictionary<string, string>)r.Set.ToDictionary(h => h.Name, h => h.Value, StringComparer.OrdinalIgnoreCase));
+}
+
+/// <summary>A secret a sandbox may use: the environment variable holding its placeholder, the secret's name, and the
+/// placeholder itself (unguessable, so it never matches text the sandbox did not take from that variable).</summary>
+public sealed record SecretBinding(string Env, string Secret, string Placeholder);
+
+/// <summary>Headers set on every HTTPS request to a host (or a wildcard's subdomains). A value may name secrets:
+/// <c>${secrets.NAME}</c>, or E2B's <c>${e2b.secrets.NAME}</c>.</summary>
+public sealed partial record HeaderRule(EgressRule Host, IReadOnlyList<(string Name, string Value)> Set)
+{
+    public const int MaxHeaders = 32;
+
+    /// <summary>The names of the secrets the values refer to.</summary>
+    public IEnumerable<string> SecretNames => Set.SelectMany(h => Reference().Matches(h.Value).Select(m => m.Groups[1].Value.ToLowerInvariant()));
+
+    /// <exception cref="FormatException">The host or a header is malformed.</exception>
+    public static HeaderRule Parse(string host, IReadOnlyDictionary<string, string>? headers)
+    {
+        var rule = EgressRule.Parse(host);
+        if (rule.Domain is null || !rule.AnyPort)
+        {
+            throw new FormatException($"Header rule '{host}': name a host (api.example.com) or its subdomains (*.example.com), without a port; headers are set on HTTPS requests only.");
+        }
+
+        if (headers is null || headers.Count is 0 or > MaxHeaders)
+        {
+            throw new FormatException($"Header rule '{host}' sets 1-{MaxHeaders} headers.");
+        }
+
+        foreach (var (name, value) in headers)
+        {
+            if (string.IsNullOrEmpty(name) || name.Length > 256 || !name.All(IsTokenChar))
+            {
+                throw new FormatException($"Header rule '{host}': '{name}' is not an HTTP header name.");
+            }
+
+            if (value is null || value.Length > 16 * 1024 || !IsHeaderValue(value))
+            {
+                throw new FormatException($"Header rule '{host}': the value of '{name}' must be printable ASCII on one line, at most 16 KiB.");
+            }
+
+            if (name.Equals("host", StringComparison.OrdinalIgnoreCase) || name.Equals("content-length", StringComparison.OrdinalIgnoreCase)
+                || name.Equals("transfer-encoding", StringComparison.OrdinalIgnoreCase) || name.Equals("connection", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new FormatException($"Header rule '{host}': '{name}' decides where a request goes or how it is framed; it cannot be set.");
+            }
+        }
+
+        return new HeaderRule(rule, [.. headers.Select(h => (h.Key, h.Value))]);
+    }
+
+    /// <summary>The values with each secret reference replaced by <paramref name="valueOf"/>'s answer.</summary>
+    /// <returns>Null, with the first name <paramref name="valueOf"/> had no value for.</returns>
+    public (IReadOnlyList<(string Name, string Value)>? Headers, string? Missing) Resolve(Func<string, string?> valueOf)
+    {
+        var resolved = new List<(string, string)>();
+        foreach (var (name, value) in Set)
+        {
+            string? missing = null;
+            var filled = Reference().Replace(value, m => valueOf(m.Groups[1].Value.ToLowerInvariant()) ?? (missing ??= m.Groups[1].Value));
+            if (missing is not null)
+            {
+                return (null, missing);
+            }
+
+            resolved.Add((name, filled));
+        }
+
+        return (resolved, null);
+    }
+
+    /// <summary>Printable ASCII and tabs: what may go into a header value unchanged.</summary>
+    public static bool IsHeaderValue(string value) => value.All(c => c is '\t' or (>= ' ' and <= '~'));
+
+    private static bool IsTokenChar(char c) => char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
+
+    [GeneratedRegex(@"\$\{(?:e2b\.)?secrets\.([^{}\s]+)\}")]
+    private static partial Regex Reference();
 }
 
 /// <param name="Allowed">The connection may be made.</param>

@@ -1,7 +1,10 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using Cordon.Runtime.Network;
 
@@ -17,6 +20,10 @@ namespace Cordon.Server.Network;
 /// connection is remembered while open, so a policy change closes those the new policy forbids. What a sandbox
 /// can grow is bounded: the bytes read before a name is known (<see cref="MaxPeekBytes"/>, within
 /// <see cref="PeekTimeout"/>) and its open connections (<see cref="MaxConnectionsPerSandbox"/>).
+/// <para>HTTPS to a host that the sandbox's secrets or header rules name is the one exception to "without
+/// terminating anything": the proxy opens it (TLS to the server, checked against the host's trust store and
+/// <see cref="CordonOptions.UpstreamCaFile"/>; TLS to the sandbox with a certificate from <see cref="EgressCa"/>)
+/// and lets <see cref="HttpRewriter"/> change the requests' headers.</para>
 /// </remarks>
 public sealed class EgressProxy : IAsyncDisposable
 {
@@ -29,6 +36,9 @@ public sealed class EgressProxy : IAsyncDisposable
 
     private readonly Socket _listener;
     private readonly Func<IPAddress, EgressPolicy?> _policyOf;
+    private readonly Func<IPAddress, string, Interception?> _interceptionOf;
+    private readonly EgressCa _ca;
+    private readonly X509Certificate2Collection _extraRoots;
     private readonly Action<IPAddress, string> _refused;
     private readonly UpstreamDns _upstream;
     private readonly IPNetwork _sandboxes;
@@ -38,23 +48,30 @@ public sealed class EgressProxy : IAsyncDisposable
     private readonly Task _accepting;
 
     /// <param name="refused">Told of each refused connection (the sandbox's address, what was refused and why).</param>
-    private EgressProxy(Socket listener, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes)
+    private EgressProxy(Socket listener, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes,
+        Func<IPAddress, string, Interception?> interceptionOf, EgressCa ca, X509Certificate2Collection extraRoots)
     {
         _listener = listener;
         _policyOf = policyOf;
+        _interceptionOf = interceptionOf;
+        _ca = ca;
+        _extraRoots = extraRoots;
         _refused = refused;
         _upstream = upstream;
         _sandboxes = sandboxes;
         _accepting = AcceptAsync();
     }
 
-    public static EgressProxy Start(IPEndPoint endpoint, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes)
+    /// <param name="interceptionOf">What to do to a sandbox's HTTPS requests to a host; null to pass them unopened.</param>
+    /// <param name="extraRoots">Authorities trusted besides the host's when the proxy opens a connection.</param>
+    public static EgressProxy Start(IPEndPoint endpoint, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, IPNetwork sandboxes,
+        Func<IPAddress, string, Interception?> interceptionOf, EgressCa ca, X509Certificate2Collection extraRoots)
     {
         var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         listener.Bind(endpoint);
         listener.Listen(1024);
-        return new EgressProxy(listener, policyOf, refused, upstream, sandboxes);
+        return new EgressProxy(listener, policyOf, refused, upstream, sandboxes, interceptionOf, ca, extraRoots);
     }
 
     /// <summary>Closes the sandbox's proxied connections that its new policy forbids.</summary>
@@ -211,17 +228,107 @@ public sealed class EgressProxy : IAsyncDisposable
         open[relay] = 0;
         try
         {
-            await upstream.SendAsync(peeked.AsMemory(0, length), SocketFlags.None, _stopping.Token);
-            await relay.RunAsync(_stopping.Token);
+            var host = name is null ? null : EgressPolicy.NormalizeName(name);
+            if (tls && original.Port == 443 && host is not null && !IPAddress.TryParse(host, out _) && _interceptionOf(source, host) is { } interception)
+            {
+                await InterceptAsync(source, relay, peeked.AsMemory(0, length), host, interception);
+            }
+            else
+            {
+                await upstream.SendAsync(peeked.AsMemory(0, length), SocketFlags.None, _stopping.Token);
+                await relay.RunAsync(_stopping.Token);
+            }
         }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or IOException or ObjectDisposedException or AuthenticationException or InvalidDataException)
         {
-            // Either side went away, or the policy cut it.
+            // Either side went away, or the policy cut it, or a side spoke TLS or HTTP wrongly.
+            relay.Cut();
         }
         finally
         {
             open.TryRemove(relay, out _);
         }
+    }
+
+    /// <summary>Opens an HTTPS connection to change its requests' headers: TLS to the server first (a server whose
+    /// certificate is not trusted is refused, as the sandbox would have refused it), then TLS to the sandbox with the
+    /// CA's certificate for the host; requests go through <see cref="HttpRewriter"/>, answers back unchanged.</summary>
+    private async Task InterceptAsync(IPAddress source, Relay relay, ReadOnlyMemory<byte> peeked, string host, Interception interception)
+    {
+        using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        handshake.CancelAfter(TimeSpan.FromSeconds(30));
+        await using var server = new SslStream(new NetworkStream(relay.Upstream, ownsSocket: false), false, TrustsUpstream);
+        try
+        {
+            await server.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = host,
+                ApplicationProtocols = [SslApplicationProtocol.Http11],
+            }, handshake.Token);
+        }
+        catch (AuthenticationException ex)
+        {
+            _refused(source, $"{host}:443 (the server's certificate is not trusted: {ex.Message})");
+            relay.Cut();
+            return;
+        }
+
+        await using var client = new SslStream(new ReplayStream(peeked, new NetworkStream(relay.Client, ownsSocket: false)), false);
+        await client.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+        {
+            ServerCertificateContext = _ca.For(host),
+            ApplicationProtocols = [SslApplicationProtocol.Http11],
+        }, handshake.Token);
+
+        var requests = new HttpRewriter(host, interception).ForwardAsync(client, server, _stopping.Token);
+        var answers = server.CopyToAsync(client, _stopping.Token);
+        var ended = await Task.WhenAny(requests, answers);
+        if (ended == requests && requests.IsCompletedSuccessfully && requests.Result is { } refusal)
+        {
+            _refused(source, $"{host}:443 ({refusal})");
+        }
+
+        if (ended.IsCompletedSuccessfully)
+        {
+            // The server's last answer, or the proxy's refusal, reaches the sandbox before the close.
+            await client.FlushAsync(_stopping.Token);
+            await client.ShutdownAsync();
+            relay.Close();
+        }
+        else
+        {
+            relay.Cut();
+        }
+
+        await Task.WhenAll(requests, answers).ContinueWith(_ => { }, TaskScheduler.Default); // both end once the sockets are shut
+    }
+
+    private bool TrustsUpstream(object sender, X509Certificate? certificate, X509Chain? chain, SslPolicyErrors errors)
+    {
+        if (errors == SslPolicyErrors.None)
+        {
+            return true;
+        }
+
+        if (errors != SslPolicyErrors.RemoteCertificateChainErrors || certificate is null || _extraRoots.Count == 0)
+        {
+            return false;
+        }
+
+        using var custom = new X509Chain();
+        custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        custom.ChainPolicy.CustomTrustStore.AddRange(_extraRoots);
+        custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        if (chain is not null)
+        {
+            foreach (var element in chain.ChainElements)
+            {
+                custom.ChainPolicy.ExtraStore.Add(element.Certificate);
+            }
+        }
+
+        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        return custom.Build(leaf);
     }
 
     /// <summary>The policy's verdict on a connection: refused (why), allowed to a name to dial, or allowed to the
@@ -326,6 +433,10 @@ public sealed class EgressProxy : IAsyncDisposable
     /// <summary>One proxied connection, copied both ways until either side ends it.</summary>
     private sealed class Relay(Socket client, Socket upstream, string? name, IPEndPoint original)
     {
+        public Socket Client => client;
+
+        public Socket Upstream => upstream;
+
         public string? Name => name;
 
         public IPEndPoint Original => original;
@@ -343,6 +454,23 @@ public sealed class EgressProxy : IAsyncDisposable
         {
             Reset(client);
             Reset(upstream);
+        }
+
+        /// <summary>Ends both sides in order: what was sent arrives, then the close.</summary>
+        public void Close()
+        {
+            foreach (var socket in (Socket[])[client, upstream])
+            {
+                try
+                {
+                    socket.Shutdown(SocketShutdown.Both);
+                    socket.Close();
+                }
+                catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+                {
+                    // Already closed by its other side.
+                }
+            }
         }
 
         private static async Task CopyAsync(Stream from, Stream to, Socket toSocket, CancellationToken cancellationToken)

@@ -10,7 +10,7 @@ namespace Cordon.Server.Network;
 /// <summary>The server's part of sandbox networks: the resolver and the proxy on this server's service address,
 /// answering for its own sandboxes by the policies the service keeps. Started once the runtime has made the host's
 /// part (and only then); a host without it gives sandboxes loopback only.</summary>
-public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRuntime runtime, IOptions<OciRuntimeOptions> runtimeOptions,
+public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRuntime runtime, EgressCa ca, IOptions<OciRuntimeOptions> runtimeOptions,
     IOptions<CordonOptions> options, ILogger<SandboxEgress> logger) : IAsyncDisposable
 {
     private SandboxResolver? _resolver;
@@ -41,12 +41,25 @@ public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRunt
             return "no upstream DNS resolver: /etc/resolv.conf names none and Cordon:UpstreamDns is empty; sandboxes resolve no names.";
         }
 
+        var roots = new System.Security.Cryptography.X509Certificates.X509Certificate2Collection();
+        if (!string.IsNullOrEmpty(options.Value.UpstreamCaFile))
+        {
+            try
+            {
+                roots.ImportFromPemFile(options.Value.UpstreamCaFile);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                return $"Cordon:UpstreamCaFile could not be read ({ex.Message}); sandboxes' resolver and proxy are not started until it is fixed.";
+            }
+        }
+
         var upstream = new UpstreamDns(Upstream);
         try
         {
             _resolver = SandboxResolver.Start(address, sandboxes.EgressPolicyAt, upstream, logger);
             _proxy = EgressProxy.Start(new IPEndPoint(address, runtimeOptions.Value.NetworkProxyPort), sandboxes.EgressPolicyAt, sandboxes.RecordRefusal,
-                upstream, IPNetwork.Parse(runtimeOptions.Value.NetworkSubnet));
+                upstream, IPNetwork.Parse(runtimeOptions.Value.NetworkSubnet), sandboxes.InterceptionAt, ca, roots);
         }
         catch (System.Net.Sockets.SocketException ex)
         {

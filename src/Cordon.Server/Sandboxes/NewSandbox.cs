@@ -28,4 +28,7 @@ public sealed record NewSandbox
 
     /// <summary>What its traffic may reach; the server's default (<see cref="CordonOptions.DefaultNetwork"/>) when null.</summary>
     public Network.EgressPolicy? Network { get; init; }
+
+    /// <summary>Secrets the sandbox may use, by the environment variable that holds each one's placeholder.</summary>
+    public IReadOnlyDictionary<string, string>? Secrets { get; init; }
 }

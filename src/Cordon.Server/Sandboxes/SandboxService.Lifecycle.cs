@@ -40,7 +40,11 @@ public sealed partial class SandboxService
         }
 
         // Without a network on this host, the default is loopback only (GET /health says why).
-        var network = request.Network ?? (_runtime.HasNetwork ? DefaultNetwork : EgressPolicy.None);
+        var network = (request.Network ?? (_runtime.HasNetwork ? DefaultNetwork : EgressPolicy.None)) with
+        {
+            Secrets = BindSecrets(caller, request.Secrets, request.Env),
+        };
+        RequireSecretsFor(caller.KeyId, network);
 
         var image = _images.Resolve(imageName);
         var record = new SandboxRecord
@@ -88,10 +92,26 @@ public sealed partial class SandboxService
             _admission.Release();
         }
 
+        // The image's environment, the variables that make clients trust the egress CA where the image sets none,
+        // the request's, and each secret's placeholder.
         var env = new Dictionary<string, string>(image.Env, StringComparer.Ordinal);
+        var layers = _images.LayerPaths(image);
+        if (_runtime.HasNetwork)
+        {
+            foreach (var (key, value) in EgressTrust.Environment)
+            {
+                env.TryAdd(key, value);
+            }
+        }
+
         foreach (var (key, value) in request.Env ?? new Dictionary<string, string>())
         {
             env[key] = value;
+        }
+
+        foreach (var binding in record.Network.Secrets)
+        {
+            env[binding.Env] = binding.Placeholder;
         }
 
         try
@@ -100,12 +120,13 @@ public sealed partial class SandboxService
             await _runtime.CreateAsync(new SandboxSpec
             {
                 Id = record.Id,
-                Layers = _images.LayerPaths(image),
+                Layers = layers,
                 Limits = new SandboxLimits { Cpus = record.Cpu, MemoryMiB = record.MemoryMiB, DiskMiB = record.DiskMiB, MaxProcesses = record.MaxProcesses },
                 Env = env,
                 User = image.User,
                 WorkingDir = image.WorkingDir,
                 Network = record.Network.ToRuntime(),
+                Files = _runtime.HasNetwork ? _trust.FilesFor(layers) : [],
             }, cancellationToken);
         }
         catch (Exception ex)

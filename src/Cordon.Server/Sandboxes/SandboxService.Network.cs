@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Network;
@@ -20,11 +21,13 @@ public sealed partial class SandboxService
 
     /// <summary>Parses a policy from an interface's words, as a 400 naming the bad rule when it is malformed.</summary>
     /// <param name="internet">Reach the public internet by default; the server's default when null.</param>
-    public EgressPolicy ParseNetwork(bool? internet, IReadOnlyList<string>? allowOut, IReadOnlyList<string>? denyOut)
+    /// <param name="headers">Headers to set on HTTPS requests, by host (values may name secrets).</param>
+    public EgressPolicy ParseNetwork(bool? internet, IReadOnlyList<string>? allowOut, IReadOnlyList<string>? denyOut,
+        IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>>? headers = null)
     {
         try
         {
-            return EgressPolicy.Parse(internet ?? DefaultNetwork.Internet, allowOut, denyOut);
+            return EgressPolicy.Parse(internet ?? DefaultNetwork.Internet, allowOut, denyOut, headers);
         }
         catch (FormatException ex)
         {
@@ -45,7 +48,10 @@ public sealed partial class SandboxService
                 throw NotLive(record);
             }
 
+            // The sandbox's secrets are its own, not the policy's: a new policy keeps them.
+            policy = policy with { Secrets = record.Network.Secrets };
             RequireNetworkFor(policy);
+            RequireSecretsFor(record.Owner, policy);
             await RuntimeCallAsync(() => _runtime.SetNetworkAsync(record.Id, policy.ToRuntime(), cancellationToken));
             record.Network = policy;
             _store.SaveSandbox(record, "network", $"Network policy changed{(via is null ? "" : " through " + via)}: {Describe(policy)}.",
@@ -77,6 +83,72 @@ public sealed partial class SandboxService
         => _runtime.SandboxAt(address) is { } id && _live.TryGetValue(id, out var record) && record.State == SandboxState.Running
             ? record.Network
             : null;
+
+    /// <summary>What the proxy does to the HTTPS requests of the running sandbox at <paramref name="address"/> to
+    /// <paramref name="host"/>: put in the values of its secrets that may go there, set its header rule's headers.
+    /// Null when nothing is to be done (the connection then passes unopened). Values are read now, so a changed or
+    /// deleted secret counts from the next connection.</summary>
+    public Interception? InterceptionAt(IPAddress address, string host)
+    {
+        if (_runtime.SandboxAt(address) is not { } id || !_live.TryGetValue(id, out var record) || record.State != SandboxState.Running
+            || record.Network is not { Intercepts: true } policy)
+        {
+            return null;
+        }
+
+        List<(string Placeholder, string Value)> substitutions = [.. policy.Secrets
+            .Select(b => (b.Placeholder, Secret: _secrets.Find(record.Owner, b.Secret)))
+            .Where(s => s.Secret is not null && s.Secret.AllowsHost(host))
+            .Select(s => (s.Placeholder, s.Secret!.Value))];
+        var rule = policy.HeadersFor(host);
+        if (rule is null)
+        {
+            return substitutions.Count == 0 ? null : new Interception([], substitutions);
+        }
+
+        var (headers, missing) = rule.Resolve(name => _secrets.Find(record.Owner, name) is { } s && (s.Hosts.Count == 0 || s.AllowsHost(host)) ? s.Value : null);
+        return headers is not null
+            ? new Interception(headers, substitutions)
+            : new Interception([], substitutions,
+                $"the header rule for '{rule.Host}' names secret '{missing}', which does not exist or may not be sent to {host}; create it (POST /v1/secrets) or add {host} to its hosts");
+    }
+
+    /// <summary>The secrets a create asks for, each with a fresh placeholder: the caller's own, with hosts to go to.</summary>
+    private List<SecretBinding> BindSecrets(CallerIdentity caller, IReadOnlyDictionary<string, string>? secrets, IReadOnlyDictionary<string, string>? env)
+    {
+        var bindings = new List<SecretBinding>();
+        if (secrets is null)
+        {
+            return bindings;
+        }
+
+        Require(secrets.Count <= 32, "secrets may name at most 32 secrets.");
+        foreach (var (variable, name) in secrets)
+        {
+            Require(EnvNameRegex().IsMatch(variable), $"secrets: '{variable}' is not a valid variable name (letters, digits and '_', not starting with a digit).");
+            Require(env?.ContainsKey(variable) != true, $"secrets: '{variable}' is also in env; give the secret's placeholder a variable of its own.");
+            var secret = _secrets.Find(caller.KeyId, name ?? "")
+                ?? throw CordonException.Invalid($"secrets: no secret '{name}' exists for this API key; create it with POST /v1/secrets (name, value, hosts).");
+            Require(secret.Hosts.Count > 0,
+                $"secrets: secret '{secret.Name}' names no hosts, so its placeholder would never be filled in; give it hosts (PUT /v1/secrets/{secret.Name}) or use it in a header rule of the network policy.");
+            bindings.Add(new SecretBinding(variable, secret.Name, $"cordon-secret-{secret.Name}-{RandomNumberGenerator.GetString(IdAlphabet, 24)}"));
+        }
+
+        return bindings;
+    }
+
+    /// <summary>Every secret a header rule names exists for the owner (a missing one would refuse its requests).</summary>
+    private void RequireSecretsFor(string owner, EgressPolicy policy)
+    {
+        foreach (var rule in policy.Headers)
+        {
+            foreach (var name in rule.SecretNames)
+            {
+                Require(_secrets.Find(owner, name) is not null,
+                    $"network: the header rule for '{rule.Host}' names secret '{name}', which does not exist for this API key; create it with POST /v1/secrets first.");
+            }
+        }
+    }
 
     /// <summary>Counts a connection the policy refused, and writes it to the sandbox's events (at most one a second:
     /// a loop of refused connections must not flood its history).</summary>

@@ -30,6 +30,8 @@ public sealed partial class SandboxService : IAsyncDisposable
     private readonly BackgroundCommands _commands;
     private readonly OutputBudget _outputBudget;
     private readonly ApiKeyService _keys;
+    private readonly Secrets.SecretService _secrets;
+    private readonly Network.EgressTrust _trust;
 
     /// <summary>Directory watches open now, per sandbox and in all (each holds a connection and a buffer).</summary>
     private readonly Slots _watches;
@@ -43,10 +45,13 @@ public sealed partial class SandboxService : IAsyncDisposable
     /// <summary>Cancelled when the service stops: checks still pending then leave their sandboxes alone.</summary>
     private readonly CancellationTokenSource _stopping = new();
 
-    public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, ApiKeyService keys, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
+    public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, ApiKeyService keys, Secrets.SecretService secrets,
+        Network.EgressTrust trust, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
     {
         _store = store;
         _keys = keys;
+        _secrets = secrets;
+        _trust = trust;
         _runtime = runtime;
         _images = images;
         _options = options.Value;

@@ -24,6 +24,7 @@ public static class WireShapes
         Metadata = sandbox.Metadata,
         PublicPorts = sandbox.PublicPorts,
         Network = sandbox.Network.ToWire(),
+        Secrets = sandbox.Network.Secrets.ToDictionary(b => b.Env, b => b.Secret),
     };
 
     public static NetworkPolicy ToWire(this Network.EgressPolicy policy) => new()
@@ -31,6 +32,7 @@ public static class WireShapes
         Internet = policy.Internet,
         AllowOut = policy.AllowText,
         DenyOut = policy.DenyText,
+        Headers = policy.Headers.Count == 0 ? null : policy.HeadersText,
     };
 
     public static CodeRunResult ToResult(this CodeRun run) => new()

@@ -10,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 5;
+    private const int SchemaVersion = 6;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -67,6 +67,10 @@ public sealed class StateStore
             CREATE TABLE IF NOT EXISTS audit_log (
                 at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT);
             CREATE TABLE IF NOT EXISTS server_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+            CREATE TABLE IF NOT EXISTS secrets (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, hosts TEXT NOT NULL,
+                metadata TEXT NOT NULL, version INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+                UNIQUE (owner, name));
             """;
         command.ExecuteNonQuery();
 
@@ -404,6 +408,55 @@ public sealed class StateStore
         command.ExecuteNonQuery();
         command.CommandText = "SELECT value FROM server_secrets WHERE name = $name";
         return (byte[])command.ExecuteScalar()!;
+    }
+
+    // ---- tenants' secrets ------------------------------------------------------------------------
+
+    public void SaveSecret(Secrets.SecretRecord secret)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            INSERT OR REPLACE INTO secrets (id, owner, name, value, hosts, metadata, version, created_at, updated_at)
+            VALUES ($id, $owner, $name, $value, $hosts, $metadata, $version, $created, $updated)
+            """;
+        command.Parameters.AddWithValue("$id", secret.Id);
+        command.Parameters.AddWithValue("$owner", secret.Owner);
+        command.Parameters.AddWithValue("$name", secret.Name);
+        command.Parameters.AddWithValue("$value", secret.Value);
+        command.Parameters.AddWithValue("$hosts", JsonSerializer.Serialize(secret.Hosts));
+        command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(secret.Metadata));
+        command.Parameters.AddWithValue("$version", secret.Version);
+        command.Parameters.AddWithValue("$created", secret.CreatedAt.ToString("O"));
+        command.Parameters.AddWithValue("$updated", secret.UpdatedAt.ToString("O"));
+        command.ExecuteNonQuery();
+    }
+
+    public void DeleteSecret(string id)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM secrets WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        command.ExecuteNonQuery();
+    }
+
+    public List<Secrets.SecretRecord> LoadSecrets()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, owner, name, value, hosts, metadata, version, created_at, updated_at FROM secrets";
+        using var reader = command.ExecuteReader();
+        var secrets = new List<Secrets.SecretRecord>();
+        while (reader.Read())
+        {
+            secrets.Add(new Secrets.SecretRecord(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                JsonSerializer.Deserialize<string[]>(reader.GetString(4)) ?? [],
+                JsonSerializer.Deserialize<Dictionary<string, string>>(reader.GetString(5)) ?? [],
+                reader.GetInt64(6), DateTimeOffset.Parse(reader.GetString(7)), DateTimeOffset.Parse(reader.GetString(8))));
+        }
+
+        return secrets;
     }
 
     // ---- API keys -------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ public static class E2bControlPlane
             group.MapGet("/{id}/metrics", MetricsAsync);
             group.MapPut("/{id}/network", UpdateNetworkAsync);
         }
+
+        app.MapE2bSecrets();
     }
 
     private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, SandboxTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
@@ -75,14 +77,27 @@ public static class E2bControlPlane
     });
 
     /// <summary>E2B's egress settings as a policy: <c>allow_internet_access: false</c> is <c>denyOut: ["0.0.0.0/0"]</c>,
-    /// and a deny of all traffic is the same as no internet (allow rules still beat it). Header transforms
-    /// (<c>rules</c>, with <c>${e2b.secrets.NAME}</c>) need secrets, which this server does not hold yet: asking for
-    /// one is a 400 rather than a sandbox that would send its placeholders.</summary>
+    /// and a deny of all traffic is the same as no internet (allow rules still beat it). <c>rules</c> are header
+    /// transforms per host (values may hold <c>${e2b.secrets.NAME}</c>): the policy's header rules, the transforms of
+    /// one host's list taken together.</summary>
     private static Network.EgressPolicy PolicyOf(SandboxService sandboxes, bool? allowInternetAccess, NetworkBody? network)
     {
-        if (network?.Rules is { } rules && rules.Any(r => r.Value.ValueKind == JsonValueKind.Array && r.Value.EnumerateArray().Any(x => x.TryGetProperty("transform", out _))))
+        Dictionary<string, IReadOnlyDictionary<string, string>>? headers = null;
+        foreach (var (host, list) in network?.Rules ?? [])
         {
-            throw CordonException.Invalid("network.rules with header transforms are not supported by this Cordon server yet; remove them (allowOut and denyOut work).");
+            var set = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var rule in list ?? [])
+            {
+                foreach (var (name, value) in rule?.Transform?.Headers ?? [])
+                {
+                    set[name] = value;
+                }
+            }
+
+            if (set.Count > 0)
+            {
+                (headers ??= [])[host] = set;
+            }
         }
 
         if (network?.EgressProxy is { ValueKind: not JsonValueKind.Null })
@@ -97,7 +112,7 @@ public static class E2bControlPlane
             internet = false;
         }
 
-        return sandboxes.ParseNetwork(internet, network?.AllowOut, deny);
+        return sandboxes.ParseNetwork(internet, network?.AllowOut, deny, headers);
     }
 
     private static Task<IResult> ConnectAsync(string id, HttpContext context, SandboxService sandboxes, SandboxTokens tokens) => GuardAsync(async () =>
@@ -256,6 +271,7 @@ public static class E2bControlPlane
             allowPublicTraffic = sandbox.PublicPorts,
             allowOut = sandbox.Network.AllowText,
             denyOut = sandbox.Network.Internet ? sandbox.Network.DenyText : [.. sandbox.Network.DenyText, "0.0.0.0/0"],
+            rules = sandbox.Network.HeadersText.ToDictionary(h => h.Key, h => new[] { new { transform = new { headers = h.Value } } }),
         },
         volumeMounts = Array.Empty<object>(),
     };
@@ -281,7 +297,7 @@ public static class E2bControlPlane
         return filter;
     }
 
-    private static async Task<T?> ReadAsync<T>(HttpContext context)
+    internal static async Task<T?> ReadAsync<T>(HttpContext context)
     {
         using var reader = new StreamReader(context.Request.Body);
         var text = await reader.ReadToEndAsync(context.RequestAborted);
@@ -301,7 +317,7 @@ public static class E2bControlPlane
     }
 
     /// <summary>Cordon's errors in E2B's shape.</summary>
-    private static async Task<IResult> GuardAsync(Func<Task<IResult>> handler)
+    internal static async Task<IResult> GuardAsync(Func<Task<IResult>> handler)
     {
         try
         {
@@ -339,10 +355,20 @@ public static class E2bControlPlane
 
         public List<string>? DenyOut { get; init; }
 
-        /// <summary>Per host, header transforms (refused: no secrets here yet).</summary>
-        public Dictionary<string, JsonElement>? Rules { get; init; }
+        /// <summary>Per host, header transforms.</summary>
+        public Dictionary<string, List<RuleBody?>?>? Rules { get; init; }
 
         public JsonElement? EgressProxy { get; init; }
+    }
+
+    private sealed record RuleBody
+    {
+        public TransformBody? Transform { get; init; }
+    }
+
+    private sealed record TransformBody
+    {
+        public Dictionary<string, string>? Headers { get; init; }
     }
 
     private sealed record UpdateNetworkBody
@@ -351,7 +377,7 @@ public static class E2bControlPlane
 
         public List<string>? DenyOut { get; init; }
 
-        public Dictionary<string, JsonElement>? Rules { get; init; }
+        public Dictionary<string, List<RuleBody?>?>? Rules { get; init; }
 
         [JsonPropertyName("allow_internet_access")]
         public bool? AllowInternetAccess { get; init; }

@@ -28,7 +28,7 @@ internal static class E2bErrors
         ErrorCode.ResultTooLarge => "resource_exhausted",
         ErrorCode.Unauthorized => "unauthenticated",
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => "permission_denied",
-        ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.CommandNotFound
+        ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.SecretNotFound or ErrorCode.CommandNotFound
             or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => "not_found",
         ErrorCode.AlreadyExists => "already_exists",
         ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.Conflict or ErrorCode.CommandEnded or ErrorCode.NoTerminal => "failed_precondition",
