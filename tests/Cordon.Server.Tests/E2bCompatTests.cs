@@ -356,7 +356,15 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
     {
         TestInternet.EnsureUp();
         var name = "pkgs." + TestInternet.Domain;
-        var run = await RunSuiteAsync("network", sdk, new Dictionary<string, string> { ["TESTNET_PUBLIC"] = TestInternet.PublicHost, ["TESTNET_NAME"] = name });
+        var secret = "v" + Guid.NewGuid().ToString("N");
+        var tag = "e2b-" + Guid.NewGuid().ToString("N")[..8];
+        var run = await RunSuiteAsync("network", sdk, new Dictionary<string, string>
+        {
+            ["TESTNET_PUBLIC"] = TestInternet.PublicHost,
+            ["TESTNET_NAME"] = name,
+            ["TESTNET_SECRET"] = secret,
+            ["TESTNET_TAG"] = tag,
+        });
 
         Assert.Contains("exit=7", run.GetProperty("offline").GetString());
         Assert.False(run.GetProperty("offlineInfo").GetProperty("allowInternetAccess").GetBoolean());
@@ -364,7 +372,26 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Contains("Cordon refused", run.GetProperty("opened").GetProperty("byAddress").GetString());
         Assert.StartsWith($"hello from {TestInternet.PublicHost} for {name}", run.GetProperty("allowList").GetProperty("byName").GetString());
         Assert.Contains("exit=6", run.GetProperty("allowList").GetProperty("other").GetString());
-        AssertError(run, "transformRules", "SandboxError", "header transforms are not supported");
+
+        // Secrets: write-only through the SDK's Secret API, filled in by a transform only on the way out.
+        var api = run.GetProperty("secretApi");
+        Assert.Equal(1, api.GetProperty("version").GetInt32());
+        Assert.Equal("tests", api.GetProperty("metadata").GetProperty("team").GetString());
+        Assert.True(api.GetProperty("listed").GetBoolean());
+        Assert.True(api.GetProperty("exists").GetBoolean());
+        Assert.False(api.GetProperty("missing").GetBoolean());
+        Assert.DoesNotContain(secret, api.GetProperty("answers").GetString(), StringComparison.Ordinal);
+        var ruled = run.GetProperty("transformRules");
+        Assert.StartsWith("recorded", ruled.GetProperty("ruled").GetString());
+        Assert.DoesNotContain(secret, ruled.GetProperty("env").GetString(), StringComparison.Ordinal);
+        Assert.Contains("${e2b.secrets.token-", ruled.GetProperty("info").GetString(), StringComparison.Ordinal);
+        var arrived = TestInternet.RecordedRequests.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement).Last(r => r.GetProperty("path").GetString() == "/record/" + tag);
+        Assert.Equal(secret, arrived.GetProperty("headers").GetProperty("x-api-key").GetString());
+        var gone = run.GetProperty("secretGone");
+        Assert.True(gone.GetProperty("destroyed").GetBoolean());
+        Assert.False(gone.GetProperty("again").GetBoolean());
+        Assert.False(gone.GetProperty("exists").GetBoolean());
     }
 
     private Task<JsonElement> RunSuiteAsync(string scenario, string sdk, IReadOnlyDictionary<string, string>? extra = null)

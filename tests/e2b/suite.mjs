@@ -3,8 +3,9 @@
 // way: E2B_API_URL, E2B_SANDBOX_URL and E2B_API_KEY in the environment.
 //   node suite.mjs core <e2b|e2b-2.50>     commands, files, lifecycle with the plain SDK
 //   node suite.mjs code                    the code interpreter (@e2b/code-interpreter)
-//   node suite.mjs network <e2b|e2b-2.50>  allowInternetAccess, network.allowOut/denyOut, updateNetwork
-//                                          (against the tests' own internet: TESTNET_PUBLIC, TESTNET_NAME)
+//   node suite.mjs network <e2b|e2b-2.50>  allowInternetAccess, network.allowOut/denyOut, updateNetwork, Secret,
+//                                          network.rules (the tests' own internet: TESTNET_PUBLIC, TESTNET_NAME,
+//                                          TESTNET_SECRET, TESTNET_TAG)
 import { createHash } from 'node:crypto';
 
 import http from 'node:http';
@@ -304,7 +305,7 @@ if (scenario === 'core') {
 }
 
 if (scenario === 'network') {
-  const { Sandbox } = await import(sdk);
+  const { Sandbox, Secret } = await import(sdk);
   const publicHost = process.env.TESTNET_PUBLIC;
   const name = process.env.TESTNET_NAME;
   const curl = (sbx, url) => sbx.commands.run(`curl -sS --max-time 15 ${url} 2>&1; echo " exit=$?"`).then((r) => r.stdout.trim());
@@ -325,7 +326,26 @@ if (scenario === 'network') {
   } finally {
     await listed.kill();
   }
-  await attempt('transformRules', () => Sandbox.create('base', { network: { rules: { [name]: [{ transform: { headers: { Authorization: 'Bearer x' } } }] } }, timeoutMs: 60_000 }));
+  // Secrets: the SDK's own Secret API, then a header transform that fills one in on the way out.
+  const secretName = `token-${sdk.replace(/[^a-z0-9]/g, '')}-${process.pid}`;
+  await attempt('secretApi', async () => {
+    const created = await Secret.create(secretName, process.env.TESTNET_SECRET, { metadata: { team: 'tests' } });
+    const info = await Secret.getInfo(secretName);
+    const page = await Secret.list({ limit: 100 }).nextItems();
+    return { version: created.version, name: info.name, metadata: info.metadata, listed: page.some((x) => x.name === secretName),
+      exists: await Secret.exists(secretName), missing: await Secret.exists('no-such-secret'), answers: JSON.stringify([created, info, page]) };
+  });
+  const ruled = await Sandbox.create('base', { network: { rules: { [name]: [{ transform: { headers: { 'X-Api-Key': Secret.fill(secretName) } } }] } }, timeoutMs: 120_000 });
+  try {
+    await attempt('transformRules', async () => ({
+      ruled: await curl(ruled, `https://${name}/record/${process.env.TESTNET_TAG}`),
+      env: (await ruled.commands.run('env')).stdout,
+      info: JSON.stringify((await ruled.getInfo())),
+    }));
+  } finally {
+    await ruled.kill();
+  }
+  await attempt('secretGone', async () => ({ destroyed: await Secret.destroy(secretName), again: await Secret.destroy(secretName), exists: await Secret.exists(secretName) }));
 }
 
 if (scenario === 'code') {
