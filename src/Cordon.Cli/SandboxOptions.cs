@@ -32,8 +32,15 @@ internal sealed class SandboxOptions
 
     public Option<string[]> Deny { get; } = new("--deny") { Description = "Deny an address, CIDR range or domain, optionally :port (repeatable).", AllowMultipleArgumentsPerToken = false };
 
+    public Option<string[]> Secrets { get; } = new("--secret")
+    {
+        Description = "VAR=NAME: the sandbox may use secret NAME; VAR holds its placeholder, which the proxy replaces in HTTPS request headers to the secret's hosts (repeatable).",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     public void AddTo(Command command)
     {
+        command.Options.Add(Secrets);
         command.Options.Add(Network);
         command.Options.Add(Allow);
         command.Options.Add(Deny);
@@ -54,6 +61,7 @@ internal sealed class SandboxOptions
         TimeoutSeconds = parse.GetValue(Timeout),
         Env = CliOutput.ParsePairs(parse.GetValue(Env), "--env"),
         Network = ToPolicy(parse),
+        Secrets = CliOutput.ParsePairs(parse.GetValue(Secrets), "--secret"),
     };
 
     /// <summary>The network flags as a policy, or null for the server's default. --allow alone means only that.</summary>

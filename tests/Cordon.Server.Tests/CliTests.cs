@@ -9,12 +9,15 @@ public sealed class CliTests(ServerAssemblyFixture fixture)
 {
     private ServerFixture Server => fixture.Server;
 
-    private async Task<(int ExitCode, string Stdout, string Stderr)> CordonAsync(params string[] args)
+    private Task<(int ExitCode, string Stdout, string Stderr)> CordonAsync(params string[] args) => CordonWithInputAsync("", args);
+
+    private async Task<(int ExitCode, string Stdout, string Stderr)> CordonWithInputAsync(string input, params string[] args)
     {
         var info = new ProcessStartInfo(TestPaths.CliPath)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = true,
             UseShellExecute = false,
         };
         info.Environment["CORDON_URL"] = Server.Address.ToString().TrimEnd('/');
@@ -25,6 +28,8 @@ public sealed class CliTests(ServerAssemblyFixture fixture)
         }
 
         using var process = Process.Start(info)!;
+        await process.StandardInput.WriteAsync(input);
+        process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
@@ -84,6 +89,34 @@ public sealed class CliTests(ServerAssemblyFixture fixture)
         Assert.Contains("not a rule!", badError, StringComparison.Ordinal);
         Assert.NotEqual(0, wrongExit);
         Assert.Contains("internet or none", wrongError, StringComparison.Ordinal);
+    }
+
+    /// <summary>A secret's value goes in on standard input, never on the command line; a sandbox gets its placeholder.</summary>
+    [Fact]
+    public async Task SecretCommands_SetListUseAndRemove()
+    {
+        var name = "cli-" + Guid.NewGuid().ToString("N")[..8];
+        var value = "v" + Guid.NewGuid().ToString("N");
+        var (setExit, set, setError) = await CordonWithInputAsync(value + "\n", "secret", "set", name, "--host", "api.example.com");
+        var (againExit, again, _) = await CordonWithInputAsync(value + "2\n", "secret", "set", name);
+        var (_, listed, _) = await CordonAsync("secret", "ls");
+        var (createExit, id, createError) = await CordonAsync("sandbox", "create", "--image", "busybox", "--secret", "TOKEN=" + name);
+        var (_, held, _) = await CordonAsync("sandbox", "exec", id.Trim(), "--", "sh", "-c", "echo $TOKEN");
+        await CordonAsync("sandbox", "rm", id.Trim());
+        var (rmExit, _, _) = await CordonAsync("secret", "rm", name);
+        var (goneExit, _, goneError) = await CordonAsync("secret", "rm", name);
+
+        Assert.True(setExit == 0, setError);
+        Assert.Equal($"{name} version 1; hosts: api.example.com\n", set);
+        Assert.Equal(0, againExit);
+        Assert.StartsWith($"{name} version 2; hosts: api.example.com", again, StringComparison.Ordinal);
+        Assert.Contains(name, listed, StringComparison.Ordinal);
+        Assert.DoesNotContain(value, listed + set + again, StringComparison.Ordinal);
+        Assert.True(createExit == 0, createError);
+        Assert.StartsWith($"cordon-secret-{name}-", held, StringComparison.Ordinal);
+        Assert.Equal(0, rmExit);
+        Assert.Equal(1, goneExit);
+        Assert.Contains("No secret", goneError, StringComparison.Ordinal);
     }
 
     [Fact]
