@@ -77,6 +77,7 @@ internal static class NetworkBench
             var (directMs, proxiedMs) = await ConnectLatencyAsync(client, iterations * 2);
             lines.Add($"| small request connect → response p50, direct | {directMs:F2} ms | |");
             lines.Add($"| small request connect → response p50, through the proxy (name rule) | {proxiedMs:F2} ms | +{proxiedMs - directMs:F2} ms |");
+            lines.AddRange(await SecretsAsync(client, iterations * 2));
         }
 
         return ([none, internet], lines);
@@ -109,6 +110,71 @@ internal static class NetworkBench
         }
 
         return (results[0], results[1]);
+    }
+
+    /// <summary>What a secret costs: HTTPS connect → first response byte, and an HTTPS bulk download, in a sandbox whose
+    /// header rule makes the proxy open the connection, against the same with the connection passed through.</summary>
+    private static async Task<IReadOnlyList<string>> SecretsAsync(CordonClient client, int count)
+    {
+        const string Script = """
+            import socket, ssl, statistics, sys, time
+            name, cafile, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+            context = ssl.create_default_context(cafile=None if cafile == "default" else cafile)
+            request = f"GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode()
+            times = []
+            for _ in range(count + 20):
+                start = time.perf_counter()
+                s = context.wrap_socket(socket.create_connection((name, 443)), server_hostname=name)
+                s.sendall(request)
+                s.recv(1)
+                times.append((time.perf_counter() - start) * 1000)
+                s.close()
+            print(statistics.median(times[20:]))
+            """;
+        try
+        {
+            await client.DeleteSecretAsync("bench-token");
+        }
+        catch (CordonApiException)
+        {
+        }
+
+        await client.CreateSecretAsync(new CreateSecretRequest { Name = "bench-token", Value = "bench-value" });
+        var ruled = new NetworkPolicy
+        {
+            Internet = true,
+            Headers = new Dictionary<string, IReadOnlyDictionary<string, string>> { [Name] = new Dictionary<string, string> { ["X-Token"] = "${secrets.bench-token}" } },
+        };
+        var download = $"curl -s -o /dev/null -w '%{{size_download}}' https://{Name}/bytes/{DownloadBytes}";
+        var results = new List<(double Ms, double Rate)>();
+        foreach (var (policy, ca) in new[] { (new NetworkPolicy { Internet = true }, "/tmp/ca.crt"), (ruled, "default") })
+        {
+            var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Network = policy, Cpu = Environment.ProcessorCount, TimeoutSeconds = 600 });
+            await client.WriteFileAsync(sandbox.Id, "/tmp/tls.py", new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Script)));
+            await using (var testCa = File.OpenRead("/run/cordon-testnet/ca.crt"))
+            {
+                await client.WriteFileAsync(sandbox.Id, "/tmp/ca.crt", testCa);
+            }
+
+            var latency = await client.ExecAsync(sandbox.Id, ExecRequestBody.FromArgv("python3", "/tmp/tls.py", Name, ca, count.ToString(CultureInfo.InvariantCulture)) with { TimeoutSeconds = 300 });
+            var rate = 0.0;
+            for (var i = 0; i < 3; i++)
+            {
+                rate = Math.Max(rate, await TimedAsync(() => SandboxShellAsync(client, sandbox.Id, ca == "default" ? download : download + " --cacert /tmp/ca.crt")));
+            }
+
+            results.Add((double.Parse(latency.Stdout.Trim(), CultureInfo.InvariantCulture), rate));
+            await client.DeleteSandboxAsync(sandbox.Id);
+        }
+
+        await client.DeleteSecretAsync("bench-token");
+        return
+        [
+            $"| HTTPS connect → response p50, passed through | {results[0].Ms:F2} ms | |",
+            $"| HTTPS connect → response p50, opened for a secret (header rule) | {results[1].Ms:F2} ms | +{results[1].Ms - results[0].Ms:F2} ms |",
+            $"| HTTPS bulk download (curl), passed through | {results[0].Rate:F0} MiB/s | 1.00× |",
+            $"| HTTPS bulk download (curl), opened for a secret | {results[1].Rate:F0} MiB/s | {results[1].Rate / results[0].Rate:F2}× |",
+        ];
     }
 
     /// <summary>MiB per second of a download that printed its byte count.</summary>

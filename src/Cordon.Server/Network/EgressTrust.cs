@@ -5,10 +5,11 @@ using Microsoft.Extensions.Options;
 
 namespace Cordon.Server.Network;
 
-/// <summary>How a sandbox trusts the egress CA (<see cref="EgressCa"/>): the CA at <see cref="CaPath"/> and its
-/// image's trust bundle with the CA added at <see cref="BundlePath"/>, both read-only files of the server's, and the
-/// variables that point the usual clients there (OpenSSL, curl, git, Python's requests and pip, Node). The image's
-/// own trust store is left as it is, so a package that updates it (update-ca-certificates) still works.</summary>
+/// <summary>How a sandbox trusts the egress CA (<see cref="EgressCa"/>): every networked sandbox sees the CA at
+/// <see cref="CaPath"/> and its image's trust bundle with the CA added at <see cref="BundlePath"/>, both read-only
+/// files of the server's; a sandbox created with secrets or header rules also gets the variables that point the
+/// usual clients there (OpenSSL, curl, git, Python's requests and pip, Node). The image's own trust store is left
+/// as it is, so a package that updates it (update-ca-certificates) still works.</summary>
 public sealed class EgressTrust
 {
     public const string CaPath = "/etc/cordon/egress-ca.crt";

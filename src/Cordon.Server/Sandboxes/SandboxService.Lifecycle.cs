@@ -92,11 +92,12 @@ public sealed partial class SandboxService
             _admission.Release();
         }
 
-        // The image's environment, the variables that make clients trust the egress CA where the image sets none,
-        // the request's, and each secret's placeholder.
+        // The image's environment; when the proxy is to open some of its HTTPS, the variables that make clients
+        // trust the egress CA (where the image sets none); the request's; each secret's placeholder. Sandboxes
+        // without secrets or header rules keep their clients' own trust (pip --cert, a session's own CA).
         var env = new Dictionary<string, string>(image.Env, StringComparer.Ordinal);
         var layers = _images.LayerPaths(image);
-        if (_runtime.HasNetwork)
+        if (_runtime.HasNetwork && record.Network.Intercepts)
         {
             foreach (var (key, value) in EgressTrust.Environment)
             {
