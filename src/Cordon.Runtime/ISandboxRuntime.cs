@@ -43,6 +43,10 @@ public interface ISandboxRuntime
     /// <exception cref="SandboxRuntimeException">The sandbox does not exist, or the host gives sandboxes no network.</exception>
     ValueTask SetNetworkAsync(string id, Network.SandboxNetwork network, CancellationToken cancellationToken);
 
+    /// <summary>Packets the kernel refused to the sandbox so far, by the rule that refused them (its words); empty
+    /// without a network. Counters restart when the policy changes.</summary>
+    ValueTask<IReadOnlyDictionary<string, long>> NetworkRefusalsAsync(string id, CancellationToken cancellationToken);
+
     /// <summary>Sandboxes get a network of their own here (else loopback only, whatever their policy).</summary>
     bool HasNetwork { get; }
 

@@ -102,6 +102,8 @@ public sealed class NetworkTests(DefaultImageServer fixture)
         Assert.Contains("gaierror", lookup.Stdout);
         Assert.Contains("Failed to connect", lookup.Stdout);
         Assert.DoesNotContain(secret, TestInternet.Queries);
+        var events = await fixture.Server.Client.GetEventsAsync(sandbox.Id);
+        Assert.Contains(events, e => e.Kind == "network.refused" && e.Message.Contains("the sandbox has no network access", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -113,6 +115,11 @@ public sealed class NetworkTests(DefaultImageServer fixture)
         Assert.StartsWith("exit 7", await CurlAsync(sandbox, $"telnet://{TestInternet.OtherPublicHost}:7")); // the kernel refuses
         Assert.StartsWith("Cordon refused", await CurlAsync(sandbox, $"http://{TestInternet.OtherPublicHost}/")); // the proxy (web, domain rules)
         Assert.StartsWith("exit 6", await CurlAsync(sandbox, $"http://{TestInternet.OtherName}/"));
+
+        // The kernel's refusal is counted and named too (its counters are read when metrics or events are asked for).
+        Assert.True((await fixture.Server.Client.GetMetricsAsync(sandbox.Id)).NetworkRefused >= 2);
+        var events = await fixture.Server.Client.GetEventsAsync(sandbox.Id);
+        Assert.Contains(events, e => e.Kind == "network.refused" && e.Message.Contains("packet(s), denied by rule '198.51.100.0/24'", StringComparison.Ordinal));
     }
 
     [Fact]

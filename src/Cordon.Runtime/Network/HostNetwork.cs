@@ -229,6 +229,20 @@ internal sealed partial class HostNetwork : IDisposable
         _claims.Release(slot);
     }
 
+    /// <summary>Packets the kernel refused to the slot's sandbox so far, by why (the refusing rule).</summary>
+    public async Task<IReadOnlyDictionary<string, long>> RefusalsAsync(int slot, CancellationToken cancellationToken)
+    {
+        var result = await ExternalProgram.RunAsync(Tools.Nft, NftRules.ListPolicy(slot), cancellationToken);
+        try
+        {
+            return result.Succeeded ? NftRules.Refusals(result.Stdout) : new Dictionary<string, long>();
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            return new Dictionary<string, long>();
+        }
+    }
+
     /// <summary>Bytes the sandbox received and sent (its host interface's counters, seen from the other side).</summary>
     public (long Received, long Sent) Traffic(int slot)
     {

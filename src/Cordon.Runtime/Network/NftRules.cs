@@ -126,7 +126,8 @@ internal static class NftRules
         script.Append(CultureInfo.InvariantCulture, $"flush chain inet {Table} out_{slot}\nflush chain inet {Table} web_{slot}\n");
         if (!policy.Online)
         {
-            return script.ToString(); // empty chains: every packet is refused
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} counter goto refuse comment \"{Offline}\"\n");
+            return script.ToString();
         }
 
         if (policy.ThroughProxy)
@@ -141,16 +142,62 @@ internal static class NftRules
 
         foreach (var rule in policy.Deny)
         {
-            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} {Match(rule)} counter goto refuse\n");
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} {Match(rule)} counter goto refuse comment \"denied by rule '{Text(rule)}'\"\n");
         }
 
         if (policy.Internet)
         {
-            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} ip daddr @reserved counter goto refuse\n");
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} ip daddr @reserved counter goto refuse comment \"{Reserved}\"\n");
             script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} accept\n");
+        }
+        else
+        {
+            script.Append(CultureInfo.InvariantCulture, $"add rule inet {Table} out_{slot} counter goto refuse comment \"{NoRule}\"\n");
         }
 
         return script.ToString();
+    }
+
+    /// <summary>Why the kernel refused, as the refusing rule of a slot's chain names it (its comment).</summary>
+    public const string Offline = "the sandbox has no network access";
+
+    public const string Reserved = "a reserved range (allow the address explicitly to reach it)";
+
+    public const string NoRule = "no rule allows it and the sandbox has no internet access";
+
+    /// <summary>Lists a slot's policy chain, with its rules' counters (<c>nft -j</c>).</summary>
+    public static IReadOnlyList<string> ListPolicy(int slot) => ["-j", "list", "chain", "inet", Table, $"out_{slot}"];
+
+    /// <summary>The packets each refusing rule of a slot's chain refused so far, by the rule's comment, from
+    /// <c>nft -j list chain</c>'s output.</summary>
+    public static IReadOnlyDictionary<string, long> Refusals(string json)
+    {
+        var refused = new Dictionary<string, long>(StringComparer.Ordinal);
+        using var document = System.Text.Json.JsonDocument.Parse(json);
+        foreach (var item in document.RootElement.GetProperty("nftables").EnumerateArray())
+        {
+            if (!item.TryGetProperty("rule", out var rule) || !rule.TryGetProperty("comment", out var comment) || !rule.TryGetProperty("expr", out var expressions))
+            {
+                continue;
+            }
+
+            foreach (var expression in expressions.EnumerateArray())
+            {
+                if (expression.TryGetProperty("counter", out var counter) && counter.TryGetProperty("packets", out var packets))
+                {
+                    var key = comment.GetString() ?? "";
+                    refused[key] = refused.GetValueOrDefault(key) + packets.GetInt64();
+                }
+            }
+        }
+
+        return refused;
+    }
+
+    private static string Text(AddressRule rule)
+    {
+        var target = rule.Network.PrefixLength == 32 ? rule.Network.BaseAddress.ToString() : rule.Network.ToString();
+        return rule.AnyPort ? target : rule.FirstPort == rule.LastPort ? $"{target}:{rule.FirstPort}" : $"{target}:{rule.FirstPort}-{rule.LastPort}";
     }
 
     public static string Interface(int slot) => InterfacePrefix + slot.ToString(CultureInfo.InvariantCulture);

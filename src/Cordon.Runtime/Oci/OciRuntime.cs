@@ -381,6 +381,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         }
     }
 
+    public async ValueTask<IReadOnlyDictionary<string, long>> NetworkRefusalsAsync(string id, CancellationToken cancellationToken)
+        => _network is { } network && _slots.TryGetValue(id, out var slot)
+            ? await network.RefusalsAsync(slot, cancellationToken)
+            : new Dictionary<string, long>();
+
     public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
     {
         var usage = _cgroups.ReadUsage(_options.CgroupParent, id);

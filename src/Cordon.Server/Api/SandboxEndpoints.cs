@@ -85,8 +85,8 @@ public static class SandboxEndpoints
             => Results.Ok(sandboxes.SetTimeout(ApiKeyMiddleware.Caller(context), id, request.TimeoutSeconds).ToInfo()))
             .WithName("SetSandboxTimeout").Produces<SandboxInfo>();
 
-        group.MapGet("/{id}/events", (string id, HttpContext context, SandboxService sandboxes)
-            => Results.Ok(sandboxes.Events(ApiKeyMiddleware.Caller(context), id).ToList()))
+        group.MapGet("/{id}/events", async (string id, HttpContext context, SandboxService sandboxes)
+            => Results.Ok((await sandboxes.EventsAsync(ApiKeyMiddleware.Caller(context), id, context.RequestAborted)).ToList()))
             .WithName("GetSandboxEvents").Produces<List<SandboxEvent>>();
 
         group.MapGet("/{id}/metrics", async (string id, HttpContext context, SandboxService sandboxes)

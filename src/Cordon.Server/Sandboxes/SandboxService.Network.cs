@@ -52,7 +52,14 @@ public sealed partial class SandboxService
             policy = policy with { Secrets = record.Network.Secrets };
             RequireNetworkFor(policy);
             RequireSecretsFor(record.Owner, policy);
+            // The kernel's counters restart with the new rules: what the old ones refused is counted first.
+            await CountKernelRefusalsAsync(record, cancellationToken);
             await RuntimeCallAsync(() => _runtime.SetNetworkAsync(record.Id, policy.ToRuntime(), cancellationToken));
+            lock (record.KernelRefusals)
+            {
+                record.KernelRefusals.Clear();
+            }
+
             record.Network = policy;
             _store.SaveSandbox(record, "network", $"Network policy changed{(via is null ? "" : " through " + via)}: {Describe(policy)}.",
                 caller.KeyId, "sandbox.network", Describe(policy));
@@ -168,6 +175,32 @@ public sealed partial class SandboxService
         }
 
         LogRefused(id, what);
+    }
+
+    /// <summary>Counts what the kernel refused to the sandbox since the last look, with an event per refusing rule
+    /// (read when its metrics or events are asked for, or its policy changes: nothing is polled).</summary>
+    private async Task CountKernelRefusalsAsync(SandboxRecord record, CancellationToken cancellationToken)
+    {
+        if (!_runtime.HasNetwork)
+        {
+            return;
+        }
+
+        var counters = await _runtime.NetworkRefusalsAsync(record.Id, cancellationToken);
+        lock (record.KernelRefusals)
+        {
+            foreach (var (why, packets) in counters)
+            {
+                var seen = record.KernelRefusals.GetValueOrDefault(why);
+                if (packets > seen)
+                {
+                    Interlocked.Add(ref record.NetworkRefused, packets - seen);
+                    _store.AddEvent(record.Id, "network.refused", $"Refused by the network policy: {packets - seen} packet(s), {why}.");
+                }
+
+                record.KernelRefusals[why] = packets;
+            }
+        }
     }
 
     /// <summary>A policy that reaches anything needs the host to give sandboxes a network.</summary>

@@ -90,15 +90,21 @@ public sealed partial class SandboxService : IAsyncDisposable
     }
 
     /// <summary>The sandbox's history: every state change, by whom or by which timer.</summary>
-    public IReadOnlyList<SandboxEvent> Events(CallerIdentity caller, string id)
+    public async Task<IReadOnlyList<SandboxEvent>> EventsAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
     {
-        Find(caller, id);
+        var record = Find(caller, id);
+        if (record.State == SandboxState.Running)
+        {
+            await CountKernelRefusalsAsync(record, cancellationToken);
+        }
+
         return _store.LoadEvents(id);
     }
 
     public async Task<SandboxMetrics> MetricsAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
     {
         var record = RequireLive(caller, id);
+        await CountKernelRefusalsAsync(record, cancellationToken);
         var usage = await _runtime.GetUsageAsync(record.Id, cancellationToken)
             ?? throw new CordonException(ErrorCode.MetricsUnavailable, "The sandbox's resource use cannot be read right now; retry in a moment.") { Subject = id, RetryAfterSeconds = 1 };
         return new SandboxMetrics(usage.MemoryBytes, usage.MemoryLimitBytes, usage.Processes, usage.CpuSeconds)

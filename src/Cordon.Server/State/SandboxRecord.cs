@@ -36,9 +36,12 @@ public sealed class SandboxRecord
     /// <summary>What its traffic may reach (changeable while it runs).</summary>
     public Network.EgressPolicy Network { get; set; } = Cordon.Server.Network.EgressPolicy.None;
 
-    /// <summary>Connections its policy refused since this server started (the proxy's and the resolver's; the
-    /// kernel's refusals are answered at once in the sandbox and not counted here).</summary>
+    /// <summary>Connections its policy refused since this server started: the proxy's and the resolver's as they
+    /// happen, the kernel's (packets) when its counters are read (<see cref="KernelRefusals"/>).</summary>
     public long NetworkRefused;
+
+    /// <summary>The kernel's refusal counters as last read, by the refusing rule; they restart with each policy.</summary>
+    public Dictionary<string, long> KernelRefusals { get; } = new(StringComparer.Ordinal);
 
     /// <summary>When the last refusal was written to its events (they are written at most once a second).</summary>
     public long LastRefusalEventTicks;
