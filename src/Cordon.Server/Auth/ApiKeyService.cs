@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace Cordon.Server.Auth;
 
 /// <summary>Issues and checks API keys. Only a SHA-256 of each key is stored; the secret is shown once.</summary>
-public sealed partial class ApiKeyService(StateStore store, IOptions<CordonOptions> options, ILogger<ApiKeyService> logger)
+public sealed partial class ApiKeyService(StateStore store, Secrets.SecretService secrets, IOptions<CordonOptions> options, ILogger<ApiKeyService> logger)
 {
     /// <summary>The environment variable whose value, when set, is the admin key.</summary>
     public const string EnvironmentVariable = "CORDON_API_KEY";
@@ -99,6 +99,7 @@ public sealed partial class ApiKeyService(StateStore store, IOptions<CordonOptio
         }
 
         store.DeleteApiKey(id);
+        secrets.DeleteAllOf(id); // a key's secrets go with it: nothing could use them again
         Reload();
         return true;
     }

@@ -141,6 +141,19 @@ public sealed partial class SecretService
         }
     }
 
+    /// <summary>Deletes every secret of an API key (the key is being deleted).</summary>
+    public void DeleteAllOf(string owner)
+    {
+        lock (_lock)
+        {
+            foreach (var secret in _secrets.Values.Where(s => s.Owner == owner).ToList())
+            {
+                _store.DeleteSecret(secret.Id);
+                _secrets.Remove((secret.Owner, secret.Name));
+            }
+        }
+    }
+
     /// <summary>A secret name in its stored form (lower case), or a 400 that says what a name may hold.</summary>
     public static string ValidName(string? name)
         => name is not null && NameRegex().IsMatch(name) && !name.StartsWith("sec_", StringComparison.OrdinalIgnoreCase)
