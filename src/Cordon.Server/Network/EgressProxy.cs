@@ -281,7 +281,7 @@ public sealed class EgressProxy : IAsyncDisposable
         }, handshake.Token);
 
         var requests = new HttpRewriter(host, interception).ForwardAsync(client, server, _stopping.Token);
-        var answers = server.CopyToAsync(client, _stopping.Token);
+        var answers = server.CopyToAsync(client, 16 * 1024, _stopping.Token);
         var ended = await Task.WhenAny(requests, answers);
         if (ended == requests && requests.IsCompletedSuccessfully && requests.Result is { } refusal)
         {

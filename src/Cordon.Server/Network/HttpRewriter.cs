@@ -20,7 +20,11 @@ public sealed class HttpRewriter(string host, Interception interception)
 
     private const int MaxLineBytes = 8 * 1024;
 
-    private readonly byte[] _buffer = new byte[MaxHeadBytes];
+    /// <summary>What a connection holds while it waits: most heads fit; a larger one grows it up to
+    /// <see cref="MaxHeadBytes"/>.</summary>
+    private const int InitialBufferBytes = 8 * 1024;
+
+    private byte[] _buffer = new byte[InitialBufferBytes];
     private int _start;
     private int _end;
 
@@ -99,6 +103,11 @@ public sealed class HttpRewriter(string host, Interception interception)
 
             from = Math.Max(_start, _end - 3) - _start; // where a terminator split across reads starts, after compacting
             Compact();
+            if (_end == _buffer.Length)
+            {
+                Array.Resize(ref _buffer, Math.Min(_buffer.Length * 2, MaxHeadBytes));
+            }
+
             var read = await client.ReadAsync(_buffer.AsMemory(_end), cancellationToken);
             if (read == 0)
             {
