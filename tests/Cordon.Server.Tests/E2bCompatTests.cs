@@ -385,9 +385,13 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.StartsWith("recorded", ruled.GetProperty("ruled").GetString());
         Assert.DoesNotContain(secret, ruled.GetProperty("env").GetString(), StringComparison.Ordinal);
         Assert.Contains("${e2b.secrets.token-", ruled.GetProperty("info").GetString(), StringComparison.Ordinal);
-        var arrived = TestInternet.RecordedRequests.Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => JsonDocument.Parse(l).RootElement).Last(r => r.GetProperty("path").GetString() == "/record/" + tag);
-        Assert.Equal(secret, arrived.GetProperty("headers").GetProperty("x-api-key").GetString());
+        Assert.Contains("exit=6", ruled.GetProperty("other").GetString(), StringComparison.Ordinal); // allowOut still decides
+        Assert.StartsWith("recorded", run.GetProperty("updatedRules").GetProperty("ruled").GetString());
+        string? Arrived(string path) => TestInternet.RecordedRequests.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement).Last(r => r.GetProperty("path").GetString() == path)
+            .GetProperty("headers").GetProperty("x-api-key").GetString();
+        Assert.Equal(secret, Arrived("/record/" + tag));
+        Assert.Equal("v2 " + secret, Arrived($"/record/{tag}-updated"));
         var gone = run.GetProperty("secretGone");
         Assert.True(gone.GetProperty("destroyed").GetBoolean());
         Assert.False(gone.GetProperty("again").GetBoolean());

@@ -335,13 +335,19 @@ if (scenario === 'network') {
     return { version: created.version, name: info.name, metadata: info.metadata, listed: page.some((x) => x.name === secretName),
       exists: await Secret.exists(secretName), missing: await Secret.exists('no-such-secret'), answers: JSON.stringify([created, info, page]) };
   });
-  const ruled = await Sandbox.create('base', { network: { rules: { [name]: [{ transform: { headers: { 'X-Api-Key': Secret.fill(secretName) } } }] } }, timeoutMs: 120_000 });
+  const rules = (prefix) => ({ [name]: [{ transform: { headers: { 'X-Api-Key': prefix + Secret.fill(secretName) } } }] });
+  const ruled = await Sandbox.create('base', { network: { allowOut: [name], denyOut: ['0.0.0.0/0'], rules: rules('') }, timeoutMs: 120_000 });
   try {
     await attempt('transformRules', async () => ({
       ruled: await curl(ruled, `https://${name}/record/${process.env.TESTNET_TAG}`),
+      other: await curl(ruled, `https://other.${name.split('.').slice(1).join('.')}/`),
       env: (await ruled.commands.run('env')).stdout,
       info: JSON.stringify((await ruled.getInfo())),
     }));
+    await attempt('updatedRules', async () => {
+      await ruled.updateNetwork({ allowOut: [name], denyOut: ['0.0.0.0/0'], rules: rules('v2 ') });
+      return { ruled: await curl(ruled, `https://${name}/record/${process.env.TESTNET_TAG}-updated`) };
+    });
   } finally {
     await ruled.kill();
   }
