@@ -104,6 +104,7 @@ public sealed class NetworkTests(DefaultImageServer fixture)
         Assert.DoesNotContain(secret, TestInternet.Queries);
         var events = await fixture.Server.Client.GetEventsAsync(sandbox.Id);
         Assert.Contains(events, e => e.Kind == "network.refused" && e.Message.Contains("the sandbox has no network access", StringComparison.Ordinal));
+        Assert.Contains(events, e => e.Kind == "network.refused" && e.Message.Contains($"a DNS lookup of {secret}.{TestInternet.Domain}", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public sealed partial class SandboxEgress(SandboxService sandboxes, ISandboxRunt
         var upstream = new UpstreamDns(Upstream);
         try
         {
-            _resolver = SandboxResolver.Start(address, sandboxes.EgressPolicyAt, upstream, logger);
+            _resolver = SandboxResolver.Start(address, sandboxes.EgressPolicyAt, sandboxes.RecordRefusal, upstream, logger);
             _proxy = EgressProxy.Start(new IPEndPoint(address, runtimeOptions.Value.NetworkProxyPort), sandboxes.EgressPolicyAt, sandboxes.RecordRefusal,
                 upstream, IPNetwork.Parse(runtimeOptions.Value.NetworkSubnet), sandboxes.InterceptionAt, ca, roots);
         }

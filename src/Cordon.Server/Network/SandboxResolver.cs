@@ -19,10 +19,13 @@ public sealed partial class SandboxResolver : IAsyncDisposable
     private readonly UpstreamDns _upstream;
     private readonly ILogger _logger;
 
-    private SandboxResolver(DnsServer server, Func<IPAddress, EgressPolicy?> policyOf, UpstreamDns upstream, ILogger logger)
+    private readonly Action<IPAddress, string> _refused;
+
+    private SandboxResolver(DnsServer server, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, ILogger logger)
     {
         _server = server;
         _policyOf = policyOf;
+        _refused = refused;
         _upstream = upstream;
         _logger = logger;
         _server.QueryReceived += OnQueryAsync;
@@ -30,10 +33,11 @@ public sealed partial class SandboxResolver : IAsyncDisposable
     }
 
     /// <summary>Starts answering on <paramref name="address"/>, port 53 (UDP and TCP).</summary>
-    public static SandboxResolver Start(IPAddress address, Func<IPAddress, EgressPolicy?> policyOf, UpstreamDns upstream, ILogger logger)
+    /// <param name="refused">Told of each lookup a sandbox's policy refused (its address, what and why).</param>
+    public static SandboxResolver Start(IPAddress address, Func<IPAddress, EgressPolicy?> policyOf, Action<IPAddress, string> refused, UpstreamDns upstream, ILogger logger)
     {
         var endpoint = new IPEndPoint(address, 53);
-        var resolver = new SandboxResolver(new DnsServer(new UdpServerTransport(endpoint), new TcpServerTransport(endpoint)), policyOf, upstream, logger);
+        var resolver = new SandboxResolver(new DnsServer(new UdpServerTransport(endpoint), new TcpServerTransport(endpoint)), policyOf, refused, upstream, logger);
         resolver._server.Start();
         return resolver;
     }
@@ -47,13 +51,18 @@ public sealed partial class SandboxResolver : IAsyncDisposable
 
         var response = query.CreateResponseInstance();
         var asker = e.RemoteEndpoint.Address;
-        if (query.Questions.Count != 1 || _policyOf(asker) is not { } policy || !policy.Resolves(query.Questions[0].Name.ToString()))
+        var policy = _policyOf(asker);
+        if (query.Questions.Count != 1 || policy is null || !policy.Resolves(query.Questions[0].Name.ToString()))
         {
             response.ReturnCode = ReturnCode.Refused;
             e.Response = response;
             if (query.Questions.Count == 1)
             {
                 LogRefused(asker.ToString(), query.Questions[0].Name.ToString());
+                if (policy is not null)
+                {
+                    _refused(asker, $"a DNS lookup of {EgressPolicy.NormalizeName(query.Questions[0].Name.ToString())} (no rule lets the sandbox reach that name)");
+                }
             }
 
             return;
