@@ -67,7 +67,7 @@ public sealed class EgressTrust
 
     private static void Write(string path, string content)
     {
-        var temporary = path + ".tmp";
+        var temporary = $"{path}.{Guid.NewGuid():N}.tmp"; // two creates may write the same bundle at once
         File.WriteAllText(temporary, content);
         File.SetUnixFileMode(temporary, Runtime.Modes.WorldReadable);
         File.Move(temporary, path, overwrite: true);
