@@ -273,7 +273,7 @@ public sealed class EgressProxy : IAsyncDisposable
             return;
         }
 
-        await using var client = new SslStream(new ReplayStream(peeked, new NetworkStream(relay.Client, ownsSocket: false)), false);
+        await using var client = new SslStream(new Runtime.PrefixedStream(peeked, new NetworkStream(relay.Client, ownsSocket: false)), false);
         await client.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
         {
             ServerCertificateContext = _ca.For(host),
