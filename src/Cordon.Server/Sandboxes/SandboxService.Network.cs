@@ -226,6 +226,16 @@ public sealed partial class SandboxService
             parts.Add("deny " + string.Join(", ", policy.DenyText));
         }
 
+        if (policy.Headers.Count > 0)
+        {
+            parts.Add("headers set for " + string.Join(", ", policy.Headers.Select(h => h.Host.ToString())));
+        }
+
+        if (policy.Secrets.Count > 0)
+        {
+            parts.Add("secrets " + string.Join(", ", policy.Secrets.Select(b => $"{b.Secret} (in {b.Env})")));
+        }
+
         return string.Join("; ", parts);
     }
 
