@@ -27,6 +27,24 @@ public interface ISandboxRuntime
     /// until <see cref="DestroyAsync"/>. Idempotent.</summary>
     ValueTask StopAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>Starts a sandbox whose processes were stopped (<see cref="StopAsync"/>) again, in the file system it
+    /// kept, with a fresh agent; returns as <see cref="CreateAsync"/> does.</summary>
+    /// <exception cref="SandboxRuntimeException">Its files are gone (a host reboot unmounted them) or the runtime refused.</exception>
+    ValueTask StartAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Saves the sandbox's writable layer as snapshot <paramref name="snapshotId"/>, consistent (its file
+    /// system frozen for the instant the clone takes) and without copying data, while it runs, is paused or stopped.
+    /// A sandbox created with the snapshot in <see cref="SandboxSpec.Snapshots"/> starts from that file system.</summary>
+    /// <exception cref="SandboxRuntimeException">This host cannot clone (see <see cref="RuntimeCapabilities.Snapshots"/>)
+    /// or the sandbox does not exist; nothing is left behind.</exception>
+    ValueTask SnapshotAsync(string id, string snapshotId, CancellationToken cancellationToken);
+
+    /// <summary>Removes a snapshot's files. Idempotent; the caller makes sure no sandbox uses it.</summary>
+    ValueTask DeleteSnapshotAsync(string snapshotId, CancellationToken cancellationToken);
+
+    /// <summary>The snapshots found on the host (for reconciling them with the server's records).</summary>
+    IReadOnlyList<string> ListSnapshots();
+
     /// <summary>Kills every process and releases every host resource of the sandbox. Idempotent.</summary>
     ValueTask DestroyAsync(string id, CancellationToken cancellationToken);
 

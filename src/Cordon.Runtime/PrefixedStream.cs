@@ -2,8 +2,9 @@ namespace Cordon.Runtime;
 
 /// <summary>A stream whose first bytes were already read (peeked to sniff gzip, or a connection's first bytes read
 /// to learn the name it asked for): reads give those bytes back first, then the inner stream's; writes, when the
-/// inner stream takes them, go straight to it. The inner stream stays its owner's to dispose.</summary>
-public sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream inner) : Stream
+/// inner stream takes them, go straight to it. The inner stream stays its owner's to dispose, unless
+/// <paramref name="owned"/> is given: then disposing this stream disposes the inner one and then that.</summary>
+public sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream inner, IDisposable? owned = null) : Stream
 {
     private ReadOnlyMemory<byte> _prefix = prefix;
 
@@ -42,6 +43,28 @@ public sealed class PrefixedStream(ReadOnlyMemory<byte> prefix, Stream inner) : 
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
 
     public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && owned is not null)
+        {
+            inner.Dispose();
+            owned.Dispose();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (owned is not null)
+        {
+            await inner.DisposeAsync();
+            owned.Dispose();
+        }
+
+        await base.DisposeAsync();
+    }
 
     private int TakePrefix(Span<byte> buffer)
     {

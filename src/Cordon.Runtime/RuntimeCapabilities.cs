@@ -23,6 +23,9 @@ public sealed record RuntimeCapabilities
     /// <summary>Sandboxes get a network of their own, by policy (else loopback only; <see cref="Warnings"/> says why).</summary>
     public bool Network { get; init; }
 
+    /// <summary>Snapshots and forks work: writable layers clone without copying (else <see cref="Warnings"/> says why).</summary>
+    public bool Snapshots { get; init; }
+
     /// <summary>Host problems found, each with what to do about it. Empty when all is well.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
 

@@ -9,6 +9,10 @@ public enum RuntimeSandboxStatus
     /// <summary>Its processes are frozen.</summary>
     Paused,
 
-    /// <summary>Its resources exist but its processes are gone (it died, or the host rebooted).</summary>
+    /// <summary>Its processes are gone but its file system is there: <see cref="ISandboxRuntime.StartAsync"/> can
+    /// start it again.</summary>
     Stopped,
+
+    /// <summary>Only leftovers remain (a host reboot unmounted its file system, or a creation was cut short).</summary>
+    Leftover,
 }

@@ -9,6 +9,10 @@ public sealed record SandboxSpec
     /// <summary>Read-only image layer directories, bottom first.</summary>
     public required IReadOnlyList<string> Layers { get; init; }
 
+    /// <summary>Snapshots (<see cref="ISandboxRuntime.SnapshotAsync"/>) stacked above <see cref="Layers"/>, oldest
+    /// first: the sandbox starts from the file system its last one saved.</summary>
+    public IReadOnlyList<string> Snapshots { get; init; } = [];
+
     public SandboxLimits Limits { get; init; } = new();
 
     /// <summary>Environment every process in the sandbox starts with.</summary>

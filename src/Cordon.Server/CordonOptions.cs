@@ -107,6 +107,13 @@ public sealed class CordonOptions
     /// answered meanwhile (see <see cref="AgentStartTimeout"/>).</summary>
     public TimeSpan AgentCheckDelay { get; set; } = TimeSpan.FromMilliseconds(250);
 
+    /// <summary>Seconds a stopped sandbox is kept (its files on disk) before it is destroyed, unless its create or a
+    /// PATCH says otherwise; 0 keeps stopped sandboxes until they are deleted.</summary>
+    public int DefaultStoppedRetentionSeconds { get; set; } = 7 * 86400;
+
+    /// <summary>Most named snapshots one key may hold.</summary>
+    public int MaxSnapshotsPerKey { get; set; } = 100;
+
     /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
     public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
 

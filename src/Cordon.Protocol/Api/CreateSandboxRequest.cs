@@ -6,6 +6,12 @@ public sealed record CreateSandboxRequest
     /// <summary>Image name; the server's default image when null.</summary>
     public string? Image { get; init; }
 
+    /// <summary>A snapshot (id or name) to start from instead of an image.</summary>
+    public string? Snapshot { get; init; }
+
+    /// <summary>Its timers (timeout action, idle timer, autoResume, retention once stopped).</summary>
+    public SandboxTimersInfo? Timers { get; init; }
+
     /// <summary>CPU cores (fractions allowed); default 1.</summary>
     public double? Cpu { get; init; }
 

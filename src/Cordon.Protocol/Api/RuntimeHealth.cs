@@ -22,6 +22,9 @@ public sealed record RuntimeHealth
     /// <see cref="Warnings"/> says why.</summary>
     public bool Network { get; init; }
 
+    /// <summary>Snapshots and forks work on this host; when false <see cref="Warnings"/> says why.</summary>
+    public bool Snapshots { get; init; }
+
     /// <summary>What works less well than it could on this host; sandboxes are still created.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 

@@ -44,4 +44,13 @@ public sealed record SandboxInfo
 
     /// <summary>The secrets it may use, by the environment variable holding each one's placeholder.</summary>
     public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Its timers (<c>timeoutSeconds</c> is the timeout it restarts with).</summary>
+    public SandboxTimersInfo Timers { get; init; } = new();
+
+    /// <summary>When it was stopped; absent unless stopped.</summary>
+    public DateTimeOffset? StoppedAt { get; init; }
+
+    /// <summary>The snapshot it started from; absent for one from an image.</summary>
+    public string? Snapshot { get; init; }
 }

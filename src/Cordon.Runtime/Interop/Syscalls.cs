@@ -20,6 +20,7 @@ internal static unsafe partial class Syscalls
     public const ulong MOUNT_ATTR_NODEV = 0x4;
     public const ulong MOUNT_ATTR_IDMAP = 0x00100000;
     public const int MNT_DETACH = 2;
+    public const ulong MS_RDONLY = 1;
     public const ulong MS_NOSUID = 2;
     public const ulong MS_NODEV = 4;
     public const ulong MS_BIND = 4096;

@@ -108,6 +108,13 @@ public sealed partial class OciRuntime
         // SECURITY: 0711 (traverse, no listing): each sandbox's host ids must reach its own directory below, which
         // only they and root may enter (see BuildRoot). The runtime's state is root's alone.
         Directory.CreateDirectory(_options.StateDirectory);
+        var live = Directory.EnumerateDirectories(_options.StateDirectory).Any(d => !Path.GetFileName(d).StartsWith('.'))
+            || Syscalls.MountsBelow(_options.StateDirectory).Count > 0;
+        if (_pool.Prepare(live) is { } poolProblem)
+        {
+            warnings.Add(poolProblem);
+        }
+
         File.SetUnixFileMode(_options.StateDirectory, Modes.TraverseOnly);
         Directory.CreateDirectory(_options.RuntimeRoot, Modes.RootOnly);
         MakeStateDirectoryPrivate(problems);
@@ -128,6 +135,7 @@ public sealed partial class OciRuntime
             }
 
             RestorePlacement(dir);
+            ThawLeftovers(dir);
         }
 
         _ranges.ReleaseStaleClaims();
@@ -178,6 +186,7 @@ public sealed partial class OciRuntime
             IdmappedMounts = idmapped,
             Lxcfs = lxcfs,
             Network = network,
+            Snapshots = _pool.Reflinks,
             Problems = problems,
             Warnings = warnings,
             Fixed = repaired,

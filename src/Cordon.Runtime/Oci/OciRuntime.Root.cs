@@ -10,6 +10,11 @@ public sealed partial class OciRuntime
     /// layer, the image layers id-mapped for the range, and the overlay root. Each step registers its undo.</summary>
     /// <returns>The first host id of the sandbox's range.</returns>
     private int BuildRoot(string dir, IReadOnlyList<string> layers, long diskMiB, UndoStack undo)
+        => BuildRoot(dir, layers, [], diskMiB, undo);
+
+    /// <param name="snapshots">Snapshots stacked above the image layers, oldest first, each seen through a mapping
+    /// from the id range of the sandbox it was taken of to this one's.</param>
+    private int BuildRoot(string dir, IReadOnlyList<string> layers, IReadOnlyList<string> snapshots, long diskMiB, UndoStack undo)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(dir)!, Modes.RootOnly);
         Directory.CreateDirectory(dir, Modes.RootOnly);
@@ -44,6 +49,16 @@ public sealed partial class OciRuntime
         // The image layers, each seen through the sandbox's id mapping, read-only.
         var userNamespace = _namespaces.Get(range);
         var lowers = new List<string>();
+        for (var i = snapshots.Count - 1; i >= 0; i--)
+        {
+            var (snapshotUpper, snapshotBase) = MountSnapshot(snapshots[i]);
+            var lower = Path.Combine(dir, $"snapshot{i}");
+            Directory.CreateDirectory(lower);
+            IdmappedMount.Mount(snapshotUpper, lower, (int)_namespaces.GetShift(snapshotBase, hostId).DangerousGetHandle());
+            undo.Push($"snapshot layer {i}", () => Unmount(lower));
+            lowers.Add(lower);
+        }
+
         for (var i = layers.Count - 1; i >= 0; i--)
         {
             var lower = Path.Combine(dir, $"lower{i}");

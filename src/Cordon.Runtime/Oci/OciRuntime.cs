@@ -31,6 +31,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly ExitWatcher _exits = new();
     private readonly WritableLayer _layers;
     private readonly RootPreparer _roots;
+    private readonly LayerPool _pool;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
     private readonly Lock _diskLock = new();
     private DiskSpace? _disk;
@@ -51,6 +52,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _logger = logger;
         _ranges = new IdRangeAllocator(_options.IdRangeStart, _options.MaxSandboxes, _options.IdRangeClaims, Path.GetFullPath(_options.StateDirectory));
         _namespaces = new UserNamespaceCache(_ranges);
+        _pool = new LayerPool(Path.GetFullPath(_options.StateDirectory), _options.PoolSizeGiB);
         _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
         _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, _options.PreparedRootKinds, BuildRoot, RemoveBundle);
         _program = RuntimeProgram.Select(_options);
@@ -90,7 +92,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         {
             int hostId;
             var started = stopwatch.Elapsed.TotalMilliseconds;
-            if (_roots.TryTake(spec.Layers, spec.Limits.DiskMiB) is { } prepared)
+            if (spec.Snapshots.Count == 0 && _roots.TryTake(spec.Layers, spec.Limits.DiskMiB) is { } prepared)
             {
                 // A directory holding mounts can be renamed; the mounts move with it.
                 Directory.Move(prepared.Directory, dir);
@@ -99,7 +101,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
             else
             {
-                hostId = BuildRoot(dir, spec.Layers, spec.Limits.DiskMiB, undo);
+                hostId = BuildRoot(dir, spec.Layers, spec.Snapshots, spec.Limits.DiskMiB, undo);
             }
 
             var layerDone = stopwatch.Elapsed.TotalMilliseconds;
@@ -128,32 +130,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, views, slot?.NamespacePath);
             OciBundleWriter.Write(dir, config);
 
-            // The agent's socket is bound here, on the host, and handed to the agent as fd 3: the sandbox
-            // never sees a socket path it could replace, and connections queue in the backlog until the agent
-            // accepts them, so there is nothing to poll for.
-            var log = Path.Combine(dir, "runtime.log");
             undo.Push("container", async () => await DeleteContainerAsync(spec.Id, CancellationToken.None));
             var runtimeStart = stopwatch.Elapsed.TotalMilliseconds;
-            int exit;
-            var listener = ListeningSocket.Create(AgentSocketPath(spec.Id), 512);
-            try
-            {
-                exit = await HostSpawn.RunAsync(RuntimeExecutable,
-                    [.. RuntimeArgs(log), "run", "--detach", "--preserve-fds", "1", "--pid-file", Path.Combine(dir, "pid"), "--bundle", dir, spec.Id],
-                    [(listener, 3)], _options.Runtime);
-            }
-            finally
-            {
-                Syscalls.close(listener); // the agent holds its own copy
-            }
-
-            if (exit != 0)
-            {
-                throw new SandboxRuntimeException(
-                    $"The {_options.Runtime} runtime refused to start the sandbox. The server log has the runtime's message.",
-                    $"{_options.Runtime} run exited {exit}: {ReadRuntimeLog(log)}");
-            }
-
+            await RunContainerAsync(spec.Id, dir);
             undo.Commit();
             if (slot is not null)
             {
@@ -179,6 +158,34 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
 
             throw new SandboxRuntimeException("The sandbox could not be created. The server log has the details.", ex.Message, ex);
+        }
+    }
+
+    /// <summary>Starts the container of a bundle that is ready (root mounted, config.json written).</summary>
+    private async Task RunContainerAsync(string id, string dir)
+    {
+        // The agent's socket is bound here, on the host, and handed to the agent as fd 3: the sandbox never sees a
+        // socket path it could replace, and connections queue in the backlog until the agent accepts them, so there
+        // is nothing to poll for.
+        var log = Path.Combine(dir, "runtime.log");
+        int exit;
+        var listener = ListeningSocket.Create(AgentSocketPath(id), 512);
+        try
+        {
+            exit = await HostSpawn.RunAsync(RuntimeExecutable,
+                [.. RuntimeArgs(log), "run", "--detach", "--preserve-fds", "1", "--pid-file", Path.Combine(dir, "pid"), "--bundle", dir, id],
+                [(listener, 3)], _options.Runtime);
+        }
+        finally
+        {
+            Syscalls.close(listener); // the agent holds its own copy
+        }
+
+        if (exit != 0)
+        {
+            throw new SandboxRuntimeException(
+                $"The {_options.Runtime} runtime refused to start the sandbox. The server log has the runtime's message.",
+                $"{_options.Runtime} run exited {exit}: {ReadRuntimeLog(log)}");
         }
     }
 
@@ -344,7 +351,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 {
                     "running" => RuntimeSandboxStatus.Running,
                     "paused" => RuntimeSandboxStatus.Paused,
-                    _ => RuntimeSandboxStatus.Stopped,
+                    _ => StoppedOrLeftover(id),
                 };
                 if (statuses[id] is RuntimeSandboxStatus.Running or RuntimeSandboxStatus.Paused)
                 {
@@ -360,12 +367,21 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 var id = Path.GetFileName(dir);
                 if (!id.StartsWith('.'))
                 {
-                    statuses.TryAdd(id, RuntimeSandboxStatus.Stopped);
+                    statuses.TryAdd(id, StoppedOrLeftover(id));
                 }
             }
         }
 
         return [.. statuses.Select(s => new RuntimeSandbox(s.Key, s.Value))];
+    }
+
+    /// <summary>A sandbox without processes can start again while its root is mounted and its bundle complete.</summary>
+    private RuntimeSandboxStatus StoppedOrLeftover(string id)
+    {
+        var dir = BundleDirectory(id);
+        return File.Exists(Path.Combine(dir, "config.json")) && Syscalls.IsMountPoint(Path.Combine(dir, "rootfs"))
+            ? RuntimeSandboxStatus.Stopped
+            : RuntimeSandboxStatus.Leftover;
     }
 
     public async ValueTask<Stream> ConnectAgentAsync(string id, CancellationToken cancellationToken)
@@ -505,8 +521,18 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _roots.Dispose();
         _network?.Dispose();
 
-        // Leave the host as found when no sandbox outlives the server: undo the private bind mount and remove
-        // the runtime's (empty) state directory.
+        // Leave the host as found when no sandbox outlives the server: unmount the snapshots (mounted again when
+        // used), undo the private mount (the pool's image stays, with the snapshots in it) and remove the runtime's
+        // (empty) state directory.
+        if (Directory.Exists(_options.StateDirectory)
+            && !Directory.EnumerateDirectories(_options.StateDirectory).Any(d => !Path.GetFileName(d).StartsWith('.')))
+        {
+            foreach (var snapshot in ListSnapshots())
+            {
+                Unmount(Path.Combine(SnapshotDirectory(snapshot), "mnt"));
+            }
+        }
+
         if (Directory.Exists(_options.StateDirectory)
             && !Directory.EnumerateDirectories(_options.StateDirectory).Any(d => !Path.GetFileName(d).StartsWith('.'))
             && Syscalls.MountsBelow(_options.StateDirectory).Count == 0)

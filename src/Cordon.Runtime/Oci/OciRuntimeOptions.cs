@@ -17,6 +17,11 @@ public sealed class OciRuntimeOptions
     /// <summary>Where each sandbox's bundle, mounts and agent socket live. Set by the server to <c>{DataDir}/sandboxes</c>.</summary>
     public string StateDirectory { get; set; } = "/var/lib/cordon/sandboxes";
 
+    /// <summary>Size of the sparse XFS pool that holds <see cref="StateDirectory"/> when the host's file system cannot
+    /// clone files (see <see cref="LayerPool"/>); 0 sizes it as the host's file system (at least 16 GiB, at most 4 TiB).
+    /// Only space written takes room on the host.</summary>
+    public long PoolSizeGiB { get; set; }
+
     /// <summary>The runtime's own state directory (its <c>--root</c>), so <c>list</c> shows only Cordon's sandboxes.</summary>
     public string RuntimeRoot { get; set; } = "/run/cordon/runtime";
 

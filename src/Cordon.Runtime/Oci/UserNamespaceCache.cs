@@ -3,13 +3,19 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Cordon.Runtime.Oci;
 
-/// <summary>Holds one user namespace per id range, used only to id-map the image layers for that range.</summary>
+/// <summary>Holds one user namespace per id range, used only to id-map the image layers for that range, and the
+/// namespaces that shift a snapshot's ids (those of the range it was taken in) to another range's.</summary>
 /// <remarks>An open namespace descriptor keeps the namespace alive after its process has gone, so each
 /// range pays for a helper process once (a few ms) and later sandboxes of the range pay nothing.</remarks>
 internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
 {
+    /// <summary>Shifts kept at most; the oldest goes first (a namespace costs a descriptor and a few KiB).</summary>
+    public const int MaxShifts = 256;
+
     private readonly Lock _lock = new();
     private readonly Dictionary<int, SafeFileHandle> _namespaces = [];
+    private readonly Dictionary<(long From, long To), SafeFileHandle> _shifts = [];
+    private readonly Queue<(long From, long To)> _shiftOrder = new();
 
     public SafeFileHandle Get(int rangeIndex)
     {
@@ -20,13 +26,39 @@ internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
                 return existing;
             }
 
-            var created = Create(ranges.HostIdOf(rangeIndex));
+            var created = Create(0, ranges.HostIdOf(rangeIndex));
             _namespaces[rangeIndex] = created;
             return created;
         }
     }
 
-    private static SafeFileHandle Create(long hostId)
+    /// <summary>A namespace that maps the ids <paramref name="from"/>… to <paramref name="to"/>… (a range each).</summary>
+    public SafeFileHandle GetShift(long from, long to)
+    {
+        lock (_lock)
+        {
+            if (_shifts.TryGetValue((from, to), out var existing))
+            {
+                return existing;
+            }
+
+            // Dropped handles stay valid for the mounts made with them: an idmapped mount keeps its own reference.
+            while (_shifts.Count >= MaxShifts && _shiftOrder.TryDequeue(out var oldest))
+            {
+                if (_shifts.Remove(oldest, out var handle))
+                {
+                    handle.Dispose();
+                }
+            }
+
+            var created = Create(from, to);
+            _shifts[(from, to)] = created;
+            _shiftOrder.Enqueue((from, to));
+            return created;
+        }
+    }
+
+    private static SafeFileHandle Create(long inner, long hostId)
     {
         var info = new ProcessStartInfo("/usr/bin/unshare")
         {
@@ -56,8 +88,8 @@ internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
                 Thread.Sleep(1);
             }
 
-            WriteMap($"/proc/{helper.Id}/uid_map", hostId);
-            WriteMap($"/proc/{helper.Id}/gid_map", hostId);
+            WriteMap($"/proc/{helper.Id}/uid_map", inner, hostId);
+            WriteMap($"/proc/{helper.Id}/gid_map", inner, hostId);
             return File.OpenHandle(nsPath, FileMode.Open, FileAccess.Read);
         }
         finally
@@ -68,10 +100,10 @@ internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
     }
 
     /// <summary>A map file takes exactly one write at offset 0 on an existing file (no O_CREAT/O_TRUNC).</summary>
-    private static void WriteMap(string path, long hostId)
+    private static void WriteMap(string path, long inner, long hostId)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
-        stream.Write(System.Text.Encoding.ASCII.GetBytes($"0 {hostId} {IdRangeAllocator.RangeSize}\n"));
+        stream.Write(System.Text.Encoding.ASCII.GetBytes($"{inner} {hostId} {IdRangeAllocator.RangeSize}\n"));
     }
 
     public void Dispose()
@@ -84,6 +116,12 @@ internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
             }
 
             _namespaces.Clear();
+            foreach (var handle in _shifts.Values)
+            {
+                handle.Dispose();
+            }
+
+            _shifts.Clear();
         }
     }
 }

@@ -104,6 +104,8 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
         {
             ErrorCode.SandboxNotFound => "List your sandboxes with GET /v1/sandboxes, or create one with POST /v1/sandboxes.",
             ErrorCode.SandboxPaused => $"Resume it with POST /v1/sandboxes/{id}/resume.",
+            ErrorCode.SandboxStopped => $"Start it with POST /v1/sandboxes/{id}/start.",
+            ErrorCode.SnapshotNotFound => "List your snapshots with GET /v1/snapshots.",
             ErrorCode.SandboxEnded => "Create a new one with POST /v1/sandboxes; its history is at GET /v1/sandboxes/" + id + "/events.",
             ErrorCode.QuotaExceeded => "GET /v1/quotas shows your limits and use; GET /v1/sandboxes lists yours; DELETE /v1/sandboxes/{id} ends one.",
             ErrorCode.HostDiskFull => "Ask for a smaller diskMiB, or destroy sandboxes you no longer need.",

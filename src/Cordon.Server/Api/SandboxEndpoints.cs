@@ -27,6 +27,8 @@ public static class SandboxEndpoints
             var sandbox = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), new NewSandbox
             {
                 Image = body.Image,
+                Snapshot = body.Snapshot,
+                Timers = body.Timers?.ToTimers(),
                 Cpu = body.Cpu,
                 MemoryMiB = body.MemoryMiB,
                 DiskMiB = body.DiskMiB,
@@ -44,7 +46,7 @@ public static class SandboxEndpoints
         group.MapGet("", (HttpContext context, SandboxService sandboxes, string? state, string? metadata) =>
         {
             var wanted = state is null or "all" ? (SandboxState?)null : WireNames.ParseState(state)
-                ?? throw CordonException.Invalid($"state '{state}' is not a sandbox state: use creating, running, paused, ended or all.");
+                ?? throw CordonException.Invalid($"state '{state}' is not a sandbox state: use creating, running, paused, stopped, ended or all.");
             var includeEnded = state is "all" || wanted == SandboxState.Ended;
             var list = sandboxes.List(ApiKeyMiddleware.Caller(context), includeEnded, ParseMetadataFilter(metadata))
                 .Where(s => wanted is null || s.State == wanted);
@@ -75,15 +77,48 @@ public static class SandboxEndpoints
 
         group.MapPost("/{id}/pause", async (string id, HttpContext context, SandboxService sandboxes)
             => Results.Ok((await sandboxes.PauseAsync(ApiKeyMiddleware.Caller(context), id, context.RequestAborted)).ToInfo()))
-            .WithName("PauseSandbox").Produces<SandboxInfo>();
+            .WithName("PauseSandbox").Produces<SandboxInfo>().WithSummary("Freeze every process where it stands (memory kept); resume takes ~2 ms.");
 
         group.MapPost("/{id}/resume", async (string id, HttpContext context, SandboxService sandboxes)
             => Results.Ok((await sandboxes.ResumeAsync(ApiKeyMiddleware.Caller(context), id, context.RequestAborted)).ToInfo()))
-            .WithName("ResumeSandbox").Produces<SandboxInfo>();
+            .WithName("ResumeSandbox").Produces<SandboxInfo>().WithSummary("Thaw a paused sandbox (or start a stopped one); its timeout restarts.");
+
+        group.MapPost("/{id}/stop", async (string id, HttpContext context, SandboxService sandboxes)
+            => Results.Ok((await sandboxes.StopAsync(ApiKeyMiddleware.Caller(context), id, via: null, context.RequestAborted)).ToInfo()))
+            .WithName("StopSandbox").Produces<SandboxInfo>()
+            .WithSummary("End every process and keep the file system; no CPU or memory is held until it starts again.");
+
+        group.MapPost("/{id}/start", async (string id, HttpContext context, SandboxService sandboxes)
+            => Results.Ok((await sandboxes.StartAsync(ApiKeyMiddleware.Caller(context), id, via: null, context.RequestAborted)).ToInfo()))
+            .WithName("StartSandbox").Produces<SandboxInfo>().WithSummary("Start a stopped sandbox again in the files it kept (or resume a paused one).");
 
         group.MapPost("/{id}/timeout", (string id, SetTimeoutRequest request, HttpContext context, SandboxService sandboxes)
             => Results.Ok(sandboxes.SetTimeout(ApiKeyMiddleware.Caller(context), id, request.TimeoutSeconds).ToInfo()))
             .WithName("SetSandboxTimeout").Produces<SandboxInfo>();
+
+        group.MapPatch("/{id}", (string id, SandboxTimersInfo timers, HttpContext context, SandboxService sandboxes)
+            => Results.Ok(sandboxes.SetTimers(ApiKeyMiddleware.Caller(context), id, timers.ToChange()).ToInfo()))
+            .WithName("SetSandboxTimers").Produces<SandboxInfo>()
+            .WithSummary("Change its timers: timeoutSeconds, onTimeout, idleTimeoutSeconds, onIdle, autoResume, stoppedRetentionSeconds.");
+
+        group.MapPost("/{id}/snapshots", async (string id, CreateSnapshotRequest? request, HttpContext context, SandboxService sandboxes) =>
+        {
+            var snapshot = await sandboxes.SnapshotAsync(ApiKeyMiddleware.Caller(context), id, request?.Name, via: null, context.RequestAborted);
+            return Results.Created($"/v1/snapshots/{snapshot.Id}", snapshot.ToInfo(sandboxes.SnapshotUsers(snapshot.Id)));
+        }).WithName("SnapshotSandbox").Produces<SnapshotInfo>(201)
+            .WithSummary("Save the sandbox's file system as a named snapshot (it keeps running; frozen only for the few ms the clone takes).");
+
+        group.MapPost("/{id}/fork", async (string id, ForkRequest? request, HttpContext context, SandboxService sandboxes) =>
+        {
+            var forks = await sandboxes.ForkAsync(ApiKeyMiddleware.Caller(context), id, request?.Count ?? 1, request?.TimeoutSeconds, via: null, context.RequestAborted);
+            return Results.Ok(forks.Select(f => new ForkResult
+            {
+                Sandbox = f.Sandbox?.ToInfo(),
+                Error = f.Error?.Message,
+                Code = f.Error is { } error ? ErrorCodes.Name(error.Code) : null,
+            }).ToList());
+        }).WithName("ForkSandbox").Produces<List<ForkResult>>()
+            .WithSummary("Make new sandboxes from the sandbox's file system as it is now, with its settings; each is independent afterwards.");
 
         group.MapGet("/{id}/events", async (string id, HttpContext context, SandboxService sandboxes)
             => Results.Ok((await sandboxes.EventsAsync(ApiKeyMiddleware.Caller(context), id, context.RequestAborted)).ToList()))
@@ -113,6 +148,27 @@ public static class SandboxEndpoints
         }).WithName("ForwardToPort").ExcludeFromDescription();
 
         MapFiles(group);
+        MapSnapshots(app);
+    }
+
+    private static void MapSnapshots(IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/snapshots").WithTags("Snapshots");
+        group.MapGet("", (string? sandboxId, HttpContext context, SandboxService sandboxes)
+            => Results.Ok(sandboxes.ListSnapshots(ApiKeyMiddleware.Caller(context), sandboxId).Select(s => s.ToInfo(sandboxes.SnapshotUsers(s.Id))).ToList()))
+            .WithName("ListSnapshots").Produces<List<SnapshotInfo>>().WithSummary("Your snapshots, oldest first; sandboxId= filters by the sandbox they were taken of.");
+
+        group.MapGet("/{id}", (string id, HttpContext context, SandboxService sandboxes) =>
+        {
+            var snapshot = sandboxes.GetSnapshot(ApiKeyMiddleware.Caller(context), id);
+            return Results.Ok(snapshot.ToInfo(sandboxes.SnapshotUsers(snapshot.Id)));
+        }).WithName("GetSnapshot").Produces<SnapshotInfo>().WithSummary("A snapshot, by id or name.");
+
+        group.MapDelete("/{id}", async (string id, HttpContext context, SandboxService sandboxes) =>
+        {
+            await sandboxes.DeleteSnapshotAsync(ApiKeyMiddleware.Caller(context), id, context.RequestAborted);
+            return Results.NoContent();
+        }).WithName("DeleteSnapshot").Produces(204).WithSummary("Delete a snapshot (by id or name); refused (409) while sandboxes or snapshots start from it.");
     }
 
     /// <summary>Every file endpoint takes <c>?user=</c>: the operation is done with that user's rights in the

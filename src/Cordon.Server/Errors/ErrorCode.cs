@@ -26,12 +26,22 @@ public enum ErrorCode
     ContextNotFound,
     FileNotFound,
     SecretNotFound,
+    SnapshotNotFound,
 
     /// <summary>The sandbox is still being created.</summary>
     SandboxCreating,
 
     /// <summary>The sandbox is paused: resume it first.</summary>
     SandboxPaused,
+
+    /// <summary>The sandbox is stopped (its files kept): start it first.</summary>
+    SandboxStopped,
+
+    /// <summary>Sandboxes or other snapshots still start from the snapshot.</summary>
+    SnapshotInUse,
+
+    /// <summary>This host cannot take snapshots (see /health for why).</summary>
+    SnapshotsUnavailable,
 
     /// <summary>The sandbox has ended; it cannot come back.</summary>
     SandboxEnded,

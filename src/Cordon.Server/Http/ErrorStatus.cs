@@ -12,14 +12,15 @@ public static class ErrorStatus
         ErrorCode.Unauthorized => 401,
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => 403,
         ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.SecretNotFound or ErrorCode.CommandNotFound
-            or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => 404,
-        ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.AlreadyExists or ErrorCode.Conflict or ErrorCode.CommandEnded
+            or ErrorCode.SnapshotNotFound or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => 404,
+        ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.SandboxStopped or ErrorCode.SnapshotInUse or ErrorCode.AlreadyExists or ErrorCode.Conflict or ErrorCode.CommandEnded
             or ErrorCode.NoTerminal or ErrorCode.ImageReserved or ErrorCode.ImageInUse or ErrorCode.ImageBusy or ErrorCode.ImageFailed => 409,
         ErrorCode.SandboxEnded => 410,
         ErrorCode.QuotaExceeded => 429,
         ErrorCode.DiskFull or ErrorCode.HostDiskFull => 507,
         ErrorCode.PortUnreachable or ErrorCode.SandboxUnreachable or ErrorCode.AgentError or ErrorCode.ImageBuildFailed => 502,
-        ErrorCode.ImageNotReady or ErrorCode.RuntimeFailed or ErrorCode.CreateFailed or ErrorCode.MetricsUnavailable or ErrorCode.NetworkUnavailable => 503,
+        ErrorCode.ImageNotReady or ErrorCode.RuntimeFailed or ErrorCode.CreateFailed or ErrorCode.MetricsUnavailable or ErrorCode.NetworkUnavailable
+            or ErrorCode.SnapshotsUnavailable => 503,
         _ => 500,
     };
 }

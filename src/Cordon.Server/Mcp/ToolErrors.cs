@@ -13,7 +13,7 @@ internal static class ToolErrors
         {
             ErrorCode.SandboxNotFound => "Call list_sandboxes to see the live ones, or leave sandboxId out to use this session's sandbox.",
             ErrorCode.SandboxEnded => "Leave sandboxId out to use this session's sandbox, or call create_sandbox.",
-            ErrorCode.SandboxPaused => $"Resume it through the REST API (POST /v1/sandboxes/{ex.Subject ?? "{id}"}/resume), or use another sandbox.",
+            ErrorCode.SandboxPaused or ErrorCode.SandboxStopped => "Call resume_sandbox with its id, or use another sandbox.",
             ErrorCode.QuotaExceeded => "list_sandboxes shows yours; destroy_sandbox ends one.",
             ErrorCode.HostDiskFull => "Ask for a smaller diskMiB, or destroy sandboxes you no longer need.",
             ErrorCode.ImageNotFound => "Leave image out to use the default image.",

@@ -34,6 +34,9 @@ internal sealed class BackgroundCommands(long outputCap, OutputBudget budget)
     public IEnumerable<CommandHandle> Running(CallerIdentity caller, string sandboxId)
         => _handles.Values.Where(h => h.SandboxId == sandboxId && h.Running && caller.CanSee(h.Owner));
 
+    /// <summary>A background command of the sandbox still runs (so it is not idle).</summary>
+    public bool HasRunning(string sandboxId) => _handles.Values.Any(h => h.SandboxId == sandboxId && h.Running);
+
     /// <exception cref="CordonException"><see cref="ErrorCode.CommandNotFound"/> when unknown, forgotten, or another tenant's.</exception>
     public CommandHandle Get(CallerIdentity caller, string id)
         => _handles.TryGetValue(id, out var handle) && caller.CanSee(handle.Owner)

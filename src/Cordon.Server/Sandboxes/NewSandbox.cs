@@ -6,6 +6,12 @@ public sealed record NewSandbox
 {
     public string? Image { get; init; }
 
+    /// <summary>A snapshot (id or name) to start from instead of an image: the sandbox sees the file system it saved.</summary>
+    public string? Snapshot { get; init; }
+
+    /// <summary>Its timers; the server's defaults when null.</summary>
+    public SandboxTimers? Timers { get; init; }
+
     public double? Cpu { get; init; }
 
     public long? MemoryMiB { get; init; }

@@ -12,10 +12,13 @@ namespace Cordon.Server.Sandboxes;
 public sealed class RunningCommand : IAsyncDisposable
 {
     private readonly ExecSession _session;
+    private readonly IDisposable? _hold;
 
-    internal RunningCommand(ExecSession session, CommandSpec spec, string sandboxId)
+    /// <param name="hold">Keeps the sandbox from counting as idle while the command is open.</param>
+    internal RunningCommand(ExecSession session, CommandSpec spec, string sandboxId, IDisposable? hold = null)
     {
         _session = session;
+        _hold = hold;
         Spec = spec;
         SandboxId = sandboxId;
     }
@@ -93,5 +96,15 @@ public sealed class RunningCommand : IAsyncDisposable
         return AgentFailures.CallAsync(async () => await _session.ResizeAsync(cols, rows, cancellationToken));
     }
 
-    public ValueTask DisposeAsync() => _session.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _session.DisposeAsync();
+        }
+        finally
+        {
+            _hold?.Dispose();
+        }
+    }
 }

@@ -47,6 +47,14 @@ public sealed record Sandbox
     /// <summary>What its traffic may reach.</summary>
     public Network.EgressPolicy Network { get; init; } = Cordon.Server.Network.EgressPolicy.None;
 
+    public SandboxTimers Timers { get; init; } = new();
+
+    /// <summary>The snapshots its file system started from, oldest first.</summary>
+    public IReadOnlyList<string> Snapshots { get; init; } = [];
+
+    /// <summary>When it was stopped; null unless stopped.</summary>
+    public DateTimeOffset? StoppedAt { get; init; }
+
     /// <summary>Processes can run in it now.</summary>
     public bool IsRunning => State == SandboxState.Running;
 }

@@ -13,9 +13,19 @@ public sealed partial class SandboxService
     public async Task<RunningCommand> StartCommandAsync(CallerIdentity caller, string id, CommandSpec spec, CancellationToken cancellationToken)
     {
         var request = ToAgentRequest(spec);
-        var client = Agent(caller, id);
-        var session = await AgentFailures.CallAsync(() => client.StartExecAsync(request, cancellationToken));
-        return new RunningCommand(session, spec, id);
+        var record = RequireLive(caller, id);
+        var client = AgentOf(record);
+        var hold = record.Hold();
+        try
+        {
+            var session = await AgentFailures.CallAsync(() => client.StartExecAsync(request, cancellationToken));
+            return new RunningCommand(session, spec, id, hold);
+        }
+        catch
+        {
+            hold.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Runs a command to its end; <paramref name="stdin"/>, when given, is written and closed first.</summary>
@@ -125,9 +135,19 @@ public sealed partial class SandboxService
     /// <summary>A TCP connection to a port on the sandbox's own loopback, carried by its agent.</summary>
     public async Task<Stream> ConnectPortAsync(CallerIdentity caller, string id, int port, CancellationToken cancellationToken)
     {
-        var client = Agent(caller, id);
+        var record = RequireLive(caller, id);
         Require(port is >= 1 and <= 65535, $"port {port} is not a TCP port (1-65535).");
-        return await AgentFailures.CallAsync(() => client.ConnectPortAsync(port, cancellationToken), ErrorCode.PortUnreachable);
+        var hold = record.Hold(); // an open connection keeps the sandbox from counting as idle
+        try
+        {
+            var stream = await AgentFailures.CallAsync(() => AgentOf(record).ConnectPortAsync(port, cancellationToken), ErrorCode.PortUnreachable);
+            return new Runtime.PrefixedStream(ReadOnlyMemory<byte>.Empty, stream, hold);
+        }
+        catch
+        {
+            hold.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Checks every field of a command and turns it into the agent's request.</summary>

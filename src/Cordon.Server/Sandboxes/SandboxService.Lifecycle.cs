@@ -20,11 +20,14 @@ public sealed partial class SandboxService
     /// waits for it).</summary>
     public async Task<Sandbox> CreateAsync(CallerIdentity caller, NewSandbox request, CancellationToken cancellationToken)
     {
-        var imageName = request.Image ?? _options.DefaultImage;
+        var snapshot = request.Snapshot is { } snapshotName ? GetSnapshot(caller, snapshotName) : null;
+        Require(snapshot is null || request.Image is null || request.Image == snapshot.Image,
+            $"The snapshot starts from image '{snapshot?.Image}': give the snapshot alone, without another image.");
+        var imageName = snapshot?.Image ?? request.Image ?? _options.DefaultImage;
         ImageService.ValidateName(imageName);
         var cpu = request.Cpu ?? 1;
         var memory = request.MemoryMiB ?? 512;
-        var disk = request.DiskMiB ?? 2048;
+        var disk = request.DiskMiB ?? snapshot?.DiskMiB ?? 2048;
         var pids = request.MaxProcesses ?? 256;
         var timeout = request.TimeoutSeconds ?? _options.DefaultTimeoutSeconds;
         Require(double.IsFinite(cpu) && cpu >= 0.05 && cpu <= _options.MaxCpu, $"cpu must be between 0.05 and {_options.MaxCpu} (cores of this host); {cpu} was asked.");
@@ -34,6 +37,17 @@ public sealed partial class SandboxService
         Require(timeout >= 1 && timeout <= _options.MaxTimeoutSeconds, $"timeoutSeconds must be between 1 and {_options.MaxTimeoutSeconds}; {timeout} was asked.");
         ValidateEnvironment(request.Env, "env");
         ValidateMetadata(request.Metadata);
+        // A retention left out takes the server's; 0 keeps the sandbox until deleted once stopped.
+        var askedTimers = request.Timers ?? new SandboxTimers();
+        var timers = ValidTimers(askedTimers with
+        {
+            StoppedRetentionSeconds = askedTimers.StoppedRetentionSeconds switch
+            {
+                null => _options.DefaultStoppedRetentionSeconds > 0 ? _options.DefaultStoppedRetentionSeconds : null,
+                0 => null,
+                var seconds => seconds,
+            },
+        });
         if (request.Network is { } asked)
         {
             RequireNetworkFor(asked);
@@ -57,7 +71,10 @@ public sealed partial class SandboxService
             MemoryMiB = memory,
             DiskMiB = disk,
             MaxProcesses = pids,
-            User = image.User,
+            User = snapshot?.User ?? image.User,
+            Snapshots = snapshot?.Layers ?? [],
+            Env = request.Env ?? new Dictionary<string, string>(),
+            Timers = timers,
             CreatedAt = DateTimeOffset.UtcNow,
             TimeoutSeconds = timeout,
             Metadata = request.Metadata ?? new Dictionary<string, string>(),
@@ -122,9 +139,10 @@ public sealed partial class SandboxService
             {
                 Id = record.Id,
                 Layers = layers,
+                Snapshots = record.Snapshots,
                 Limits = new SandboxLimits { Cpus = record.Cpu, MemoryMiB = record.MemoryMiB, DiskMiB = record.DiskMiB, MaxProcesses = record.MaxProcesses },
                 Env = env,
-                User = image.User,
+                User = record.User,
                 WorkingDir = image.WorkingDir,
                 Network = record.Network.ToRuntime(),
                 Files = _runtime.HasNetwork ? _trust.FilesFor(layers) : [],
@@ -153,7 +171,7 @@ public sealed partial class SandboxService
         record.State = SandboxState.Running;
         record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
         _store.SaveSandbox(record, "started",
-            $"Started from image '{record.Image}' with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk, network: {Describe(record.Network)}; expires in {record.TimeoutSeconds} s.",
+            $"Started from {(record.Snapshots.Count > 0 ? $"snapshot {record.Snapshots[^1]} of image '{record.Image}'" : $"image '{record.Image}'")} with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk, network: {Describe(record.Network)}; expires in {record.TimeoutSeconds} s; {DescribeTimers(record.Timers)}.",
             caller.KeyId, "sandbox.create", record.Image);
 
         // The agent finishes starting while the answer travels to the client (its first request queues in the
@@ -264,27 +282,15 @@ public sealed partial class SandboxService
         _stopping.Dispose();
     }
 
-    /// <summary>Freezes every process of the sandbox where it stands. Pausing a paused sandbox does nothing.</summary>
-    public async Task<Sandbox> PauseAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
+    /// <summary>Freezes every process of the sandbox where it stands. Pausing a paused (or stopped) sandbox does nothing.</summary>
+    public async Task<Sandbox> PauseAsync(CallerIdentity caller, string id, CancellationToken cancellationToken, string? via = null)
     {
         var record = Find(caller, id);
         await record.Lifecycle.WaitAsync(cancellationToken);
         try
         {
-            switch (record.State)
-            {
-                case SandboxState.Paused:
-                    return record.ToView();
-                case SandboxState.Running:
-                    await RuntimeCallAsync(() => _runtime.PauseAsync(id, cancellationToken));
-                    record.State = SandboxState.Paused;
-                    record.ExpiresAt = null; // a paused sandbox does not expire; resuming restarts its timeout
-                    _store.SaveSandbox(record);
-                    _store.AddEvent(id, "paused", "Paused: every process is frozen where it stands.");
-                    return record.ToView();
-                default:
-                    throw NotLive(record);
-            }
+            await PauseLockedAsync(record, $"Paused on request{Through(via)}: every process is frozen where it stands.", cancellationToken);
+            return record.ToView();
         }
         finally
         {
@@ -292,33 +298,10 @@ public sealed partial class SandboxService
         }
     }
 
-    /// <summary>Thaws a paused sandbox and restarts its timeout. Resuming a running sandbox does nothing.</summary>
-    public async Task<Sandbox> ResumeAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
-    {
-        var record = Find(caller, id);
-        await record.Lifecycle.WaitAsync(cancellationToken);
-        try
-        {
-            switch (record.State)
-            {
-                case SandboxState.Running:
-                    return record.ToView();
-                case SandboxState.Paused:
-                    await RuntimeCallAsync(() => _runtime.ResumeAsync(id, cancellationToken));
-                    record.State = SandboxState.Running;
-                    record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
-                    _store.SaveSandbox(record);
-                    _store.AddEvent(id, "resumed", $"Resumed; expires in {record.TimeoutSeconds} s.");
-                    return record.ToView();
-                default:
-                    throw NotLive(record);
-            }
-        }
-        finally
-        {
-            record.Lifecycle.Release();
-        }
-    }
+    /// <summary>Thaws a paused sandbox (or starts a stopped one) and restarts its timeout. Resuming a running sandbox
+    /// does nothing.</summary>
+    public Task<Sandbox> ResumeAsync(CallerIdentity caller, string id, CancellationToken cancellationToken, string? via = null)
+        => StartAsync(caller, id, via, cancellationToken);
 
     /// <summary>Sets the sandbox to expire <paramref name="seconds"/> from now (from its resume, while paused).</summary>
     public Sandbox SetTimeout(CallerIdentity caller, string id, int seconds)

@@ -12,12 +12,15 @@ public sealed partial class SandboxService
     public QuotaUsage Usage(CallerIdentity caller)
     {
         var mine = _live.Values.Where(r => r.Owner == caller.KeyId).ToList();
+
+        // Paused and stopped sandboxes hold no CPU or memory quota (waking one takes it again); they keep their disk.
+        var active = mine.Where(r => r.State is SandboxState.Creating or SandboxState.Running).ToList();
         return new QuotaUsage
         {
             Quotas = _keys.QuotasOf(caller.KeyId),
             Sandboxes = mine.Count,
-            Cpus = mine.Sum(r => r.Cpu),
-            MemoryMiB = mine.Sum(r => r.MemoryMiB),
+            Cpus = active.Sum(r => r.Cpu),
+            MemoryMiB = active.Sum(r => r.MemoryMiB),
             DiskMiB = mine.Sum(r => r.DiskMiB),
             BackgroundCommands = _commandSlots.UsedBy(caller.KeyId),
         };
@@ -53,6 +56,17 @@ public sealed partial class SandboxService
                 ErrorCode.HostDiskFull,
                 $"The host can promise {Math.Max(0, left >> 20)} MiB of disk to a new sandbox, less than the {record.DiskMiB} MiB asked for.")
             { RetryAfterSeconds = 30 };
+        }
+    }
+
+    /// <summary>Refuses to wake a paused or stopped sandbox that would take its key past its CPU or memory quota.</summary>
+    private void AdmitWake(SandboxRecord record)
+    {
+        if (_keys.QuotasOf(record.Owner) is { } quotas)
+        {
+            var held = Usage(new CallerIdentity(record.Owner, false));
+            Within(held.Cpus + record.Cpu, quotas.Cpus!.Value, "CPU cores", held.Cpus.ToString("0.##", CultureInfo.InvariantCulture));
+            Within(held.MemoryMiB + record.MemoryMiB, quotas.MemoryMiB!.Value, "MiB of memory", held.MemoryMiB.ToString(CultureInfo.InvariantCulture));
         }
     }
 

@@ -26,6 +26,7 @@ public sealed partial class SandboxService
             }
         }
 
+        await RunTimersAsync(cancellationToken);
         _store.PurgeEnded(now - _options.EndedRetention, now - _options.AuditRetention);
         _commands.ForgetEnded();
     }
@@ -41,10 +42,22 @@ public sealed partial class SandboxService
                 return;
             }
 
-            await RuntimeCallAsync(() => _runtime.StopAsync(record.Id, CancellationToken.None));
-            End(record, EndReason.Expired);
-            _store.Audit(CallerIdentity.System.KeyId, "sandbox.expire", record.Id);
-            _cleanups[record.Id] = CleanUpAsync(record.Id);
+            var why = $"because its timeout of {record.TimeoutSeconds} s passed";
+            switch (record.Timers.OnTimeout)
+            {
+                case TimerAction.Pause:
+                    await PauseLockedAsync(record, $"Paused {why} (its timeout action is pause): every process is frozen where it stands.", cancellationToken);
+                    break;
+                case TimerAction.Stop:
+                    await StopLockedAsync(record, $"Stopped {why} (its timeout action is stop): its processes ended, its files are kept.");
+                    break;
+                default:
+                    await RuntimeCallAsync(() => _runtime.StopAsync(record.Id, CancellationToken.None));
+                    End(record, EndReason.Expired);
+                    _store.Audit(CallerIdentity.System.KeyId, "sandbox.expire", record.Id);
+                    _cleanups[record.Id] = CleanUpAsync(record.Id);
+                    break;
+            }
         }
         finally
         {
@@ -89,9 +102,17 @@ public sealed partial class SandboxService
                 return;
             }
 
-            // An agent that exited before it ever answered never started.
-            var reason = record.AgentAnswered ? EndReason.Exited : EndReason.Failed;
+            // An agent that exited before it ever answered never started. One that ran leaves a stopped sandbox: its
+            // files are kept (nothing is deleted silently), and it can start again or be destroyed.
             LogAgentExited(record.Id);
+            if (record.AgentAnswered)
+            {
+                await StopLockedAsync(record, "Stopped because its agent (PID 1) exited while it ran: the out-of-memory killer took it, or it crashed. "
+                    + "Every process ended with it; its files are kept. Start it again (with more memory if its commands used all of it) or destroy it.");
+                _store.Audit(CallerIdentity.System.KeyId, "sandbox.exited", record.Id);
+                return;
+            }
+
             try
             {
                 await _runtime.StopAsync(record.Id, CancellationToken.None);
@@ -101,7 +122,7 @@ public sealed partial class SandboxService
                 LogCleanupFailed(record.Id, ex.Detail ?? ex.Message);
             }
 
-            End(record, reason);
+            End(record, EndReason.Failed);
             _store.Audit(CallerIdentity.System.KeyId, "sandbox.exited", record.Id);
             _cleanups[record.Id] = CleanUpAsync(record.Id);
         }
@@ -116,10 +137,30 @@ public sealed partial class SandboxService
     public async Task ReconcileAsync(CancellationToken cancellationToken)
     {
         var found = (await _runtime.ListAsync(cancellationToken)).ToDictionary(s => s.Id, StringComparer.Ordinal);
-        var records = _store.LoadSandboxes(SandboxState.Creating, SandboxState.Running, SandboxState.Paused);
+        await ReconcileSnapshotsAsync(cancellationToken);
+        var records = _store.LoadSandboxes(SandboxState.Creating, SandboxState.Running, SandboxState.Paused, SandboxState.Stopped);
         foreach (var record in records)
         {
             found.Remove(record.Id, out var actual);
+
+            // Its processes are gone but its files are there: a stopped sandbox stays stopped, and one the server
+            // believed running or paused (the host killed it, or the server died stopping it) becomes stopped, its
+            // files kept, instead of being removed.
+            if (record.State != SandboxState.Creating && actual is { Status: RuntimeSandboxStatus.Stopped })
+            {
+                _live[record.Id] = record;
+                if (record.State != SandboxState.Stopped)
+                {
+                    record.State = SandboxState.Stopped;
+                    record.StoppedAt = DateTimeOffset.UtcNow;
+                    record.ExpiresAt = null;
+                    _store.SaveSandbox(record);
+                    _store.AddEvent(record.Id, "stopped", "The server restarted and found the sandbox's processes ended (killed, or stopped when the server died); its files are kept. Start it again or destroy it.");
+                }
+
+                continue;
+            }
+
             var alive = actual is { Status: RuntimeSandboxStatus.Running or RuntimeSandboxStatus.Paused } && record.State != SandboxState.Creating;
             if (alive && actual!.Status == RuntimeSandboxStatus.Running)
             {

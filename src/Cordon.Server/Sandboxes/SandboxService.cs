@@ -66,10 +66,10 @@ public sealed partial class SandboxService : IAsyncDisposable
     /// <summary>Characters of command and code output the server holds now (within <see cref="CordonOptions.MaxOutputMemoryMiB"/>).</summary>
     public long OutputCharsHeld => _outputBudget.Used;
 
-    /// <summary>Sandboxes that exist now (creating, running or paused).</summary>
+    /// <summary>Sandboxes that exist now (creating, running, paused or stopped).</summary>
     public int LiveCount => _live.Count;
 
-    public IEnumerable<string> ImagesInUse => _live.Values.Select(r => r.Image).Distinct();
+    public IEnumerable<string> ImagesInUse => _live.Values.Select(r => r.Image).Concat(_snapshots.Values.Select(s => s.Image)).Distinct();
 
     // ---- queries --------------------------------------------------------------------------------
 
@@ -135,6 +135,7 @@ public sealed partial class SandboxService : IAsyncDisposable
                     IdmappedMounts = capabilities.IdmappedMounts,
                     Lxcfs = capabilities.Lxcfs,
                     Network = capabilities.Network,
+                    Snapshots = capabilities.Snapshots,
                     Warnings = capabilities.Warnings,
                     Problems = capabilities.Problems,
                     Fixed = capabilities.Fixed,
@@ -155,6 +156,7 @@ public sealed partial class SandboxService : IAsyncDisposable
             throw new CordonException(ErrorCode.SandboxNotFound, $"No sandbox '{Shorten(id)}' exists for this API key.") { Subject = id };
         }
 
+        record.LastActivity = Environment.TickCount64; // any call to it is activity: its idle timer starts again
         return record;
     }
 
@@ -164,15 +166,20 @@ public sealed partial class SandboxService : IAsyncDisposable
         return record.State switch
         {
             SandboxState.Running => record,
-            SandboxState.Paused => throw new CordonException(ErrorCode.SandboxPaused, $"The sandbox '{id}' is paused: resume it first.") { Subject = id },
-            _ => throw NotLive(record),
+            SandboxState.Paused or SandboxState.Stopped when record.Timers.AutoResume => record, // woken by its first connection
+            _ => throw NotRunning(record),
         };
     }
 
     private AgentClient Agent(CallerIdentity caller, string id) => AgentOf(RequireLive(caller, id));
 
+    /// <summary>The sandbox's agent; a sandbox that asked for autoResume is woken before each connection.</summary>
     private AgentClient AgentOf(SandboxRecord record)
-        => new(ct => _runtime.ConnectAgentAsync(record.Id, ct), () => record.AgentAnswered = true);
+        => new(async ct =>
+        {
+            await WakeForRequestAsync(record, ct);
+            return await _runtime.ConnectAgentAsync(record.Id, ct);
+        }, () => record.AgentAnswered = true);
 
     private static CordonException NotLive(SandboxRecord record) => record.State == SandboxState.Creating
         ? new CordonException(ErrorCode.SandboxCreating, $"The sandbox '{record.Id}' is still being created; retry in a moment.") { Subject = record.Id, RetryAfterSeconds = 1 }

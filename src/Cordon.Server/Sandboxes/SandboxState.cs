@@ -6,5 +6,8 @@ public enum SandboxState
     Creating,
     Running,
     Paused,
+
+    /// <summary>Its processes ended, its file system kept: it can start again.</summary>
+    Stopped,
     Ended,
 }

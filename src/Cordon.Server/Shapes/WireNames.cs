@@ -10,7 +10,24 @@ public static class WireNames
         SandboxState.Creating => "creating",
         SandboxState.Running => "running",
         SandboxState.Paused => "paused",
+        SandboxState.Stopped => "stopped",
         _ => "ended",
+    };
+
+    public static string Of(TimerAction action) => action switch
+    {
+        TimerAction.Pause => "pause",
+        TimerAction.Stop => "stop",
+        _ => "destroy",
+    };
+
+    /// <summary>A timer action by its wire name; null when it names none.</summary>
+    public static TimerAction? ParseAction(string? name) => name switch
+    {
+        "pause" => TimerAction.Pause,
+        "stop" => TimerAction.Stop,
+        "destroy" => TimerAction.Destroy,
+        _ => null,
     };
 
     public static string Of(EndReason reason) => reason switch
@@ -37,6 +54,7 @@ public static class WireNames
         "creating" => SandboxState.Creating,
         "running" => SandboxState.Running,
         "paused" => SandboxState.Paused,
+        "stopped" => SandboxState.Stopped,
         "ended" => SandboxState.Ended,
         _ => null,
     };

@@ -25,6 +25,54 @@ public static class WireShapes
         PublicPorts = sandbox.PublicPorts,
         Network = sandbox.Network.ToWire(),
         Secrets = sandbox.Network.Secrets.ToDictionary(b => b.Env, b => b.Secret),
+        Timers = sandbox.Timers.ToWire(sandbox.TimeoutSeconds),
+        StoppedAt = sandbox.StoppedAt,
+        Snapshot = sandbox.Snapshots.Count > 0 ? sandbox.Snapshots[^1] : null,
+    };
+
+    public static SandboxTimersInfo ToWire(this SandboxTimers timers, int timeoutSeconds) => new()
+    {
+        TimeoutSeconds = timeoutSeconds,
+        OnTimeout = WireNames.Of(timers.OnTimeout),
+        IdleTimeoutSeconds = timers.IdleTimeoutSeconds,
+        OnIdle = WireNames.Of(timers.OnIdle),
+        AutoResume = timers.AutoResume,
+        StoppedRetentionSeconds = timers.StoppedRetentionSeconds ?? 0,
+    };
+
+    /// <summary>A change of timers from the wire (null fields keep theirs); an unknown action is refused by name.</summary>
+    public static SandboxTimersChange ToChange(this SandboxTimersInfo wire) => new()
+    {
+        TimeoutSeconds = wire.TimeoutSeconds,
+        OnTimeout = Action(wire.OnTimeout, "onTimeout"),
+        IdleTimeoutSeconds = wire.IdleTimeoutSeconds,
+        OnIdle = Action(wire.OnIdle, "onIdle"),
+        AutoResume = wire.AutoResume,
+        StoppedRetentionSeconds = wire.StoppedRetentionSeconds,
+    };
+
+    /// <summary>Timers for a create from the wire: absent fields take the defaults.</summary>
+    public static SandboxTimers ToTimers(this SandboxTimersInfo wire) => new()
+    {
+        OnTimeout = Action(wire.OnTimeout, "onTimeout") ?? TimerAction.Destroy,
+        IdleTimeoutSeconds = wire.IdleTimeoutSeconds is 0 ? null : wire.IdleTimeoutSeconds,
+        OnIdle = Action(wire.OnIdle, "onIdle") ?? TimerAction.Pause,
+        AutoResume = wire.AutoResume ?? false,
+        StoppedRetentionSeconds = wire.StoppedRetentionSeconds,
+    };
+
+    private static TimerAction? Action(string? name, string field)
+        => name is null ? null : WireNames.ParseAction(name) ?? throw Errors.CordonException.Invalid($"{field} '{name}' is not an action: use pause, stop or destroy.");
+
+    public static SnapshotInfo ToInfo(this Snapshots.SnapshotRecord snapshot, int usedBy) => new()
+    {
+        Id = snapshot.Id,
+        Name = snapshot.Name ?? snapshot.Id,
+        SandboxId = snapshot.SandboxId,
+        Image = snapshot.Image,
+        DiskMiB = snapshot.DiskMiB,
+        CreatedAt = snapshot.CreatedAt,
+        UsedBy = usedBy,
     };
 
     public static NetworkPolicy ToWire(this Network.EgressPolicy policy) => new()

@@ -48,6 +48,49 @@ public sealed class SandboxRecord
 
     public SandboxState State { get; set; } = SandboxState.Creating;
 
+    /// <summary>Its timers (changeable while it lives).</summary>
+    public SandboxTimers Timers { get; set; } = new();
+
+    /// <summary>The snapshots its file system starts from, oldest first (empty for one from an image).</summary>
+    public IReadOnlyList<string> Snapshots { get; init; } = [];
+
+    /// <summary>The environment its create asked for (secrets' placeholders, never their values), for its forks.</summary>
+    public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>When it was stopped (its retention counts from then); null unless stopped.</summary>
+    public DateTimeOffset? StoppedAt { get; set; }
+
+    /// <summary>When a request last reached it (<see cref="Environment.TickCount64"/>); its idle timer counts from the
+    /// later of this and the end of its last running command, stream or connection.</summary>
+    public long LastActivity = Environment.TickCount64;
+
+    /// <summary>Commands, streams and proxied connections open now: while any is, it is never idle.</summary>
+    public int Busy => Volatile.Read(ref _busy);
+
+    private int _busy;
+
+    /// <summary>Marks the sandbox busy until the result is disposed (a command, a stream, a connection).</summary>
+    public IDisposable Hold()
+    {
+        Interlocked.Increment(ref _busy);
+        LastActivity = Environment.TickCount64;
+        return new Release(this);
+    }
+
+    private sealed class Release(SandboxRecord record) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                record.LastActivity = Environment.TickCount64;
+                Interlocked.Decrement(ref record._busy);
+            }
+        }
+    }
+
     public int TimeoutSeconds { get; set; }
 
     public DateTimeOffset? ExpiresAt { get; set; }
@@ -85,5 +128,8 @@ public sealed class SandboxRecord
         Metadata = Metadata,
         PublicPorts = PublicPorts,
         Network = Network,
+        Timers = Timers,
+        Snapshots = Snapshots,
+        StoppedAt = StoppedAt,
     };
 }

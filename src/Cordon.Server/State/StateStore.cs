@@ -10,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 6;
+    private const int SchemaVersion = 7;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -71,6 +71,10 @@ public sealed class StateStore
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, hosts TEXT NOT NULL,
                 metadata TEXT NOT NULL, version INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
                 UNIQUE (owner, name));
+            CREATE TABLE IF NOT EXISTS snapshots (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, sandbox_id TEXT NOT NULL, image TEXT NOT NULL,
+                layers TEXT NOT NULL, user TEXT NOT NULL, disk_mib INTEGER NOT NULL, created_at TEXT NOT NULL, ready INTEGER NOT NULL,
+                UNIQUE (owner, name));
             """;
         command.ExecuteNonQuery();
 
@@ -101,6 +105,13 @@ public sealed class StateStore
         if (version < 5 && !Columns(connection, "sandboxes").Contains("network"))
         {
             command.CommandText = "ALTER TABLE sandboxes ADD COLUMN network TEXT NOT NULL DEFAULT '{}';";
+            command.ExecuteNonQuery();
+        }
+
+        // Version 7: a sandbox's timers, snapshots, environment and stop time (JSON).
+        if (version < 7 && !Columns(connection, "sandboxes").Contains("lifecycle"))
+        {
+            command.CommandText = "ALTER TABLE sandboxes ADD COLUMN lifecycle TEXT NOT NULL DEFAULT '{}';";
             command.ExecuteNonQuery();
         }
 
@@ -166,10 +177,10 @@ public sealed class StateStore
         using var command = connection.CreateCommand();
         command.CommandText = """
             INSERT INTO sandboxes (id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, user, state, created_at,
-                                   timeout_seconds, expires_at, ended_at, end_reason, metadata, public_ports, network)
-            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata, $public, $network)
+                                   timeout_seconds, expires_at, ended_at, end_reason, metadata, public_ports, network, lifecycle)
+            VALUES ($id, $owner, $image, $runtime, $cpu, $memory, $disk, $pids, $user, $state, $created, $timeout, $expires, $ended, $reason, $metadata, $public, $network, $lifecycle)
             ON CONFLICT(id) DO UPDATE SET state = $state, timeout_seconds = $timeout, expires_at = $expires,
-                                          ended_at = $ended, end_reason = $reason, network = $network;
+                                          ended_at = $ended, end_reason = $reason, network = $network, lifecycle = $lifecycle;
             """;
         command.Parameters.AddWithValue("$id", record.Id);
         command.Parameters.AddWithValue("$owner", record.Owner);
@@ -189,6 +200,7 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$metadata", JsonSerializer.Serialize(record.Metadata));
         command.Parameters.AddWithValue("$public", record.PublicPorts ? 1 : 0);
         command.Parameters.AddWithValue("$network", StoredNetwork.Of(record.Network));
+        command.Parameters.AddWithValue("$lifecycle", StoredLifecycle.Of(record));
         command.ExecuteNonQuery();
     }
 
@@ -201,7 +213,7 @@ public sealed class StateStore
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user, public_ports, network FROM sandboxes";
+        command.CommandText = "SELECT id, owner, image, runtime, cpu, memory_mib, disk_mib, max_processes, state, created_at, timeout_seconds, expires_at, ended_at, end_reason, metadata, user, public_ports, network, lifecycle FROM sandboxes";
         if (id is not null)
         {
             command.CommandText += " WHERE id = $id";
@@ -220,6 +232,7 @@ public sealed class StateStore
         var records = new List<SandboxRecord>();
         while (reader.Read())
         {
+            var lifecycle = StoredLifecycle.Parse(reader.GetString(18));
             records.Add(new SandboxRecord
             {
                 Id = reader.GetString(0),
@@ -240,6 +253,10 @@ public sealed class StateStore
                 User = reader.GetString(15),
                 PublicPorts = reader.GetInt64(16) != 0,
                 Network = StoredNetwork.Parse(reader.GetString(17)),
+                Timers = lifecycle.Timers,
+                Snapshots = lifecycle.Snapshots,
+                Env = lifecycle.Env,
+                StoppedAt = lifecycle.StoppedAt,
             });
         }
 
@@ -321,6 +338,52 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$target", (object?)target ?? DBNull.Value);
         command.Parameters.AddWithValue("$detail", (object?)detail ?? DBNull.Value);
         command.ExecuteNonQuery();
+    }
+
+    // ---- snapshots ------------------------------------------------------------------------------
+
+    public void SaveSnapshot(Snapshots.SnapshotRecord snapshot)
+    {
+        using var connection = Open();
+        Insert(connection, """
+            INSERT INTO snapshots (id, owner, name, sandbox_id, image, layers, user, disk_mib, created_at, ready)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT(id) DO UPDATE SET ready = $10
+            """, snapshot.Id, snapshot.Owner, snapshot.Name, snapshot.SandboxId, snapshot.Image, JsonSerializer.Serialize(snapshot.Layers),
+            snapshot.User, snapshot.DiskMiB, snapshot.CreatedAt.ToString("O"), snapshot.Ready ? 1 : 0);
+    }
+
+    public void DeleteSnapshot(string id)
+    {
+        using var connection = Open();
+        Insert(connection, "DELETE FROM snapshots WHERE id = $1", id);
+    }
+
+    public List<Snapshots.SnapshotRecord> LoadSnapshots()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, owner, name, sandbox_id, image, layers, user, disk_mib, created_at, ready FROM snapshots ORDER BY created_at";
+        using var reader = command.ExecuteReader();
+        var snapshots = new List<Snapshots.SnapshotRecord>();
+        while (reader.Read())
+        {
+            snapshots.Add(new Snapshots.SnapshotRecord
+            {
+                Id = reader.GetString(0),
+                Owner = reader.GetString(1),
+                Name = reader.IsDBNull(2) ? null : reader.GetString(2),
+                SandboxId = reader.GetString(3),
+                Image = reader.GetString(4),
+                Layers = JsonSerializer.Deserialize<List<string>>(reader.GetString(5)) ?? [],
+                User = reader.GetString(6),
+                DiskMiB = reader.GetInt64(7),
+                CreatedAt = DateTimeOffset.Parse(reader.GetString(8)),
+                Ready = reader.GetInt64(9) != 0,
+            });
+        }
+
+        return snapshots;
     }
 
     // ---- images ---------------------------------------------------------------------------------

@@ -1,0 +1,191 @@
+using System.Text.Json.Nodes;
+using Cordon.Runtime.Interop;
+using Cordon.Runtime.Network;
+
+namespace Cordon.Runtime.Oci;
+
+/// <summary>Snapshots of writable layers and the restart of stopped sandboxes.</summary>
+/// <remarks>
+/// A snapshot lives in <c>.snapshots/{snapshotId}/</c> beside the sandboxes, on the same reflink file system
+/// (<see cref="LayerPool"/>): <c>layer.img</c>, a clone of the sandbox's writable-layer image taken while that file
+/// system was frozen; <c>base</c>, the first host id of the range the sandbox had (its files are owned by ids of that
+/// range). It is mounted read-only once, at <c>mnt/</c>, when a sandbox first needs it; each sandbox then sees its
+/// upper directory through an id mapping from that range to its own, as one more read-only layer above the image's.
+/// </remarks>
+public sealed partial class OciRuntime
+{
+    private readonly Lock _snapshotMountLock = new();
+
+    private string SnapshotsDirectory => Path.Combine(_options.StateDirectory, ".snapshots");
+
+    private string SnapshotDirectory(string snapshotId) => Path.Combine(SnapshotsDirectory, snapshotId);
+
+    public ValueTask SnapshotAsync(string id, string snapshotId, CancellationToken cancellationToken)
+    {
+        if (!_pool.Reflinks)
+        {
+            throw new SandboxRuntimeException("Snapshots and forks are not available on this host; GET /health says why.", "the layer pool cannot clone");
+        }
+
+        var dir = BundleDirectory(id);
+        var layer = Path.Combine(dir, "layer");
+        if (!int.TryParse(ReadRange(dir), out var range) || !Directory.Exists(Path.Combine(layer, "upper")))
+        {
+            throw new SandboxRuntimeException("The sandbox's file system is not there to snapshot.", $"no mounted writable layer in {dir}");
+        }
+
+        var target = SnapshotDirectory(snapshotId);
+        Directory.CreateDirectory(SnapshotsDirectory, Modes.RootOnly);
+        Directory.CreateDirectory(target, Modes.RootOnly);
+        try
+        {
+            File.WriteAllText(Path.Combine(target, "base"), _ranges.HostIdOf(range).ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+            // Frozen, its dirty data is on the image and every writer waits: the clone sees one instant of it. The
+            // freeze is as long as the clone (a few ms whatever was written); a crash in between is thawed at start.
+            FileClone.Freeze(layer);
+            try
+            {
+                FileClone.Clone(Path.Combine(dir, "layer.img"), Path.Combine(target, "layer.img"));
+            }
+            finally
+            {
+                FileClone.Thaw(layer);
+            }
+        }
+        catch (IOException ex)
+        {
+            Directory.Delete(target, recursive: true);
+            throw new SandboxRuntimeException("The snapshot could not be taken; the server log says why.", ex.Message, ex);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask DeleteSnapshotAsync(string snapshotId, CancellationToken cancellationToken)
+    {
+        var target = SnapshotDirectory(snapshotId);
+        lock (_snapshotMountLock)
+        {
+            if (Directory.Exists(target))
+            {
+                // Detached: overlays of sandboxes still holding it (there should be none) keep their own reference.
+                Unmount(Path.Combine(target, "mnt"));
+                if (!TryRemoveFlat(target))
+                {
+                    throw new SandboxRuntimeException("The snapshot's files could not be removed; the server log says why.", $"{target} is busy or not flat");
+                }
+            }
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public IReadOnlyList<string> ListSnapshots()
+        => Directory.Exists(SnapshotsDirectory) ? [.. Directory.EnumerateDirectories(SnapshotsDirectory).Select(Path.GetFileName).OfType<string>()] : [];
+
+    /// <summary>The snapshot's upper directory (its file system mounted read-only, once) and the first host id of
+    /// the range its files belong to.</summary>
+    private (string Upper, long Base) MountSnapshot(string snapshotId)
+    {
+        var target = SnapshotDirectory(snapshotId);
+        var image = Path.Combine(target, "layer.img");
+        if (!File.Exists(image) || !long.TryParse(File.ReadAllText(Path.Combine(target, "base")).Trim(), out var first))
+        {
+            throw new SandboxRuntimeException("The snapshot's files are missing on this host.", $"no {image} or its base");
+        }
+
+        var mount = Path.Combine(target, "mnt");
+        lock (_snapshotMountLock)
+        {
+            if (!Syscalls.IsMountPoint(mount))
+            {
+                Directory.CreateDirectory(mount, Modes.RootOnly);
+                var (device, fd) = LoopDevice.Attach(image);
+                try
+                {
+                    if (Syscalls.mount(device, mount, "ext4", Syscalls.MS_RDONLY | Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "") != 0)
+                    {
+                        throw new IOException($"mount ext4 {device} (snapshot {snapshotId}) read-only at {mount}: {Syscalls.LastError()}");
+                    }
+                }
+                finally
+                {
+                    Syscalls.close(fd);
+                }
+            }
+        }
+
+        return (Path.Combine(mount, "upper"), first);
+    }
+
+    public async ValueTask StartAsync(string id, CancellationToken cancellationToken)
+    {
+        var dir = BundleDirectory(id);
+        if (!Syscalls.IsMountPoint(Path.Combine(dir, "rootfs")))
+        {
+            throw new SandboxRuntimeException("The stopped sandbox's file system is no longer mounted (the host restarted), so it cannot start again.", $"{dir}/rootfs is not a mount");
+        }
+
+        await DeleteContainerAsync(id, cancellationToken);
+        File.Delete(AgentSocketPath(id));
+        File.Delete(Path.Combine(dir, "pid"));
+
+        // Its network namespace ended with its processes: a new one, with the same policy, joins the sandbox.
+        if (_network is { } network && NetworkRecord.Load(dir) is { } previous)
+        {
+            await ReleaseNetworkAsync(id, dir);
+            var slot = await network.TakeAsync(previous.Policy, cancellationToken);
+            try
+            {
+                NetworkRecord.Of(slot.Index, previous.Policy).Save(dir);
+                var configPath = Path.Combine(dir, "config.json");
+                var config = JsonNode.Parse(File.ReadAllText(configPath))!;
+                foreach (var ns in config["linux"]!["namespaces"]!.AsArray())
+                {
+                    if (ns!["type"]!.GetValue<string>() == "network")
+                    {
+                        ns["path"] = slot.NamespacePath;
+                    }
+                }
+
+                File.WriteAllText(configPath, config.ToJsonString());
+                await RunContainerAsync(id, dir);
+            }
+            catch
+            {
+                slot.Dispose();
+                await network.ReleaseAsync(slot.Index, CancellationToken.None);
+                throw;
+            }
+
+            slot.Dispose();
+            _slots[id] = slot.Index;
+            _slotOwners[slot.Index] = id;
+        }
+        else
+        {
+            await RunContainerAsync(id, dir);
+        }
+
+        WatchExit(id);
+    }
+
+    /// <summary>Thaws the writable layers a crash left frozen in the middle of a snapshot (their writers would
+    /// otherwise wait for ever).</summary>
+    private static void ThawLeftovers(string dir)
+    {
+        var layer = Path.Combine(dir, "layer");
+        if (Directory.Exists(Path.Combine(layer, "upper")))
+        {
+            try
+            {
+                FileClone.Thaw(layer);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+}
