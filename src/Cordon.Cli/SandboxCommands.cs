@@ -3,7 +3,7 @@ using Cordon.Protocol.Api;
 
 namespace Cordon.Cli;
 
-/// <summary><c>cordon sandbox create|ls|exec|network|rm</c>.</summary>
+/// <summary><c>cordon sandbox create|ls|exec|network|pause|resume|stop|start|snapshot|fork|rm</c>.</summary>
 internal static class SandboxCommands
 {
     public static Command Create()
@@ -67,6 +67,52 @@ internal static class SandboxCommands
             return 0;
         }));
         group.Subcommands.Add(network);
+
+        foreach (var (verb, what, call) in new (string, string, Func<Cordon.Client.CordonClient, string, CancellationToken, Task<SandboxInfo>>)[]
+        {
+            ("pause", "Freeze every process of sandboxes in memory.", (c, s, t) => c.PauseAsync(s, t)),
+            ("resume", "Resume paused sandboxes (or start stopped ones).", (c, s, t) => c.ResumeAsync(s, t)),
+            ("stop", "Stop sandboxes: their processes end, their files are kept.", (c, s, t) => c.StopAsync(s, t)),
+            ("start", "Start stopped sandboxes again in the files they kept.", (c, s, t) => c.StartAsync(s, t)),
+        })
+        {
+            var targets = new Argument<string[]>("ids") { Description = "Sandbox ids.", Arity = ArgumentArity.OneOrMore };
+            var command = new Command(verb, what) { targets };
+            command.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+            {
+                foreach (var target in parse.GetValue(targets)!)
+                {
+                    var sandbox = await call(client, target, cancellationToken);
+                    Console.WriteLine($"{sandbox.Id} {sandbox.State}");
+                }
+
+                return 0;
+            }));
+            group.Subcommands.Add(command);
+        }
+
+        var forkId = new Argument<string>("id") { Description = "Sandbox id." };
+        var count = new Option<int>("--count", "-n") { Description = "How many sandboxes (1-20).", DefaultValueFactory = _ => 1 };
+        var fork = new Command("fork", "Make new sandboxes from a sandbox's files as they are now; prints their ids.") { forkId, count };
+        fork.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+        {
+            var failed = 0;
+            foreach (var result in await client.ForkAsync(parse.GetValue(forkId)!, parse.GetValue(count), cancellationToken: cancellationToken))
+            {
+                if (result.Sandbox is { } sandbox)
+                {
+                    Console.WriteLine(sandbox.Id);
+                }
+                else
+                {
+                    Console.Error.WriteLine($"cordon: a fork failed: {result.Error}");
+                    failed++;
+                }
+            }
+
+            return failed == 0 ? 0 : 1;
+        }));
+        group.Subcommands.Add(fork);
 
         var ids = new Argument<string[]>("ids") { Description = "Sandbox ids.", Arity = ArgumentArity.OneOrMore };
         var rm = new Command("rm", "Destroy sandboxes.") { ids };

@@ -16,6 +16,16 @@ internal sealed class SandboxOptions
 
     public Option<int?> Timeout { get; } = new("--timeout") { Description = "Sandbox lifetime in seconds." };
 
+    public Option<string?> Snapshot { get; } = new("--snapshot") { Description = "Start from this snapshot (id or name) instead of an image." };
+
+    public Option<int?> Idle { get; } = new("--idle") { Description = "Seconds without a request, command or connection before --on-idle happens." };
+
+    public Option<string?> OnIdle { get; } = new("--on-idle") { Description = "What idleness does: pause (default), stop or destroy." };
+
+    public Option<string?> OnTimeout { get; } = new("--on-timeout") { Description = "What the timeout does: destroy (default), pause or stop." };
+
+    public Option<bool> AutoResume { get; } = new("--auto-resume") { Description = "Any request to it while paused or stopped brings it back." };
+
     public Option<string[]> Env { get; } = new("--env", "-e") { Description = "KEY=VALUE environment variable (repeatable).", AllowMultipleArgumentsPerToken = false };
 
     public Option<string?> Network { get; } = new("--network")
@@ -50,6 +60,11 @@ internal sealed class SandboxOptions
         command.Options.Add(Disk);
         command.Options.Add(Timeout);
         command.Options.Add(Env);
+        command.Options.Add(Snapshot);
+        command.Options.Add(Idle);
+        command.Options.Add(OnIdle);
+        command.Options.Add(OnTimeout);
+        command.Options.Add(AutoResume);
     }
 
     public CreateSandboxRequest ToRequest(ParseResult parse) => new()
@@ -62,6 +77,16 @@ internal sealed class SandboxOptions
         Env = CliOutput.ParsePairs(parse.GetValue(Env), "--env"),
         Network = ToPolicy(parse),
         Secrets = CliOutput.ParsePairs(parse.GetValue(Secrets), "--secret"),
+        Snapshot = parse.GetValue(Snapshot),
+        Timers = parse.GetValue(Idle) is null && parse.GetValue(OnIdle) is null && parse.GetValue(OnTimeout) is null && !parse.GetValue(AutoResume)
+            ? null
+            : new SandboxTimersInfo
+            {
+                IdleTimeoutSeconds = parse.GetValue(Idle),
+                OnIdle = parse.GetValue(OnIdle),
+                OnTimeout = parse.GetValue(OnTimeout),
+                AutoResume = parse.GetValue(AutoResume),
+            },
     };
 
     /// <summary>The network flags as a policy, or null for the server's default. --allow alone means only that.</summary>

@@ -123,6 +123,38 @@ public sealed class CordonClient : IDisposable
     public Task<SandboxInfo> ResumeAsync(string id, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/resume", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
 
+    /// <summary>Ends every process and keeps the file system (<see cref="StartAsync"/> brings it back).</summary>
+    public Task<SandboxInfo> StopAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/stop", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    /// <summary>Starts a stopped sandbox again (or resumes a paused one).</summary>
+    public Task<SandboxInfo> StartAsync(string id, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/start", null, ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    /// <summary>Changes a sandbox's timers (null fields are kept; 0 turns the idle timer or the retention off).</summary>
+    public Task<SandboxInfo> SetTimersAsync(string id, SandboxTimersInfo timers, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Patch, $"/v1/sandboxes/{Uri.EscapeDataString(id)}", JsonContent.Create(timers, ApiJsonContext.Default.SandboxTimersInfo), ApiJsonContext.Default.SandboxInfo, cancellationToken);
+
+    /// <summary>Saves the sandbox's file system as a snapshot; <see cref="CreateSandboxRequest.Snapshot"/> starts new sandboxes from it.</summary>
+    public Task<SnapshotInfo> CreateSnapshotAsync(string id, string? name = null, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/snapshots", JsonContent.Create(new CreateSnapshotRequest { Name = name }, ApiJsonContext.Default.CreateSnapshotRequest), ApiJsonContext.Default.SnapshotInfo, cancellationToken);
+
+    public Task<List<SnapshotInfo>> ListSnapshotsAsync(CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "/v1/snapshots", null, ApiJsonContext.Default.ListSnapshotInfo, cancellationToken);
+
+    public Task<SnapshotInfo> GetSnapshotAsync(string idOrName, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/snapshots/{Uri.EscapeDataString(idOrName)}", null, ApiJsonContext.Default.SnapshotInfo, cancellationToken);
+
+    public async Task DeleteSnapshotAsync(string idOrName, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.DeleteAsync($"/v1/snapshots/{Uri.EscapeDataString(idOrName)}", cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
+    /// <summary>Makes new sandboxes from the sandbox's file system as it is now; one result per fork.</summary>
+    public Task<List<ForkResult>> ForkAsync(string id, int count = 1, int? timeoutSeconds = null, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/fork", JsonContent.Create(new ForkRequest { Count = count, TimeoutSeconds = timeoutSeconds }, ApiJsonContext.Default.ForkRequest), ApiJsonContext.Default.ListForkResult, cancellationToken);
+
     public Task<List<SandboxEvent>> GetEventsAsync(string id, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Get, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/events", null, ApiJsonContext.Default.ListSandboxEvent, cancellationToken);
 

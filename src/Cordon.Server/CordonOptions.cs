@@ -124,7 +124,8 @@ public sealed class CordonOptions
     [Range(1000, 10_000_000)]
     public int McpMaxOutputChars { get; set; } = 20_000;
 
-    /// <summary>MCP: how long a session's sandbox lives without a tool call before it is destroyed.</summary>
+    /// <summary>MCP: how long a session's sandbox may go without a tool call, command, stream or connection before it
+    /// is paused (the next tool call resumes it, in ~2 ms).</summary>
     [Range(60, 86400)]
     public int McpSessionIdleSeconds { get; set; } = 1800;
 }

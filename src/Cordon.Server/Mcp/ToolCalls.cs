@@ -37,8 +37,8 @@ public sealed class ToolCalls(SandboxService sandboxes, SessionSandboxes session
         }
     }
 
-    /// <summary>The sandbox a call names, or this session's (created or resumed as needed); each use keeps a
-    /// session's sandbox alive.</summary>
+    /// <summary>The sandbox a call names, or this session's (created, resumed or started again as needed); each use
+    /// restarts its idle timer.</summary>
     public async Task<Sandbox> SandboxAsync(RequestContext<CallToolRequestParams> request, CallerIdentity caller, string? sandboxId, CancellationToken cancellationToken)
     {
         if (sandboxId is null)
@@ -46,7 +46,7 @@ public sealed class ToolCalls(SandboxService sandboxes, SessionSandboxes session
             return await sessions.ResolveAsync(caller, SessionKey(request, caller), cancellationToken);
         }
 
-        return sessions.Touch(caller, sandboxes.Get(caller, sandboxId));
+        return sandboxes.Get(caller, sandboxId);
     }
 
     /// <summary>The agent's session when the client names one in <c>_meta</c> (Goose does), else the MCP

@@ -5,6 +5,9 @@ namespace Cordon.Server.Mcp;
 /// <summary>list_sandboxes' structured result.</summary>
 public sealed record SandboxListOutput(IReadOnlyList<SandboxInfo> Sandboxes, string? SessionSandboxId);
 
+/// <summary>What list_snapshots returns.</summary>
+public sealed record SnapshotListOutput(IReadOnlyList<SnapshotInfo> Snapshots);
+
 /// <summary>A command's state and output since the cursors (run_command, read_command_output, wait_command).</summary>
 public sealed record CommandOutput
 {

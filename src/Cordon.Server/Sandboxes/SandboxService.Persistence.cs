@@ -450,7 +450,8 @@ public sealed partial class SandboxService
         _store.DeleteSnapshot(snapshot.Id);
     }
 
-    private SnapshotRecord? FindSnapshot(CallerIdentity caller, string idOrName)
+    /// <summary>A snapshot of the caller's, by id or by name, or null.</summary>
+    public SnapshotRecord? FindSnapshot(CallerIdentity caller, string idOrName)
     {
         if (_snapshots.TryGetValue(idOrName, out var byId))
         {

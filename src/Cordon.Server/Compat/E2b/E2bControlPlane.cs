@@ -41,7 +41,13 @@ public static class E2bControlPlane
             group.MapPost("/{id}/pause", PauseAsync);
             group.MapGet("/{id}/metrics", MetricsAsync);
             group.MapPut("/{id}/network", UpdateNetworkAsync);
+            group.MapPost("/{id}/snapshots", CreateSnapshotAsync);
+            group.MapPost("/{id}/fork", ForkAsync);
+            group.MapPost("/{id}/resume", ConnectAsync);
         }
+
+        app.MapGet("/snapshots", ListSnapshots).ExcludeFromDescription();
+        app.MapDelete("/templates/{id}", DeleteTemplateAsync).ExcludeFromDescription();
 
         app.MapE2bSecrets();
     }
@@ -49,11 +55,22 @@ public static class E2bControlPlane
     private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, SandboxTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
     {
         var body = await ReadAsync<CreateBody>(context) ?? new CreateBody();
+        var caller = ApiKeyMiddleware.Caller(context);
         var template = string.IsNullOrEmpty(body.TemplateId) ? "base" : body.TemplateId;
         var metadata = new Dictionary<string, string>(body.Metadata ?? [], StringComparer.Ordinal) { [TemplateMetadata] = template };
-        var sandbox = await sandboxes.CreateAsync(ApiKeyMiddleware.Caller(context), new NewSandbox
+
+        // A snapshot is a template on E2B: Sandbox.create(snapshotId) starts from it.
+        var snapshot = sandboxes.FindSnapshot(caller, template);
+        var sandbox = await sandboxes.CreateAsync(caller, new NewSandbox
         {
-            Image = ImageFor(template, options.Value),
+            Image = snapshot is null ? ImageFor(template, options.Value) : null,
+            Snapshot = snapshot?.Id,
+            Timers = new SandboxTimers
+            {
+                // autoPause: the timeout pauses instead of killing; without memory it stops (the files kept).
+                OnTimeout = body.AutoPause is true ? (body.AutoPauseMemory is false ? TimerAction.Stop : TimerAction.Pause) : TimerAction.Destroy,
+                AutoResume = body.AutoResume?.Enabled ?? false,
+            },
             TimeoutSeconds = body.Timeout ?? 300,
             Env = body.EnvVars,
             Metadata = metadata,
@@ -121,9 +138,9 @@ public static class E2bControlPlane
         var body = await ReadAsync<ConnectBody>(context);
         var sandbox = sandboxes.Get(caller, id);
         var resumed = false;
-        if (sandbox.State == SandboxState.Paused)
+        if (sandbox.State is SandboxState.Paused or SandboxState.Stopped)
         {
-            sandbox = await sandboxes.ResumeAsync(caller, id, context.RequestAborted);
+            sandbox = await sandboxes.StartAsync(caller, id, "the E2B API", context.RequestAborted);
             resumed = true;
         }
         else if (sandbox.State != SandboxState.Running)
@@ -155,8 +172,8 @@ public static class E2bControlPlane
             .Select(WireNames.ParseState).ToList();
         var metadata = ParseMetadata(query["metadata"].ToString());
         var records = sandboxes.List(ApiKeyMiddleware.Caller(context), includeEnded: false, metadata)
-            .Where(s => s.State is SandboxState.Running or SandboxState.Paused)
-            .Where(s => states.Count == 0 || states.Contains(s.State))
+            .Where(s => s.State is SandboxState.Running or SandboxState.Paused or SandboxState.Stopped)
+            .Where(s => states.Count == 0 || states.Contains(E2bState(s.State)))
             .OrderBy(s => s.CreatedAt);
         var ordered = (query["order"] == "desc" ? records.Reverse() : records).ToList();
 
@@ -195,16 +212,77 @@ public static class E2bControlPlane
         return Results.NoContent();
     });
 
+    /// <summary><c>pause({keepMemory: false})</c> sends <c>memory: false</c>: the files are kept, the processes end
+    /// (Cordon's stop); otherwise the processes freeze in memory.</summary>
     private static Task<IResult> PauseAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        if (sandboxes.Get(caller, id).State == SandboxState.Paused)
+        var body = await ReadAsync<PauseBody>(context);
+        if (sandboxes.Get(caller, id).State is SandboxState.Paused or SandboxState.Stopped)
         {
             throw new CordonException(ErrorCode.SandboxPaused, $"Sandbox {id} is already paused.") { Subject = id };
         }
 
-        await sandboxes.PauseAsync(caller, id, context.RequestAborted);
+        if (body?.Memory is false)
+        {
+            await sandboxes.StopAsync(caller, id, "the E2B API", context.RequestAborted);
+        }
+        else
+        {
+            await sandboxes.PauseAsync(caller, id, context.RequestAborted, "the E2B API");
+        }
+
         return Results.NoContent();
+    });
+
+    /// <summary><c>createSnapshot({name})</c>: the snapshot's id is what <c>Sandbox.create</c> takes.</summary>
+    private static Task<IResult> CreateSnapshotAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var body = await ReadAsync<SnapshotBody>(context);
+        var snapshot = await sandboxes.SnapshotAsync(ApiKeyMiddleware.Caller(context), id, body?.Name, "the E2B API", context.RequestAborted);
+        return Results.Json(SnapshotOf(snapshot), Json, statusCode: 201);
+    });
+
+    private static object SnapshotOf(Snapshots.SnapshotRecord snapshot) => new { snapshotID = snapshot.Id, names = new[] { snapshot.Name ?? snapshot.Id } };
+
+    private static Task<IResult> ListSnapshots(HttpContext context, SandboxService sandboxes) => GuardAsync(() =>
+    {
+        var query = context.Request.Query;
+        var name = query["name"].ToString();
+        var all = sandboxes.ListSnapshots(ApiKeyMiddleware.Caller(context), query["sandboxID"].ToString() is { Length: > 0 } sandboxId ? sandboxId : null)
+            .Where(s => name.Length == 0 || s.Name == name)
+            .ToList();
+        var limit = int.TryParse(query["limit"], out var l) && l > 0 ? Math.Min(l, 1000) : 100;
+        var offset = int.TryParse(query["nextToken"], out var o) && o > 0 ? o : 0;
+        if (offset + limit < all.Count)
+        {
+            context.Response.Headers["X-Next-Token"] = (offset + limit).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        return Task.FromResult(Results.Json(all.Skip(offset).Take(limit).Select(SnapshotOf).ToList(), Json));
+    });
+
+    /// <summary><c>deleteSnapshot(id)</c> deletes the template the snapshot is; Cordon's templates are snapshots here.</summary>
+    private static Task<IResult> DeleteTemplateAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    {
+        var caller = ApiKeyMiddleware.Caller(context);
+        if (sandboxes.FindSnapshot(caller, id) is null)
+        {
+            throw new CordonException(ErrorCode.SnapshotNotFound, $"Template {id} not found.") { Subject = id };
+        }
+
+        await sandboxes.DeleteSnapshotAsync(caller, id, context.RequestAborted);
+        return Results.NoContent();
+    });
+
+    /// <summary><c>fork({count, timeout})</c>: one entry per fork, the sandbox as a create describes it or E2B's error.</summary>
+    private static Task<IResult> ForkAsync(string id, HttpContext context, SandboxService sandboxes, SandboxTokens tokens) => GuardAsync(async () =>
+    {
+        var body = await ReadAsync<ForkBody>(context);
+        var forks = await sandboxes.ForkAsync(ApiKeyMiddleware.Caller(context), id, body?.Count ?? 1, body?.Timeout, "the E2B API", context.RequestAborted);
+        return Results.Json(forks.Select(f => f.Sandbox is { } sandbox
+            ? (object)new { sandbox = Describe(sandbox, tokens) }
+            : new { error = new { code = E2bErrors.StatusOf(f.Error!.Code), message = f.Error.Message } }).ToList(), Json);
     });
 
     private static Task<IResult> MetricsAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
@@ -258,13 +336,13 @@ public static class E2bControlPlane
         metadata = sandbox.Metadata.Where(m => m.Key != TemplateMetadata).ToDictionary(),
         startedAt = sandbox.CreatedAt,
         endAt = sandbox.ExpiresAt ?? sandbox.CreatedAt.AddSeconds(sandbox.TimeoutSeconds),
-        state = WireNames.Of(sandbox.State),
+        state = WireNames.Of(E2bState(sandbox.State)),
         cpuCount = sandbox.Cpu,
         memoryMB = sandbox.MemoryMiB,
         diskSizeMB = sandbox.DiskMiB,
         envdVersion = EnvdVersion,
         domain = (string?)null,
-        lifecycle = new { onTimeout = "kill", autoResume = false },
+        lifecycle = new { onTimeout = sandbox.Timers.OnTimeout == TimerAction.Destroy ? "kill" : "pause", autoResume = sandbox.Timers.AutoResume },
         allowInternetAccess = sandbox.Network.Internet,
         network = new
         {
@@ -275,6 +353,9 @@ public static class E2bControlPlane
         },
         volumeMounts = Array.Empty<object>(),
     };
+
+    /// <summary>E2B knows running and paused: a stopped sandbox (its files kept) is a paused one there.</summary>
+    private static SandboxState E2bState(SandboxState state) => state == SandboxState.Stopped ? SandboxState.Paused : state;
 
     private static string Template(Sandbox sandbox) => sandbox.Metadata.GetValueOrDefault(TemplateMetadata) ?? sandbox.Image;
 
@@ -344,6 +425,34 @@ public static class E2bControlPlane
 
         [JsonPropertyName("allow_internet_access")]
         public bool? AllowInternetAccess { get; init; }
+
+        public bool? AutoPause { get; init; }
+
+        public bool? AutoPauseMemory { get; init; }
+
+        public AutoResumeBody? AutoResume { get; init; }
+    }
+
+    private sealed record AutoResumeBody
+    {
+        public bool? Enabled { get; init; }
+    }
+
+    private sealed record PauseBody
+    {
+        public bool? Memory { get; init; }
+    }
+
+    private sealed record SnapshotBody
+    {
+        public string? Name { get; init; }
+    }
+
+    private sealed record ForkBody
+    {
+        public int? Timeout { get; init; }
+
+        public int? Count { get; init; }
     }
 
     private sealed record NetworkBody

@@ -48,7 +48,9 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         {
         }
 
-        if (sandbox is not { State: SandboxState.Running })
+        // A paused or stopped sandbox that asked for autoResume answers as a running one: its agent wakes it on the
+        // request's first connection.
+        if (sandbox is not ({ State: SandboxState.Running } or { State: SandboxState.Paused or SandboxState.Stopped, Timers.AutoResume: true }))
         {
             // envd's proxy answers 502 for a sandbox that is not running: the SDK reads it as "sandbox gone".
             await E2bErrors.Body(502, $"The sandbox {target.SandboxId} is not running.").ExecuteAsync(context);
@@ -123,7 +125,7 @@ public sealed partial class E2bSandboxPlane(RequestDelegate next)
         var query = context.Request.Query;
         var operation = HttpMethods.IsGet(context.Request.Method) ? "read" : "write";
         var signed = sandboxes.List(CallerIdentity.System, includeEnded: false, metadata: null)
-            .Where(s => s.State == SandboxState.Running)
+            .Where(s => s.State == SandboxState.Running || s.Timers.AutoResume)
             .FirstOrDefault(s => tokens.IsValidSignature(s.Id, s.Owner, query["path"].ToString(), operation, query["username"].ToString(), query["signature"].ToString(),
                 query.TryGetValue("signature_expiration", out var expiration) ? expiration.ToString() : null));
         if (signed is null)
