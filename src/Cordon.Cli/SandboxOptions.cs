@@ -18,6 +18,12 @@ internal sealed class SandboxOptions
 
     public Option<string?> Snapshot { get; } = new("--snapshot") { Description = "Start from this snapshot (id or name) instead of an image." };
 
+    public Option<string[]> Volumes { get; } = new("--volume", "-v")
+    {
+        Description = "NAME:/path[:ro]: mount volume NAME at /path (repeatable).",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     public Option<int?> Idle { get; } = new("--idle") { Description = "Seconds without a request, command or connection before --on-idle happens." };
 
     public Option<string?> OnIdle { get; } = new("--on-idle") { Description = "What idleness does: pause (default), stop or destroy." };
@@ -61,6 +67,7 @@ internal sealed class SandboxOptions
         command.Options.Add(Timeout);
         command.Options.Add(Env);
         command.Options.Add(Snapshot);
+        command.Options.Add(Volumes);
         command.Options.Add(Idle);
         command.Options.Add(OnIdle);
         command.Options.Add(OnTimeout);
@@ -78,6 +85,7 @@ internal sealed class SandboxOptions
         Network = ToPolicy(parse),
         Secrets = CliOutput.ParsePairs(parse.GetValue(Secrets), "--secret"),
         Snapshot = parse.GetValue(Snapshot),
+        VolumeMounts = parse.GetValue(Volumes) is { Length: > 0 } volumes ? [.. volumes.Select(ParseVolume)] : null,
         Timers = parse.GetValue(Idle) is null && parse.GetValue(OnIdle) is null && parse.GetValue(OnTimeout) is null && !parse.GetValue(AutoResume)
             ? null
             : new SandboxTimersInfo
@@ -106,6 +114,14 @@ internal sealed class SandboxOptions
             AllowOut = allow,
             DenyOut = deny,
         };
+    }
+
+    private static VolumeMountInfo ParseVolume(string text)
+    {
+        var parts = text.Split(':');
+        return parts.Length is 2 or 3 && parts[0].Length > 0 && parts[1].StartsWith('/') && (parts.Length == 2 || parts[2] is "ro" or "rw")
+            ? new VolumeMountInfo { Name = parts[0], Path = parts[1], ReadOnly = parts.Length == 3 && parts[2] == "ro" }
+            : throw new ArgumentException($"--volume '{text}' is not NAME:/path or NAME:/path:ro.");
     }
 
     private static string? Fail(System.CommandLine.Parsing.ArgumentResult result, string message)

@@ -155,6 +155,38 @@ public sealed class CordonClient : IDisposable
     public Task<List<ForkResult>> ForkAsync(string id, int count = 1, int? timeoutSeconds = null, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/fork", JsonContent.Create(new ForkRequest { Count = count, TimeoutSeconds = timeoutSeconds }, ApiJsonContext.Default.ForkRequest), ApiJsonContext.Default.ListForkResult, cancellationToken);
 
+    /// <summary>Creates a volume; mount it with <see cref="CreateSandboxRequest.VolumeMounts"/>.</summary>
+    public Task<VolumeInfo> CreateVolumeAsync(string name, long? sizeMiB = null, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, "/v1/volumes", JsonContent.Create(new CreateVolumeRequest { Name = name, SizeMiB = sizeMiB }, ApiJsonContext.Default.CreateVolumeRequest), ApiJsonContext.Default.VolumeInfo, cancellationToken);
+
+    public Task<List<VolumeInfo>> ListVolumesAsync(CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "/v1/volumes", null, ApiJsonContext.Default.ListVolumeInfo, cancellationToken);
+
+    public async Task DeleteVolumeAsync(string name, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.DeleteAsync($"/v1/volumes/{Uri.EscapeDataString(name)}", cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
+    /// <summary>Writes a file of a volume, without a sandbox.</summary>
+    public async Task<VolumeFileInfo> WriteVolumeFileAsync(string volume, string path, Stream content, CancellationToken cancellationToken = default)
+    {
+        using var body = new StreamContent(content);
+        body.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/octet-stream");
+        return await SendAsync(HttpMethod.Put, $"/v1/volumes/{Uri.EscapeDataString(volume)}/files?path={Uri.EscapeDataString(path)}", body, ApiJsonContext.Default.VolumeFileInfo, cancellationToken);
+    }
+
+    /// <summary>Reads a file of a volume, without a sandbox.</summary>
+    public async Task<Stream> ReadVolumeFileAsync(string volume, string path, CancellationToken cancellationToken = default)
+    {
+        var response = await _http.GetAsync($"/v1/volumes/{Uri.EscapeDataString(volume)}/files?path={Uri.EscapeDataString(path)}", HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+        return await response.Content.ReadAsStreamAsync(cancellationToken);
+    }
+
+    public Task<List<VolumeFileInfo>> ListVolumeFilesAsync(string volume, string path = "/", int depth = 1, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, $"/v1/volumes/{Uri.EscapeDataString(volume)}/files?list=true&depth={depth}&path={Uri.EscapeDataString(path)}", null, ApiJsonContext.Default.ListVolumeFileInfo, cancellationToken);
+
     public Task<List<SandboxEvent>> GetEventsAsync(string id, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Get, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/events", null, ApiJsonContext.Default.ListSandboxEvent, cancellationToken);
 

@@ -45,6 +45,18 @@ public interface ISandboxRuntime
     /// <summary>The snapshots found on the host (for reconciling them with the server's records).</summary>
     IReadOnlyList<string> ListSnapshots();
 
+    /// <summary>Creates a volume: its own file system of <paramref name="sizeMiB"/>, outliving every sandbox.</summary>
+    ValueTask CreateVolumeAsync(string volumeId, long sizeMiB, CancellationToken cancellationToken);
+
+    /// <summary>Removes a volume and its files. Idempotent; the caller makes sure no sandbox mounts it.</summary>
+    ValueTask DeleteVolumeAsync(string volumeId, CancellationToken cancellationToken);
+
+    /// <summary>The volumes found on the host (for reconciling them with the server's records).</summary>
+    IReadOnlyList<string> ListVolumes();
+
+    /// <summary>The volume's files, for the server's file API.</summary>
+    VolumeFiles VolumeFiles(string volumeId);
+
     /// <summary>Kills every process and releases every host resource of the sandbox. Idempotent.</summary>
     ValueTask DestroyAsync(string id, CancellationToken cancellationToken);
 

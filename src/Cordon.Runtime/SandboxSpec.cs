@@ -13,6 +13,9 @@ public sealed record SandboxSpec
     /// first: the sandbox starts from the file system its last one saved.</summary>
     public IReadOnlyList<string> Snapshots { get; init; } = [];
 
+    /// <summary>Volumes (<see cref="ISandboxRuntime.CreateVolumeAsync"/>) mounted into the sandbox.</summary>
+    public IReadOnlyList<VolumeMount> Volumes { get; init; } = [];
+
     public SandboxLimits Limits { get; init; } = new();
 
     /// <summary>Environment every process in the sandbox starts with.</summary>

@@ -111,6 +111,15 @@ public sealed class CordonOptions
     /// PATCH says otherwise; 0 keeps stopped sandboxes until they are deleted.</summary>
     public int DefaultStoppedRetentionSeconds { get; set; } = 7 * 86400;
 
+    /// <summary>Size of a volume whose create names none, in MiB.</summary>
+    public long DefaultVolumeMiB { get; set; } = 1024;
+
+    /// <summary>Largest volume, in MiB.</summary>
+    public long MaxVolumeMiB { get; set; } = 256 * 1024;
+
+    /// <summary>Most volumes one key may hold.</summary>
+    public int MaxVolumesPerKey { get; set; } = 100;
+
     /// <summary>Most named snapshots one key may hold.</summary>
     public int MaxSnapshotsPerKey { get; set; } = 100;
 

@@ -135,6 +135,7 @@ public static class CordonServer
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapHealthEndpoints();
         app.MapSandboxEndpoints();
+        app.MapVolumeEndpoints();
         app.MapCodeEndpoints();
         app.MapImageEndpoints();
         app.MapKeyEndpoints();

@@ -9,6 +9,9 @@ public sealed record CreateSandboxRequest
     /// <summary>A snapshot (id or name) to start from instead of an image.</summary>
     public string? Snapshot { get; init; }
 
+    /// <summary>Volumes to mount (each by name or id, at an absolute path).</summary>
+    public IReadOnlyList<VolumeMountInfo>? VolumeMounts { get; init; }
+
     /// <summary>Its timers (timeout action, idle timer, autoResume, retention once stopped).</summary>
     public SandboxTimersInfo? Timers { get; init; }
 

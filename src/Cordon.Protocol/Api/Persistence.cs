@@ -75,3 +75,67 @@ public sealed record ForkResult
 
     public string? Code { get; init; }
 }
+
+/// <summary>A volume: named storage with a size limit, owned by a key, mounted into sandboxes at create
+/// (<see cref="CreateSandboxRequest.VolumeMounts"/>) and outliving every one of them.</summary>
+public sealed record VolumeInfo
+{
+    /// <summary><c>vol_</c> and 20 lowercase letters and digits.</summary>
+    public required string Id { get; init; }
+
+    public required string Name { get; init; }
+
+    public long SizeMiB { get; init; }
+
+    public DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Live sandboxes (stopped ones too) that mount it; it cannot be deleted while any do.</summary>
+    public int UsedBy { get; init; }
+}
+
+/// <summary>Body of <c>POST /v1/volumes</c>.</summary>
+public sealed record CreateVolumeRequest
+{
+    /// <summary>1–64 letters, digits, '-', '_' or '.'; unique per key.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>Its size in MiB (the server's default, 1024, when absent).</summary>
+    public long? SizeMiB { get; init; }
+}
+
+/// <summary>A volume mounted into a new sandbox.</summary>
+public sealed record VolumeMountInfo
+{
+    /// <summary>The volume's name or id.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Absolute path in the sandbox.</summary>
+    public required string Path { get; init; }
+
+    public bool? ReadOnly { get; init; }
+}
+
+/// <summary>A file, directory or symlink in a volume. Owners are ids as sandboxes see them (0 is root).</summary>
+public sealed record VolumeFileInfo
+{
+    public required string Name { get; init; }
+
+    public required string Path { get; init; }
+
+    /// <summary><c>file</c>, <c>directory</c>, <c>symlink</c> or <c>unknown</c>.</summary>
+    public required string Type { get; init; }
+
+    public long Size { get; init; }
+
+    /// <summary>Permission bits, e.g. 420 (0644).</summary>
+    public uint Mode { get; init; }
+
+    public uint Uid { get; init; }
+
+    public uint Gid { get; init; }
+
+    public DateTimeOffset ModifiedAt { get; init; }
+
+    /// <summary>A symlink's target, as written.</summary>
+    public string? Target { get; init; }
+}

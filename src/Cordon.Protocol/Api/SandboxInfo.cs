@@ -48,6 +48,9 @@ public sealed record SandboxInfo
     /// <summary>Its timers (<c>timeoutSeconds</c> is the timeout it restarts with).</summary>
     public SandboxTimersInfo Timers { get; init; } = new();
 
+    /// <summary>The volumes mounted into it (by id).</summary>
+    public IReadOnlyList<VolumeMountInfo> VolumeMounts { get; init; } = [];
+
     /// <summary>When it was stopped; absent unless stopped.</summary>
     public DateTimeOffset? StoppedAt { get; init; }
 

@@ -9,7 +9,8 @@ internal static class IdmappedMount
     /// <summary>Mounts an id-mapped, read-only, nosuid-free clone of <paramref name="source"/> at <paramref name="target"/>.</summary>
     /// <param name="userNamespaceFd">A user namespace whose mapping the view applies.</param>
     /// <exception cref="IOException">The kernel refused; the message names the step.</exception>
-    public static void Mount(string source, string target, int userNamespaceFd)
+    /// <param name="readOnly">False only for a volume: what the sandbox writes lands with its ids mapped back.</param>
+    public static void Mount(string source, string target, int userNamespaceFd, bool readOnly = true)
     {
         var tree = Syscalls.OpenTree(source, Syscalls.OPEN_TREE_CLONE | Syscalls.OPEN_TREE_CLOEXEC);
         if (tree < 0)
@@ -21,7 +22,7 @@ internal static class IdmappedMount
         {
             var attr = new Syscalls.MountAttr
             {
-                AttrSet = Syscalls.MOUNT_ATTR_IDMAP | Syscalls.MOUNT_ATTR_RDONLY | Syscalls.MOUNT_ATTR_NODEV,
+                AttrSet = Syscalls.MOUNT_ATTR_IDMAP | (readOnly ? Syscalls.MOUNT_ATTR_RDONLY : 0) | Syscalls.MOUNT_ATTR_NODEV | Syscalls.MOUNT_ATTR_NOSUID,
                 UsernsFd = (ulong)userNamespaceFd,
             };
             if (Syscalls.MountSetattr(tree, Syscalls.AT_EMPTY_PATH, attr) != 0)

@@ -46,10 +46,12 @@ public static class OciBundleWriter
     /// <param name="cpuset">The host CPUs the sandbox may run on (<see cref="CpuPlacement"/>), or null for all.</param>
     /// <param name="networkNamespace">A prepared network namespace to join (<see cref="Network.HostNetwork"/>); a new
     /// one with loopback only when null.</param>
+    /// <param name="volumes">Volumes' id-mapped mounts in the bundle, bound at their paths in the sandbox.</param>
     /// <param name="views">Files bind-mounted read-only over the sandbox's own (lxcfs's views of /proc and /sys):
     /// (host path, path in the sandbox).</param>
     public static JsonObject Build(SandboxSpec spec, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf,
-        string? cpuset = null, IReadOnlyList<(string Source, string Destination)>? views = null, string? networkNamespace = null)
+        string? cpuset = null, IReadOnlyList<(string Source, string Destination)>? views = null, string? networkNamespace = null,
+        IReadOnlyList<(string Source, string Destination, bool ReadOnly)>? volumes = null)
     {
         var env = new JsonArray();
         foreach (var (key, value) in spec.Env)
@@ -145,6 +147,8 @@ public static class OciBundleWriter
                 Mount("/sys/fs/cgroup", "cgroup", "cgroup", "nosuid", "noexec", "nodev", "relatime", "ro"),
                 Mount("/run", "tmpfs", "tmpfs", "nosuid", "nodev", "mode=755", "size=65536k"),
                 Mount(AgentPathInSandbox, options.AgentPath, "bind", "bind", "ro", "nosuid", "nodev"),
+
+                .. (volumes ?? []).Select(v => Mount(v.Destination, v.Source, "bind", v.ReadOnly ? ["rbind", "ro", "nosuid", "nodev"] : ["rbind", "nosuid", "nodev"])),
 
                 // After /proc and /sys, over their files.
                 .. (views ?? []).Select(v => Mount(v.Destination, v.Source, "bind", "bind", "ro", "nosuid", "nodev", "noexec"))]),

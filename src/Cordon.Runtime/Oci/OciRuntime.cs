@@ -127,7 +127,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 views.Add((resolver, "/etc/resolv.conf"));
             }
 
-            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, views, slot?.NamespacePath);
+            var volumes = MountVolumes(dir, spec.Volumes, undo);
+            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, views, slot?.NamespacePath, volumes);
             OciBundleWriter.Write(dir, config);
 
             undo.Push("container", async () => await DeleteContainerAsync(spec.Id, CancellationToken.None));
@@ -530,6 +531,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             foreach (var snapshot in ListSnapshots())
             {
                 Unmount(Path.Combine(SnapshotDirectory(snapshot), "mnt"));
+            }
+
+            foreach (var volume in ListVolumes())
+            {
+                Unmount(Path.Combine(VolumesDirectory, volume, "mnt"));
             }
         }
 

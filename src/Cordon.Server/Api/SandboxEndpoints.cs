@@ -28,6 +28,7 @@ public static class SandboxEndpoints
             {
                 Image = body.Image,
                 Snapshot = body.Snapshot,
+                Volumes = body.VolumeMounts?.Select(v => new SandboxVolume(v.Name, v.Path, v.ReadOnly ?? false)).ToList(),
                 Timers = body.Timers?.ToTimers(),
                 Cpu = body.Cpu,
                 MemoryMiB = body.MemoryMiB,

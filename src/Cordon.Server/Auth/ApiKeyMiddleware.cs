@@ -13,7 +13,8 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys, R
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
-        if (path.StartsWithSegments("/health") || path.StartsWithSegments("/openapi"))
+        // E2B's volume content API authorises with the volume's own token (Compat/E2b/E2bVolumes.cs).
+        if (path.StartsWithSegments("/health") || path.StartsWithSegments("/openapi") || path.StartsWithSegments(Compat.E2b.E2bVolumes.ContentPrefix))
         {
             await next(context);
             return;

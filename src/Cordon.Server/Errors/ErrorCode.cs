@@ -27,6 +27,7 @@ public enum ErrorCode
     FileNotFound,
     SecretNotFound,
     SnapshotNotFound,
+    VolumeNotFound,
 
     /// <summary>The sandbox is still being created.</summary>
     SandboxCreating,
@@ -39,6 +40,9 @@ public enum ErrorCode
 
     /// <summary>Sandboxes or other snapshots still start from the snapshot.</summary>
     SnapshotInUse,
+
+    /// <summary>Sandboxes still mount the volume.</summary>
+    VolumeInUse,
 
     /// <summary>This host cannot take snapshots (see /health for why).</summary>
     SnapshotsUnavailable,

@@ -12,8 +12,8 @@ public static class ErrorStatus
         ErrorCode.Unauthorized => 401,
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => 403,
         ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.SecretNotFound or ErrorCode.CommandNotFound
-            or ErrorCode.SnapshotNotFound or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => 404,
-        ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.SandboxStopped or ErrorCode.SnapshotInUse or ErrorCode.AlreadyExists or ErrorCode.Conflict or ErrorCode.CommandEnded
+            or ErrorCode.SnapshotNotFound or ErrorCode.VolumeNotFound or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => 404,
+        ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.SandboxStopped or ErrorCode.SnapshotInUse or ErrorCode.VolumeInUse or ErrorCode.AlreadyExists or ErrorCode.Conflict or ErrorCode.CommandEnded
             or ErrorCode.NoTerminal or ErrorCode.ImageReserved or ErrorCode.ImageInUse or ErrorCode.ImageBusy or ErrorCode.ImageFailed => 409,
         ErrorCode.SandboxEnded => 410,
         ErrorCode.QuotaExceeded => 429,

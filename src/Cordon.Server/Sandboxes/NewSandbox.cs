@@ -9,6 +9,9 @@ public sealed record NewSandbox
     /// <summary>A snapshot (id or name) to start from instead of an image: the sandbox sees the file system it saved.</summary>
     public string? Snapshot { get; init; }
 
+    /// <summary>Volumes (by id or name) to mount, each at an absolute path.</summary>
+    public IReadOnlyList<SandboxVolume>? Volumes { get; init; }
+
     /// <summary>Its timers; the server's defaults when null.</summary>
     public SandboxTimers? Timers { get; init; }
 

@@ -52,6 +52,9 @@ public sealed record Sandbox
     /// <summary>The snapshots its file system started from, oldest first.</summary>
     public IReadOnlyList<string> Snapshots { get; init; } = [];
 
+    /// <summary>The volumes mounted into it.</summary>
+    public IReadOnlyList<SandboxVolume> Volumes { get; init; } = [];
+
     /// <summary>When it was stopped; null unless stopped.</summary>
     public DateTimeOffset? StoppedAt { get; init; }
 

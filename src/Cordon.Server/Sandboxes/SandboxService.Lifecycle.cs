@@ -61,6 +61,7 @@ public sealed partial class SandboxService
         RequireSecretsFor(caller.KeyId, network);
 
         var image = _images.Resolve(imageName);
+        var volumes = ResolveVolumes(caller, request.Volumes);
         var record = new SandboxRecord
         {
             Id = RandomNumberGenerator.GetString(IdAlphabet, 20),
@@ -73,6 +74,7 @@ public sealed partial class SandboxService
             MaxProcesses = pids,
             User = snapshot?.User ?? image.User,
             Snapshots = snapshot?.Layers ?? [],
+            Volumes = volumes,
             Env = request.Env ?? new Dictionary<string, string>(),
             Timers = timers,
             CreatedAt = DateTimeOffset.UtcNow,
@@ -140,6 +142,7 @@ public sealed partial class SandboxService
                 Id = record.Id,
                 Layers = layers,
                 Snapshots = record.Snapshots,
+                Volumes = [.. record.Volumes.Select(v => new VolumeMount(v.Volume, v.Path, v.ReadOnly))],
                 Limits = new SandboxLimits { Cpus = record.Cpu, MemoryMiB = record.MemoryMiB, DiskMiB = record.DiskMiB, MaxProcesses = record.MaxProcesses },
                 Env = env,
                 User = record.User,

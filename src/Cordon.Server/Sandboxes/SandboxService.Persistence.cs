@@ -380,6 +380,7 @@ public sealed partial class SandboxService
             Network = record.Network with { Secrets = [] },
             Secrets = record.Network.Secrets.ToDictionary(s => s.Env, s => s.Secret),
             Timers = record.Timers,
+            Volumes = record.Volumes,
         };
         var forks = await Task.WhenAll(Enumerable.Range(0, count).Select(async _ =>
         {

@@ -138,6 +138,7 @@ public sealed partial class SandboxService
     {
         var found = (await _runtime.ListAsync(cancellationToken)).ToDictionary(s => s.Id, StringComparer.Ordinal);
         await ReconcileSnapshotsAsync(cancellationToken);
+        LoadVolumes();
         var records = _store.LoadSandboxes(SandboxState.Creating, SandboxState.Running, SandboxState.Paused, SandboxState.Stopped);
         foreach (var record in records)
         {

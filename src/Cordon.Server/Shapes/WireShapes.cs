@@ -27,6 +27,7 @@ public static class WireShapes
         Secrets = sandbox.Network.Secrets.ToDictionary(b => b.Env, b => b.Secret),
         Timers = sandbox.Timers.ToWire(sandbox.TimeoutSeconds),
         StoppedAt = sandbox.StoppedAt,
+        VolumeMounts = [.. sandbox.Volumes.Select(v => new VolumeMountInfo { Name = v.Volume, Path = v.Path, ReadOnly = v.ReadOnly })],
         Snapshot = sandbox.Snapshots.Count > 0 ? sandbox.Snapshots[^1] : null,
     };
 
@@ -63,6 +64,28 @@ public static class WireShapes
 
     private static TimerAction? Action(string? name, string field)
         => name is null ? null : WireNames.ParseAction(name) ?? throw Errors.CordonException.Invalid($"{field} '{name}' is not an action: use pause, stop or destroy.");
+
+    public static VolumeInfo ToInfo(this Volumes.VolumeRecord volume, int usedBy) => new()
+    {
+        Id = volume.Id,
+        Name = volume.Name,
+        SizeMiB = volume.SizeMiB,
+        CreatedAt = volume.CreatedAt,
+        UsedBy = usedBy,
+    };
+
+    public static VolumeFileInfo ToInfo(this Runtime.VolumeEntry entry) => new()
+    {
+        Name = entry.Name,
+        Path = entry.Path,
+        Type = entry.Type,
+        Size = entry.Size,
+        Mode = entry.Mode,
+        Uid = entry.Uid,
+        Gid = entry.Gid,
+        ModifiedAt = entry.ModifiedAt,
+        Target = entry.Target,
+    };
 
     public static SnapshotInfo ToInfo(this Snapshots.SnapshotRecord snapshot, int usedBy) => new()
     {

@@ -54,6 +54,9 @@ public sealed class SandboxRecord
     /// <summary>The snapshots its file system starts from, oldest first (empty for one from an image).</summary>
     public IReadOnlyList<string> Snapshots { get; init; } = [];
 
+    /// <summary>The volumes mounted into it.</summary>
+    public IReadOnlyList<SandboxVolume> Volumes { get; init; } = [];
+
     /// <summary>The environment its create asked for (secrets' placeholders, never their values), for its forks.</summary>
     public IReadOnlyDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
 
@@ -130,6 +133,7 @@ public sealed class SandboxRecord
         Network = Network,
         Timers = Timers,
         Snapshots = Snapshots,
+        Volumes = Volumes,
         StoppedAt = StoppedAt,
     };
 }

@@ -71,6 +71,9 @@ public sealed class StateStore
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, hosts TEXT NOT NULL,
                 metadata TEXT NOT NULL, version INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
                 UNIQUE (owner, name));
+            CREATE TABLE IF NOT EXISTS volumes (
+                id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, size_mib INTEGER NOT NULL, token TEXT NOT NULL,
+                created_at TEXT NOT NULL, UNIQUE (owner, name));
             CREATE TABLE IF NOT EXISTS snapshots (
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, sandbox_id TEXT NOT NULL, image TEXT NOT NULL,
                 layers TEXT NOT NULL, user TEXT NOT NULL, disk_mib INTEGER NOT NULL, created_at TEXT NOT NULL, ready INTEGER NOT NULL,
@@ -257,6 +260,7 @@ public sealed class StateStore
                 Snapshots = lifecycle.Snapshots,
                 Env = lifecycle.Env,
                 StoppedAt = lifecycle.StoppedAt,
+                Volumes = lifecycle.Volumes,
             });
         }
 
@@ -384,6 +388,44 @@ public sealed class StateStore
         }
 
         return snapshots;
+    }
+
+    // ---- volumes --------------------------------------------------------------------------------
+
+    public void SaveVolume(Volumes.VolumeRecord volume)
+    {
+        using var connection = Open();
+        Insert(connection, "INSERT INTO volumes (id, owner, name, size_mib, token, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            volume.Id, volume.Owner, volume.Name, volume.SizeMiB, volume.Token, volume.CreatedAt.ToString("O"));
+    }
+
+    public void DeleteVolume(string id)
+    {
+        using var connection = Open();
+        Insert(connection, "DELETE FROM volumes WHERE id = $1", id);
+    }
+
+    public List<Volumes.VolumeRecord> LoadVolumes()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, owner, name, size_mib, token, created_at FROM volumes ORDER BY created_at";
+        using var reader = command.ExecuteReader();
+        var volumes = new List<Volumes.VolumeRecord>();
+        while (reader.Read())
+        {
+            volumes.Add(new Volumes.VolumeRecord
+            {
+                Id = reader.GetString(0),
+                Owner = reader.GetString(1),
+                Name = reader.GetString(2),
+                SizeMiB = reader.GetInt64(3),
+                Token = reader.GetString(4),
+                CreatedAt = DateTimeOffset.Parse(reader.GetString(5)),
+            });
+        }
+
+        return volumes;
     }
 
     // ---- images ---------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ public static class E2bControlPlane
         app.MapDelete("/templates/{id}", DeleteTemplateAsync).ExcludeFromDescription();
 
         app.MapE2bSecrets();
+        app.MapE2bVolumes();
     }
 
     private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, SandboxTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
@@ -71,6 +72,7 @@ public static class E2bControlPlane
                 OnTimeout = body.AutoPause is true ? (body.AutoPauseMemory is false ? TimerAction.Stop : TimerAction.Pause) : TimerAction.Destroy,
                 AutoResume = body.AutoResume?.Enabled ?? false,
             },
+            Volumes = body.VolumeMounts?.Select(v => new SandboxVolume(v.Name ?? "", v.Path ?? "")).ToList(),
             TimeoutSeconds = body.Timeout ?? 300,
             Env = body.EnvVars,
             Metadata = metadata,
@@ -351,7 +353,7 @@ public static class E2bControlPlane
             denyOut = sandbox.Network.Internet ? sandbox.Network.DenyText : [.. sandbox.Network.DenyText, "0.0.0.0/0"],
             rules = sandbox.Network.HeadersText.ToDictionary(h => h.Key, h => new[] { new { transform = new { headers = h.Value } } }),
         },
-        volumeMounts = Array.Empty<object>(),
+        volumeMounts = sandbox.Volumes.Select(v => new { name = v.Volume, path = v.Path }).ToList(),
     };
 
     /// <summary>E2B knows running and paused: a stopped sandbox (its files kept) is a paused one there.</summary>
@@ -431,6 +433,15 @@ public static class E2bControlPlane
         public bool? AutoPauseMemory { get; init; }
 
         public AutoResumeBody? AutoResume { get; init; }
+
+        public List<VolumeMountBody>? VolumeMounts { get; init; }
+    }
+
+    private sealed record VolumeMountBody
+    {
+        public string? Name { get; init; }
+
+        public string? Path { get; init; }
     }
 
     private sealed record AutoResumeBody

@@ -29,9 +29,9 @@ internal static class E2bErrors
         ErrorCode.Unauthorized => "unauthenticated",
         ErrorCode.AdminRequired or ErrorCode.PermissionDenied => "permission_denied",
         ErrorCode.SandboxNotFound or ErrorCode.ImageNotFound or ErrorCode.KeyNotFound or ErrorCode.SecretNotFound or ErrorCode.CommandNotFound
-            or ErrorCode.SnapshotNotFound or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => "not_found",
+            or ErrorCode.SnapshotNotFound or ErrorCode.VolumeNotFound or ErrorCode.ContextNotFound or ErrorCode.FileNotFound => "not_found",
         ErrorCode.AlreadyExists => "already_exists",
-        ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.SandboxStopped or ErrorCode.SnapshotInUse or ErrorCode.Conflict or ErrorCode.CommandEnded or ErrorCode.NoTerminal => "failed_precondition",
+        ErrorCode.SandboxCreating or ErrorCode.SandboxPaused or ErrorCode.SandboxStopped or ErrorCode.SnapshotInUse or ErrorCode.VolumeInUse or ErrorCode.Conflict or ErrorCode.CommandEnded or ErrorCode.NoTerminal => "failed_precondition",
         ErrorCode.DiskFull or ErrorCode.HostDiskFull or ErrorCode.QuotaExceeded => "resource_exhausted",
         ErrorCode.SandboxEnded or ErrorCode.SandboxUnreachable or ErrorCode.PortUnreachable or ErrorCode.RuntimeFailed => "unavailable",
         _ => "internal",
