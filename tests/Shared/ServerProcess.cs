@@ -41,9 +41,11 @@ public sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <param name="settings">Configuration keys (e.g. <c>Cordon:MaxOutputMemoryMiB</c>) and their values.</param>
-    public static async Task<ServerProcess> StartAsync(IReadOnlyDictionary<string, string>? settings = null)
+    /// <param name="dataDir">The data directory of a server killed before (<see cref="Kill"/>); a new one when null.</param>
+    public static async Task<ServerProcess> StartAsync(IReadOnlyDictionary<string, string>? settings = null, string? dataDir = null)
     {
-        var dataDir = TestPaths.NewTempDirectory("server-process");
+        var restarted = dataDir is not null;
+        dataDir ??= TestPaths.NewTempDirectory("server-process");
         int port;
         using (var probe = new TcpListener(IPAddress.Loopback, 0))
         {
@@ -62,6 +64,7 @@ public sealed class ServerProcess : IAsyncDisposable
             ["Cordon:PrepareDefaultImage"] = "false",
             ["Runtime:AgentPath"] = TestPaths.AgentPath,
             ["Runtime:BundledRuntimePath"] = TestPaths.StaticCrunPath,
+            ["Runtime:PoolSizeGiB"] = "16",
 
             // Sandboxes' names resolve in the tests' own small internet, never outside this machine.
             ["Cordon:UpstreamDns:0"] = TestInternet.Dns,
@@ -105,13 +108,37 @@ public sealed class ServerProcess : IAsyncDisposable
             await Task.Delay(100, limit.Token);
         }
 
-        await using var tarball = BusyboxImage.CreateTarball();
-        await server.Client.ImportImageAsync(ServerFixture.TestImage, tarball);
+        if (!restarted)
+        {
+            await using var tarball = BusyboxImage.CreateTarball();
+            await server.Client.ImportImageAsync(ServerFixture.TestImage, tarball);
+        }
+
         return server;
+    }
+
+    private bool _killed;
+
+    /// <summary>SIGKILL, as a crash or the OOM killer would: nothing of the server's own shutdown runs. Its sandboxes
+    /// and data directory stay for a server started on <see cref="DataDir"/>; disposing this one then only closes
+    /// its clients.</summary>
+    public void Kill()
+    {
+        _killed = true;
+        _process.Kill();
+        _process.WaitForExit();
     }
 
     public async ValueTask DisposeAsync()
     {
+        if (_killed)
+        {
+            _process.Dispose();
+            Http.Dispose();
+            Client.Dispose();
+            return;
+        }
+
         try
         {
             foreach (var sandbox in await Client.ListSandboxesAsync())

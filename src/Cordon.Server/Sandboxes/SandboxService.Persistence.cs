@@ -463,8 +463,9 @@ public sealed partial class SandboxService
     }
 
     private static void ValidateSnapshotName(string name)
-        => Require(name.Length is >= 1 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':' or '/') && !name.StartsWith("snap_", StringComparison.Ordinal),
-            "A snapshot name is 1 to 128 letters, digits, '-', '_', '.', ':' or '/', and does not start with 'snap_'.");
+        => Require(name.Length is >= 1 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' or ':')
+                && char.IsAsciiLetterOrDigit(name[0]) && !name.Contains("..", StringComparison.Ordinal) && !name.StartsWith("snap_", StringComparison.Ordinal),
+            "A snapshot name is 1 to 128 letters, digits, '-', '_', '.' or ':', starts with a letter or digit, and does not start with 'snap_'.");
 
     /// <summary>Loads the snapshots and makes them match the host: one whose taking a crash cut short is removed, as
     /// are files no record owns.</summary>

@@ -156,13 +156,15 @@ public sealed partial class SandboxService : IAsyncDisposable
             throw new CordonException(ErrorCode.SandboxNotFound, $"No sandbox '{Shorten(id)}' exists for this API key.") { Subject = id };
         }
 
-        record.LastActivity = Environment.TickCount64; // any call to it is activity: its idle timer starts again
         return record;
     }
 
     private SandboxRecord RequireLive(CallerIdentity caller, string id)
     {
+        // A call that reaches into the sandbox is activity: its idle timer starts again. (Reading its description
+        // is not: a dashboard polling it would keep it awake for ever.)
         var record = Find(caller, id);
+        record.LastActivity = Environment.TickCount64;
         return record.State switch
         {
             SandboxState.Running => record,
