@@ -250,8 +250,10 @@ public sealed partial class VolumeFiles(string root)
     private Descriptor MakeDirectories(string relative, uint mode, int? uid, int? gid)
     {
         var current = Open("", Syscalls.O_PATH | O_DIRECTORY, "/");
+        var prefix = "";
         foreach (var part in relative.Split('/', StringSplitOptions.RemoveEmptyEntries))
         {
+            prefix = prefix.Length == 0 ? part : prefix + "/" + part;
             if (mkdirat(current.Fd, part, (int)(mode & 0xFFF)) == 0 && ((uid ?? 0) != 0 || (gid ?? 0) != 0))
             {
                 fchownat(current.Fd, part, uid ?? 0, gid ?? 0, (int)Syscalls.AT_SYMLINK_NOFOLLOW);
@@ -262,15 +264,10 @@ public sealed partial class VolumeFiles(string root)
                 throw Error("/" + relative, errno);
             }
 
-            // The next step resolves inside the volume, even when what exists there is a symlink a sandbox made.
-            var next = Open2(current.Fd, part, Syscalls.O_PATH | O_DIRECTORY);
+            // The path so far resolves from the volume's root, as a sandbox sees it, even through a symlink a sandbox
+            // made (an absolute one points at the volume's root, never the host's).
             current.Dispose();
-            if (next < 0)
-            {
-                throw Error("/" + relative);
-            }
-
-            current = new Descriptor(next);
+            current = Open(prefix, Syscalls.O_PATH | O_DIRECTORY, "/" + relative);
         }
 
         return current;

@@ -59,11 +59,45 @@ public sealed class ReconcileTests : IAsyncLifetime
         Assert.False(policy.Internet);
     }
 
+    /// <summary>Its processes killed while the server was down (an OOM killer, a crash): it comes back stopped, its
+    /// files kept, and starts again; nothing of it is deleted silently.</summary>
+    [Fact]
+    public async Task Restart_SandboxKilledMeanwhile_IsStoppedWithItsFiles_AndStartsAgain()
+    {
+        var sandbox = await _server.CreateSandboxAsync();
+        await sandbox.ShAsync("echo kept > /root/work");
+        await _server.Server.DisposeAsync();
+
+        // Something outside Cordon kills the sandbox while the server is down.
+        var runtimeRoot = Directory.GetDirectories("/run/cordon").Select(d => Path.Combine(d, "crun"))
+            .First(d => Directory.Exists(Path.Combine(d, sandbox.Id)));
+        using (var kill = System.Diagnostics.Process.Start("/usr/bin/crun", ["--root", runtimeRoot, "kill", sandbox.Id, "KILL"]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        await _server.RestartAsync();
+
+        var info = await _server.Client.GetSandboxAsync(sandbox.Id);
+        Assert.Equal("stopped", info.State);
+        Assert.Contains(await _server.Client.GetEventsAsync(sandbox.Id), e => e.Kind == "stopped" && e.Message.Contains("files are kept", StringComparison.Ordinal));
+        await _server.Client.StartAsync(sandbox.Id);
+        Assert.Equal("kept\n", (await _server.Client.ExecAsync(sandbox.Id, ExecRequestBody.FromShell("cat /root/work"))).Stdout);
+    }
+
+    /// <summary>A sandbox whose file system is gone too (a host reboot unmounted it) cannot come back: it ends as lost
+    /// and its leftovers are removed.</summary>
     [Fact]
     public async Task Restart_SandboxGoneMeanwhile_EndedAsLostAndCleanedUp()
     {
         var sandbox = await _server.CreateSandboxAsync();
         await _server.Server.DisposeAsync();
+        foreach (var mount in new[] { "rootfs", "layer" })
+        {
+            using var umount = System.Diagnostics.Process.Start("/bin/umount", ["-l", Path.Combine(_server.DataDir, "sandboxes", sandbox.Id, mount)]);
+            await umount.WaitForExitAsync();
+        }
+
 
         // Something outside Cordon kills the sandbox while the server is down (an OOM killer, a reboot).
         var runtimeRoot = Directory.GetDirectories("/run/cordon").Select(d => Path.Combine(d, "crun"))

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Cordon.Client;
+using Xunit;
 
 namespace Cordon.Testing;
 
@@ -126,7 +127,9 @@ public sealed class ServerProcess : IAsyncDisposable
     {
         _killed = true;
         _process.Kill();
-        _process.WaitForExit();
+
+        // With a timeout: the wait does not also wait for the end of its output, which its sandboxes' helpers may hold.
+        Assert.True(_process.WaitForExit(TimeSpan.FromSeconds(30)), "cordon serve did not die of SIGKILL");
     }
 
     public async ValueTask DisposeAsync()
