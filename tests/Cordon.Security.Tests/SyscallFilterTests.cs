@@ -59,12 +59,13 @@ public sealed class SyscallFilterTests(ServerAssemblyFixture fixture)
     }
 
     /// <summary>When the agent dies all the same (the out-of-memory killer, a crash; here killed from the host), the
-    /// sandbox ends at once and says why, instead of answering 502 until its timeout.</summary>
+    /// sandbox stops at once and says why, instead of answering 502 until its timeout; its files are kept and it
+    /// starts again.</summary>
     [Fact]
-    public async Task Agent_KilledFromTheHost_TheSandboxEndsAtOnceWithItsReason()
+    public async Task Agent_KilledFromTheHost_TheSandboxStopsAtOnceWithItsReason_ItsFilesKept()
     {
         await using var sandbox = await fixture.Server.CreateSandboxAsync(new Protocol.Api.CreateSandboxRequest { TimeoutSeconds = 3600 });
-        await sandbox.ShAsync("true"); // the agent answered: it ran (one that never answered did not start)
+        await sandbox.ShAsync("echo kept > /root/work"); // the agent answered: it ran (one that never answered did not start)
         var agent = HostProcesses.AgentOf(sandbox.Id);
 
         using (var kill = System.Diagnostics.Process.Start("/bin/kill", ["-KILL", agent.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
@@ -73,13 +74,14 @@ public sealed class SyscallFilterTests(ServerAssemblyFixture fixture)
         }
 
         var info = await fixture.Server.Client.GetSandboxAsync(sandbox.Id);
-        for (var deadline = DateTime.UtcNow.AddSeconds(10); info.State != "ended" && DateTime.UtcNow < deadline; info = await fixture.Server.Client.GetSandboxAsync(sandbox.Id))
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); info.State != "stopped" && DateTime.UtcNow < deadline; info = await fixture.Server.Client.GetSandboxAsync(sandbox.Id))
         {
             await Task.Delay(20); // polling the API for the state the server reaches on its own
         }
 
-        Assert.Equal("ended", info.State);
-        Assert.Equal("exited", info.EndReason);
-        Assert.Contains(await fixture.Server.Client.GetEventsAsync(sandbox.Id), e => e.Kind == "exited" && e.Message.Contains("agent (PID 1) exited", StringComparison.Ordinal));
+        Assert.Equal("stopped", info.State);
+        Assert.Contains(await fixture.Server.Client.GetEventsAsync(sandbox.Id), e => e.Kind == "stopped" && e.Message.Contains("agent (PID 1) exited", StringComparison.Ordinal));
+        await fixture.Server.Client.StartAsync(sandbox.Id);
+        Assert.Equal("kept\n", (await sandbox.ShAsync("cat /root/work")).Stdout);
     }
 }

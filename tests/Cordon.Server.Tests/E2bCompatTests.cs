@@ -398,6 +398,47 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.False(gone.GetProperty("exists").GetBoolean());
     }
 
+    /// <summary>Snapshots, forks, pause with and without memory, autoPause with autoResume and volumes, through the
+    /// official SDK's own calls.</summary>
+    [Theory]
+    [InlineData("e2b")]
+    [InlineData("e2b-2.50")]
+    public async Task Sdk_SnapshotsForksPauseAndVolumes_BehaveAsOnE2b(string sdk)
+    {
+        var url = fixture.Server.Address.ToString().TrimEnd('/');
+        var run = await RunSuiteAsync("persistence", sdk, new Dictionary<string, string> { ["E2B_VOLUME_API_URL"] = url });
+
+        var snapshot = run.GetProperty("snapshot");
+        Assert.StartsWith("snap_", snapshot.GetProperty("snapshotId").GetString());
+        Assert.True(snapshot.GetProperty("listed").GetBoolean(), snapshot.ToString());
+        Assert.Equal(1, snapshot.GetProperty("mine").GetInt32());
+        Assert.Equal("changed\n", run.GetProperty("fromSnapshot").GetProperty("copy").GetString());
+        Assert.Equal("original\n", run.GetProperty("fromSnapshot").GetProperty("original").GetString());
+        Assert.True(run.GetProperty("deleteSnapshot").GetProperty("deleted").GetBoolean(), run.GetProperty("deleteSnapshot").ToString());
+        var fork = run.GetProperty("fork");
+        Assert.Equal(2, fork.GetProperty("count").GetInt32());
+        Assert.Equal(3, fork.GetProperty("distinct").GetInt32());
+        Assert.Equal("fork0\n", fork.GetProperty("first").GetString());
+        Assert.Equal("original\n", fork.GetProperty("second").GetString());
+        Assert.Equal("paused", run.GetProperty("pauseWithMemory").GetProperty("paused").GetString());
+        Assert.Equal("1", run.GetProperty("pauseWithMemory").GetProperty("sleeping").GetString());
+        Assert.Equal("paused", run.GetProperty("pauseWithoutMemory").GetProperty("paused").GetString());
+        Assert.Equal("original\n", run.GetProperty("pauseWithoutMemory").GetProperty("file").GetString());
+        Assert.Equal("0", run.GetProperty("pauseWithoutMemory").GetProperty("sleeping").GetString());
+        var auto = run.GetProperty("autoPause");
+        Assert.Equal("paused", auto.GetProperty("state").GetString());
+        Assert.Equal("kept\n", auto.GetProperty("file").GetString());
+        Assert.Equal("running", auto.GetProperty("after").GetString());
+        var volume = run.GetProperty("volume");
+        Assert.True(volume.TryGetProperty("inSandbox", out _), volume.ToString());
+        Assert.Equal("from-sandbox\nfrom-api", volume.GetProperty("inSandbox").GetString());
+        Assert.Equal("from-sandbox\n", volume.GetProperty("viaApi").GetString());
+        Assert.Equal(["directory:dir", "file:note"], volume.GetProperty("entries").EnumerateArray().Select(e => e.GetString()!).ToArray());
+        Assert.Equal(8, volume.GetProperty("stat").GetInt32());
+        Assert.True(volume.GetProperty("listed").GetBoolean());
+        Assert.Contains("/mnt/v", volume.GetProperty("mounts").GetString(), StringComparison.Ordinal);
+    }
+
     private Task<JsonElement> RunSuiteAsync(string scenario, string sdk, IReadOnlyDictionary<string, string>? extra = null)
     {
         var url = fixture.Server.Address.ToString().TrimEnd('/');

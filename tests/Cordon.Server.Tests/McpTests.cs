@@ -16,7 +16,8 @@ public sealed class McpTests(DefaultImageServer fixture)
 {
     private static readonly string[] ToolNames =
     [
-        "create_sandbox", "list_sandboxes", "destroy_sandbox", "run_command", "read_command_output", "write_command_input",
+        "create_sandbox", "list_sandboxes", "destroy_sandbox", "snapshot_sandbox", "fork_sandbox", "list_snapshots", "resume_sandbox",
+        "run_command", "read_command_output", "write_command_input",
         "signal_command", "wait_command", "run_code", "read_file", "write_file", "edit_file", "list_files", "make_dir", "remove", "move",
     ];
 
@@ -126,6 +127,16 @@ public sealed class McpTests(DefaultImageServer fixture)
         Assert.NotEqual(second, agent);
         Assert.Contains("No such file", Tool(run, "otherSession").Text, StringComparison.Ordinal);
         Assert.Equal("     1\tshared by the agent session\n", Tool(run, "agentRead").Text);
+
+        // Keeping the work: the agent session's sandbox snapshotted, a new session's sandbox from the snapshot, a fork.
+        Assert.Contains("snapshot", Tool(run, "snapshot").Text, StringComparison.Ordinal);
+        var snapshotName = Tool(run, "snapshot").Structured.GetProperty("name").GetString()!;
+        Assert.Contains(Tool(run, "snapshots").Structured.GetProperty("snapshots").EnumerateArray(), s => s.GetProperty("name").GetString() == snapshotName);
+        Assert.False(Tool(run, "fromSnapshot").IsError, Tool(run, "fromSnapshot").Text);
+        Assert.Equal("     1\tshared by the agent session\n", Tool(run, "fromSnapshotRead").Text);
+        Assert.Equal(2, Tool(run, "fork").Structured.GetProperty("sandboxes").GetArrayLength());
+        Assert.Equal("     1\tshared by the agent session\n", Tool(run, "forkRead").Text);
+        Assert.Contains("running", Tool(run, "resume").Text, StringComparison.Ordinal);
 
         // Destroy: the session's sandboxes go, and destroying again is not an error.
         Assert.Contains(agent!, Tool(run, "destroyAgent").Text, StringComparison.Ordinal);

@@ -6,6 +6,9 @@
 //   node suite.mjs network <e2b|e2b-2.50>  allowInternetAccess, network.allowOut/denyOut, updateNetwork, Secret,
 //                                          network.rules (the tests' own internet: TESTNET_PUBLIC, TESTNET_NAME,
 //                                          TESTNET_SECRET, TESTNET_TAG)
+//   node suite.mjs persistence <e2b|e2b-2.50>  createSnapshot, create from a snapshot, listSnapshots, deleteSnapshot,
+//                                          fork, pause({keepMemory}), connect, lifecycle (autoPause, autoResume),
+//                                          Volume and volumeMounts (E2B_VOLUME_API_URL)
 import { createHash } from 'node:crypto';
 
 import http from 'node:http';
@@ -352,6 +355,98 @@ if (scenario === 'network') {
     await ruled.kill();
   }
   await attempt('secretGone', async () => ({ destroyed: await Secret.destroy(secretName), again: await Secret.destroy(secretName), exists: await Secret.exists(secretName) }));
+}
+
+if (scenario === 'persistence') {
+  const { Sandbox, Volume } = await import(sdk);
+  const sh = (sbx, cmd) => sbx.commands.run(cmd).then((r) => r.stdout);
+  const sbx = await Sandbox.create('base', { timeoutMs: 300_000 });
+  try {
+    await sh(sbx, 'echo original > $HOME/state');
+    let snapshotId;
+    await attempt('snapshot', async () => {
+      const snap = await sbx.createSnapshot({ name: `suite-${sdk.replace(/[^a-z0-9]/g, '')}-${process.pid}` });
+      snapshotId = snap.snapshotId;
+      const listed = await Sandbox.listSnapshots({ sandboxId: sbx.sandboxId }).nextItems();
+      const mine = await sbx.listSnapshots().nextItems();
+      return { snapshotId, names: snap.names, listed: listed.some((s) => s.snapshotId === snapshotId), mine: mine.length };
+    });
+    await attempt('fromSnapshot', async () => {
+      const copy = await Sandbox.create(snapshotId, { timeoutMs: 120_000 });
+      try {
+        await sh(copy, 'echo changed > $HOME/state');
+        return { copy: await sh(copy, 'cat $HOME/state'), original: await sh(sbx, 'cat $HOME/state') };
+      } finally {
+        await copy.kill();
+      }
+    });
+    await attempt('deleteSnapshot', async () => ({ deleted: await Sandbox.deleteSnapshot(snapshotId) }));
+    await attempt('fork', async () => {
+      const forks = await sbx.fork({ count: 2 });
+      try {
+        const ids = forks.map((f) => f.sandboxId);
+        await sh(forks[0], 'echo fork0 > $HOME/state');
+        return { count: forks.length, distinct: new Set([...ids, sbx.sandboxId]).size, first: await sh(forks[0], 'cat $HOME/state'), second: await sh(forks[1], 'cat $HOME/state') };
+      } finally {
+        for (const f of forks) await f.kill();
+      }
+    });
+    await attempt('pauseWithMemory', async () => {
+      await sbx.commands.run('sleep 3600', { background: true });
+      await sbx.pause();
+      const paused = (await Sandbox.getInfo(sbx.sandboxId)).state;
+      const back = await Sandbox.connect(sbx.sandboxId);
+      return { paused, sleeping: (await sh(back, 'ps -eo args | grep -c "^[s]leep 3600"')).trim() };
+    });
+    await attempt('pauseWithoutMemory', async () => {
+      await sbx.pause({ keepMemory: false });
+      const paused = (await Sandbox.getInfo(sbx.sandboxId)).state;
+      const back = await Sandbox.connect(sbx.sandboxId);
+      return { paused, file: await sh(back, 'cat $HOME/state'), sleeping: (await sh(back, 'ps -eo args | grep -c "^[s]leep 3600" || true')).trim() };
+    });
+  } finally {
+    await sbx.kill();
+  }
+  await attempt('autoPause', async () => {
+    const auto = await Sandbox.create('base', { timeoutMs: 2_000, lifecycle: { onTimeout: 'pause', autoResume: true } });
+    await sh(auto, 'echo kept > $HOME/f');
+    const info = await auto.getInfo();
+    let state = info.state;
+    for (let i = 0; i < 100 && state !== 'paused'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = (await Sandbox.getInfo(auto.sandboxId)).state;
+    }
+    const file = await sh(auto, 'cat $HOME/f');
+    const after = (await Sandbox.getInfo(auto.sandboxId)).state;
+    await auto.kill();
+    return { lifecycle: info.lifecycle ?? null, state, file, after };
+  });
+  await attempt('volume', async () => {
+    const name = `vol${sdk.replace(/[^a-z0-9]/g, '')}${process.pid}`;
+    const vol = await Volume.create(name);
+    try {
+      const writer = await Sandbox.create('base', { volumeMounts: { '/data': vol }, timeoutMs: 120_000 });
+      await sh(writer, 'echo from-sandbox > /data/note');
+      await writer.kill();
+      await vol.writeFile('/dir/api.txt', 'from-api');
+      const reader = await Sandbox.create('base', { volumeMounts: { '/mnt/v': name }, timeoutMs: 120_000 });
+      const inSandbox = await sh(reader, 'cat /mnt/v/note /mnt/v/dir/api.txt');
+      const info = await reader.getInfo();
+      await reader.kill();
+      const connected = await Volume.connect(vol.volumeId);
+      return {
+        inSandbox,
+        viaApi: await connected.readFile('/note'),
+        entries: (await connected.list('/')).map((e) => `${e.type}:${e.name}`).sort(),
+        stat: (await connected.getInfo('/dir/api.txt')).size,
+        listed: (await Volume.list()).some((v) => v.name === name),
+        mounts: JSON.stringify(info.volumeMounts ?? null),
+      };
+    } finally {
+      await vol.remove('/dir').catch(() => {});
+      await Volume.destroy(vol.volumeId);
+    }
+  });
 }
 
 if (scenario === 'code') {

@@ -150,6 +150,21 @@ out.netOther = await call(third, 'run_command', { command: `curl -sS --max-time 
 out.netDestroy = await call(third, 'destroy_sandbox', {});
 await third.close();
 
+// Keeping the work: a snapshot of the session's sandbox, a sandbox from it, a fork, and a resume.
+const snapName = `mcp-${mode}-${process.pid}`;
+out.snapshot = await call(second, 'snapshot_sandbox', { name: snapName }, agent);
+out.snapshots = await call(second, 'list_snapshots', {}, agent);
+const fourth = await connect();
+out.fromSnapshot = await call(fourth, 'create_sandbox', { snapshot: snapName });
+out.fromSnapshotRead = await call(fourth, 'read_file', { path: '/tmp/agent.txt' });
+out.fork = await call(second, 'fork_sandbox', { count: 2 }, agent);
+const forks = out.fork.structured?.sandboxes ?? [];
+out.forkRead = forks.length ? await call(second, 'read_file', { path: '/tmp/agent.txt', sandboxId: forks[0].id }) : null;
+out.resume = forks.length ? await call(second, 'resume_sandbox', { sandboxId: forks[0].id }) : null;
+for (const f of forks) await call(second, 'destroy_sandbox', { sandboxId: f.id });
+out.fromSnapshotDestroy = await call(fourth, 'destroy_sandbox', {});
+await fourth.close();
+
 out.destroyAgent = await call(second, 'destroy_sandbox', {}, agent);
 out.destroySecond = await call(second, 'destroy_sandbox', {});
 out.destroyFirst = await call(first, 'destroy_sandbox', {});
