@@ -128,6 +128,9 @@ else
     results.AddRange(network.Value.Samples);
 }
 
+var persistence = await PersistenceBench.RunAsync(client, iterations);
+results.AddRange(persistence.Samples);
+
 // Idle memory: 20 sandboxes (with the server's default network, the internet), measured three ways.
 const int idleCount = 20;
 Console.Error.WriteLine($"bench: idle memory of {idleCount} sandboxes");
@@ -266,6 +269,14 @@ if (network is { } measured)
 
     var none = measured.Samples[0].Median;
     report.AppendLine($"| create → `echo hi` p50, `internet` vs `none` | {measured.Samples[1].Median:F1} vs {none:F1} ms | {measured.Samples[1].Median / none:F2}× |");
+}
+
+report.AppendLine();
+report.AppendLine("| persistence | value | vs reference |");
+report.AppendLine("| --- | ---: | ---: |");
+foreach (var line in persistence.Lines)
+{
+    report.AppendLine(line);
 }
 
 foreach (var note in notes)
