@@ -55,7 +55,7 @@ public interface ISandboxRuntime
     IReadOnlyList<string> ListVolumes();
 
     /// <summary>The volume's files, for the server's file API.</summary>
-    VolumeFiles VolumeFiles(string volumeId);
+    Interop.VolumeFiles VolumeFiles(string volumeId);
 
     /// <summary>Kills every process and releases every host resource of the sandbox. Idempotent.</summary>
     ValueTask DestroyAsync(string id, CancellationToken cancellationToken);

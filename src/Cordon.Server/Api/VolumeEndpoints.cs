@@ -13,9 +13,6 @@ namespace Cordon.Server.Api;
 /// <summary>The REST adapter for volumes and their files (read and written without a sandbox).</summary>
 public static class VolumeEndpoints
 {
-    /// <summary>Most entries one listing returns.</summary>
-    public const int MaxListing = 10000;
-
     public static void MapVolumeEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/volumes").WithTags("Volumes");
@@ -47,11 +44,11 @@ public static class VolumeEndpoints
             var found = sandboxes.GetVolume(ApiKeyMiddleware.Caller(context), volume);
             if (list is true)
             {
-                var entries = await sandboxes.OnVolumeAsync(found, files => Task.FromResult(files.List(path ?? "/", depth ?? 1, MaxListing)));
+                var entries = await sandboxes.ListVolumeAsync(found, path, depth ?? 1);
                 return Results.Ok(entries.Select(e => e.ToInfo()).ToList());
             }
 
-            var stream = await sandboxes.OnVolumeAsync(found, files => Task.FromResult(files.OpenRead(path ?? "")));
+            var stream = await sandboxes.ReadVolumeFileAsync(found, path);
             return Results.Stream(stream, "application/octet-stream");
         }).WithName("ReadVolumeFile").Produces<Stream>(200, "application/octet-stream")
             .WithSummary("Read a file of the volume; with list=true, list a directory (depth levels) instead.");
@@ -60,7 +57,7 @@ public static class VolumeEndpoints
         {
             RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
             var found = sandboxes.GetVolume(ApiKeyMiddleware.Caller(context), volume);
-            var entry = await sandboxes.OnVolumeAsync(found, files => files.WriteAsync(path ?? "", context.Request.Body, ParseMode(mode), null, null, context.RequestAborted));
+            var entry = await sandboxes.WriteVolumeFileAsync(found, path, context.Request.Body, ParseMode(mode), null, null, context.RequestAborted);
             return Results.Ok(entry.ToInfo());
         }).WithName("WriteVolumeFile").Accepts<Stream>("application/octet-stream", "*/*").Produces<VolumeFileInfo>()
             .WithSummary("Write a file of the volume from the raw body (parents made as needed); it replaces the old file once complete.");
@@ -68,18 +65,14 @@ public static class VolumeEndpoints
         group.MapPost("/{volume}/directories", async (string volume, string? path, HttpContext context, SandboxService sandboxes) =>
         {
             var found = sandboxes.GetVolume(ApiKeyMiddleware.Caller(context), volume);
-            var entry = await sandboxes.OnVolumeAsync(found, files => Task.FromResult(files.MakeDirectory(path ?? "", null, null, null)));
+            var entry = await sandboxes.MakeVolumeDirectoryAsync(found, path, null, null, null);
             return Results.Ok(entry.ToInfo());
         }).WithName("MakeVolumeDirectory").Produces<VolumeFileInfo>();
 
         group.MapDelete("/{volume}/files", async (string volume, string? path, HttpContext context, SandboxService sandboxes) =>
         {
             var found = sandboxes.GetVolume(ApiKeyMiddleware.Caller(context), volume);
-            await sandboxes.OnVolumeAsync(found, files =>
-            {
-                files.Remove(path ?? "");
-                return Task.FromResult(0);
-            });
+            await sandboxes.RemoveVolumePathAsync(found, path);
             return Results.NoContent();
         }).WithName("RemoveVolumeFile").Produces(204).WithSummary("Remove a file, a symlink or a directory with everything in it.");
     }

@@ -218,7 +218,7 @@ public sealed partial class SandboxService
             try
             {
                 if (record.State == SandboxState.Running && record.Timers.IdleTimeoutSeconds is { } idle
-                    && record.Busy == 0 && !_commands.HasRunning(record.Id) && now - record.LastActivity >= idle * 1000L)
+                    && now - record.LastActivity >= idle * 1000L && record.Busy == 0 && !_commands.HasRunning(record.Id))
                 {
                     await ApplyTimerAsync(record, record.Timers.OnIdle, $"after {idle} s idle (no request, command, stream or connection)", cancellationToken,
                         r => r.State == SandboxState.Running && r.Busy == 0 && Environment.TickCount64 - r.LastActivity >= idle * 1000L);

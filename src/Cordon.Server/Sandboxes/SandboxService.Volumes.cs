@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Cordon.Runtime;
+using Cordon.Runtime.Interop;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Volumes;
@@ -11,6 +12,9 @@ namespace Cordon.Server.Sandboxes;
 /// written without a sandbox through the file API, outliving every sandbox.</summary>
 public sealed partial class SandboxService
 {
+    /// <summary>Most entries one listing of a volume returns.</summary>
+    public const int MaxVolumeListing = 10000;
+
     /// <summary>Most volumes one sandbox mounts.</summary>
     public const int MaxVolumeMounts = 16;
 
@@ -126,8 +130,41 @@ public sealed partial class SandboxService
         }
     }
 
+    /// <summary>The entry at a path of the volume (a symlink shown, not followed).</summary>
+    public Task<VolumeFile> StatVolumeAsync(VolumeRecord volume, string? path)
+        => OnVolumeAsync(volume, files => Task.FromResult(ToFile(files.Stat(path ?? "/"))));
+
+    /// <summary>A directory of the volume, <paramref name="depth"/> levels deep.</summary>
+    public Task<IReadOnlyList<VolumeFile>> ListVolumeAsync(VolumeRecord volume, string? path, int depth)
+        => OnVolumeAsync(volume, files => Task.FromResult<IReadOnlyList<VolumeFile>>([.. files.List(path ?? "/", depth, MaxVolumeListing).Select(ToFile)]));
+
+    /// <summary>A regular file of the volume, to read.</summary>
+    public Task<Stream> ReadVolumeFileAsync(VolumeRecord volume, string? path)
+        => OnVolumeAsync(volume, files => Task.FromResult(files.OpenRead(path ?? "")));
+
+    /// <summary>Writes a file of the volume (parents made as needed); it replaces the old one once complete.</summary>
+    public Task<VolumeFile> WriteVolumeFileAsync(VolumeRecord volume, string? path, Stream content, uint? mode, int? uid, int? gid, CancellationToken cancellationToken)
+        => OnVolumeAsync(volume, async files => ToFile(await files.WriteAsync(path ?? "", content, mode, uid, gid, cancellationToken)));
+
+    public Task<VolumeFile> MakeVolumeDirectoryAsync(VolumeRecord volume, string? path, uint? mode, int? uid, int? gid)
+        => OnVolumeAsync(volume, files => Task.FromResult(ToFile(files.MakeDirectory(path ?? "", mode, uid, gid))));
+
+    /// <summary>Changes an entry's owner and mode.</summary>
+    public Task<VolumeFile> SetVolumeMetadataAsync(VolumeRecord volume, string? path, uint? mode, int? uid, int? gid)
+        => OnVolumeAsync(volume, files => Task.FromResult(ToFile(files.SetMetadata(path ?? "", mode, uid, gid))));
+
+    /// <summary>Removes a file, a symlink or a directory with everything in it.</summary>
+    public Task RemoveVolumePathAsync(VolumeRecord volume, string? path)
+        => OnVolumeAsync(volume, files =>
+        {
+            files.Remove(path ?? "");
+            return Task.FromResult(0);
+        });
+
+    private static VolumeFile ToFile(VolumeEntry e) => new(e.Name, e.Path, e.Type, e.Size, e.Mode, e.Uid, e.Gid, e.AccessedAt, e.ModifiedAt, e.ChangedAt, e.Target);
+
     /// <summary>Runs a file operation on a volume, its failures as the service's errors.</summary>
-    public async Task<T> OnVolumeAsync<T>(VolumeRecord volume, Func<VolumeFiles, Task<T>> operation)
+    private async Task<T> OnVolumeAsync<T>(VolumeRecord volume, Func<VolumeFiles, Task<T>> operation)
     {
         try
         {

@@ -74,7 +74,7 @@ public static class WireShapes
         UsedBy = usedBy,
     };
 
-    public static VolumeFileInfo ToInfo(this Runtime.VolumeEntry entry) => new()
+    public static VolumeFileInfo ToInfo(this Volumes.VolumeFile entry) => new()
     {
         Name = entry.Name,
         Path = entry.Path,

@@ -19,3 +19,7 @@ public sealed record VolumeRecord
 
     public required DateTimeOffset CreatedAt { get; init; }
 }
+
+/// <summary>A file, directory or symlink of a volume. Owners are ids as sandboxes see them (0 is root).</summary>
+public sealed record VolumeFile(string Name, string Path, string Type, long Size, uint Mode, uint Uid, uint Gid,
+    DateTimeOffset AccessedAt, DateTimeOffset ModifiedAt, DateTimeOffset ChangedAt, string? Target);

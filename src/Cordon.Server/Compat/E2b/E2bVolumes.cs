@@ -1,5 +1,4 @@
 using System.Globalization;
-using Cordon.Runtime;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Http;
@@ -30,20 +29,20 @@ public static class E2bVolumes
 
         var content = app.MapGroup(ContentPrefix + "/{id}").ExcludeFromDescription();
         content.MapGet("/dir", (string id, string? path, int? depth, HttpContext context, SandboxService sandboxes)
-            => ContentAsync(id, context, sandboxes, files => Task.FromResult<object>(files.List(path ?? "/", depth ?? 1, Api.VolumeEndpoints.MaxListing).Select(Stat).ToList())));
+            => ContentAsync(id, context, sandboxes, async volume => (object)(await sandboxes.ListVolumeAsync(volume, path, depth ?? 1)).Select(Stat).ToList()));
         content.MapPost("/dir", (string id, string? path, int? uid, int? gid, string? mode, HttpContext context, SandboxService sandboxes)
-            => ContentAsync(id, context, sandboxes, files => Task.FromResult(Stat(files.MakeDirectory(path ?? "", Mode(mode), uid, gid)))));
+            => ContentAsync(id, context, sandboxes, async volume => Stat(await sandboxes.MakeVolumeDirectoryAsync(volume, path, Mode(mode), uid, gid))));
         content.MapGet("/path", (string id, string? path, HttpContext context, SandboxService sandboxes)
-            => ContentAsync(id, context, sandboxes, files => Task.FromResult(Stat(files.Stat(path ?? "/")))));
-        content.MapPatch("/path", (string id, string? path, HttpContext context, SandboxService sandboxes) => ContentAsync(id, context, sandboxes, async files =>
+            => ContentAsync(id, context, sandboxes, async volume => Stat(await sandboxes.StatVolumeAsync(volume, path))));
+        content.MapPatch("/path", (string id, string? path, HttpContext context, SandboxService sandboxes) => ContentAsync(id, context, sandboxes, async volume =>
         {
             var body = await E2bControlPlane.ReadAsync<MetadataBody>(context) ?? new MetadataBody();
-            return Stat(files.SetMetadata(path ?? "", body.Mode, body.Uid, body.Gid));
+            return Stat(await sandboxes.SetVolumeMetadataAsync(volume, path, body.Mode, body.Uid, body.Gid));
         }));
-        content.MapDelete("/path", (string id, string? path, HttpContext context, SandboxService sandboxes) => ContentAsync(id, context, sandboxes, files =>
+        content.MapDelete("/path", (string id, string? path, HttpContext context, SandboxService sandboxes) => ContentAsync(id, context, sandboxes, async volume =>
         {
-            files.Remove(path ?? "");
-            return Task.FromResult<object?>(null);
+            await sandboxes.RemoveVolumePathAsync(volume, path);
+            return (object?)null;
         }));
         content.MapGet("/file", async (string id, string? path, HttpContext context, SandboxService sandboxes) =>
         {
@@ -52,13 +51,12 @@ public static class E2bVolumes
                 return E2bErrors.Body(401, "The volume token is missing or wrong: use the token Volume.create or Volume.connect returned.");
             }
 
-            return await E2bControlPlane.GuardAsync(async ()
-                => Results.Stream(await sandboxes.OnVolumeAsync(volume, files => Task.FromResult(files.OpenRead(path ?? ""))), "application/octet-stream"));
+            return await E2bControlPlane.GuardAsync(async () => Results.Stream(await sandboxes.ReadVolumeFileAsync(volume, path), "application/octet-stream"));
         });
         content.MapPut("/file", (string id, string? path, int? uid, int? gid, string? mode, HttpContext context, SandboxService sandboxes, IOptions<CordonOptions> options) =>
         {
             RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
-            return ContentAsync(id, context, sandboxes, async files => Stat(await files.WriteAsync(path ?? "", context.Request.Body, Mode(mode), uid, gid, context.RequestAborted)));
+            return ContentAsync(id, context, sandboxes, async volume => Stat(await sandboxes.WriteVolumeFileAsync(volume, path, context.Request.Body, Mode(mode), uid, gid, context.RequestAborted)));
         });
     }
 
@@ -93,7 +91,7 @@ public static class E2bVolumes
         return header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? sandboxes.VolumeByToken(id, header["Bearer ".Length..].Trim()) : null;
     }
 
-    private static async Task<IResult> ContentAsync<T>(string id, HttpContext context, SandboxService sandboxes, Func<VolumeFiles, Task<T>> operation)
+    private static async Task<IResult> ContentAsync<T>(string id, HttpContext context, SandboxService sandboxes, Func<VolumeRecord, Task<T>> operation)
     {
         if (Authorize(id, context, sandboxes) is not { } volume)
         {
@@ -102,12 +100,12 @@ public static class E2bVolumes
 
         return await E2bControlPlane.GuardAsync(async () =>
         {
-            var result = await sandboxes.OnVolumeAsync(volume, operation);
+            var result = await operation(volume);
             return result is null ? Results.NoContent() : Results.Json(result, E2bControlPlane.Json);
         });
     }
 
-    private static object Stat(VolumeEntry entry) => new
+    private static object Stat(VolumeFile entry) => new
     {
         name = entry.Name,
         path = entry.Path,

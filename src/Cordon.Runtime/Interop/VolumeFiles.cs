@@ -1,8 +1,7 @@
 using System.Runtime.InteropServices;
-using Cordon.Runtime.Interop;
 using Microsoft.Win32.SafeHandles;
 
-namespace Cordon.Runtime;
+namespace Cordon.Runtime.Interop;
 
 /// <summary>One entry of a volume, as its file API shows it.</summary>
 public sealed record VolumeEntry(string Name, string Path, string Type, long Size, uint Mode, uint Uid, uint Gid,
