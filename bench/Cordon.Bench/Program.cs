@@ -7,7 +7,7 @@ using Cordon.Client;
 using Cordon.Protocol.Api;
 using Cordon.Testing;
 
-// Usage: Cordon.Bench <server url> <api key> [iterations]
+// Usage: Cordon.Bench <server url> <api key> [iterations] [persistence]
 //        Cordon.Bench ab <url A> <key A> <url B> <key B> [rounds] [block]
 // Measures a live Cordon server, then the same work with bubblewrap, bare crun and podman in this run; or
 // compares two servers in alternating blocks (bench/ab).
@@ -33,6 +33,23 @@ await using (var tarball = BusyboxImage.CreateTarball())
     catch (CordonApiException ex) when (ex.Status == 409)
     {
     }
+}
+
+// Only the persistence targets (quicker, while working on them).
+if (args.Length > 3 && args[3] == "persistence")
+{
+    var only = await PersistenceBench.RunAsync(client, iterations);
+    foreach (var s in only.Samples)
+    {
+        Console.WriteLine($"| {s.Name} | {s.Count} | {s.Median:F1} | {s.Percentile(99):F1} |");
+    }
+
+    foreach (var line in only.Lines)
+    {
+        Console.WriteLine(line);
+    }
+
+    return 0;
 }
 
 // "Cold" is the sandbox's start (nothing is created ahead). The server is measured twice: just started, while

@@ -27,7 +27,11 @@ public interface ISandboxRuntime
     /// until <see cref="DestroyAsync"/>. Idempotent.</summary>
     ValueTask StopAsync(string id, CancellationToken cancellationToken);
 
-    /// <summary>Starts a sandbox whose processes were stopped (<see cref="StopAsync"/>) again, in the file system it
+    /// <summary>Ends every process of the sandbox and keeps everything else — its file system, its network
+    /// (namespace, address, policy), its id range — for <see cref="StartAsync"/>. Idempotent.</summary>
+    ValueTask SuspendAsync(string id, CancellationToken cancellationToken);
+
+    /// <summary>Starts a sandbox whose processes were stopped (<see cref="SuspendAsync"/> or <see cref="StopAsync"/>) again, in the file system it
     /// kept, with a fresh agent; returns as <see cref="CreateAsync"/> does.</summary>
     /// <exception cref="SandboxRuntimeException">Its files are gone (a host reboot unmounted them) or the runtime refused.</exception>
     ValueTask StartAsync(string id, CancellationToken cancellationToken);

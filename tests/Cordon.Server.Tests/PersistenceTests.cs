@@ -161,8 +161,16 @@ public sealed class PersistenceTests(ServerAssemblyFixture fixture)
             Timers = new SandboxTimersInfo { IdleTimeoutSeconds = 1, OnIdle = "pause", AutoResume = true },
         });
 
-        // A command of 4 s against an idle timer of 1 s: the sandbox is busy all along.
+        // A command of 4 s against an idle timer of 1 s: the sandbox is busy all along; then a stream of output that
+        // stays open for 3 s, read as it comes.
         Assert.Equal("done\n", await ShAsync(sandbox.Id, "sleep 4; echo done"));
+        var streamed = new System.Text.StringBuilder();
+        await foreach (var e in Client.ExecStreamAsync(sandbox.Id, ExecRequestBody.FromShell("for i in 1 2 3; do echo tick$i; sleep 1; done")))
+        {
+            streamed.Append(e.Data);
+        }
+
+        Assert.Equal("tick1\ntick2\ntick3\n", streamed.ToString());
         Assert.DoesNotContain(await Client.GetEventsAsync(sandbox.Id), e => e.Kind == "paused");
 
         await WaitForStateAsync(sandbox.Id, "paused");

@@ -59,9 +59,28 @@ internal static unsafe partial class Syscalls
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int umount2(string target, int flags);
 
-    /// <summary>Whether <paramref name="path"/> is itself a mount point (per /proc/self/mountinfo).</summary>
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    private const ulong STATX_ATTR_MOUNT_ROOT = 0x2000;
+
+    /// <summary>Whether <paramref name="path"/> is itself a mount point: asked of the kernel for that path alone
+    /// (statx's STATX_ATTR_MOUNT_ROOT, Linux 5.8+), not by reading the mount table, which grows with every sandbox.</summary>
     public static bool IsMountPoint(string path)
     {
+        var buffer = stackalloc byte[256];
+        if (statx(AT_FDCWD, path, (int)AT_SYMLINK_NOFOLLOW, 0, buffer) != 0)
+        {
+            return false;
+        }
+
+        var attributes = *(ulong*)(buffer + 8);
+        var supported = *(ulong*)(buffer + 56);
+        if ((supported & STATX_ATTR_MOUNT_ROOT) != 0)
+        {
+            return (attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+        }
+
         var full = Path.GetFullPath(path).TrimEnd('/');
         return MountPoints().Contains(full);
     }

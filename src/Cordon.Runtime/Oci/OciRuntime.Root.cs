@@ -102,6 +102,8 @@ public sealed partial class OciRuntime
             Syscalls.umount2(volume, Syscalls.MNT_DETACH);
         }
 
+        Syscalls.umount2(Path.Combine(dir, "netns"), Syscalls.MNT_DETACH); // a stopped sandbox's kept network
+
         var range = ReadRange(dir);
         if (!TryRemoveFlat(dir))
         {

@@ -120,6 +120,25 @@ public sealed partial class OciRuntime
         return (Path.Combine(mount, "upper"), first);
     }
 
+    public async ValueTask SuspendAsync(string id, CancellationToken cancellationToken)
+    {
+        // Its network namespace would end with its processes: a bind mount in its directory keeps it (the interface,
+        // the address and the policy with it) for the next start, across server restarts too.
+        var dir = BundleDirectory(id);
+        var kept = Path.Combine(dir, "netns");
+        if (_slots.ContainsKey(id) && InitPid(id) is { } pid && !Syscalls.IsMountPoint(kept))
+        {
+            File.WriteAllBytes(kept, []);
+            if (Syscalls.mount($"/proc/{pid}/ns/net", kept, null, Syscalls.MS_BIND, null) != 0)
+            {
+                File.Delete(kept); // the next start makes a new namespace instead
+            }
+        }
+
+        await StopAsync(id, cancellationToken);
+        await DeleteContainerAsync(id, cancellationToken);
+    }
+
     public async ValueTask StartAsync(string id, CancellationToken cancellationToken)
     {
         var dir = BundleDirectory(id);
@@ -128,11 +147,26 @@ public sealed partial class OciRuntime
             throw new SandboxRuntimeException("The stopped sandbox's file system is no longer mounted (the host restarted), so it cannot start again.", $"{dir}/rootfs is not a mount");
         }
 
-        await DeleteContainerAsync(id, cancellationToken);
+        if (Directory.Exists(Path.Combine(_options.RuntimeRoot, id)))
+        {
+            await DeleteContainerAsync(id, cancellationToken);
+        }
+
         File.Delete(AgentSocketPath(id));
         File.Delete(Path.Combine(dir, "pid"));
 
-        // Its network namespace ended with its processes: a new one, with the same policy, joins the sandbox.
+        // The network kept at suspend: the same namespace joins the sandbox again.
+        var kept = Path.Combine(dir, "netns");
+        if (Syscalls.IsMountPoint(kept))
+        {
+            SetNetworkNamespace(dir, kept);
+            await RunContainerAsync(id, dir);
+            WatchExit(id);
+            return;
+        }
+
+        // Its network namespace ended with its processes (they died without a suspend): a new one, with the same
+        // policy, joins the sandbox.
         if (_network is { } network && NetworkRecord.Load(dir) is { } previous)
         {
             await ReleaseNetworkAsync(id, dir);
@@ -140,17 +174,7 @@ public sealed partial class OciRuntime
             try
             {
                 NetworkRecord.Of(slot.Index, previous.Policy).Save(dir);
-                var configPath = Path.Combine(dir, "config.json");
-                var config = JsonNode.Parse(File.ReadAllText(configPath))!;
-                foreach (var ns in config["linux"]!["namespaces"]!.AsArray())
-                {
-                    if (ns!["type"]!.GetValue<string>() == "network")
-                    {
-                        ns["path"] = slot.NamespacePath;
-                    }
-                }
-
-                File.WriteAllText(configPath, config.ToJsonString());
+                SetNetworkNamespace(dir, slot.NamespacePath);
                 await RunContainerAsync(id, dir);
             }
             catch
@@ -170,6 +194,27 @@ public sealed partial class OciRuntime
         }
 
         WatchExit(id);
+    }
+
+    /// <summary>Points the bundle's config at the network namespace to join (rewritten only when it changes).</summary>
+    private static void SetNetworkNamespace(string dir, string path)
+    {
+        var configPath = Path.Combine(dir, "config.json");
+        var config = JsonNode.Parse(File.ReadAllText(configPath))!;
+        var changed = false;
+        foreach (var ns in config["linux"]!["namespaces"]!.AsArray())
+        {
+            if (ns!["type"]!.GetValue<string>() == "network" && ns["path"]?.GetValue<string>() != path)
+            {
+                ns["path"] = path;
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            File.WriteAllText(configPath, config.ToJsonString());
+        }
     }
 
     /// <summary>Thaws the writable layers a crash left frozen in the middle of a snapshot (their writers would

@@ -228,6 +228,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
         // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
         await DeleteContainerAsync(id, cancellationToken);
+
+        // A stopped sandbox's kept namespace goes before its slot is given back (its interface with it).
+        Syscalls.umount2(Path.Combine(BundleDirectory(id), "netns"), Syscalls.MNT_DETACH);
         await ReleaseNetworkAsync(id, BundleDirectory(id));
         RemoveBundle(BundleDirectory(id));
         _cpus.Release(id);

@@ -65,7 +65,7 @@ public sealed partial class SandboxService
             case SandboxState.Stopped:
                 return;
             case SandboxState.Running or SandboxState.Paused:
-                await RuntimeCallAsync(() => _runtime.StopAsync(record.Id, CancellationToken.None));
+                await RuntimeCallAsync(() => _runtime.SuspendAsync(record.Id, CancellationToken.None));
                 _commands.ForgetSandbox(record.Id);
                 record.State = SandboxState.Stopped;
                 record.StoppedAt = DateTimeOffset.UtcNow;
