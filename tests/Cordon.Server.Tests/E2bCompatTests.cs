@@ -405,31 +405,38 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
     [InlineData("e2b-2.50")]
     public async Task Sdk_SnapshotsForksPauseAndVolumes_BehaveAsOnE2b(string sdk)
     {
+        static JsonElement Step(JsonElement run, string step)
+        {
+            Assert.True(run.TryGetProperty(step, out var value), $"{step} is missing: {run}");
+            Assert.False(value.ValueKind == JsonValueKind.Object && value.TryGetProperty("error", out _), $"{step} failed: {value}");
+            return value;
+        }
+
         var url = fixture.Server.Address.ToString().TrimEnd('/');
         var run = await RunSuiteAsync("persistence", sdk, new Dictionary<string, string> { ["E2B_VOLUME_API_URL"] = url });
 
-        var snapshot = run.GetProperty("snapshot");
+        var snapshot = Step(run, "snapshot");
         Assert.StartsWith("snap_", snapshot.GetProperty("snapshotId").GetString());
         Assert.True(snapshot.GetProperty("listed").GetBoolean(), snapshot.ToString());
         Assert.Equal(1, snapshot.GetProperty("mine").GetInt32());
-        Assert.Equal("changed\n", run.GetProperty("fromSnapshot").GetProperty("copy").GetString());
-        Assert.Equal("original\n", run.GetProperty("fromSnapshot").GetProperty("original").GetString());
-        Assert.True(run.GetProperty("deleteSnapshot").GetProperty("deleted").GetBoolean(), run.GetProperty("deleteSnapshot").ToString());
-        var fork = run.GetProperty("fork");
+        Assert.Equal("changed\n", Step(run, "fromSnapshot").GetProperty("copy").GetString());
+        Assert.Equal("original\n", Step(run, "fromSnapshot").GetProperty("original").GetString());
+        Assert.True(Step(run, "deleteSnapshot").GetProperty("deleted").GetBoolean(), Step(run, "deleteSnapshot").ToString());
+        var fork = Step(run, "fork");
         Assert.Equal(2, fork.GetProperty("count").GetInt32());
         Assert.Equal(3, fork.GetProperty("distinct").GetInt32());
         Assert.Equal("fork0\n", fork.GetProperty("first").GetString());
         Assert.Equal("original\n", fork.GetProperty("second").GetString());
-        Assert.Equal("paused", run.GetProperty("pauseWithMemory").GetProperty("paused").GetString());
-        Assert.Equal("1", run.GetProperty("pauseWithMemory").GetProperty("sleeping").GetString());
-        Assert.Equal("paused", run.GetProperty("pauseWithoutMemory").GetProperty("paused").GetString());
-        Assert.Equal("original\n", run.GetProperty("pauseWithoutMemory").GetProperty("file").GetString());
-        Assert.Equal("0", run.GetProperty("pauseWithoutMemory").GetProperty("sleeping").GetString());
-        var auto = run.GetProperty("autoPause");
+        Assert.Equal("paused", Step(run, "pauseWithMemory").GetProperty("paused").GetString());
+        Assert.Equal("1", Step(run, "pauseWithMemory").GetProperty("sleeping").GetString());
+        Assert.Equal("paused", Step(run, "pauseWithoutMemory").GetProperty("paused").GetString());
+        Assert.Equal("original\n", Step(run, "pauseWithoutMemory").GetProperty("file").GetString());
+        Assert.Equal("0", Step(run, "pauseWithoutMemory").GetProperty("sleeping").GetString());
+        var auto = Step(run, "autoPause");
         Assert.Equal("paused", auto.GetProperty("state").GetString());
         Assert.Equal("kept\n", auto.GetProperty("file").GetString());
         Assert.Equal("running", auto.GetProperty("after").GetString());
-        var volume = run.GetProperty("volume");
+        var volume = Step(run, "volume");
         Assert.True(volume.TryGetProperty("inSandbox", out _), volume.ToString());
         Assert.Equal("from-sandbox\nfrom-api", volume.GetProperty("inSandbox").GetString());
         Assert.Equal("from-sandbox\n", volume.GetProperty("viaApi").GetString());

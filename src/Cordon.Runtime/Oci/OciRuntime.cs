@@ -479,7 +479,15 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 }
             }
 
-            _disk = new DiskSpace(host.AvailableFreeSpace, used);
+            // On a pool image (LayerPool), what is free is the least of the pool's room and its host's: the pool is
+            // sparse and can promise more than the disk under it holds.
+            var available = host.AvailableFreeSpace;
+            if (File.Exists(_pool.ImagePath))
+            {
+                available = Math.Min(available, new DriveInfo(Path.GetDirectoryName(_pool.ImagePath)!).AvailableFreeSpace);
+            }
+
+            _disk = new DiskSpace(available, used);
             _diskReadAt = Environment.TickCount64;
             return _disk;
         }

@@ -172,6 +172,7 @@ public sealed partial class SandboxService
         }
 
         record.State = SandboxState.Running;
+        record.Starts++;
         record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
         _store.SaveSandbox(record, "started",
             $"Started from {(record.Snapshots.Count > 0 ? $"snapshot {record.Snapshots[^1]} of image '{record.Image}'" : $"image '{record.Image}'")} with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk, network: {Describe(record.Network)}; expires in {record.TimeoutSeconds} s; {DescribeTimers(record.Timers)}.",
@@ -187,8 +188,13 @@ public sealed partial class SandboxService
     /// and is skipped when the sandbox's first request was answered meanwhile. Sent at once, it reached the agent
     /// just as that agent was finishing its start and its first command was arriving: in a fresh NativeAOT process
     /// the check was served first, and that command waited for it (~0.9 ms of create → first command).</remarks>
-    private async Task VerifyAgentAsync(SandboxRecord record)
+    /// <para>Each start of a sandbox checks its own agent: a check still in flight when the sandbox was stopped and
+    /// started again leaves the new start alone. An agent that does not answer after a start (not a create) stops the
+    /// sandbox, its files kept.</para>
+    /// <param name="restarted">The sandbox was started again (not created).</param>
+    private async Task VerifyAgentAsync(SandboxRecord record, bool restarted = false)
     {
+        var start = record.Starts;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         timeout.CancelAfter(_options.AgentStartTimeout);
         try
@@ -196,7 +202,7 @@ public sealed partial class SandboxService
             await Task.Delay(_options.AgentCheckDelay, timeout.Token);
 
             // Only a running sandbox can answer: a paused one's agent is frozen, an ended one is gone.
-            if (record.AgentAnswered || record.State != SandboxState.Running)
+            if (record.AgentAnswered || record.State != SandboxState.Running || record.Starts != start)
             {
                 return;
             }
@@ -205,9 +211,9 @@ public sealed partial class SandboxService
         }
         catch (Exception ex) when (ex is OperationCanceledException or AgentErrorException or IOException or SandboxRuntimeException or InvalidDataException)
         {
-            if (_stopping.IsCancellationRequested || record.State != SandboxState.Running)
+            if (_stopping.IsCancellationRequested || record.State != SandboxState.Running || record.Starts != start)
             {
-                return; // the server is stopping, or the sandbox was paused (its agent froze mid-check) or destroyed
+                return; // the server is stopping, or the sandbox was paused (its agent froze mid-check), stopped or destroyed
             }
 
             LogAgentDidNotStart(record.Id, ex.Message);
@@ -216,7 +222,11 @@ public sealed partial class SandboxService
                 await record.Lifecycle.WaitAsync();
                 try
                 {
-                    if (record.State == SandboxState.Running)
+                    if (record.State == SandboxState.Running && record.Starts == start && !record.AgentAnswered && restarted)
+                    {
+                        await StopLockedAsync(record, "Stopped because its agent did not answer after it started again; its files are kept. The server log has the details; start it again or destroy it.");
+                    }
+                    else if (record.State == SandboxState.Running && record.Starts == start && !record.AgentAnswered)
                     {
                         await _runtime.DestroyAsync(record.Id, CancellationToken.None);
                         End(record, EndReason.Failed);

@@ -119,12 +119,13 @@ public sealed partial class SandboxService
                 AdmitWake(record);
                 await RuntimeCallAsync(() => _runtime.StartAsync(record.Id, cancellationToken));
                 record.State = SandboxState.Running;
+                record.Starts++;
                 record.StoppedAt = null;
                 record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
                 record.LastActivity = Environment.TickCount64;
                 _store.SaveSandbox(record);
                 _store.AddEvent(record.Id, "started", $"Started again {how}, in the files it kept; expires in {record.TimeoutSeconds} s.");
-                _ = VerifyAgentAsync(record);
+                _ = VerifyAgentAsync(record, restarted: true);
                 return;
             default:
                 throw NotLive(record);

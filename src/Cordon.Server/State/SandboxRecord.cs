@@ -63,6 +63,10 @@ public sealed class SandboxRecord
     /// <summary>When it was stopped (its retention counts from then); null unless stopped.</summary>
     public DateTimeOffset? StoppedAt { get; set; }
 
+    /// <summary>How many times this server started it (its create is the first): an agent check belongs to one start.
+    /// Changed only under <see cref="Lifecycle"/>.</summary>
+    public int Starts;
+
     /// <summary>When a request last reached it (<see cref="Environment.TickCount64"/>); its idle timer counts from the
     /// later of this and the end of its last running command, stream or connection.</summary>
     public long LastActivity = Environment.TickCount64;
