@@ -126,12 +126,7 @@ public sealed class QuotaTests(ServerAssemblyFixture fixture)
     {
         var dataDir = TestPaths.NewTempDirectory("disk-reserve");
         var free = new DriveInfo(dataDir).AvailableFreeSpace >> 20;
-        // The pool sized as the host's disk (as by default), so what is free is the host's.
-        await using var server = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?>
-        {
-            ["Cordon:DiskReserveMiB"] = (free - 1024).ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["Runtime:PoolSizeGiB"] = "0",
-        }, dataDir: dataDir);
+        await using var server = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?> { ["Cordon:DiskReserveMiB"] = (free - 1024).ToString(System.Globalization.CultureInfo.InvariantCulture) }, dataDir: dataDir);
 
         using var big = await server.Http.PostAsJsonAsync("/v1/sandboxes", new { image = ServerFixture.TestImage, diskMiB = 2048 }, Token);
         await ProblemAssert.IsProblemAsync(big, HttpStatusCode.InsufficientStorage, "host_disk_full");

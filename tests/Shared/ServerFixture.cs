@@ -92,7 +92,6 @@ public sealed class ServerFixture : IAsyncDisposable
             // What ./cordon serve runs: the static crun beside the server binary when it is the installed crun's
             // twin (StaticCrunRuntimeTests fails if it was not built), else the installed crun.
             ["Runtime:BundledRuntimePath"] = TestPaths.StaticCrunPath,
-            ["Runtime:PoolSizeGiB"] = "16",
 
             // Sandboxes' names resolve in the tests' own small internet, never outside this machine.
             ["Cordon:UpstreamDns:0"] = TestInternet.Dns,

@@ -65,7 +65,6 @@ public sealed class ServerProcess : IAsyncDisposable
             ["Cordon:PrepareDefaultImage"] = "false",
             ["Runtime:AgentPath"] = TestPaths.AgentPath,
             ["Runtime:BundledRuntimePath"] = TestPaths.StaticCrunPath,
-            ["Runtime:PoolSizeGiB"] = "16",
 
             // Sandboxes' names resolve in the tests' own small internet, never outside this machine.
             ["Cordon:UpstreamDns:0"] = TestInternet.Dns,
