@@ -35,8 +35,12 @@ public static class NodeScript
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(token);
         limit.CancelAfter(TimeSpan.FromMinutes(5));
         await node.WaitForExitAsync(limit.Token);
-        var output = await stdout;
-        Assert.True(node.ExitCode == 0, $"tests/{directory}/{start.ArgumentList[0]} failed ({node.ExitCode}): {await stderr}");
+
+        // Bounded: output that never ends after node exited (a descendant holding its pipes) fails the test, never
+        // hangs the run.
+        var output = await stdout.WaitAsync(TimeSpan.FromSeconds(30), token);
+        Assert.True(node.ExitCode == 0, $"tests/{directory}/{start.ArgumentList[0]} failed ({node.ExitCode}): "
+            + (stderr.Wait(TimeSpan.FromSeconds(30), token) ? stderr.Result : "(its standard error did not end)") + "\n" + output);
         return JsonDocument.Parse(output).RootElement;
     }
 }
