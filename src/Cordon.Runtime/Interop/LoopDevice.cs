@@ -43,6 +43,25 @@ internal static unsafe partial class LoopDevice
     [LibraryImport("libc", SetLastError = true)]
     private static partial int ioctl(int fd, ulong request, nint argument);
 
+    /// <summary>Mounts the file system in <paramref name="image"/> at <paramref name="mountPoint"/> through a loop
+    /// device, which the mount then holds (unmounting releases it).</summary>
+    /// <exception cref="IOException">The device could not be attached or the kernel refused the mount.</exception>
+    public static void Mount(string image, string mountPoint, string type, ulong flags, string data = "")
+    {
+        var (device, fd) = Attach(image);
+        try
+        {
+            if (Syscalls.mount(device, mountPoint, type, flags, data) != 0)
+            {
+                throw new IOException($"mount {type} {device} ({image}) at {mountPoint}: {Syscalls.LastError()}");
+            }
+        }
+        finally
+        {
+            Syscalls.close(fd); // the mount holds the device now (autoclear)
+        }
+    }
+
     /// <summary>Attaches <paramref name="backingFile"/>; returns the device path (e.g. /dev/loop7) and an open
     /// descriptor of it.</summary>
     /// <remarks>Autoclear detaches the device on its last close: keep the descriptor open until the file

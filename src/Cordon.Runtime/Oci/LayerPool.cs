@@ -54,18 +54,7 @@ internal sealed class LayerPool(string directory, long sizeGiB)
                 Format();
             }
 
-            var (device, fd) = LoopDevice.Attach(ImagePath);
-            try
-            {
-                if (Syscalls.mount(device, directory, "xfs", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "discard") != 0)
-                {
-                    return $"The reflink pool for snapshots could not be mounted ({Syscalls.LastError()}); snapshots and forks are unavailable.";
-                }
-            }
-            finally
-            {
-                Syscalls.close(fd);
-            }
+            LoopDevice.Mount(ImagePath, directory, "xfs", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "discard");
         }
         catch (IOException ex)
         {

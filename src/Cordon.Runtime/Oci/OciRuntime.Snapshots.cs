@@ -102,18 +102,7 @@ public sealed partial class OciRuntime
             if (!Syscalls.IsMountPoint(mount))
             {
                 Directory.CreateDirectory(mount, Modes.RootOnly);
-                var (device, fd) = LoopDevice.Attach(image);
-                try
-                {
-                    if (Syscalls.mount(device, mount, "ext4", Syscalls.MS_RDONLY | Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "") != 0)
-                    {
-                        throw new IOException($"mount ext4 {device} (snapshot {snapshotId}) read-only at {mount}: {Syscalls.LastError()}");
-                    }
-                }
-                finally
-                {
-                    Syscalls.close(fd);
-                }
+                LoopDevice.Mount(image, mount, "ext4", Syscalls.MS_RDONLY | Syscalls.MS_NOSUID | Syscalls.MS_NODEV);
             }
         }
 

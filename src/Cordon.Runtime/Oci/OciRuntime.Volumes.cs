@@ -93,17 +93,13 @@ public sealed partial class OciRuntime
             }
 
             Directory.CreateDirectory(mount, Modes.RootOnly);
-            var (device, fd) = LoopDevice.Attach(image);
             try
             {
-                if (Syscalls.mount(device, mount, "ext4", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "") != 0)
-                {
-                    throw new SandboxRuntimeException("The volume could not be mounted; the server log says why.", $"mount ext4 {device} at {mount}: {Syscalls.LastError()}");
-                }
+                LoopDevice.Mount(image, mount, "ext4", Syscalls.MS_NOSUID | Syscalls.MS_NODEV);
             }
-            finally
+            catch (IOException ex)
             {
-                Syscalls.close(fd);
+                throw new SandboxRuntimeException("The volume could not be mounted; the server log says why.", ex.Message, ex);
             }
 
             return mount;

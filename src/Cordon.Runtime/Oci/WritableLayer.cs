@@ -51,18 +51,7 @@ internal sealed class WritableLayer(string directory)
         }
 
         File.SetUnixFileMode(image, Modes.RootReadWrite);
-        var (device, fd) = LoopDevice.Attach(image);
-        try
-        {
-            if (Syscalls.mount(device, mountPoint, "ext4", Syscalls.MS_NOSUID | Syscalls.MS_NODEV, "") != 0)
-            {
-                throw new IOException($"mount ext4 {device} at {mountPoint}: {Syscalls.LastError()}");
-            }
-        }
-        finally
-        {
-            Syscalls.close(fd); // the mount now holds the device; unmounting releases it (autoclear)
-        }
+        LoopDevice.Mount(image, mountPoint, "ext4", Syscalls.MS_NOSUID | Syscalls.MS_NODEV);
 
         Directory.Delete(Path.Combine(mountPoint, "lost+found"));
     }
