@@ -1,6 +1,8 @@
 using Cordon.Client;
 using Cordon.Protocol.Api;
 using Cordon.Server;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Cordon.Testing;
 
@@ -36,6 +38,7 @@ public sealed class ServerFixture : IAsyncDisposable
         Environment.SetEnvironmentVariable("CORDON_API_KEY", AdminKey);
         dataDir ??= TestPaths.NewTempDirectory("server");
         var server = await CordonServer.StartAsync(Settings(runtime, dataDir, overrides), CancellationToken.None);
+        RecordLog(server);
         var fixture = new ServerFixture(server, dataDir);
         if ((await fixture.Client.ListImagesAsync()).All(i => i.Name != TestImage))
         {
@@ -53,6 +56,7 @@ public sealed class ServerFixture : IAsyncDisposable
         Client.Dispose();
         Http.Dispose();
         Server = await CordonServer.StartAsync(Settings(runtime, DataDir, null), CancellationToken.None);
+        RecordLog(Server);
         Client = new CordonClient(Server.Address, AdminKey);
         Http = new HttpClient { BaseAddress = Server.Address, Timeout = TimeSpan.FromMinutes(2) };
         Http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
@@ -81,6 +85,10 @@ public sealed class ServerFixture : IAsyncDisposable
         var info = await Client.CreateSandboxAsync((request ?? new CreateSandboxRequest()) with { Image = request?.Image ?? TestImage, TimeoutSeconds = request?.TimeoutSeconds ?? 600 });
         return new TestSandbox(Client, info);
     }
+
+    /// <summary>Its warnings and errors go where a failing test's report finds them (<see cref="ServerLog"/>).</summary>
+    private static void RecordLog(RunningServer server)
+        => server.App.Services.GetRequiredService<ILoggerFactory>().AddProvider(new ServerLog(server.Address.Authority));
 
     private static ServerSettings Settings(string runtime, string dataDir, IReadOnlyDictionary<string, string?>? overrides)
     {

@@ -82,6 +82,9 @@ public sealed class ServerProcess : IAsyncDisposable
         }
 
         var process = Process.Start(info) ?? throw new InvalidOperationException("cordon serve did not start");
+        var log = new ServerLog($"cordon serve 127.0.0.1:{port}");
+        process.OutputDataReceived += (_, e) => log.AddConsoleLine(e.Data);
+        process.ErrorDataReceived += (_, e) => log.AddConsoleLine(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}/"), dataDir);
