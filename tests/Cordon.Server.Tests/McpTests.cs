@@ -134,7 +134,7 @@ public sealed class McpTests(DefaultImageServer fixture)
         Assert.Contains(Tool(run, "snapshots").Structured.GetProperty("snapshots").EnumerateArray(), s => s.GetProperty("name").GetString() == snapshotName);
         Assert.False(Tool(run, "fromSnapshot").IsError, Tool(run, "fromSnapshot").Text);
         Assert.Equal("     1\tshared by the agent session\n", Tool(run, "fromSnapshotRead").Text);
-        Assert.Equal(2, Tool(run, "fork").Structured.GetProperty("sandboxes").GetArrayLength());
+        Assert.True(Tool(run, "fork").Structured.TryGetProperty("sandboxes", out var forks) && forks.GetArrayLength() == 2, "fork_sandbox answered: " + Tool(run, "fork").Text);
         Assert.Equal("     1\tshared by the agent session\n", Tool(run, "forkRead").Text);
         Assert.Contains("running", Tool(run, "resume").Text, StringComparison.Ordinal);
 

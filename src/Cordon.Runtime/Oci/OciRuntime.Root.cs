@@ -54,7 +54,11 @@ public sealed partial class OciRuntime
             var (snapshotUpper, snapshotBase) = MountSnapshot(snapshots[i]);
             var lower = Path.Combine(dir, $"snapshot{i}");
             Directory.CreateDirectory(lower);
-            IdmappedMount.Mount(snapshotUpper, lower, (int)_namespaces.GetShift(snapshotBase, hostId).DangerousGetHandle());
+            using (var shift = _namespaces.LeaseShift(snapshotBase, hostId))
+            {
+                IdmappedMount.Mount(snapshotUpper, lower, shift.Fd);
+            }
+
             undo.Push($"snapshot layer {i}", () => Unmount(lower));
             lowers.Add(lower);
         }

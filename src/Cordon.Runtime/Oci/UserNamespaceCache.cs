@@ -32,30 +32,41 @@ internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
         }
     }
 
-    /// <summary>A namespace that maps the ids <paramref name="from"/>… to <paramref name="to"/>… (a range each).</summary>
-    public SafeFileHandle GetShift(long from, long to)
+    /// <summary>A namespace that maps the ids <paramref name="from"/>… to <paramref name="to"/>… (a range each), held
+    /// until the lease is disposed: the cache may drop it meanwhile (it keeps at most <see cref="MaxShifts"/>), and the
+    /// descriptor must stay open until the mount made with it exists.</summary>
+    public Lease LeaseShift(long from, long to)
     {
         lock (_lock)
         {
-            if (_shifts.TryGetValue((from, to), out var existing))
+            if (!_shifts.TryGetValue((from, to), out var handle))
             {
-                return existing;
-            }
-
-            // Dropped handles stay valid for the mounts made with them: an idmapped mount keeps its own reference.
-            while (_shifts.Count >= MaxShifts && _shiftOrder.TryDequeue(out var oldest))
-            {
-                if (_shifts.Remove(oldest, out var handle))
+                // Dropped handles stay valid for the mounts made with them: an idmapped mount keeps its own reference.
+                while (_shifts.Count >= MaxShifts && _shiftOrder.TryDequeue(out var oldest))
                 {
-                    handle.Dispose();
+                    if (_shifts.Remove(oldest, out var dropped))
+                    {
+                        dropped.Dispose();
+                    }
                 }
+
+                handle = Create(from, to);
+                _shifts[(from, to)] = handle;
+                _shiftOrder.Enqueue((from, to));
             }
 
-            var created = Create(from, to);
-            _shifts[(from, to)] = created;
-            _shiftOrder.Enqueue((from, to));
-            return created;
+            var added = false;
+            handle.DangerousAddRef(ref added);
+            return new Lease(handle);
         }
+    }
+
+    /// <summary>A namespace descriptor kept open (though the cache drop it) until disposed.</summary>
+    public readonly struct Lease(SafeFileHandle handle) : IDisposable
+    {
+        public int Fd => (int)handle.DangerousGetHandle();
+
+        public void Dispose() => handle.DangerousRelease();
     }
 
     private static SafeFileHandle Create(long inner, long hostId)
