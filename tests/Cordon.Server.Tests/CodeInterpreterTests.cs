@@ -199,10 +199,14 @@ public sealed class CodeInterpreterTests(DefaultImageServer fixture)
         var context = await Client.CreateContextAsync(sandbox.Id, new CreateContextRequestBody { Language = language, Env = new Dictionary<string, string> { ["PYTHONPATH"] = "/opt/bare" } }, Token);
 
         await RunAsync(sandbox, "import sys\nx = 6 * 7", contextId: context.Id);
+
+        // An interrupt between runs (one that raced a run's end) leaves the interpreter and its state alone.
+        var interrupted = await sandbox.ShAsync("pkill -INT -f 'code-context[ ]driver' && echo sent");
         var value = await RunAsync(sandbox, "(x, 'IPython' in sys.modules)", contextId: context.Id);
         var plot = await RunAsync(sandbox, "import matplotlib.pyplot as plt\nplt.plot([1, 2])", contextId: context.Id);
 
         Assert.Null(context.Kernel);
+        Assert.Equal("sent\n", interrupted.Stdout);
         Assert.Equal("(42, False)", MainText(value));
         var figure = Assert.Single(plot.Results, r => r.Data!.ContainsKey("image/png"));
         Assert.Equal(PngSignature, Convert.FromBase64String(figure.Data!["image/png"].GetString()!)[..8]);

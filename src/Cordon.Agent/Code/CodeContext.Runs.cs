@@ -68,6 +68,13 @@ internal sealed partial class CodeContext
                 var outgoing = e;
                 if (e.Type == CodeEventTypes.End)
                 {
+                    // The driver is done with the run: from here an interrupt (the client closing its connection
+                    // as soon as it has the end) would reach an idle interpreter.
+                    lock (_lock)
+                    {
+                        _run = null;
+                    }
+
                     _executionCount = e.ExecutionCount ?? _executionCount + 1;
                     var status = timedOut && e.Status is CodeRunStatus.Interrupted or CodeRunStatus.Error ? CodeRunStatus.Timeout : e.Status ?? CodeRunStatus.Ok;
                     outgoing = e with { Status = status, DurationMs = stopwatch.ElapsedMilliseconds, ContextId = Id, ExecutionCount = _executionCount };

@@ -262,12 +262,20 @@ def run_plain():
     matplotlib figures (Agg) captured as PNG after each run, KeyboardInterrupt on SIGINT."""
     import ast
     import base64
+    import signal
     import traceback
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     namespace = {"__name__": "__main__"}
     count = 0
+    running = False
 
+    # An interrupt that arrives between runs (it raced the end of one) must not end the interpreter and its state.
+    def interrupt(*_):
+        if running:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
     sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
     send({"type": "ready", "kernel": None, "language": "python", "interrupt": "signal", "markers": True})
     for request in requests():
@@ -275,6 +283,7 @@ def run_plain():
             continue
         count += 1
         status = "ok"
+        running = True
         try:
             with run_environment(request):
                 tree = ast.parse(request.get("code", ""), "<cell>", "exec")
@@ -291,6 +300,8 @@ def run_plain():
             status = "error"
             lines = traceback.format_exception(type(error), error, error.__traceback__)
             send({"type": "error", "name": type(error).__name__, "value": str(error), "traceback": lines})
+        finally:
+            running = False
         plt = sys.modules.get("matplotlib.pyplot")
         if plt is not None:
             for number in plt.get_fignums():
