@@ -85,6 +85,9 @@ public sealed class ServerProcess : IAsyncDisposable
         var log = new ServerLog($"cordon serve 127.0.0.1:{port}");
         process.OutputDataReceived += (_, e) => log.AddConsoleLine(e.Data);
         process.ErrorDataReceived += (_, e) => log.AddConsoleLine(e.Data);
+        process.EnableRaisingEvents = true;
+        var pid = process.Id;
+        process.Exited += (_, _) => log.Add($"cordon serve (pid {pid}) exited with {process.ExitCode}");
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var server = new ServerProcess(process, new Uri($"http://127.0.0.1:{port}/"), dataDir);
