@@ -19,6 +19,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Cordon.Server;
 
@@ -97,6 +99,7 @@ public static class CordonServer
         builder.Services.AddSingleton<Secrets.SecretService>();
         builder.Services.AddSingleton<Network.EgressCa>();
         builder.Services.AddSingleton<Network.EgressTrust>();
+        builder.Services.AddSingleton<Observability.CordonMetrics>();
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddSingleton<Network.SandboxEgress>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
@@ -107,6 +110,11 @@ public static class CordonServer
         builder.Services.AddSingleton<EnvdWatchers>();
         builder.Services.AddHttpForwarder();
         builder.Services.AddSingleton<SandboxPortProxy>();
+        // Prometheus' text format at /metrics: Cordon's own meter and ASP.NET Core's request metrics; every scrape
+        // reads the gauges afresh (no cached answer).
+        builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService("cordon", serviceVersion: Version)).WithMetrics(metrics => metrics
+            .AddMeter(Observability.CordonMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
         builder.Services.AddExceptionHandler<ProblemMapping>();
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.CompleteFrameworkProblem);
         builder.Services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
@@ -132,6 +140,12 @@ public static class CordonServer
         app.UseMiddleware<E2bSandboxPlane>();
         app.UseMiddleware<ApiKeyMiddleware>();
         app.UseMiddleware<McpSessionOwners>();
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(
+            meterProvider: null,
+            predicate: context => context.Request.Path == "/metrics",
+            path: null,
+            configureBranchedPipeline: Observability.MetricsAccess.AdminsOnly,
+            optionsName: null);
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapHealthEndpoints();
         app.MapSandboxEndpoints();

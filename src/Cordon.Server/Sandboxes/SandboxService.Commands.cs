@@ -31,6 +31,7 @@ public sealed partial class SandboxService
     /// <summary>Runs a command to its end; <paramref name="stdin"/>, when given, is written and closed first.</summary>
     public async Task<CommandResult> ExecAsync(CallerIdentity caller, string id, CommandSpec spec, string? stdin, CancellationToken cancellationToken)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         await using var command = await StartCommandAsync(caller, id, spec with { Stdin = stdin is not null }, cancellationToken);
         if (stdin is not null)
         {
@@ -53,6 +54,7 @@ public sealed partial class SandboxService
             }
         }
 
+        _metrics.Executed(System.Diagnostics.Stopwatch.GetElapsedTime(started));
         const string how = "stream the output to get all of it";
         return new CommandResult
         {

@@ -99,6 +99,8 @@ public sealed partial class SandboxService
 
     private async Task CreateAdmittedAsync(CallerIdentity caller, NewSandbox request, SandboxRecord record, ImageInfo image, CancellationToken cancellationToken)
     {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var source = record.Snapshots.Count > 0 ? "snapshot" : "image";
         // Admission is serialised only for the count check, not for the creation itself.
         await _admission.WaitAsync(cancellationToken);
         try
@@ -161,6 +163,7 @@ public sealed partial class SandboxService
             var detail = ex is SandboxRuntimeException sre ? sre.Detail ?? sre.Message : ex.Message;
             _store.AddEvent(record.Id, "failed", "Creation failed: " + (ex is SandboxRuntimeException ? ex.Message : "internal error"));
             LogCreateFailed(record.Id, detail);
+            _metrics.CreateFailed(record.Image, source);
             if (ex is OperationCanceledException)
             {
                 throw;
@@ -174,6 +177,7 @@ public sealed partial class SandboxService
         record.State = SandboxState.Running;
         record.Starts++;
         record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
+        _metrics.Created(record.Image, source, System.Diagnostics.Stopwatch.GetElapsedTime(started));
         _store.SaveSandbox(record, "started",
             $"Started from {(record.Snapshots.Count > 0 ? $"snapshot {record.Snapshots[^1]} of image '{record.Image}'" : $"image '{record.Image}'")} with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk, network: {Describe(record.Network)}; expires in {record.TimeoutSeconds} s; {DescribeTimers(record.Timers)}.",
             caller.KeyId, "sandbox.create", record.Image);
@@ -343,6 +347,7 @@ public sealed partial class SandboxService
         record.EndedAt = DateTimeOffset.UtcNow;
         record.EndReason = reason;
         record.ExpiresAt = null;
+        _metrics.Ended(reason.ToString().ToLowerInvariant());
         _store.SaveSandbox(record);
         _store.AddEvent(record.Id, reason.ToString().ToLowerInvariant(), message ?? reason switch
         {

@@ -32,6 +32,7 @@ public sealed partial class SandboxService : IAsyncDisposable
     private readonly ApiKeyService _keys;
     private readonly Secrets.SecretService _secrets;
     private readonly Network.EgressTrust _trust;
+    private readonly Observability.CordonMetrics _metrics;
 
     /// <summary>Directory watches open now, per sandbox and in all (each holds a connection and a buffer).</summary>
     private readonly Slots _watches;
@@ -46,8 +47,9 @@ public sealed partial class SandboxService : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
 
     public SandboxService(StateStore store, ISandboxRuntime runtime, ImageService images, ApiKeyService keys, Secrets.SecretService secrets,
-        Network.EgressTrust trust, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
+        Network.EgressTrust trust, Observability.CordonMetrics metrics, IOptions<CordonOptions> options, ILogger<SandboxService> logger)
     {
+        _metrics = metrics;
         _store = store;
         _keys = keys;
         _secrets = secrets;
@@ -61,6 +63,7 @@ public sealed partial class SandboxService : IAsyncDisposable
         _watches = new Slots(_options.MaxWatchesPerSandbox, _options.MaxWatches);
         _commandSlots = new Slots(int.MaxValue, _options.MaxBackgroundCommands);
         _runtime.SandboxExited += OnSandboxExited;
+        metrics.ObserveGauges(this);
     }
 
     /// <summary>Characters of command and code output the server holds now (within <see cref="CordonOptions.MaxOutputMemoryMiB"/>).</summary>
