@@ -8,6 +8,7 @@ using Cordon.Protocol.Api;
 using Cordon.Testing;
 
 // Usage: Cordon.Bench <server url> <api key> [iterations] [persistence]
+//        Cordon.Bench <server url> <api key> scale [live levels, e.g. 500,2000]
 //        Cordon.Bench ab <url A> <key A> <url B> <key B> [rounds] [block]
 // Measures a live Cordon server, then the same work with bubblewrap, bare crun and podman in this run; or
 // compares two servers in alternating blocks (bench/ab).
@@ -33,6 +34,23 @@ await using (var tarball = BusyboxImage.CreateTarball())
     catch (CordonApiException ex) when (ex.Status == 409)
     {
     }
+}
+
+// Scale on one box: its own run (thousands of sandboxes), levels of idle sandboxes as asked.
+if (args.Length > 2 && args[2] == "scale")
+{
+    int[] levels = args.Length > 3 ? [0, .. args[3].Split(',').Select(int.Parse)] : [0, 500, 2000];
+    var lines = await ScaleBench.RunAsync(client, levels, TimeSpan.FromSeconds(15));
+    Console.WriteLine($"Cordon scale benchmark, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}");
+    Console.WriteLine();
+    Console.WriteLine("| scale | value | vs reference |");
+    Console.WriteLine("| --- | ---: | ---: |");
+    foreach (var line in lines)
+    {
+        Console.WriteLine(line);
+    }
+
+    return 0;
 }
 
 // Only the persistence targets (quicker, while working on them).
@@ -153,7 +171,7 @@ const int idleCount = 20;
 Console.Error.WriteLine($"bench: idle memory of {idleCount} sandboxes");
 GC.Collect();
 await Task.Delay(1000);
-var availableBefore = MemAvailable();
+var availableBefore = ReferenceTools.MemAvailable();
 var idle = new List<SandboxInfo>();
 for (var i = 0; i < idleCount; i++)
 {
@@ -161,7 +179,7 @@ for (var i = 0; i < idleCount; i++)
 }
 
 await Task.Delay(2000);
-var availableAfter = MemAvailable();
+var availableAfter = ReferenceTools.MemAvailable();
 double cgroupBytes = 0, agentPss = 0, agentRss = 0;
 foreach (var s in idle)
 {
@@ -190,30 +208,20 @@ var memoryLines = new[]
 };
 
 // References, same machine, same run, same busybox root.
-var root = Path.Combine(Path.GetTempPath(), "cordon-bench-root");
-if (Directory.Exists(root))
-{
-    Directory.Delete(root, recursive: true);
-}
-
-Directory.CreateDirectory(root);
-await using (var tarball = BusyboxImage.CreateTarball())
-{
-    await TarFile.ExtractToDirectoryAsync(tarball, root, overwriteFiles: true);
-}
+var root = await ReferenceTools.BusyboxRootAsync();
 
 if (File.Exists("/usr/bin/bwrap"))
 {
     var bwrap = new Samples("bubblewrap: `echo hi` (all namespaces, busybox root)");
     for (var i = 0; i < iterations; i++)
     {
-        bwrap.Add(await ReferenceTools.TimeAsync("/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", root, "/", "--proc", "/proc", "--dev", "/dev", "/bin/echo", "hi"));
+        bwrap.Add(await ReferenceTools.BubblewrapEchoAsync(root));
     }
 
     results.Add(bwrap);
 }
 
-var crunSamples = await BareCrunAsync(root, iterations);
+var crunSamples = await ReferenceTools.BareCrunAsync(root, iterations);
 if (crunSamples is not null)
 {
     results.Add(crunSamples);
@@ -304,11 +312,6 @@ foreach (var note in notes)
 Console.WriteLine(report);
 return 0;
 
-static long MemAvailable()
-{
-    var line = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
-    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
-}
 
 static IEnumerable<int> HostPids(string id)
 {
@@ -340,32 +343,4 @@ static (long Rss, long Pss) Smaps(int pid)
     }
 
     return (rss, pss);
-}
-
-// A bare crun container doing the same: a bundle over the same root (read-only), every namespace.
-static async Task<Samples?> BareCrunAsync(string root, int iterations)
-{
-    if (!File.Exists("/usr/bin/crun"))
-    {
-        return null;
-    }
-
-    var bundle = Path.Combine(Path.GetTempPath(), "cordon-bench-bundle");
-    Directory.CreateDirectory(bundle);
-    var config = $$"""
-        {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/echo","hi"],"cwd":"/",
-         "env":["PATH=/bin"],"noNewPrivileges":true},
-         "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
-         "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
-         "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
-                  "cgroupsPath":"/cordon-bench/ref" } }
-        """;
-    await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), config);
-    var samples = new Samples("bare crun run: `echo hi` (no userns, no seccomp, root read-only)");
-    for (var i = 0; i < iterations; i++)
-    {
-        samples.Add(await ReferenceTools.TimeAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "run", "--bundle", bundle, $"ref{i}"));
-    }
-
-    return samples;
 }

@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Formats.Tar;
+using Cordon.Testing;
 
 namespace Cordon.Bench;
 
@@ -40,5 +42,59 @@ internal static class ReferenceTools
         await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         return process.ExitCode;
+    }
+
+    /// <summary>The busybox test image unpacked as a plain directory, the root every reference tool runs in.</summary>
+    public static async Task<string> BusyboxRootAsync()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "cordon-bench-root");
+        if (Directory.Exists(root))
+        {
+            Directory.Delete(root, recursive: true);
+        }
+
+        Directory.CreateDirectory(root);
+        await using var tarball = BusyboxImage.CreateTarball();
+        await TarFile.ExtractToDirectoryAsync(tarball, root, overwriteFiles: true);
+        return root;
+    }
+
+    /// <summary>bubblewrap running <c>echo hi</c> in every namespace over <paramref name="root"/>; milliseconds.</summary>
+    public static Task<double> BubblewrapEchoAsync(string root)
+        => TimeAsync("/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", root, "/", "--proc", "/proc", "--dev", "/dev", "/bin/echo", "hi");
+
+    /// <summary>A bare crun container doing the same: a bundle over the same root (read-only), every namespace.</summary>
+    public static async Task<Samples?> BareCrunAsync(string root, int iterations)
+    {
+        if (!File.Exists("/usr/bin/crun"))
+        {
+            return null;
+        }
+
+        var bundle = Path.Combine(Path.GetTempPath(), "cordon-bench-bundle");
+        Directory.CreateDirectory(bundle);
+        var config = $$"""
+            {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/echo","hi"],"cwd":"/",
+             "env":["PATH=/bin"],"noNewPrivileges":true},
+             "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
+             "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+             "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
+                      "cgroupsPath":"/cordon-bench/ref" } }
+            """;
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), config);
+        var samples = new Samples("bare crun run: `echo hi` (no userns, no seccomp, root read-only)");
+        for (var i = 0; i < iterations; i++)
+        {
+            samples.Add(await TimeAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "run", "--bundle", bundle, $"ref{i}"));
+        }
+
+        return samples;
+    }
+
+    /// <summary>The host's MemAvailable, in bytes.</summary>
+    public static long MemAvailable()
+    {
+        var line = File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
     }
 }
