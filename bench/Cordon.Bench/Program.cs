@@ -19,7 +19,7 @@ if (args[0] == "ab")
 
 var url = new Uri(args[0]);
 var key = args[1];
-var iterations = args.Length > 2 ? int.Parse(args[2]) : 100;
+var iterations = args.Length > 2 && int.TryParse(args[2], out var asked) ? asked : 100;
 using var client = new CordonClient(url, key);
 var results = new List<Samples>();
 var notes = new List<string>();
