@@ -61,12 +61,17 @@ internal static unsafe partial class HostSpawn
     /// <param name="argv0">The program's name for itself; by default the file name of <paramref name="path"/>.</param>
     /// <param name="output">A file (created 0600, appended to) for the program's stdout and stderr; by default /dev/null.</param>
     public static Task<int> RunAsync(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)>? descriptors = null, string? argv0 = null, string? output = null)
-    {
-        var pid = Spawn(path, argv0 ?? Path.GetFileName(path), argv, descriptors ?? [], output);
+        => WaitAsync(Start(path, argv, descriptors, argv0, output));
 
+    /// <summary>Starts <paramref name="path"/> from the calling thread (in its namespaces) and returns its pid, for
+    /// <see cref="WaitAsync"/>.</summary>
+    public static int Start(string path, IReadOnlyList<string> argv, IReadOnlyList<(int Fd, int Target)>? descriptors = null, string? argv0 = null, string? output = null)
+        => Spawn(path, argv0 ?? Path.GetFileName(path), argv, descriptors ?? [], output);
+
+    /// <summary>The exit status of a child from <see cref="Start"/> (128+n for signal n).</summary>
+    public static Task<int> WaitAsync(int pid)
         // waitpid blocks a thread for the child's life (milliseconds for crun); not the request's thread.
-        return Task.Factory.StartNew(() => Wait(pid), CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
-    }
+        => Task.Factory.StartNew(() => Wait(pid), CancellationToken.None, TaskCreationOptions.DenyChildAttach, TaskScheduler.Default);
 
     private const int O_WRONLY = 1;
     private const int O_CREAT = 0x40;

@@ -32,6 +32,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly WritableLayer _layers;
     private readonly RootPreparer _roots;
     private readonly LayerPool _pool;
+    private readonly LaunchNamespace _launch;
     private readonly SemaphoreSlim _probeLock = new(1, 1);
     private readonly Lock _diskLock = new();
     private DiskSpace? _disk;
@@ -57,6 +58,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, _options.PreparedRootKinds, BuildRoot, RemoveBundle);
         _program = RuntimeProgram.Select(_options);
         _lxcfs = new LxcfsHost(_options.LxcfsPath, _options.LxcfsMountPoint);
+        _launch = new LaunchNamespace(_options.StateDirectory, () => [Path.GetFullPath(_options.StateDirectory), .. _lxcfs.Mounts.Count > 0 ? [_lxcfs.MountPoint] : Array.Empty<string>()]);
         _exits.Exited += id =>
         {
             try
@@ -73,6 +75,12 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public event Action<string>? SandboxExited;
 
     public string Name => _options.Runtime;
+
+    /// <summary>Mounts in the namespace the runtime starts from (for tests of its bound).</summary>
+    internal Task<int> LaunchNamespaceMounts() => _launch.CountMountsAsync();
+
+    /// <summary>The mount namespace the last sandbox was started in (for tests).</summary>
+    internal string? LastLaunchNamespace => _launch.LastLaunch;
 
     /// <summary>The roots kept ready (for tests of their bound).</summary>
     internal RootPreparer PreparedRoots => _roots;
@@ -171,11 +179,37 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         var log = Path.Combine(dir, "runtime.log");
         int exit;
         var listener = ListeningSocket.Create(AgentSocketPath(id), 512);
+        int Spawn() => HostSpawn.Start(RuntimeExecutable,
+            [.. RuntimeArgs(log), "run", "--detach", "--preserve-fds", "1", "--pid-file", Path.Combine(dir, "pid"), "--bundle", dir, id],
+            [(listener, 3)], _options.Runtime);
         try
         {
-            exit = await HostSpawn.RunAsync(RuntimeExecutable,
-                [.. RuntimeArgs(log), "run", "--detach", "--preserve-fds", "1", "--pid-file", Path.Combine(dir, "pid"), "--bundle", dir, id],
-                [(listener, 3)], _options.Runtime);
+            // Started in the launch namespace, with this sandbox's mounts only (LaunchNamespace says why); in the
+            // host's namespace if that cannot be had.
+            var mounts = LaunchMounts(dir);
+            int pid;
+            try
+            {
+                pid = await _launch.LaunchAsync(mounts, Spawn);
+            }
+            catch (IOException ex)
+            {
+                LogLaunchNamespaceFailed(ex.Message);
+                mounts = [];
+                pid = Spawn();
+            }
+
+            try
+            {
+                exit = await HostSpawn.WaitAsync(pid);
+            }
+            finally
+            {
+                if (mounts.Count > 0)
+                {
+                    await _launch.DetachAsync(mounts);
+                }
+            }
         }
         finally
         {
@@ -189,6 +223,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
                 $"{_options.Runtime} run exited {exit}: {ReadRuntimeLog(log)}");
         }
     }
+
+    /// <summary>What the runtime needs of a sandbox's mounts to start it: its root, its volumes, the network
+    /// namespace a stopped sandbox kept.</summary>
+    private static IReadOnlyList<string> LaunchMounts(string dir)
+        => [Path.Combine(dir, "rootfs"), .. Directory.EnumerateDirectories(dir, "volume*"), Path.Combine(dir, "netns")];
 
     public async ValueTask PauseAsync(string id, CancellationToken cancellationToken)
     {
@@ -531,6 +570,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public void Dispose()
     {
         _roots.Dispose();
+        _launch.Dispose();
         _network?.Dispose();
 
         // Leave the host as found when no sandbox outlives the server: unmount the snapshots (mounted again when
@@ -570,6 +610,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Host fixed: {Fix}")]
     private partial void LogHostFixed(string fix);
+
+    [LoggerMessage(EventId = 1019, Level = LogLevel.Warning, Message = "The runtime starts in the host's mount namespace (slower with many sandboxes): {Detail}")]
+    private partial void LogLaunchNamespaceFailed(string detail);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Debug, Message = "Sandbox {Id} created in {Milliseconds:F1} ms: layer {Layer:F1}, root {Root:F1}, runtime {Runtime:F1}")]
     private partial void LogCreated(string id, double milliseconds, double layer, double root, double runtime);
