@@ -119,8 +119,9 @@ internal sealed partial class LaunchNamespace : IDisposable
     /// <summary>The mount namespace (<c>mnt:[inode]</c>) the last launch started in (for tests).</summary>
     public string? LastLaunch { get; private set; }
 
-    /// <summary>Mount points in the namespace now (for tests of its bound).</summary>
-    public Task<int> CountMountsAsync() => RunAsync(() => File.ReadLines("/proc/thread-self/mountinfo").Count());
+    /// <summary>The namespace's mounts now, as (mount point, file-system type) (for tests of what it holds).</summary>
+    public Task<List<(string Point, string Type)>> MountsAsync()
+        => RunAsync(() => File.ReadLines("/proc/thread-self/mountinfo").Select(Mount.Parse).OfType<Mount>().Select(m => (m.Point, m.Type)).ToList());
 
     private Task<T> RunAsync<T>(Func<T> work)
     {
@@ -174,12 +175,17 @@ internal sealed partial class LaunchNamespace : IDisposable
             throw new IOException($"making the launch namespace private: {Syscalls.LastError()}");
         }
 
+        // Out go this server's sandboxes (everything below its directory but the directory's own mount), and what
+        // any other sandbox or container on the host looks like (overlays, loop-device file systems, kept
+        // namespaces): other servers' on the same host, Docker's. The runtime needs none of it.
         var prefix = _stateDirectory + "/";
+        var keep = new HashSet<string>(seen.Keys.Select(k => k.TrimEnd('/')), StringComparer.Ordinal);
         var below = File.ReadLines("/proc/thread-self/mountinfo")
-            .Select(line => line.Split(' '))
-            .Where(fields => fields.Length > 4)
-            .Select(fields => fields[4].Replace("\\040", " ", StringComparison.Ordinal))
-            .Where(m => m.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(Mount.Parse)
+            .OfType<Mount>()
+            .Where(m => !keep.Contains(m.Point) && !keep.Append(_stateDirectory).Any(k => IsAncestor(m.Point, k))
+                && (m.Point.StartsWith(prefix, StringComparison.Ordinal) || m.Type is "overlay" or "nsfs" || m.Source.StartsWith("/dev/loop", StringComparison.Ordinal)))
+            .Select(m => m.Point)
             .Distinct()
             .OrderByDescending(m => m.Length)
             .ToList();
@@ -190,6 +196,23 @@ internal sealed partial class LaunchNamespace : IDisposable
 
         _seen = seen;
     }
+
+    /// <summary>A line of mountinfo: where, what type, from what.</summary>
+    private sealed record Mount(string Point, string Type, string Source)
+    {
+        public static Mount? Parse(string line)
+        {
+            var fields = line.Split(' ');
+            var separator = Array.IndexOf(fields, "-");
+            return fields.Length > 4 && separator > 4 && fields.Length > separator + 2
+                ? new Mount(fields[4].Replace("\\040", " ", StringComparison.Ordinal), fields[separator + 1], fields[separator + 2])
+                : null;
+        }
+    }
+
+    /// <summary>Whether <paramref name="mount"/> is <paramref name="path"/> or above it (the root is above all).</summary>
+    private static bool IsAncestor(string mount, string path)
+        => mount == "/" || path == mount || path.StartsWith(mount + "/", StringComparison.Ordinal);
 
     private static ulong Device(string path) => Syscalls.lstat(path, out var stat) == 0 ? stat.Dev : 0;
 

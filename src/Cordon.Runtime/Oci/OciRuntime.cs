@@ -76,8 +76,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     public string Name => _options.Runtime;
 
-    /// <summary>Mounts in the namespace the runtime starts from (for tests of its bound).</summary>
-    internal Task<int> LaunchNamespaceMounts() => _launch.CountMountsAsync();
+    /// <summary>The mounts of the namespace the runtime starts from (for tests of what it holds).</summary>
+    internal Task<List<(string Point, string Type)>> LaunchNamespaceMounts() => _launch.MountsAsync();
 
     /// <summary>The mount namespace the last sandbox was started in (for tests).</summary>
     internal string? LastLaunchNamespace => _launch.LastLaunch;
