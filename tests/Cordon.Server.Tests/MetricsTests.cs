@@ -28,7 +28,7 @@ public sealed class MetricsTests(ServerAssemblyFixture fixture)
         using var deleted = await tenant.DeleteAsync($"/v1/sandboxes/{id}", Token);
         var after = await ScrapeAsync();
 
-        Assert.True(Value(during, "cordon_sandbox_creates_total", "outcome=\"created\"", $"image=\"{ServerFixture.TestImage}\"") > Value(before, "cordon_sandbox_creates_total", "outcome=\"created\"", $"image=\"{ServerFixture.TestImage}\""));
+        Assert.True(Value(during, "cordon_sandbox_creates_total", "outcome=\"created\"", "source=\"image\"", $"image=\"{ServerFixture.TestImage}\"") > Value(before, "cordon_sandbox_creates_total", "outcome=\"created\"", "source=\"image\"", $"image=\"{ServerFixture.TestImage}\""));
         Assert.True(Value(during, "cordon_sandbox_create_duration_seconds_count", "source=\"image\"") > Value(before, "cordon_sandbox_create_duration_seconds_count", "source=\"image\""));
         Assert.True(Value(during, "cordon_exec_duration_seconds_count") > Value(before, "cordon_exec_duration_seconds_count"));
         Assert.Equal(1, Value(during, "cordon_tenant_sandboxes", $"key=\"{keyId}\""));
@@ -71,13 +71,17 @@ public sealed class MetricsTests(ServerAssemblyFixture fixture)
         return await response.Content.ReadAsStringAsync(Token);
     }
 
-    /// <summary>The value of the first sample of <paramref name="name"/> whose labels include every one given.</summary>
+    /// <summary>The sum of the samples of <paramref name="name"/> whose labels include every one given (several
+    /// series may match: other tests' creates from snapshots, say); null when none does.</summary>
     private static double? Find(string scrape, string name, params string[] labels)
-        => scrape.Split('\n')
+    {
+        var values = scrape.Split('\n')
             .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) || line.StartsWith(name + " ", StringComparison.Ordinal))
             .Where(line => labels.All(l => line.Contains(l, StringComparison.Ordinal)))
-            .Select(line => (double?)double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))
-            .FirstOrDefault();
+            .Select(line => double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture))
+            .ToList();
+        return values.Count == 0 ? null : values.Sum();
+    }
 
     private static double Value(string scrape, string name, params string[] labels) => Find(scrape, name, labels) ?? 0;
 }
