@@ -125,6 +125,15 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
                 case ConnectPortRequest port:
                     await PortTunnel.RunAsync(port, frames, cancellationToken);
                     break;
+                case ConfigureRequest configure:
+                    environment.Apply(configure.Env);
+                    if (configure.Env.Count > 0)
+                    {
+                        await contexts.StopDefaultsAsync();
+                    }
+
+                    await frames.WriteAsync(FrameKind.Response, "{}"u8.ToArray(), cancellationToken);
+                    break;
                 case InfoRequest:
                     await frames.WriteJsonAsync(FrameKind.Response, new InfoResponse(Version, Environment.ProcessId, Uptime.ElapsedMilliseconds), AgentJsonContext.Default.InfoResponse, cancellationToken);
                     break;

@@ -8,7 +8,8 @@ internal sealed class SandboxEnvironment
     public const string DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     private const string AgentPrefix = "CORDON_AGENT_";
 
-    private readonly Dictionary<string, string> _base;
+    /// <summary>Replaced whole, never changed in place: commands read it while a configure may set it.</summary>
+    private volatile Dictionary<string, string> _base;
 
     public SandboxEnvironment()
     {
@@ -49,6 +50,18 @@ internal sealed class SandboxEnvironment
 
     /// <summary>The default user, resolved on each use: commands may create users after the sandbox starts.</summary>
     public UserIdentity? DefaultUser => DefaultUserSpec == "root" ? UserIdentity.Root : UserIdentity.Resolve(DefaultUserSpec);
+
+    /// <summary>Adds or replaces variables every later command inherits.</summary>
+    public void Apply(IReadOnlyDictionary<string, string> env)
+    {
+        var updated = new Dictionary<string, string>(_base, StringComparer.Ordinal);
+        foreach (var (name, value) in env.Where(e => !e.Key.StartsWith(AgentPrefix, StringComparison.Ordinal)))
+        {
+            updated[name] = value;
+        }
+
+        _base = updated;
+    }
 
     public List<string> BuildEnvironment(UserIdentity user, IReadOnlyDictionary<string, string>? overrides)
     {

@@ -16,6 +16,7 @@ namespace Cordon.Protocol;
 [JsonSerializable(typeof(RemoveRequest))]
 [JsonSerializable(typeof(RenameRequest))]
 [JsonSerializable(typeof(InfoRequest))]
+[JsonSerializable(typeof(ConfigureRequest))]
 [JsonSerializable(typeof(CreateContextRequest))]
 [JsonSerializable(typeof(ListContextsRequest))]
 [JsonSerializable(typeof(DeleteContextRequest))]

@@ -60,6 +60,22 @@ internal sealed class CodeContexts(CommandRunner launcher, SandboxEnvironment en
         await context.RunAsync(request.Code, request.Env, request.TimeoutMs, frames, cancellationToken);
     }
 
+    /// <summary>Stops the default contexts started ahead (a sandbox claimed from a warm pool that was given an
+    /// environment): each starts again on its next use, with the environment as it is now.</summary>
+    public async Task StopDefaultsAsync()
+    {
+        List<CodeContext> running;
+        lock (_lock)
+        {
+            running = [.. _contexts.Values.Where(c => c.Id.StartsWith("default-", StringComparison.Ordinal) && !c.IsDead)];
+        }
+
+        foreach (var context in running)
+        {
+            await context.StopAsync();
+        }
+    }
+
     /// <summary>The default context of a language, named <c>default-{language}</c>.</summary>
     private async Task<CodeContext> DefaultAsync(CodeLanguage language, CancellationToken cancellationToken)
     {

@@ -32,6 +32,7 @@ public abstract record AgentRequest
         (typeof(RunCodeRequest), "code.run"),
         (typeof(ConnectPortRequest), "port.connect"),
         (typeof(WatchRequest), "watch"),
+        (typeof(ConfigureRequest), "configure"),
     ];
 
     private static readonly Dictionary<string, Type> TypesByOp = Kinds.ToDictionary(k => k.Op, k => k.Type, StringComparer.Ordinal);

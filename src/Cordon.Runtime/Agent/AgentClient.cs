@@ -161,6 +161,10 @@ public sealed class AgentClient(Func<CancellationToken, ValueTask<Stream>> conne
     public Task InterruptContextAsync(string id, CancellationToken cancellationToken)
         => EmptyRequestAsync(new InterruptContextRequest { Id = id }, cancellationToken);
 
+    /// <summary>Adds variables to those every command inherits (a sandbox claimed from a warm pool).</summary>
+    public Task ConfigureAsync(IReadOnlyDictionary<string, string> env, CancellationToken cancellationToken)
+        => EmptyRequestAsync(new ConfigureRequest { Env = env }, cancellationToken);
+
     public Task<InfoResponse> InfoAsync(CancellationToken cancellationToken)
         => RequestAsync(new InfoRequest(), AgentJsonContext.Default.InfoResponse, cancellationToken);
 
