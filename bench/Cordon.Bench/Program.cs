@@ -40,7 +40,8 @@ await using (var tarball = BusyboxImage.CreateTarball())
 if (args.Length > 2 && args[2] == "scale")
 {
     int[] levels = args.Length > 3 ? [0, .. args[3].Split(',').Select(int.Parse)] : [0, 500, 2000];
-    var lines = await ScaleBench.RunAsync(client, levels, TimeSpan.FromSeconds(15));
+    using var http = new HttpClient { BaseAddress = url, DefaultRequestHeaders = { { "Authorization", "Bearer " + key } } };
+    var lines = await ScaleBench.RunAsync(client, http, levels, TimeSpan.FromSeconds(15));
     Console.WriteLine($"Cordon scale benchmark, {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, kernel {File.ReadAllText("/proc/sys/kernel/osrelease").Trim()}");
     Console.WriteLine();
     Console.WriteLine("| scale | value | vs reference |");

@@ -17,9 +17,10 @@ internal static class ScaleBench
 
     private static readonly CreateSandboxRequest Cycle = new() { Image = "bench-busybox", DiskMiB = 64 };
 
-    public static async Task<IReadOnlyList<string>> RunAsync(CordonClient client, int[] levels, TimeSpan window)
+    public static async Task<IReadOnlyList<string>> RunAsync(CordonClient client, HttpClient http, int[] levels, TimeSpan window)
     {
         var lines = new List<string>();
+        lines.AddRange(await PoolsAsync(client, http));
         var mountsEmpty = MountEntries();
 
         // Sustained cycles on an empty server, at 1, 4 and 16 clients.
@@ -116,6 +117,94 @@ internal static class ScaleBench
 
         lines.Add($"| destroy of {idle.Count} (16 clients) | {destroyed:F1} s | |");
         return lines;
+    }
+
+    /// <summary>Warm pools: a claim → first command against bubblewrap's `echo` in the same run; the first
+    /// `runCode('1+1')` of a pooled sandbox of the default image against a cold one's.</summary>
+    private static async Task<IReadOnlyList<string>> PoolsAsync(CordonClient client, HttpClient http)
+    {
+        Console.Error.WriteLine("bench scale: warm pools");
+        var root = await ReferenceTools.BusyboxRootAsync();
+        var bwrap = new Samples("bubblewrap echo");
+        var claim = new Samples("claim → echo");
+        await SetPoolAsync(http, "bench-busybox", 4);
+        for (var i = 0; i < 40; i++)
+        {
+            await WaitReadyAsync(http, "bench-busybox", 4);
+            var stopwatch = Stopwatch.StartNew();
+            var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "bench-busybox" });
+            await client.ExecAsync(sandbox.Id, Echo);
+            claim.Add(stopwatch.Elapsed.TotalMilliseconds);
+            await client.DeleteSandboxAsync(sandbox.Id);
+            if (File.Exists("/usr/bin/bwrap"))
+            {
+                bwrap.Add(await ReferenceTools.BubblewrapEchoAsync(root));
+            }
+        }
+
+        await SetPoolAsync(http, "bench-busybox", 0);
+        var lines = new List<string>
+        {
+            $"| warm-pool claim → `echo hi` finished p50 vs bubblewrap's `echo` | {claim.Median:F1} vs {bwrap.Median:F1} ms | {claim.Median / bwrap.Median:F2}× |",
+        };
+
+        // The default image has the code interpreter; its pool starts each sandbox's Python context ahead.
+        var pooled = new Samples("pooled runCode");
+        var cold = new Samples("cold runCode");
+        var code = new RunCodeRequestBody { Code = "1+1" };
+        try
+        {
+            await SetPoolAsync(http, "default", 2);
+            for (var i = 0; i < 15; i++)
+            {
+                await WaitReadyAsync(http, "default", 2);
+                var stopwatch = Stopwatch.StartNew();
+                var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "default" });
+                await client.RunCodeAsync(sandbox.Id, code);
+                pooled.Add(stopwatch.Elapsed.TotalMilliseconds);
+                await client.DeleteSandboxAsync(sandbox.Id);
+
+                stopwatch.Restart();
+                sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "default", MemoryMiB = 1024 }); // not the pool's shape: cold
+                await client.RunCodeAsync(sandbox.Id, code);
+                cold.Add(stopwatch.Elapsed.TotalMilliseconds);
+                await client.DeleteSandboxAsync(sandbox.Id);
+            }
+
+            await SetPoolAsync(http, "default", 0);
+            lines.Add($"| pooled sandbox of the default image: create → first `runCode('1+1')` p50 vs a cold one | {pooled.Median:F1} vs {cold.Median:F1} ms | {pooled.Median / cold.Median:F2}× |");
+        }
+        catch (CordonApiException ex)
+        {
+            lines.Add($"| pooled `runCode` | not measured: {ex.Message} | |");
+        }
+
+        return lines;
+    }
+
+    private static async Task SetPoolAsync(HttpClient http, string image, int size)
+    {
+        using var response = await http.PutAsync($"/v1/pools/{image}", new StringContent($"{{\"size\":{size}}}", System.Text.Encoding.UTF8, "application/json"));
+        if (!response.IsSuccessStatusCode)
+        {
+            throw new CordonApiException((int)response.StatusCode, "pool", await response.Content.ReadAsStringAsync());
+        }
+    }
+
+    private static async Task WaitReadyAsync(HttpClient http, string image, int ready)
+    {
+        for (var i = 0; i < 1200; i++)
+        {
+            var pools = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/v1/pools")).RootElement;
+            if (pools.EnumerateArray().Any(p => p.GetProperty("image").GetString() == image && p.GetProperty("ready").GetInt32() >= ready))
+            {
+                return;
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new InvalidOperationException($"the pool of {image} did not fill");
     }
 
     /// <summary>Create → echo → destroy cycles from <paramref name="clients"/> concurrent clients for a while.</summary>

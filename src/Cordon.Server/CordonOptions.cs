@@ -120,6 +120,14 @@ public sealed class CordonOptions
     /// <summary>Most volumes one key may hold.</summary>
     public int MaxVolumesPerKey { get; set; } = 100;
 
+    /// <summary>Sandboxes started ahead per image (<c>Cordon:WarmPools:default=4</c>), handed out by creates that
+    /// ask for nothing a started sandbox cannot take on (docs/configuration.md). <c>PUT /v1/pools/{image}</c> changes
+    /// a size at run time and is kept over this.</summary>
+    public Dictionary<string, int> WarmPools { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Most sandboxes one warm pool may keep.</summary>
+    public const int MaxWarmPoolSize = 64;
+
     /// <summary>Most named snapshots one key may hold.</summary>
     public int MaxSnapshotsPerKey { get; set; } = 100;
 

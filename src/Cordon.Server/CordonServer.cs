@@ -99,7 +99,8 @@ public static class CordonServer
         builder.Services.AddSingleton<Secrets.SecretService>();
         builder.Services.AddSingleton<Network.EgressCa>();
         builder.Services.AddSingleton<Network.EgressTrust>();
-        builder.Services.AddSingleton<Observability.CordonMetrics>();
+        var cordonMetrics = new Observability.CordonMetrics();
+        builder.Services.AddSingleton(_ => cordonMetrics); // made by the container's factory: disposed with it
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddSingleton<Network.SandboxEgress>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
@@ -114,6 +115,9 @@ public static class CordonServer
         // reads the gauges afresh (no cached answer).
         builder.Services.AddOpenTelemetry().ConfigureResource(r => r.AddService("cordon", serviceVersion: Version)).WithMetrics(metrics => metrics
             .AddMeter(Observability.CordonMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+            .AddView(instrument => instrument.Meter.Name == Observability.CordonMetrics.MeterName && !ReferenceEquals(instrument.Meter, cordonMetrics.Meter)
+                ? MetricStreamConfiguration.Drop
+                : null)
             .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
         builder.Services.AddExceptionHandler<ProblemMapping>();
         builder.Services.AddProblemDetails(o => o.CustomizeProblemDetails = ProblemMapping.CompleteFrameworkProblem);
@@ -153,6 +157,7 @@ public static class CordonServer
         app.MapCodeEndpoints();
         app.MapImageEndpoints();
         app.MapKeyEndpoints();
+        app.MapPoolEndpoints();
         app.MapSecretEndpoints();
         app.MapCordonMcp();
         app.MapE2bControlPlane();

@@ -22,17 +22,23 @@ public sealed class CordonMetrics : IDisposable
     private readonly Histogram<double> _createSeconds;
     private readonly Histogram<double> _execSeconds;
     private readonly Counter<long> _ends;
+    private readonly Counter<long> _poolClaims;
 
-    public CordonMetrics(IMeterFactory meters)
+    public CordonMetrics()
     {
-        _meter = meters.Create(MeterName, CordonServer.Version);
-        _creates = _meter.CreateCounter<long>("cordon.sandbox.creates", description: "Sandbox creations, by image, outcome (created or failed) and source (image or snapshot).");
+        _meter = new Meter(MeterName, CordonServer.Version);
+        _creates = _meter.CreateCounter<long>("cordon.sandbox.creates", description: "Sandbox creations, by image, outcome (created or failed) and source (image, snapshot or pool).");
         _createSeconds = _meter.CreateHistogram("cordon.sandbox.create.duration", "s", "Time from a create request's admission to a running sandbox.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = CreateBuckets });
         _execSeconds = _meter.CreateHistogram("cordon.exec.duration", "s", "Round trip of a command run to completion (request to exit code), by interface-independent kind.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ExecBuckets });
         _ends = _meter.CreateCounter<long>("cordon.sandbox.ends", description: "Sandboxes that ended, by reason (deleted, expired, exited, failed, lost).");
+        _poolClaims = _meter.CreateCounter<long>("cordon.pool.claims", description: "Creates a warm pool could serve, by image and result (hit: a started sandbox was handed over; miss: the pool was empty).");
     }
+
+    /// <summary>This server's meter: another server in the same process (tests run several) has its own, by the same
+    /// name, which this one's exporter must leave out.</summary>
+    public Meter Meter => _meter;
 
     public void Created(string image, string source, TimeSpan took)
     {
@@ -44,6 +50,8 @@ public sealed class CordonMetrics : IDisposable
         => _creates.Add(1, new("image", image), new("outcome", "failed"), new("source", source));
 
     public void Executed(TimeSpan took) => _execSeconds.Record(took.TotalSeconds);
+
+    public void PoolClaim(string image, bool hit) => _poolClaims.Add(1, new("image", image), new("result", hit ? "hit" : "miss"));
 
     public void Ended(string reason) => _ends.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
@@ -80,6 +88,10 @@ public sealed class CordonMetrics : IDisposable
                 new Measurement<long>(host.DiskWrittenBytes, new KeyValuePair<string, object?>("kind", "written")),
             ];
         }, "By", "Disk for writable layers: available on the host, promised to sandboxes (their sizes), and written by them.");
+        _meter.CreateObservableGauge("cordon.pool.ready", () => source.Pools().Select(p =>
+            new Measurement<long>(p.Ready, new KeyValuePair<string, object?>("image", p.Image))), description: "Sandboxes started ahead and ready to be taken, by image.");
+        _meter.CreateObservableGauge("cordon.pool.size", () => source.Pools().Select(p =>
+            new Measurement<long>(p.Size, new KeyValuePair<string, object?>("image", p.Image))), description: "Sandboxes each warm pool keeps started, by image.");
     }
 
     public void Dispose() => _meter.Dispose();
@@ -93,6 +105,8 @@ public interface IGaugeSource
     IEnumerable<TenantUsage> Tenants();
 
     HostUsage Host();
+
+    IEnumerable<Sandboxes.WarmPool> Pools();
 }
 
 public sealed record TenantUsage(string KeyId, long Sandboxes, double Cpus, long MemoryBytes, long DiskBytes);

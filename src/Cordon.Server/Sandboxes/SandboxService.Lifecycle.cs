@@ -61,6 +61,14 @@ public sealed partial class SandboxService
         RequireSecretsFor(caller.KeyId, network);
 
         var image = _images.Resolve(imageName);
+
+        // A sandbox started ahead, when the request asks for nothing it cannot take on.
+        if (caller.KeyId != PoolOwner && Poolable(request, cpu, memory, disk, pids)
+            && await ClaimAsync(caller, request, imageName, timers, timeout, cancellationToken) is { } claimed)
+        {
+            return claimed;
+        }
+
         var volumes = ResolveVolumes(caller, request.Volumes);
         var record = new SandboxRecord
         {
@@ -85,6 +93,12 @@ public sealed partial class SandboxService
         };
 
         // Held until the sandbox runs, so a destroy that arrives meanwhile waits for a whole sandbox to remove.
+        var cold = caller.KeyId != PoolOwner;
+        if (cold)
+        {
+            Interlocked.Increment(ref _coldCreates);
+        }
+
         await record.Lifecycle.WaitAsync(cancellationToken);
         try
         {
@@ -94,6 +108,10 @@ public sealed partial class SandboxService
         finally
         {
             record.Lifecycle.Release();
+            if (cold)
+            {
+                Interlocked.Decrement(ref _coldCreates);
+            }
         }
     }
 
@@ -101,6 +119,7 @@ public sealed partial class SandboxService
     {
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var source = record.Snapshots.Count > 0 ? "snapshot" : "image";
+        var counted = record.Owner != PoolOwner; // a pool's sandbox counts as created when it is taken
         // Admission is serialised only for the count check, not for the creation itself.
         await _admission.WaitAsync(cancellationToken);
         try
@@ -163,7 +182,11 @@ public sealed partial class SandboxService
             var detail = ex is SandboxRuntimeException sre ? sre.Detail ?? sre.Message : ex.Message;
             _store.AddEvent(record.Id, "failed", "Creation failed: " + (ex is SandboxRuntimeException ? ex.Message : "internal error"));
             LogCreateFailed(record.Id, detail);
-            _metrics.CreateFailed(record.Image, source);
+            if (counted)
+            {
+                _metrics.CreateFailed(record.Image, source);
+            }
+
             if (ex is OperationCanceledException)
             {
                 throw;
@@ -177,7 +200,11 @@ public sealed partial class SandboxService
         record.State = SandboxState.Running;
         record.Starts++;
         record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
-        _metrics.Created(record.Image, source, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        if (counted)
+        {
+            _metrics.Created(record.Image, source, System.Diagnostics.Stopwatch.GetElapsedTime(started));
+        }
+
         _store.SaveSandbox(record, "started",
             $"Started from {(record.Snapshots.Count > 0 ? $"snapshot {record.Snapshots[^1]} of image '{record.Image}'" : $"image '{record.Image}'")} with {record.Cpu} CPU, {record.MemoryMiB} MiB memory, {record.DiskMiB} MiB disk, network: {Describe(record.Network)}; expires in {record.TimeoutSeconds} s; {DescribeTimers(record.Timers)}.",
             caller.KeyId, "sandbox.create", record.Image);
@@ -347,7 +374,11 @@ public sealed partial class SandboxService
         record.EndedAt = DateTimeOffset.UtcNow;
         record.EndReason = reason;
         record.ExpiresAt = null;
-        _metrics.Ended(reason.ToString().ToLowerInvariant());
+        if (record.Owner != PoolOwner)
+        {
+            _metrics.Ended(reason.ToString().ToLowerInvariant());
+        }
+
         _store.SaveSandbox(record);
         _store.AddEvent(record.Id, reason.ToString().ToLowerInvariant(), message ?? reason switch
         {

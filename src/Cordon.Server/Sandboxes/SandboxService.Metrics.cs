@@ -6,10 +6,10 @@ namespace Cordon.Server.Sandboxes;
 public sealed partial class SandboxService : IGaugeSource
 {
     IEnumerable<(string State, string Image, long Count)> IGaugeSource.Sandboxes()
-        => _live.Values.GroupBy(r => (r.State, r.Image)).Select(g => (g.Key.State.ToString().ToLowerInvariant(), g.Key.Image, (long)g.Count()));
+        => _live.Values.Where(r => r.Owner != PoolOwner).GroupBy(r => (r.State, r.Image)).Select(g => (g.Key.State.ToString().ToLowerInvariant(), g.Key.Image, (long)g.Count()));
 
     IEnumerable<TenantUsage> IGaugeSource.Tenants()
-        => _live.Values.GroupBy(r => r.Owner).Select(g =>
+        => _live.Values.Where(r => r.Owner != PoolOwner).GroupBy(r => r.Owner).Select(g =>
         {
             // Paused and stopped sandboxes hold no CPU or memory (as for quotas); they keep their disk.
             var active = g.Where(r => r.State is SandboxState.Creating or SandboxState.Running).ToList();
@@ -29,4 +29,6 @@ public sealed partial class SandboxService : IGaugeSource
             live.Sum(r => r.DiskMiB) << 20,
             disk.LayersUsedBytes);
     }
+
+    IEnumerable<WarmPool> IGaugeSource.Pools() => Pools();
 }

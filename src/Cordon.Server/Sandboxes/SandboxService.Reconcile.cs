@@ -207,6 +207,9 @@ public sealed partial class SandboxService
                 LogOrphan(orphan);
             }
         }
+
+        await RemoveLeftoverPoolMembersAsync(cancellationToken);
+        StartPools();
     }
 
     private async Task<bool> TryDestroyAsync(string id, CancellationToken cancellationToken)

@@ -86,7 +86,7 @@ public sealed partial class SandboxService : IAsyncDisposable
     {
         var records = includeEnded ? _store.LoadSandboxes() : [.. _live.Values];
         return [.. records
-            .Where(r => caller.CanSee(r.Owner))
+            .Where(r => caller.CanSee(r.Owner) && r.Owner != PoolOwner)
             .Where(r => metadata is null || metadata.All(m => r.Metadata.TryGetValue(m.Key, out var v) && v == m.Value))
             .OrderBy(r => r.CreatedAt)
             .Select(r => r.ToView())];
@@ -145,7 +145,7 @@ public sealed partial class SandboxService : IAsyncDisposable
                 },
             ],
             DefaultImage = _images.Find(_options.DefaultImage)?.Status ?? "missing",
-            Sandboxes = LiveCount,
+            Sandboxes = _live.Values.Count(r => r.Owner != PoolOwner),
         };
     }
 
@@ -154,7 +154,7 @@ public sealed partial class SandboxService : IAsyncDisposable
     private SandboxRecord Find(CallerIdentity caller, string id)
     {
         var record = _live.TryGetValue(id, out var live) ? live : (IsValidId(id) ? _store.LoadSandbox(id) : null);
-        if (record is null || !caller.CanSee(record.Owner))
+        if (record is null || !caller.CanSee(record.Owner) || (record.Owner == PoolOwner && caller != CallerIdentity.System && caller.KeyId != PoolOwner))
         {
             throw new CordonException(ErrorCode.SandboxNotFound, $"No sandbox '{Shorten(id)}' exists for this API key.") { Subject = id };
         }

@@ -10,7 +10,7 @@ namespace Cordon.Server.State;
 /// history, images, API keys and the audit log. Every write is committed before the API acknowledges it.</summary>
 public sealed class StateStore
 {
-    private const int SchemaVersion = 7;
+    private const int SchemaVersion = 8;
     private readonly string _connectionString;
 
     public StateStore(IOptions<CordonOptions> options)
@@ -78,6 +78,7 @@ public sealed class StateStore
                 id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT, sandbox_id TEXT NOT NULL, image TEXT NOT NULL,
                 layers TEXT NOT NULL, user TEXT NOT NULL, disk_mib INTEGER NOT NULL, created_at TEXT NOT NULL, ready INTEGER NOT NULL,
                 UNIQUE (owner, name));
+            CREATE TABLE IF NOT EXISTS warm_pools (image TEXT PRIMARY KEY, size INTEGER NOT NULL);
             """;
         command.ExecuteNonQuery();
 
@@ -391,6 +392,28 @@ public sealed class StateStore
     }
 
     // ---- volumes --------------------------------------------------------------------------------
+
+    /// <summary>Warm-pool sizes set through the API (over the settings'), by image.</summary>
+    public Dictionary<string, int> LoadWarmPools()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT image, size FROM warm_pools";
+        using var reader = command.ExecuteReader();
+        var pools = new Dictionary<string, int>(StringComparer.Ordinal);
+        while (reader.Read())
+        {
+            pools[reader.GetString(0)] = reader.GetInt32(1);
+        }
+
+        return pools;
+    }
+
+    public void SaveWarmPool(string image, int size)
+    {
+        using var connection = Open();
+        Insert(connection, "INSERT INTO warm_pools (image, size) VALUES ($1, $2) ON CONFLICT (image) DO UPDATE SET size = excluded.size", image, size);
+    }
 
     public void SaveVolume(Volumes.VolumeRecord volume)
     {
