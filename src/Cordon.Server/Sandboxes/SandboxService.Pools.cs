@@ -30,6 +30,10 @@ public sealed partial class SandboxService
     private readonly ConcurrentDictionary<string, PoolCounters> _poolCounters = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _refillSignal = new(0);
     private int _coldCreates;
+    private long _lastClaim;
+
+    /// <summary>How long (ms) the refill leaves the CPUs to a sandbox just taken.</summary>
+    private const long RefillPause = 100;
     private Task? _refill;
 
     /// <summary>The pools: size, ready sandboxes, claims and misses since the server started.</summary>
@@ -160,6 +164,9 @@ public sealed partial class SandboxService
                     continue;
                 }
 
+                // The pool's record is done with: what still holds it (its agent check) leaves the sandbox alone.
+                member.State = SandboxState.Ended;
+                Volatile.Write(ref _lastClaim, Environment.TickCount64);
                 record.AgentAnswered = true;
                 record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(timeout);
                 Interlocked.Increment(ref counters.Claims);
@@ -234,8 +241,15 @@ public sealed partial class SandboxService
 
         while (queue.Count < _poolSizes.GetValueOrDefault(image) && !cancellationToken.IsCancellationRequested)
         {
-            // Creates that a caller waits for go first.
-            if (Volatile.Read(ref _coldCreates) > 0)
+            // An image still being made (the default one, the first time) is waited for without a word.
+            if (_images.Find(image)?.Status != Images.ImageStates.Ready)
+            {
+                return;
+            }
+
+            // Creates that a caller waits for go first, and a sandbox just taken gets its first commands in before
+            // the refill competes with them for the CPUs.
+            if (Volatile.Read(ref _coldCreates) > 0 || Environment.TickCount64 - Volatile.Read(ref _lastClaim) < RefillPause)
             {
                 await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
                 continue;
