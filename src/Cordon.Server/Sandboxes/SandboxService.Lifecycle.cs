@@ -322,6 +322,7 @@ public sealed partial class SandboxService
     public async ValueTask DisposeAsync()
     {
         await _stopping.CancelAsync();
+        await StopPoolsAsync();
         await Task.WhenAll(_cleanups.Values);
         _stopping.Dispose();
     }

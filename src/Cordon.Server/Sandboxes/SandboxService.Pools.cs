@@ -283,6 +283,25 @@ public sealed partial class SandboxService
         }
     }
 
+    /// <summary>At shutdown: the refill ends and the pools' sandboxes go (they are nobody's, and the next start would
+    /// remove them anyway; a server whose data directory goes with it must not leave them running).</summary>
+    private async Task StopPoolsAsync()
+    {
+        if (_refill is not null)
+        {
+            await _refill;
+        }
+
+        try
+        {
+            await RemoveLeftoverPoolMembersAsync(CancellationToken.None);
+        }
+        catch (CordonException ex)
+        {
+            LogRefillFailed("removing the pools' sandboxes at shutdown: " + ex.Message);
+        }
+    }
+
     /// <summary>Sandboxes a pool of an earlier run left: removed (what was started in them is not known).</summary>
     private async Task RemoveLeftoverPoolMembersAsync(CancellationToken cancellationToken)
     {
