@@ -8,6 +8,7 @@ root.Subcommands.Add(SandboxCommands.Create());
 root.Subcommands.Add(ImageCommands.Create());
 root.Subcommands.Add(SecretCommands.Create());
 root.Subcommands.Add(SnapshotCommands.Create());
+root.Subcommands.Add(PoolCommands.Create());
 root.Subcommands.Add(VolumeCommands.Create());
 root.Subcommands.Add(McpCommand.Create());
 var version = new Command("version", "Print the version.");

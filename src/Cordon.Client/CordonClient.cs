@@ -155,6 +155,14 @@ public sealed class CordonClient : IDisposable
     public Task<List<ForkResult>> ForkAsync(string id, int count = 1, int? timeoutSeconds = null, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/sandboxes/{Uri.EscapeDataString(id)}/fork", JsonContent.Create(new ForkRequest { Count = count, TimeoutSeconds = timeoutSeconds }, ApiJsonContext.Default.ForkRequest), ApiJsonContext.Default.ListForkResult, cancellationToken);
 
+    /// <summary>The warm pools (admin key): per image, sandboxes kept started for creates that ask for the defaults.</summary>
+    public Task<List<WarmPool>> ListPoolsAsync(CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Get, "/v1/pools", null, ApiJsonContext.Default.ListWarmPool, cancellationToken);
+
+    /// <summary>Keeps <paramref name="size"/> sandboxes of <paramref name="image"/> started ahead (0 ends the pool; admin key).</summary>
+    public Task<WarmPool> SetPoolAsync(string image, int size, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Put, $"/v1/pools/{Uri.EscapeDataString(image)}", JsonContent.Create(new SetPoolRequest(size), ApiJsonContext.Default.SetPoolRequest), ApiJsonContext.Default.WarmPool, cancellationToken);
+
     /// <summary>Creates a volume; mount it with <see cref="CreateSandboxRequest.VolumeMounts"/>.</summary>
     public Task<VolumeInfo> CreateVolumeAsync(string name, long? sizeMiB = null, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, "/v1/volumes", JsonContent.Create(new CreateVolumeRequest { Name = name, SizeMiB = sizeMiB }, ApiJsonContext.Default.CreateVolumeRequest), ApiJsonContext.Default.VolumeInfo, cancellationToken);

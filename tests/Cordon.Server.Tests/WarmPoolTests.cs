@@ -100,6 +100,40 @@ public sealed class WarmPoolTests : IAsyncLifetime
         Assert.Equal(empty.GetProperty("misses").GetInt64() + 1, missed.GetProperty("misses").GetInt64());
     }
 
+    [Fact]
+    public async Task TheCliAndTheSdk_ListAndSizePools()
+    {
+        var (setExit, set, setError) = await CordonAsync("pool", "set", ServerFixture.TestImage, "3");
+        var viaSdk = await Server.Client.SetPoolAsync(ServerFixture.TestImage, 1, Token);
+        await ReadyAsync(1);
+        var (lsExit, ls, _) = await CordonAsync("pool", "ls");
+        var listed = await Server.Client.ListPoolsAsync(Token);
+
+        Assert.True(setExit == 0, setError);
+        Assert.StartsWith($"{ServerFixture.TestImage}: 3 kept", set, StringComparison.Ordinal);
+        Assert.Equal(1, viaSdk.Size);
+        Assert.Equal(0, lsExit);
+        Assert.Matches($@"(?m)^{ServerFixture.TestImage}\s+1\s+1\s", ls);
+        Assert.Equal(1, listed.Single(p => p.Image == ServerFixture.TestImage).Ready);
+    }
+
+    private async Task<(int ExitCode, string Stdout, string Stderr)> CordonAsync(params string[] args)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(TestPaths.CliPath) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.Environment["CORDON_URL"] = Server.Address.ToString().TrimEnd('/');
+        info.Environment["CORDON_API_KEY"] = ServerFixture.AdminKey;
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync(Token);
+        var stderr = process.StandardError.ReadToEndAsync(Token);
+        await process.WaitForExitAsync(Token);
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     private async Task SetSizeAsync(int size)
     {
         using var response = await Server.Http.PutAsJsonAsync($"/v1/pools/{ServerFixture.TestImage}", new { size }, Token);

@@ -1,3 +1,4 @@
+using Cordon.Protocol.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Sandboxes;
 using Microsoft.AspNetCore.Builder;
@@ -9,9 +10,6 @@ namespace Cordon.Server.Api;
 /// <summary>The REST adapter for warm pools (admin only): sandboxes started ahead per image, taken by creates.</summary>
 public static class PoolEndpoints
 {
-    /// <param name="Size">Sandboxes to keep started (0 ends the pool).</param>
-    public sealed record SetPoolRequest(int Size);
-
     public static void MapPoolEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/v1/pools").WithTags("Pools");

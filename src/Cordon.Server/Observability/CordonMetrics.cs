@@ -106,7 +106,7 @@ public interface IGaugeSource
 
     HostUsage Host();
 
-    IEnumerable<Sandboxes.WarmPool> Pools();
+    IEnumerable<Protocol.Api.WarmPool> Pools();
 }
 
 public sealed record TenantUsage(string KeyId, long Sandboxes, double Cpus, long MemoryBytes, long DiskBytes);

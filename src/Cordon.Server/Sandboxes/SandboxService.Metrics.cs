@@ -30,5 +30,5 @@ public sealed partial class SandboxService : IGaugeSource
             disk.LayersUsedBytes);
     }
 
-    IEnumerable<WarmPool> IGaugeSource.Pools() => Pools();
+    IEnumerable<Protocol.Api.WarmPool> IGaugeSource.Pools() => Pools();
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Cordon.Protocol;
+using Cordon.Protocol.Api;
 using Cordon.Runtime;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
@@ -323,6 +324,3 @@ public sealed partial class SandboxService
     [LoggerMessage(EventId = 4031, Level = LogLevel.Warning, Message = "Refilling a warm pool failed (tried again in 5 s): {Message}")]
     private partial void LogRefillFailed(string message);
 }
-
-/// <summary>A warm pool: its image, how many it keeps, how many are ready, claims and misses since the start.</summary>
-public sealed record WarmPool(string Image, int Size, int Ready, long Claims, long Misses);
