@@ -46,6 +46,7 @@ public sealed class CrashTests
                 await server.Client.StartAsync(running);
                 var pending = start(server);
                 await Task.Delay(Random.Shared.Next(0, 15));
+                var holders = NetworkHolders(server.Pid);
                 server.Kill();
                 try
                 {
@@ -59,11 +60,45 @@ public sealed class CrashTests
                 server = await ServerProcess.StartAsync(dataDir: dataDir);
 
                 await AssertSoundAsync(server, keep, snapshot.Id, name);
+
+                // The killed server's prepared networks are not left held for ever: the restart ended their holders.
+                Assert.NotEmpty(holders);
+                Assert.All(holders, pid => Assert.False(IsAlive(pid), $"after a crash in {name}: the network holder {pid} of the killed server still runs"));
             }
         }
         finally
         {
             await server.DisposeAsync();
+        }
+    }
+
+    /// <summary>The processes holding a server's prepared network namespaces: its children sleeping for ever.</summary>
+    private static List<int> NetworkHolders(int serverPid)
+        => [.. Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(int.Parse!)
+            .Where(pid =>
+            {
+                try
+                {
+                    var stat = File.ReadAllText($"/proc/{pid}/stat");
+                    var parent = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+                    return parent == serverPid && File.ReadAllText($"/proc/{pid}/cmdline") == "/bin/sleep\0infinity\0";
+                }
+                catch (IOException)
+                {
+                    return false;
+                }
+            })];
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0] is not ('Z' or 'X');
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 

@@ -131,7 +131,21 @@ internal sealed partial class HostNetwork : IDisposable
                 && int.TryParse(name.AsSpan(NftRules.InterfacePrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var slot)
                 && !inUse.ContainsKey(slot) && _claims.TryTake(slot))
             {
+                EndHolder(HolderFile(slot));
                 await RunAsync(Tools.Ip, ["link", "del", name], null, cancellationToken, allowFailure: true);
+                await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
+                _claims.Release(slot);
+            }
+        }
+
+        // Holders recorded by a server that died before their slot had its interface.
+        var holders = Path.Combine(_settings.StateDirectory, "holders");
+        foreach (var file in Directory.Exists(holders) ? Directory.GetFiles(holders) : [])
+        {
+            if (int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var slot)
+                && !inUse.ContainsKey(slot) && _claims.TryTake(slot))
+            {
+                EndHolder(file);
                 await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
                 _claims.Release(slot);
             }
@@ -365,6 +379,11 @@ internal sealed partial class HostNetwork : IDisposable
             ?? throw new InvalidOperationException("unshare did not start");
         try
         {
+            // Recorded at once, so that if this server is killed the next start ends the holder with the slot's
+            // leftovers (it would hold a namespace for ever).
+            Directory.CreateDirectory(Path.GetDirectoryName(HolderFile(index))!);
+            await File.WriteAllTextAsync(HolderFile(index), $"{holder.Id} {StartTime(holder.Id)}", cancellationToken);
+
             // The holder has its own namespace once its ns link differs from ours.
             var own = NamespaceOf(Environment.ProcessId);
             var waited = Stopwatch.StartNew();
@@ -428,12 +447,13 @@ internal sealed partial class HostNetwork : IDisposable
                 throw new InvalidOperationException("nft: " + error);
             }
 
-            return new Slot(index, address, holder);
+            return new Slot(index, address, holder, HolderFile(index));
         }
         catch
         {
             holder.Kill();
             holder.Dispose();
+            File.Delete(HolderFile(index));
             await RunAsync(Tools.Ip, ["link", "del", name], null, CancellationToken.None, allowFailure: true);
             _claims.Release(index);
             throw;
@@ -526,7 +546,55 @@ internal sealed partial class HostNetwork : IDisposable
 
     /// <summary>A prepared network: its number, its sandbox's address, and the process holding its namespace until a
     /// sandbox joins it.</summary>
-    public sealed class Slot(int index, IPAddress address, Process holder) : IDisposable
+    /// <summary>Where a slot's holder is recorded (its pid and start time) while it holds the namespace.</summary>
+    private string HolderFile(int slot) => Path.Combine(_settings.StateDirectory, "holders", slot.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>Ends the holder a killed server left, if it is still that process (pid and start time), and forgets it.</summary>
+    private static void EndHolder(string file)
+    {
+        try
+        {
+            var recorded = File.ReadAllText(file).Split(' ');
+            if (recorded.Length == 2 && int.TryParse(recorded[0], out var pid) && StartTime(pid) == recorded[1])
+            {
+                KillProcess(pid);
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        File.Delete(file);
+    }
+
+    private static void KillProcess(int pid)
+    {
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+            process.Kill();
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+        }
+    }
+
+    /// <summary>A process's start time in clock ticks since boot (field 22 of /proc/pid/stat), or "" when it is gone:
+    /// with the pid, it names one process even after pids wrap.</summary>
+    private static string StartTime(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19];
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    public sealed class Slot(int index, IPAddress address, Process holder, string holderFile) : IDisposable
     {
         public int Index { get; } = index;
 
@@ -548,6 +616,7 @@ internal sealed partial class HostNetwork : IDisposable
             }
 
             holder.Dispose();
+            File.Delete(holderFile);
         }
     }
 
