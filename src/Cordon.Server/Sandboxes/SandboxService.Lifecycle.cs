@@ -380,8 +380,8 @@ public sealed partial class SandboxService
             _metrics.Ended(reason.ToString().ToLowerInvariant());
         }
 
-        _store.SaveSandbox(record);
-        _store.AddEvent(record.Id, reason.ToString().ToLowerInvariant(), message ?? reason switch
+        // The end and why, together: a reader that sees the sandbox ended finds the reason in its history.
+        _store.SaveSandbox(record, reason.ToString().ToLowerInvariant(), message ?? reason switch
         {
             EndReason.Expired => $"Destroyed because its timeout of {record.TimeoutSeconds} s passed. Extend a sandbox's life by setting a new timeout before it passes.",
             EndReason.Lost => "The sandbox was no longer running when the server started (host reboot or crash); its resources were removed.",

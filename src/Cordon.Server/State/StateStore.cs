@@ -150,6 +150,19 @@ public sealed class StateStore
         SaveSandbox(connection, record);
     }
 
+    /// <summary>Saves a sandbox's new state and its history entry in one transaction: a reader never sees the one
+    /// without the other.</summary>
+    public void SaveSandbox(SandboxRecord record, string eventKind, string eventMessage)
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        SaveSandbox(connection, record);
+        Insert(connection, "INSERT INTO sandbox_events (sandbox_id, at, kind, message) VALUES ($1, $2, $3, $4)",
+            record.Id, DateTimeOffset.UtcNow.ToString("O"), eventKind, eventMessage);
+        Insert(connection, TrimEventsSql, record.Id);
+        transaction.Commit();
+    }
+
     /// <summary>Saves a sandbox's new state, its history entry and the audit entry in one transaction.</summary>
     public void SaveSandbox(SandboxRecord record, string eventKind, string eventMessage, string actor, string action, string? detail)
     {
