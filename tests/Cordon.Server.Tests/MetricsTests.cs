@@ -41,9 +41,10 @@ public sealed class MetricsTests(ServerAssemblyFixture fixture)
         Assert.True(Value(during, "cordon_host_disk_bytes", "kind=\"available\"") > 0);
         Assert.Contains("# TYPE cordon_sandbox_create_duration_seconds histogram", during, StringComparison.Ordinal);
 
-        // The dashboard in docs/ plots only series the server exports.
+        // The dashboard in docs/ plots only series the server exports. (Its ASP.NET Core panels are that framework's
+        // own series; with several servers in one test process they are not reliably this one's.)
         var dashboard = await File.ReadAllTextAsync(Path.Combine(TestPaths.RepositoryRoot, "docs", "grafana-dashboard.json"), Token);
-        var plotted = System.Text.RegularExpressions.Regex.Matches(dashboard, @"\b(cordon|http_server)_[a-z_]+")
+        var plotted = System.Text.RegularExpressions.Regex.Matches(dashboard, @"\bcordon_[a-z_]+")
             .Select(m => System.Text.RegularExpressions.Regex.Replace(m.Value, "_(bucket|count|sum)$", "")).Distinct().ToList();
         Assert.Contains("cordon_sandbox_creates_total", plotted);
         Assert.All(plotted, series => Assert.Contains($"# TYPE {series} ", during + after, StringComparison.Ordinal));

@@ -142,8 +142,17 @@ internal sealed partial class HostNetwork : IDisposable
         var holders = Path.Combine(_settings.StateDirectory, "holders");
         foreach (var file in Directory.Exists(holders) ? Directory.GetFiles(holders) : [])
         {
-            if (int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var slot)
-                && !inUse.ContainsKey(slot) && _claims.TryTake(slot))
+            if (!int.TryParse(Path.GetFileName(file), NumberStyles.None, CultureInfo.InvariantCulture, out var slot))
+            {
+                continue;
+            }
+
+            // A sandbox joined it, but the server died before it ended the holder: the sandbox holds it now.
+            if (inUse.ContainsKey(slot))
+            {
+                EndHolder(file);
+            }
+            else if (_claims.TryTake(slot))
             {
                 EndHolder(file);
                 await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
