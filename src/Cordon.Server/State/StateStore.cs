@@ -153,18 +153,13 @@ public sealed class StateStore
     /// <summary>Saves a sandbox's new state and its history entry in one transaction: a reader never sees the one
     /// without the other.</summary>
     public void SaveSandbox(SandboxRecord record, string eventKind, string eventMessage)
-    {
-        using var connection = Open();
-        using var transaction = connection.BeginTransaction();
-        SaveSandbox(connection, record);
-        Insert(connection, "INSERT INTO sandbox_events (sandbox_id, at, kind, message) VALUES ($1, $2, $3, $4)",
-            record.Id, DateTimeOffset.UtcNow.ToString("O"), eventKind, eventMessage);
-        Insert(connection, TrimEventsSql, record.Id);
-        transaction.Commit();
-    }
+        => SaveSandbox(record, eventKind, eventMessage, audit: null);
 
     /// <summary>Saves a sandbox's new state, its history entry and the audit entry in one transaction.</summary>
     public void SaveSandbox(SandboxRecord record, string eventKind, string eventMessage, string actor, string action, string? detail)
+        => SaveSandbox(record, eventKind, eventMessage, (actor, action, detail));
+
+    private void SaveSandbox(SandboxRecord record, string eventKind, string eventMessage, (string Actor, string Action, string? Detail)? audit)
     {
         using var connection = Open();
         using var transaction = connection.BeginTransaction();
@@ -172,8 +167,12 @@ public sealed class StateStore
         Insert(connection, "INSERT INTO sandbox_events (sandbox_id, at, kind, message) VALUES ($1, $2, $3, $4)",
             record.Id, DateTimeOffset.UtcNow.ToString("O"), eventKind, eventMessage);
         Insert(connection, TrimEventsSql, record.Id);
-        Insert(connection, "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-            DateTimeOffset.UtcNow.ToString("O"), actor, action, record.Id, detail);
+        if (audit is { } entry)
+        {
+            Insert(connection, "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+                DateTimeOffset.UtcNow.ToString("O"), entry.Actor, entry.Action, record.Id, entry.Detail);
+        }
+
         transaction.Commit();
     }
 
