@@ -148,24 +148,32 @@ internal sealed class IdRangeAllocator
             return true;
         }
 
-        try
+        // A claim another server releases between our attempt and our look at it is tried again.
+        for (var attempt = 0; attempt < 3; attempt++)
         {
-            using var file = new FileStream(claim, FileMode.CreateNew, FileAccess.Write);
-            file.Write(System.Text.Encoding.UTF8.GetBytes(_owner));
-            return true;
-        }
-        catch (IOException) when (File.Exists(claim))
-        {
-            // Ours from before a crash, or a server's whose state directory is gone: free to take.
-            var owner = Owner(claim);
-            if (owner == _owner || (owner is { Length: > 0 } && !Directory.Exists(owner)))
+            try
             {
-                File.WriteAllText(claim, _owner);
+                using var file = new FileStream(claim, FileMode.CreateNew, FileAccess.Write);
+                file.Write(System.Text.Encoding.UTF8.GetBytes(_owner));
                 return true;
             }
+            catch (IOException) when (Owner(claim) is { } owner)
+            {
+                // Ours from before a crash, or a server's whose state directory is gone: free to take.
+                if (owner == _owner || (owner.Length > 0 && !Directory.Exists(owner)))
+                {
+                    File.WriteAllText(claim, _owner);
+                    return true;
+                }
 
-            return false;
+                return false;
+            }
+            catch (IOException) when (!File.Exists(claim))
+            {
+            }
         }
+
+        return false;
     }
 
     private string? ClaimPath(int index) => _claims is null ? null : Path.Combine(_claims, HostIdOf(index).ToString(System.Globalization.CultureInfo.InvariantCulture));
