@@ -61,8 +61,8 @@ public sealed class CrashTests
 
                 await AssertSoundAsync(server, keep, snapshot.Id, name);
 
-                // The killed server's prepared networks are not left held for ever: the restart ended their holders.
-                Assert.NotEmpty(holders);
+                // A namespace the killed server was making is not left held for ever: the restart ended its holder.
+                // (Prepared ones are held by the server's descriptors and ended with it.)
                 Assert.All(holders, pid => Assert.False(IsAlive(pid), $"after a crash in {name}: the network holder {pid} of the killed server still runs"));
             }
         }
@@ -72,7 +72,7 @@ public sealed class CrashTests
         }
     }
 
-    /// <summary>The processes holding a server's prepared network namespaces: its children sleeping for ever.</summary>
+    /// <summary>The processes holding network namespaces a server is making: its children sleeping for ever.</summary>
     private static List<int> NetworkHolders(int serverPid)
         => [.. Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(int.Parse!)
             .Where(pid =>

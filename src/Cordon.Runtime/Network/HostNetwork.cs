@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 
 namespace Cordon.Runtime.Network;
@@ -15,9 +16,14 @@ namespace Cordon.Runtime.Network;
 /// only takes one.</summary>
 /// <remarks>
 /// A slot is a number: its host interface is <c>cdh{slot}</c>, its sandbox's address the subnet's
-/// <c>slot + 2</c>-th. A prepared slot's namespace is held by a sleeping <c>unshare</c> process until a sandbox
-/// joins it; the sandbox's own processes hold it from then on, and its end takes the namespace and both veth ends
-/// with it. Everything here is created on start, owned by Cordon, and removed by <see cref="RemoveEverything"/>.
+/// <c>slot + 2</c>-th. A slot's namespace is held by the server (a descriptor of it, in <see cref="Slot"/>) from
+/// its preparation to its sandbox's destroy, and by the sandbox's processes while they run. A destroyed sandbox's
+/// slot is given to a later create when it is clean (<see cref="NamespaceSockets"/>; its policy and counters
+/// reset), so a steady stream of creates and destroys makes and tears down no namespaces at all; otherwise, and
+/// beyond what the pool keeps, its namespace ends with the last descriptor and takes both veth ends with it, and
+/// its rules are removed in batches. Releases never make a destroy wait for <c>nft</c>, whose commits queue behind
+/// the kernel's teardown of dead namespaces. Everything here is created on start, owned by Cordon, and removed
+/// by <see cref="RemoveEverything"/>.
 /// </remarks>
 internal sealed partial class HostNetwork : IDisposable
 {
@@ -34,6 +40,11 @@ internal sealed partial class HostNetwork : IDisposable
     private readonly NetworkSettings _settings;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<Slot> _ready = new();
+    private readonly ConcurrentQueue<Slot> _returned = new();
+    private readonly ConcurrentQueue<int> _released = new();
+    private readonly ConcurrentDictionary<int, (long Received, long Sent)> _trafficBefore = new();
+    private readonly SemaphoreSlim _settling = new(1, 1);
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _hostNamespace = File.OpenHandle("/proc/thread-self/ns/net", FileMode.Open, FileAccess.Read);
     private readonly Oci.IdRangeAllocator _claims;
     private readonly Oci.IdRangeAllocator _servers;
     private int _serverIndex = -1;
@@ -220,6 +231,8 @@ internal sealed partial class HostNetwork : IDisposable
             }
         }
 
+        // A recycled slot's interface counted its earlier sandboxes' traffic.
+        _trafficBefore[slot.Index] = ReadTraffic(slot.Index);
         return slot;
     }
 
@@ -239,18 +252,151 @@ internal sealed partial class HostNetwork : IDisposable
         await ApplyAsync(slot, policy, cancellationToken);
     }
 
-    /// <summary>Gives a slot back once its sandbox is gone: its rules now, its number once the kernel has removed
-    /// its interface.</summary>
+    /// <summary>Gives back a slot whose sandbox is gone and whose namespace this server does not hold (or has
+    /// closed): its rules and interface are removed, then its number freed, by the preparing thread (at once when the
+    /// server is stopping).</summary>
     public async Task ReleaseAsync(int slot, CancellationToken cancellationToken)
     {
-        await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
-        if (Directory.Exists("/sys/class/net/" + NftRules.Interface(slot)))
+        _released.Enqueue(slot);
+        await WakeOrSettleAsync();
+    }
+
+    /// <summary>Gives back a destroyed sandbox's slot with the namespace this server held: kept for a later create
+    /// when it is clean and the pool has room, else released.</summary>
+    public async Task ReturnAsync(Slot slot)
+    {
+        _returned.Enqueue(slot);
+        await WakeOrSettleAsync();
+    }
+
+    private async Task WakeOrSettleAsync()
+    {
+        if (_closed || _thread is null)
         {
-            await RunAsync(Tools.Ip, ["link", "del", NftRules.Interface(slot)], null, cancellationToken, allowFailure: true);
+            await SettleAsync();
+        }
+        else
+        {
+            _wanted.Release();
+        }
+    }
+
+    /// <summary>Slots given back since the last call: the clean ones (while the pool keeps fewer than twice its
+    /// size) go back to the pool with the prepared policy, which also resets their counters; the others' namespaces
+    /// are closed and their rules removed, in one <c>nft</c> transaction for all.</summary>
+    private async Task SettleAsync()
+    {
+        await _settling.WaitAsync();
+        try
+        {
+            var kept = new List<Slot>();
+            var released = new List<int>();
+            while (_returned.TryDequeue(out var slot))
+            {
+                var room = !_closed && _ready.Count + kept.Count < 2 * _settings.Prepared;
+                var held = room ? HeldSockets(slot) : 0;
+                if (room && held == 0)
+                {
+                    kept.Add(slot);
+                }
+                else
+                {
+                    if (held > 0)
+                    {
+                        LogNotReused(slot.Index, held);
+                    }
+
+                    slot.Dispose();
+                    released.Add(slot.Index);
+                }
+            }
+
+            while (_released.TryDequeue(out var index))
+            {
+                released.Add(index);
+            }
+
+            if (kept.Count + released.Count == 0)
+            {
+                return;
+            }
+
+            var prepared = _settings.PrepareOpen ? SandboxNetwork.PublicInternet : SandboxNetwork.None;
+            var script = new System.Text.StringBuilder();
+            foreach (var slot in kept)
+            {
+                script.Append(NftRules.Policy(slot.Index, prepared, ServiceAddress, _settings.ProxyPort));
+            }
+
+            foreach (var index in released)
+            {
+                // Registered first, so that removing it cannot fail (a transaction with one failing command does nothing).
+                script.Append(NftRules.AddSlot(index, AddressOf(index))).Append(NftRules.RemoveSlot(index, AddressOf(index)));
+            }
+
+            if (await NftAsync(script.ToString(), CancellationToken.None) is { } error)
+            {
+                LogSettleFailed(error);
+                foreach (var slot in kept)
+                {
+                    slot.Dispose();
+                    released.Add(slot.Index);
+                }
+
+                kept.Clear();
+            }
+
+            // Their interfaces go with their namespaces, in the kernel's own time (a preparation that meets a name
+            // not yet free waits for it); the numbers are rotated, so that is rare.
+            foreach (var index in released)
+            {
+                _trafficBefore.TryRemove(index, out _);
+                _claims.Release(index);
+            }
+
+            foreach (var slot in kept)
+            {
+                _ready.Enqueue(slot);
+            }
+        }
+        finally
+        {
+            _settling.Release();
+        }
+    }
+
+    /// <summary>Sockets someone still holds in a slot's namespace (read from inside it, on this thread, which goes
+    /// back to the host's namespace before anything else runs on it); a namespace that cannot be entered counts as
+    /// held.</summary>
+    private int HeldSockets(Slot slot)
+    {
+        if (setns(slot.Namespace, CLONE_NEWNET) != 0)
+        {
+            return int.MaxValue;
         }
 
-        _claims.Release(slot);
+        try
+        {
+            return NamespaceSockets.HeldHere();
+        }
+        catch (IOException)
+        {
+            return int.MaxValue;
+        }
+        finally
+        {
+            if (setns(_hostNamespace, CLONE_NEWNET) != 0)
+            {
+                // Programs this thread starts would begin in a sandbox's network: nothing may run on.
+                Environment.FailFast("a network-preparer thread could not return to the host's network namespace");
+            }
+        }
     }
+
+    private const int CLONE_NEWNET = 0x40000000;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int setns(SafeHandle fd, int nstype);
 
     /// <summary>Packets the kernel refused to the slot's sandbox so far, by why (the refusing rule).</summary>
     public async Task<IReadOnlyDictionary<string, long>> RefusalsAsync(int slot, CancellationToken cancellationToken)
@@ -268,6 +414,13 @@ internal sealed partial class HostNetwork : IDisposable
 
     /// <summary>Bytes the sandbox received and sent (its host interface's counters, seen from the other side).</summary>
     public (long Received, long Sent) Traffic(int slot)
+    {
+        var (received, sent) = ReadTraffic(slot);
+        var (receivedBefore, sentBefore) = _trafficBefore.GetValueOrDefault(slot);
+        return (Math.Max(0, received - receivedBefore), Math.Max(0, sent - sentBefore));
+    }
+
+    private static (long Received, long Sent) ReadTraffic(int slot)
     {
         var dir = "/sys/class/net/" + NftRules.Interface(slot) + "/statistics/";
         try
@@ -289,9 +442,10 @@ internal sealed partial class HostNetwork : IDisposable
         _thread?.Join(TimeSpan.FromSeconds(5));
         while (_ready.TryDequeue(out var slot))
         {
-            slot.Dispose();
-            await ReleaseAsync(slot.Index, CancellationToken.None);
+            _returned.Enqueue(slot);
         }
+
+        await SettleAsync(); // closed: every slot given back is released
 
         // Sandboxes outlive their server, and their resolv.conf names its service address: while any is left, the
         // address stays this server's, for when it starts again.
@@ -351,6 +505,15 @@ internal sealed partial class HostNetwork : IDisposable
         while (!_closed)
         {
             _wanted.Wait();
+            try
+            {
+                SettleAsync().GetAwaiter().GetResult();
+            }
+            catch (Exception ex) when (ex is IOException or SandboxRuntimeException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                LogSettleFailed(ex.Message);
+            }
+
             while (!_closed && _ready.Count < _settings.Prepared)
             {
                 try
@@ -373,8 +536,9 @@ internal sealed partial class HostNetwork : IDisposable
         }
     }
 
-    /// <summary>A namespace held by a sleeping process, a veth pair into it, addresses and routes, the sysctls a
-    /// sandbox's root needs (low ports, ping; no IPv6), and the slot's (empty) chains.</summary>
+    /// <summary>A namespace (made by a sleeping process, then held by a descriptor), a veth pair into it, addresses
+    /// and routes, the sysctls a sandbox's root needs (low ports, ping; no IPv6; no TCP metrics kept for the next
+    /// sandbox), and the slot's (empty) chains.</summary>
     private async Task<Slot?> PrepareOneAsync(CancellationToken cancellationToken)
     {
         if (NextFree() is not { } index)
@@ -440,6 +604,7 @@ internal sealed partial class HostNetwork : IDisposable
                 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
                 echo 0 > /proc/sys/net/ipv4/ip_unprivileged_port_start
                 echo '0 2147483647' > /proc/sys/net/ipv4/ping_group_range
+                echo 1 > /proc/sys/net/ipv4/tcp_no_metrics_save
                 exec {Tools.Ip} -batch -
                 """], $"""
                 link set lo up
@@ -456,7 +621,19 @@ internal sealed partial class HostNetwork : IDisposable
                 throw new InvalidOperationException("nft: " + error);
             }
 
-            return new Slot(index, address, holder, HolderFile(index));
+            // Held by a descriptor from now on (dies with this server, unlike a process); the holder is done.
+            var ns = File.OpenHandle($"/proc/{pid}/ns/net", FileMode.Open, FileAccess.Read);
+            if (NamespaceOf(holder.Id) is not { } still || still == own)
+            {
+                ns.Dispose();
+                throw new InvalidOperationException("the holder of a prepared namespace ended early");
+            }
+
+            holder.Kill();
+            holder.WaitForExit(1000);
+            holder.Dispose();
+            File.Delete(HolderFile(index));
+            return new Slot(index, address, ns);
         }
         catch
         {
@@ -553,8 +730,12 @@ internal sealed partial class HostNetwork : IDisposable
     [LoggerMessage(EventId = 1601, Level = LogLevel.Warning, Message = "Preparing a sandbox network failed: {Detail}")]
     private partial void LogPrepareFailed(string detail);
 
-    /// <summary>A prepared network: its number, its sandbox's address, and the process holding its namespace until a
-    /// sandbox joins it.</summary>
+    [LoggerMessage(EventId = 1603, Level = LogLevel.Warning, Message = "The network namespace of slot {Slot} is not given to another sandbox: {Held} sockets are still held in it (a destroyed sandbox left them in flight); it ends when the kernel collects them")]
+    private partial void LogNotReused(int slot, int held);
+
+    [LoggerMessage(EventId = 1602, Level = LogLevel.Warning, Message = "Giving back sandbox networks failed (their slots are released; a later preparation rewrites their rules): {Detail}")]
+    private partial void LogSettleFailed(string detail);
+
     /// <summary>Where a slot's holder is recorded (its pid and start time) while it holds the namespace.</summary>
     private string HolderFile(int slot) => Path.Combine(_settings.StateDirectory, "holders", slot.ToString(CultureInfo.InvariantCulture));
 
@@ -603,30 +784,21 @@ internal sealed partial class HostNetwork : IDisposable
         }
     }
 
-    public sealed class Slot(int index, IPAddress address, Process holder, string holderFile) : IDisposable
+    /// <summary>A prepared network: its number, its sandbox's address, and this server's descriptor of its
+    /// namespace, which keeps the namespace (and its interface, address and routes) while the server wants it.</summary>
+    public sealed class Slot(int index, IPAddress address, SafeHandle ns) : IDisposable
     {
         public int Index { get; } = index;
 
         public IPAddress Address { get; } = address;
 
-        /// <summary>The namespace to join (valid while the holder lives).</summary>
-        public string NamespacePath { get; } = $"/proc/{holder.Id}/ns/net";
+        internal SafeHandle Namespace { get; } = ns;
 
-        /// <summary>Ends the holder: once a sandbox runs in the namespace, its processes hold it.</summary>
-        public void Dispose()
-        {
-            try
-            {
-                holder.Kill();
-                holder.WaitForExit(1000);
-            }
-            catch (InvalidOperationException)
-            {
-            }
+        /// <summary>The namespace to join, for the runtime (valid while this slot is not disposed).</summary>
+        public string NamespacePath { get; } = $"/proc/{Environment.ProcessId}/fd/{ns.DangerousGetHandle()}";
 
-            holder.Dispose();
-            File.Delete(holderFile);
-        }
+        /// <summary>Closes the descriptor: the namespace ends once no sandbox's process is in it either.</summary>
+        public void Dispose() => Namespace.Dispose();
     }
 
     /// <summary>Host programs, by absolute path.</summary>

@@ -144,11 +144,12 @@ public sealed partial class OciRuntime
         File.Delete(AgentSocketPath(id));
         File.Delete(Path.Combine(dir, "pid"));
 
-        // The network kept at suspend: the same namespace joins the sandbox again.
+        // The network kept at suspend (or still held by this server): the same namespace joins the sandbox again.
         var kept = Path.Combine(dir, "netns");
-        if (Syscalls.IsMountPoint(kept))
+        var same = Syscalls.IsMountPoint(kept) ? kept : _held.TryGetValue(id, out var held) ? held.NamespacePath : null;
+        if (same is not null)
         {
-            SetNetworkNamespace(dir, kept);
+            SetNetworkNamespace(dir, same);
             await RunContainerAsync(id, dir);
             WatchExit(id);
             return;
@@ -173,9 +174,7 @@ public sealed partial class OciRuntime
                 throw;
             }
 
-            slot.Dispose();
-            _slots[id] = slot.Index;
-            _slotOwners[slot.Index] = id;
+            Hold(id, slot);
         }
         else
         {

@@ -47,6 +47,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly ConcurrentDictionary<string, int> _slots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, string> _slotOwners = new();
 
+    /// <summary>The network slots of sandboxes this server created or started, with its hold on their namespaces
+    /// (given back to the pool at destroy). Sandboxes adopted at start are in <see cref="_slots"/> only.</summary>
+    private readonly ConcurrentDictionary<string, HostNetwork.Slot> _held = new(StringComparer.Ordinal);
+
     public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
     {
         _options = options.Value;
@@ -145,9 +149,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             undo.Commit();
             if (slot is not null)
             {
-                slot.Dispose(); // the sandbox holds its namespace now
-                _slots[spec.Id] = slot.Index;
-                _slotOwners[slot.Index] = spec.Id;
+                Hold(spec.Id, slot);
             }
 
             WatchExit(spec.Id);
@@ -477,14 +479,28 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public string? SandboxAt(IPAddress address)
         => _network?.SlotOf(address) is { } slot && _slotOwners.TryGetValue(slot, out var id) ? id : null;
 
-    /// <summary>Gives a destroyed sandbox's network back (its rules at once; its interface went with its namespace).</summary>
+    /// <summary>Records the slot a sandbox now runs with (and keeps holding its namespace, for its next sandbox).</summary>
+    private void Hold(string id, HostNetwork.Slot slot)
+    {
+        _held[id] = slot;
+        _slots[id] = slot.Index;
+        _slotOwners[slot.Index] = id;
+    }
+
+    /// <summary>Gives a destroyed sandbox's network back: to the pool when this server holds its namespace, else
+    /// released (the namespace went with the sandbox's processes).</summary>
     private async Task ReleaseNetworkAsync(string id, string dir)
     {
         var slot = _slots.TryRemove(id, out var known) ? known : NetworkRecord.Load(dir)?.Slot;
+        var held = _held.TryRemove(id, out var h) ? h : null;
         if (slot is { } index && _network is { } host)
         {
             _slotOwners.TryRemove(index, out _);
-            await host.ReleaseAsync(index, CancellationToken.None);
+            await (held is not null ? host.ReturnAsync(held) : host.ReleaseAsync(index, CancellationToken.None));
+        }
+        else
+        {
+            held?.Dispose();
         }
     }
 
@@ -572,6 +588,12 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _roots.Dispose();
         _launch.Dispose();
         _network?.Dispose();
+
+        // Sandboxes that outlive the server hold their own namespaces (a suspended one's is mounted in its directory).
+        foreach (var slot in _held.Values)
+        {
+            slot.Dispose();
+        }
 
         // Leave the host as found when no sandbox outlives the server: unmount the snapshots (mounted again when
         // used), undo the private mount (the pool's image stays, with the snapshots in it) and remove the runtime's
