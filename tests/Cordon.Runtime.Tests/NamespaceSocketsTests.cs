@@ -3,42 +3,44 @@ using Xunit;
 
 namespace Cordon.Runtime.Tests;
 
-/// <summary>Which sockets of a namespace's /proc/net tables someone still holds (so the namespace is not handed to
-/// another sandbox): what the kernel alone keeps (TIME_WAIT, inode 0) is not.</summary>
+/// <summary>Whether a namespace still has sockets someone holds (so it is not handed to another sandbox): what the
+/// kernel alone keeps of closed TCP connections (inode 0) is not held.</summary>
 public sealed class NamespaceSocketsTests
 {
+    private const string ProtocolsHeader = "protocol  size sockets  memory press maxhdr  slab module     cl co di ac io in de sh ss gs se re sp bi br ha uh gp em\n";
     private const string TcpHeader = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     [Fact]
-    public void Tcp_AListenerIsHeld_ATimeWaitIsNot()
+    public void Protocols_AnEmptyNamespace_CountsNothing_AUnixSocketIsCounted()
+    {
+        const string Empty = ProtocolsHeader
+            + "UNIX      1088      0      -1   NI       0   yes  kernel      n  n  n  n  n  n  n  n  n  n  n  n  n  n  n  n  n  n  n\n"
+            + "TCP       2432      0       3   no      320   yes  kernel      y  y  y  y  y  y  y  y  y  y  y  y  y  n  y  y  y  y  y\n";
+        Assert.Equal((0, 0), NamespaceSockets.Counted(Empty));
+        Assert.Equal((2, 1), NamespaceSockets.Counted(Empty.Replace("UNIX      1088      0", "UNIX      1088      1").Replace("TCP       2432      0", "TCP       2432      2")));
+    }
+
+    [Fact]
+    public void Tcp_AListenerIsHeld_AnOrphanIsNot()
     {
         var listener = "   0: 00000000:1E61 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 14001033 1 00000000723b227b 100 0 0 10 0\n";
-        var timeWait = "   1: 0100007F:1F90 0100007F:C350 06 00000000:00000000 03:000016F1 00000000     0        0 0 3 0000000000000000\n";
+        var orphan = "   1: 0100007F:1F90 0100007F:C350 04 00000001:00000000 01:00000014 00000000     0        0 0 1 0000000000000000 20 4 0 10 -1\n";
 
-        Assert.Equal(0, NamespaceSockets.Held(TcpHeader, 9));
-        Assert.Equal(0, NamespaceSockets.Held(TcpHeader + timeWait, 9));
-        Assert.Equal(1, NamespaceSockets.Held(TcpHeader + timeWait + listener, 9));
+        Assert.Equal(0, NamespaceSockets.HeldTcp(TcpHeader));
+        Assert.Equal(0, NamespaceSockets.HeldTcp(TcpHeader + orphan));
+        Assert.Equal(1, NamespaceSockets.HeldTcp(TcpHeader + orphan + listener));
     }
 
     [Fact]
-    public void Unix_AnAbstractListenerIsHeld()
+    public void UnreadableLines_CountAsHeld()
     {
-        const string Table = "Num       RefCount Protocol Flags    Type St Inode Path\n"
-            + "00000000d85ce624: 00000002 00000000 00010000 0001 01 13966713 @cordon-left-behind\n";
-
-        Assert.Equal(1, NamespaceSockets.Held(Table, 6));
+        Assert.Equal(1, NamespaceSockets.HeldTcp(TcpHeader + "   0: 00000000:1E61\n"));
+        Assert.Equal((0, 1), NamespaceSockets.Counted(ProtocolsHeader + "UNIX\n"));
     }
 
     [Fact]
-    public void ALineWithoutItsInodeColumn_CountsAsHeld()
+    public void HeldHere_SeesASocketOfThisNamespace()
     {
-        Assert.Equal(1, NamespaceSockets.Held(TcpHeader + "   0: 00000000:1E61\n", 9));
-    }
-
-    [Fact]
-    public void HeldHere_InTheTestsOwnNamespace_ReadsEveryTable()
-    {
-        // The test host's namespace has sockets (the test runner's own): the tables are found and read.
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();
         Assert.True(NamespaceSockets.HeldHere() >= 1);

@@ -16,9 +16,9 @@ namespace Cordon.Runtime.Network;
 /// only takes one.</summary>
 /// <remarks>
 /// A slot is a number: its host interface is <c>cdh{slot}</c>, its sandbox's address the subnet's
-/// <c>slot + 2</c>-th. A slot's namespace is held by the server (a descriptor of it, in <see cref="Slot"/>) from
-/// its preparation to its sandbox's destroy, and by the sandbox's processes while they run. A destroyed sandbox's
-/// slot is given to a later create when it is clean (<see cref="NamespaceSockets"/>; its policy and counters
+/// <c>slot + 2</c>-th. A prepared slot's namespace is held by the server (a descriptor of it, in
+/// <see cref="Slot"/>), then by its sandbox's processes; at destroy the server takes a descriptor again before they
+/// end. A destroyed sandbox's slot is given to a later create when it is clean (<see cref="NamespaceSockets"/>; its policy and counters
 /// reset), so a steady stream of creates and destroys makes and tears down no namespaces at all; otherwise, and
 /// beyond what the pool keeps, its namespace ends with the last descriptor and takes both veth ends with it, and
 /// its rules are removed in batches. Releases never make a destroy wait for <c>nft</c>, whose commits queue behind
@@ -261,8 +261,11 @@ internal sealed partial class HostNetwork : IDisposable
         await WakeOrSettleAsync();
     }
 
-    /// <summary>Gives back a destroyed sandbox's slot with the namespace this server held: kept for a later create
-    /// when it is clean and the pool has room, else released.</summary>
+    /// <summary>A slot in use, with a descriptor of its namespace (taken from its sandbox), to give back.</summary>
+    public Slot SlotAt(int index, SafeHandle ns) => new(index, AddressOf(index), ns);
+
+    /// <summary>Gives back a destroyed sandbox's slot with its namespace: kept for a later create when it is clean and
+    /// the pool has room, else released.</summary>
     public async Task ReturnAsync(Slot slot)
     {
         _returned.Enqueue(slot);
@@ -294,14 +297,14 @@ internal sealed partial class HostNetwork : IDisposable
             while (_returned.TryDequeue(out var slot))
             {
                 var room = !_closed && _ready.Count + kept.Count < 2 * _settings.Prepared;
-                var held = room ? HeldSockets(slot) : 0;
+                var held = room && MadeByTheHost(slot) ? HeldSockets(slot) : int.MaxValue;
                 if (room && held == 0)
                 {
                     kept.Add(slot);
                 }
                 else
                 {
-                    if (held > 0)
+                    if (room && held is > 0 and < int.MaxValue)
                     {
                         LogNotReused(slot.Index, held);
                     }
@@ -393,7 +396,38 @@ internal sealed partial class HostNetwork : IDisposable
         }
     }
 
+    /// <summary>Whether a namespace belongs to the host's user namespace, as the ones this server makes do: one a
+    /// sandbox made for itself (and moved its PID 1 into) is never handed to anyone.</summary>
+    private static bool MadeByTheHost(Slot slot)
+    {
+        var owner = ioctl(slot.Namespace, NS_GET_USERNS, 0);
+        if (owner < 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            return new FileInfo($"/proc/self/fd/{owner}").LinkTarget is { } theirs && theirs == new FileInfo("/proc/self/ns/user").LinkTarget;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        finally
+        {
+            close(owner);
+        }
+    }
+
     private const int CLONE_NEWNET = 0x40000000;
+    private const nuint NS_GET_USERNS = 0xb701;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int ioctl(SafeHandle fd, nuint request, nint argument);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
 
     [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
     private static partial int setns(SafeHandle fd, int nstype);

@@ -2,26 +2,50 @@ using System.Globalization;
 
 namespace Cordon.Runtime.Network;
 
-/// <summary>Whether a network namespace still has sockets someone holds, from its <c>/proc/net</c> tables, read
-/// from inside it: a destroyed sandbox's namespace goes to the next sandbox only when none is left.</summary>
+/// <summary>Whether a network namespace still has sockets someone holds, read from inside it: a destroyed sandbox's
+/// namespace goes to the next sandbox only when none is left.</summary>
 /// <remarks>
 /// Every process of a destroyed sandbox is dead, but a socket can outlive them: a descriptor in flight in a unix
 /// socket that is itself unreachable lives until the kernel's garbage collector finds it, and a listener kept that
-/// way would answer the next tenant at the same address or abstract name. A socket with an inode is one some file
-/// (a descriptor, or one in flight) refers to; the kernel's own leftovers of closed TCP connections (TIME_WAIT,
-/// FIN_WAIT and the like) have none, belong to no one and only finish closing.
+/// way would answer the next tenant at the same address or abstract name.
+/// <para>The namespace's own count of sockets per protocol (<c>/proc/net/protocols</c>) answers at once: a namespace
+/// without a socket (the usual case) is clean. Only when TCP counts some are its tables read (they walk the host's
+/// whole connection hash, ~1 ms): a socket with an inode is one some file (a descriptor, or one in flight) refers
+/// to; the kernel's own leftovers of closed connections (FIN_WAIT, LAST_ACK and the like) have none, belong to no
+/// one and only finish closing.</para>
 /// </remarks>
 internal static class NamespaceSockets
 {
-    /// <summary>The tables, each with the index of its inode column (fields split on spaces).</summary>
-    public static readonly IReadOnlyList<(string File, int InodeField)> Tables =
-    [
-        ("tcp", 9), ("tcp6", 9), ("udp", 9), ("udp6", 9), ("udplite", 9), ("udplite6", 9),
-        ("raw", 9), ("raw6", 9), ("icmp", 9), ("icmp6", 9), ("unix", 6), ("packet", 8),
-    ];
+    /// <summary>Sockets counted per protocol in a <c>/proc/net/protocols</c> text: TCP's apart, the others summed.</summary>
+    public static (int Tcp, int Others) Counted(string protocols)
+    {
+        int tcp = 0, others = 0;
+        foreach (var line in protocols.Split('\n').Skip(1))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length == 0)
+            {
+                continue;
+            }
 
-    /// <summary>How many sockets of one table (its text, header line first) some file refers to.</summary>
-    public static int Held(string table, int inodeField)
+            // A line without a readable count counts as a socket: unreadable is not empty.
+            var count = fields.Length > 2 && int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : 1;
+            if (fields[0] is "TCP" or "TCPv6")
+            {
+                tcp += count;
+            }
+            else
+            {
+                others += count;
+            }
+        }
+
+        return (tcp, others);
+    }
+
+    /// <summary>How many sockets of a <c>/proc/net/tcp</c> or <c>tcp6</c> table (header line first) some file refers
+    /// to (a nonzero inode, the tenth field).</summary>
+    public static int HeldTcp(string table)
     {
         var held = 0;
         foreach (var line in table.Split('\n').Skip(1))
@@ -32,8 +56,7 @@ internal static class NamespaceSockets
                 continue;
             }
 
-            // A line too short to have the column is counted as held: unreadable is not empty.
-            if (fields.Length <= inodeField || !ulong.TryParse(fields[inodeField], NumberStyles.None, CultureInfo.InvariantCulture, out var inode) || inode != 0)
+            if (fields.Length <= 9 || !ulong.TryParse(fields[9], NumberStyles.None, CultureInfo.InvariantCulture, out var inode) || inode != 0)
             {
                 held++;
             }
@@ -45,16 +68,12 @@ internal static class NamespaceSockets
     /// <summary>Sockets held in the namespace the calling thread is in (<c>/proc/thread-self/net</c>).</summary>
     public static int HeldHere()
     {
-        var held = 0;
-        foreach (var (file, field) in Tables)
+        var (tcp, others) = Counted(File.ReadAllText("/proc/thread-self/net/protocols"));
+        if (others > 0 || tcp == 0)
         {
-            var path = "/proc/thread-self/net/" + file;
-            if (File.Exists(path))
-            {
-                held += Held(File.ReadAllText(path), field);
-            }
+            return others;
         }
 
-        return held;
+        return HeldTcp(File.ReadAllText("/proc/thread-self/net/tcp")) + HeldTcp(File.ReadAllText("/proc/thread-self/net/tcp6"));
     }
 }

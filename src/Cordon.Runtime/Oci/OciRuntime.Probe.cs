@@ -290,7 +290,11 @@ public sealed partial class OciRuntime
         var index = _ranges.Allocate();
         try
         {
-            IdmappedMount.Mount(source, target, (int)_namespaces.Get(index).DangerousGetHandle());
+            using (var userNamespace = _namespaces.LeaseRange(index))
+            {
+                IdmappedMount.Mount(source, target, userNamespace.Fd);
+            }
+
             Syscalls.umount2(target, Syscalls.MNT_DETACH);
             return true;
         }

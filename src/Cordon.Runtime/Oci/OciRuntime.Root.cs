@@ -47,7 +47,7 @@ public sealed partial class OciRuntime
         CreateOwnedDirectory(work, hostId);
 
         // The image layers, each seen through the sandbox's id mapping, read-only.
-        var userNamespace = _namespaces.Get(range);
+        using var userNamespace = _namespaces.LeaseRange(range);
         var lowers = new List<string>();
         for (var i = snapshots.Count - 1; i >= 0; i--)
         {
@@ -67,7 +67,7 @@ public sealed partial class OciRuntime
         {
             var lower = Path.Combine(dir, $"lower{i}");
             Directory.CreateDirectory(lower);
-            IdmappedMount.Mount(layers[i], lower, (int)userNamespace.DangerousGetHandle());
+            IdmappedMount.Mount(layers[i], lower, userNamespace.Fd);
             undo.Push($"image layer {i}", () => Unmount(lower));
             lowers.Add(lower);
         }

@@ -143,13 +143,16 @@ public sealed partial class OciRuntime
 
         File.Delete(AgentSocketPath(id));
         File.Delete(Path.Combine(dir, "pid"));
-
-        // The network kept at suspend (or still held by this server): the same namespace joins the sandbox again.
-        var kept = Path.Combine(dir, "netns");
-        var same = Syscalls.IsMountPoint(kept) ? kept : _held.TryGetValue(id, out var held) ? held.NamespacePath : null;
-        if (same is not null)
+        if (_stoppedNetworks.TryRemove(id, out var stopped))
         {
-            SetNetworkNamespace(dir, same);
+            stopped.Dispose();
+        }
+
+        // The network kept at suspend: the same namespace joins the sandbox again.
+        var kept = Path.Combine(dir, "netns");
+        if (Syscalls.IsMountPoint(kept))
+        {
+            SetNetworkNamespace(dir, kept);
             await RunContainerAsync(id, dir);
             WatchExit(id);
             return;

@@ -115,12 +115,12 @@ public sealed partial class OciRuntime
             return binds;
         }
 
-        var userNamespace = int.TryParse(ReadRange(dir), out var range) ? _namespaces.Get(range) : throw new IOException($"no id range in {dir}");
+        using var userNamespace = int.TryParse(ReadRange(dir), out var range) ? _namespaces.LeaseRange(range) : throw new IOException($"no id range in {dir}");
         for (var i = 0; i < volumes.Count; i++)
         {
             var view = Path.Combine(dir, $"volume{i}");
             Directory.CreateDirectory(view);
-            IdmappedMount.Mount(MountVolume(volumes[i].VolumeId), view, (int)userNamespace.DangerousGetHandle(), volumes[i].ReadOnly);
+            IdmappedMount.Mount(MountVolume(volumes[i].VolumeId), view, userNamespace.Fd, volumes[i].ReadOnly);
             undo.Push($"volume {i}", () => Unmount(view));
             binds.Add((view, volumes[i].Path, volumes[i].ReadOnly));
         }

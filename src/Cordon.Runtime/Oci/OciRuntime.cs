@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -47,9 +48,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly ConcurrentDictionary<string, int> _slots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, string> _slotOwners = new();
 
-    /// <summary>The network slots of sandboxes this server created or started, with its hold on their namespaces
-    /// (given back to the pool at destroy). Sandboxes adopted at start are in <see cref="_slots"/> only.</summary>
-    private readonly ConcurrentDictionary<string, HostNetwork.Slot> _held = new(StringComparer.Ordinal);
+    /// <summary>Network namespaces of sandboxes stopped by <see cref="StopAsync"/>, held from just before their processes
+    /// ended until their destroy gives them back to the pool (or a start gives them up).</summary>
+    private readonly ConcurrentDictionary<string, SafeHandle> _stoppedNetworks = new(StringComparer.Ordinal);
 
     public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
     {
@@ -270,9 +271,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
         await DeleteContainerAsync(id, cancellationToken);
 
-        // A stopped sandbox's kept namespace goes before its slot is given back (its interface with it).
+        // A stopped sandbox's kept namespace is unmounted before its slot is given back.
         Syscalls.umount2(Path.Combine(BundleDirectory(id), "netns"), Syscalls.MNT_DETACH);
-        await ReleaseNetworkAsync(id, BundleDirectory(id));
+        await ReleaseNetworkAsync(id, BundleDirectory(id), _stoppedNetworks.TryRemove(id, out var ns) ? ns : null);
         RemoveBundle(BundleDirectory(id));
         _cpus.Release(id);
 
@@ -325,6 +326,14 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public async ValueTask StopAsync(string id, CancellationToken cancellationToken)
     {
         _exits.Unwatch(id); // ended on purpose: not an exit to report
+
+        // Its network namespace, taken before its processes end (they hold it), for the sandbox after it once this one
+        // is destroyed (a start gives it up).
+        if (_network is not null && _slots.ContainsKey(id) && !_stoppedNetworks.ContainsKey(id) && OpenNetworkNamespace(id) is { } ns
+            && !_stoppedNetworks.TryAdd(id, ns))
+        {
+            ns.Dispose();
+        }
 
         // A process leaves the cgroup's list a moment before it is a zombie (the kernel's cgroup_exit comes before
         // exit_notify): the processes there before the kill are waited for by pid as well.
@@ -479,28 +488,56 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public string? SandboxAt(IPAddress address)
         => _network?.SlotOf(address) is { } slot && _slotOwners.TryGetValue(slot, out var id) ? id : null;
 
-    /// <summary>Records the slot a sandbox now runs with (and keeps holding its namespace, for its next sandbox).</summary>
+    /// <summary>Records the slot a sandbox now runs with. The server lets go of its namespace: the sandbox's processes
+    /// hold it (a descriptor per live sandbox would be copied and closed by every program the server starts).</summary>
     private void Hold(string id, HostNetwork.Slot slot)
     {
-        _held[id] = slot;
+        slot.Dispose();
         _slots[id] = slot.Index;
         _slotOwners[slot.Index] = id;
     }
 
-    /// <summary>Gives a destroyed sandbox's network back: to the pool when this server holds its namespace, else
-    /// released (the namespace went with the sandbox's processes).</summary>
-    private async Task ReleaseNetworkAsync(string id, string dir)
+    /// <summary>A descriptor of a sandbox's network namespace, from its PID 1 (checked to be the sandbox's before and
+    /// after the open, so a reused pid is never taken for it) or from the mount a stopped sandbox kept; null when
+    /// neither is there.</summary>
+    private SafeHandle? OpenNetworkNamespace(string id)
+    {
+        try
+        {
+            if (InitPid(id) is { } pid)
+            {
+                var ns = File.OpenHandle($"/proc/{pid}/ns/net", FileMode.Open, FileAccess.Read);
+                if (InitPid(id) == pid)
+                {
+                    return ns;
+                }
+
+                ns.Dispose();
+                return null;
+            }
+
+            var kept = Path.Combine(BundleDirectory(id), "netns");
+            return Syscalls.IsMountPoint(kept) ? File.OpenHandle(kept, FileMode.Open, FileAccess.Read) : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Gives a destroyed sandbox's network back: its namespace to the pool when <paramref name="ns"/> has it
+    /// (the pool checks it is clean), else the slot is released.</summary>
+    private async Task ReleaseNetworkAsync(string id, string dir, SafeHandle? ns = null)
     {
         var slot = _slots.TryRemove(id, out var known) ? known : NetworkRecord.Load(dir)?.Slot;
-        var held = _held.TryRemove(id, out var h) ? h : null;
         if (slot is { } index && _network is { } host)
         {
             _slotOwners.TryRemove(index, out _);
-            await (held is not null ? host.ReturnAsync(held) : host.ReleaseAsync(index, CancellationToken.None));
+            await (ns is not null ? host.ReturnAsync(host.SlotAt(index, ns)) : host.ReleaseAsync(index, CancellationToken.None));
         }
         else
         {
-            held?.Dispose();
+            ns?.Dispose();
         }
     }
 
@@ -588,11 +625,9 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _roots.Dispose();
         _launch.Dispose();
         _network?.Dispose();
-
-        // Sandboxes that outlive the server hold their own namespaces (a suspended one's is mounted in its directory).
-        foreach (var slot in _held.Values)
+        foreach (var ns in _stoppedNetworks.Values)
         {
-            slot.Dispose();
+            ns.Dispose();
         }
 
         // Leave the host as found when no sandbox outlives the server: unmount the snapshots (mounted again when

@@ -3,58 +3,51 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Cordon.Runtime.Oci;
 
-/// <summary>Holds one user namespace per id range, used only to id-map the image layers for that range, and the
-/// namespaces that shift a snapshot's ids (those of the range it was taken in) to another range's.</summary>
-/// <remarks>An open namespace descriptor keeps the namespace alive after its process has gone, so each
-/// range pays for a helper process once (a few ms) and later sandboxes of the range pay nothing.</remarks>
+/// <summary>User namespaces that id-map mounts: one per id range (the image layers and volumes seen with a sandbox's
+/// ids) and the shifts of a snapshot's ids (those of the range it was taken in) to another range's.</summary>
+/// <remarks>An open namespace descriptor keeps the namespace alive after its process has gone, so a mapping used again
+/// (a range reused by the next sandbox) pays for its helper process once. The most recently used are kept, a bounded
+/// number: every descriptor the server holds is copied and closed again by each program it starts (crun on every
+/// create and destroy), so one per live sandbox would make those grow with the sandboxes.</remarks>
 internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
 {
-    /// <summary>Shifts kept at most; the oldest goes first (a namespace costs a descriptor and a few KiB).</summary>
-    public const int MaxShifts = 256;
+    /// <summary>Mappings kept at most; the least recently used goes first (a namespace costs a descriptor and a few KiB).</summary>
+    public const int MaxKept = 128;
 
     private readonly Lock _lock = new();
-    private readonly Dictionary<int, SafeFileHandle> _namespaces = [];
-    private readonly Dictionary<(long From, long To), SafeFileHandle> _shifts = [];
-    private readonly Queue<(long From, long To)> _shiftOrder = new();
+    private readonly Dictionary<(long From, long To), LinkedListNode<((long From, long To) Key, SafeFileHandle Handle)>> _kept = [];
+    private readonly LinkedList<((long From, long To) Key, SafeFileHandle Handle)> _order = new();
 
-    public SafeFileHandle Get(int rangeIndex)
-    {
-        lock (_lock)
-        {
-            if (_namespaces.TryGetValue(rangeIndex, out var existing))
-            {
-                return existing;
-            }
-
-            var created = Create(0, ranges.HostIdOf(rangeIndex));
-            _namespaces[rangeIndex] = created;
-            return created;
-        }
-    }
+    /// <summary>The namespace mapping a range's sandbox ids (0…) to its host ids, held until the lease is disposed.</summary>
+    public Lease LeaseRange(int rangeIndex) => LeaseShift(0, ranges.HostIdOf(rangeIndex));
 
     /// <summary>A namespace that maps the ids <paramref name="from"/>… to <paramref name="to"/>… (a range each), held
-    /// until the lease is disposed: the cache may drop it meanwhile (it keeps at most <see cref="MaxShifts"/>), and the
+    /// until the lease is disposed: the cache may drop it meanwhile (it keeps at most <see cref="MaxKept"/>), and the
     /// descriptor must stay open until the mount made with it exists.</summary>
     public Lease LeaseShift(long from, long to)
     {
         lock (_lock)
         {
-            if (!_shifts.TryGetValue((from, to), out var handle))
+            if (_kept.TryGetValue((from, to), out var node))
+            {
+                _order.Remove(node);
+                _order.AddLast(node);
+            }
+            else
             {
                 // Dropped handles stay valid for the mounts made with them: an idmapped mount keeps its own reference.
-                while (_shifts.Count >= MaxShifts && _shiftOrder.TryDequeue(out var oldest))
+                while (_kept.Count >= MaxKept && _order.First is { } oldest)
                 {
-                    if (_shifts.Remove(oldest, out var dropped))
-                    {
-                        dropped.Dispose();
-                    }
+                    _order.RemoveFirst();
+                    _kept.Remove(oldest.Value.Key);
+                    oldest.Value.Handle.Dispose();
                 }
 
-                handle = Create(from, to);
-                _shifts[(from, to)] = handle;
-                _shiftOrder.Enqueue((from, to));
+                node = _order.AddLast(((from, to), Create(from, to)));
+                _kept[(from, to)] = node;
             }
 
+            var handle = node.Value.Handle;
             var added = false;
             handle.DangerousAddRef(ref added);
             return new Lease(handle);
@@ -121,18 +114,13 @@ internal sealed class UserNamespaceCache(IdRangeAllocator ranges) : IDisposable
     {
         lock (_lock)
         {
-            foreach (var handle in _namespaces.Values)
+            foreach (var (_, handle) in _order)
             {
                 handle.Dispose();
             }
 
-            _namespaces.Clear();
-            foreach (var handle in _shifts.Values)
-            {
-                handle.Dispose();
-            }
-
-            _shifts.Clear();
+            _order.Clear();
+            _kept.Clear();
         }
     }
 }
