@@ -182,6 +182,22 @@ public sealed class IsolationTests(ServerAssemblyFixture fixture)
         Assert.Contains("NoNewPrivs:\t1", result.Stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>What the host's kernel exposes and a sandbox must not read: the masked directories are empty and
+    /// read-only (an empty host directory bound over them), the masked files empty, and neither can be uncovered.</summary>
+    [Fact]
+    public async Task MaskedPaths_AreEmpty_AndStayMasked()
+    {
+        await using var sandbox = await Server.CreateSandboxAsync();
+
+        var result = await sandbox.ShAsync(
+            "for d in /proc/acpi /sys/firmware /sys/kernel /sys/class/net /sys/fs/bpf; do [ -d $d ] && echo \"$d $(ls -A $d | wc -l)\"; done; " +
+            "touch /sys/kernel/x 2>/dev/null && echo write-ok; umount /sys/kernel 2>/dev/null && echo umount-ok; umount -l /proc/acpi 2>/dev/null && echo umount-ok; " +
+            "cat /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug 2>/dev/null | wc -c; ls /sys/kernel | wc -l");
+
+        var masked = new[] { "/proc/acpi", "/sys/firmware", "/sys/kernel", "/sys/class/net", "/sys/fs/bpf" }.Where(Directory.Exists); // the host's kernel has them
+        Assert.Equal(string.Concat(masked.Select(d => $"{d} 0\n")) + "0\n0\n", result.Stdout);
+    }
+
     [Fact]
     public async Task Capabilities_ExcludeSysAdminAndFriends()
     {

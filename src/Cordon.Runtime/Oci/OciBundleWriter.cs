@@ -35,6 +35,9 @@ public static class OciBundleWriter
     /// (names, addresses, counters), and the host's BPF and FUSE control file systems.</summary>
     private static readonly string[] HostSysMaskedPaths = ["/sys/class/net", "/sys/devices/virtual/net", "/sys/fs/bpf", "/sys/fs/fuse"];
 
+    /// <summary>The masked paths that are directories on this host (they are in a sandbox too: the same kernel).</summary>
+    private static readonly HashSet<string> MaskedDirectories = [.. MaskedPaths.Concat(HostSysMaskedPaths).Where(Directory.Exists)];
+
     private static readonly string[] ReadonlyPaths =
     [
         "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
@@ -47,12 +50,18 @@ public static class OciBundleWriter
     /// <param name="networkNamespace">A prepared network namespace to join (<see cref="Network.HostNetwork"/>); a new
     /// one with loopback only when null.</param>
     /// <param name="volumes">Volumes' id-mapped mounts in the bundle, bound at their paths in the sandbox.</param>
+    /// <param name="emptyDirectory">An empty, read-only host directory bound over the masked directories instead of a
+    /// tmpfs each: every file system instance costs each memory cgroup on the host a slot in its shrinker map (the
+    /// kernel's per-cgroup reclaim bookkeeping), so with thousands of sandboxes seven tmpfs per sandbox were
+    /// ~200 KiB of kernel memory each (the runtime must allow binds under /proc: crun does, runc does not).</param>
     /// <param name="views">Files bind-mounted read-only over the sandbox's own (lxcfs's views of /proc and /sys):
     /// (host path, path in the sandbox).</param>
     public static JsonObject Build(SandboxSpec spec, OciRuntimeOptions options, CgroupHost cgroups, long hostIdBase, byte[]? seccompBpf,
         string? cpuset = null, IReadOnlyList<(string Source, string Destination)>? views = null, string? networkNamespace = null,
-        IReadOnlyList<(string Source, string Destination, bool ReadOnly)>? volumes = null)
+        IReadOnlyList<(string Source, string Destination, bool ReadOnly)>? volumes = null, string? emptyDirectory = null)
     {
+        var masked = MaskedPaths.Concat(networkNamespace is null ? [] : HostSysMaskedPaths).ToList();
+        var hidden = emptyDirectory is null ? [] : masked.Where(MaskedDirectories.Contains).ToList();
         var env = new JsonArray();
         foreach (var (key, value) in spec.Env)
         {
@@ -103,7 +112,7 @@ public static class OciBundleWriter
                 ["cpu"] = cpu,
                 ["devices"] = new JsonArray(new JsonObject { ["allow"] = false, ["access"] = "rwm" }),
             },
-            ["maskedPaths"] = new JsonArray([.. MaskedPaths.Concat(networkNamespace is null ? [] : HostSysMaskedPaths).Select(p => (JsonNode)p)]),
+            ["maskedPaths"] = new JsonArray([.. masked.Except(hidden).Select(p => (JsonNode)p)]),
             ["readonlyPaths"] = new JsonArray([.. ReadonlyPaths.Select(p => (JsonNode)p)]),
         };
         var annotations = new JsonObject();
@@ -150,8 +159,9 @@ public static class OciBundleWriter
 
                 .. (volumes ?? []).Select(v => Mount(v.Destination, v.Source, "bind", v.ReadOnly ? ["rbind", "ro", "nosuid", "nodev"] : ["rbind", "nosuid", "nodev"])),
 
-                // After /proc and /sys, over their files.
-                .. (views ?? []).Select(v => Mount(v.Destination, v.Source, "bind", "bind", "ro", "nosuid", "nodev", "noexec"))]),
+                // After /proc and /sys, over their files and directories.
+                .. (views ?? []).Select(v => Mount(v.Destination, v.Source, "bind", "bind", "ro", "nosuid", "nodev", "noexec")),
+                .. hidden.Select(p => Mount(p, emptyDirectory!, "bind", "bind", "ro", "nosuid", "nodev", "noexec"))]),
             ["linux"] = linux,
             ["annotations"] = annotations,
         };

@@ -141,7 +141,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             }
 
             var volumes = MountVolumes(dir, spec.Volumes, undo);
-            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, _options.Runtime == "crun" ? _seccompBpf : null, cpuset, views, slot?.NamespacePath, volumes);
+            var crun = _options.Runtime == "crun";
+            var config = OciBundleWriter.Build(spec, _options, _cgroups, hostId, crun ? _seccompBpf : null, cpuset, views, slot?.NamespacePath, volumes, crun ? EmptyDirectory() : null);
             OciBundleWriter.Write(dir, config);
 
             undo.Push("container", async () => await DeleteContainerAsync(spec.Id, CancellationToken.None));
@@ -589,6 +590,18 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private string RuntimeExecutable => _sealedRuntime?.Path ?? _program.Path;
 
     private string BundleDirectory(string id) => Path.Combine(_options.StateDirectory, id);
+
+    /// <summary>An empty directory, owned by the host's root and read-only to everyone, bound over masked directories.</summary>
+    private string EmptyDirectory()
+    {
+        var path = Path.Combine(_options.StateDirectory, ".empty");
+        if (!Directory.Exists(path))
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        }
+
+        return path;
+    }
 
     private string AgentSocketPath(string id) => Path.Combine(BundleDirectory(id), "agent.sock");
 
