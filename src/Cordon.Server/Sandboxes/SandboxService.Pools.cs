@@ -264,6 +264,14 @@ public sealed partial class SandboxService
             var member = _live[sandbox.Id];
             member.ExpiresAt = null; // it waits for as long as it takes
             await WarmCodeAsync(member, cancellationToken);
+
+            // The pool may have shrunk while this one started: then it is not handed out.
+            if (queue.Count >= _poolSizes.GetValueOrDefault(image))
+            {
+                await DestroyAsync(CallerIdentity.System, member.Id, "the warm pool shrinking", cancellationToken);
+                break;
+            }
+
             queue.Enqueue(member);
         }
     }
