@@ -91,6 +91,49 @@ internal static class ReferenceTools
         return samples;
     }
 
+    /// <summary>The kernel's and crun's own growth with containers, without Cordon: <paramref name="live"/> idle bare
+    /// crun containers (each its own cgroup and pid, network, ipc, uts and mount namespaces, as the echo's), then the
+    /// same echo as <see cref="BareCrunAsync"/> while they run, the host memory they take, and their delete (16 at a
+    /// time).</summary>
+    public static async Task<(Samples Echo, double MemoryPerContainerMiB, double DeleteSeconds)?> BareCrunAtScaleAsync(string root, int live, int iterations)
+    {
+        if (!File.Exists("/usr/bin/crun"))
+        {
+            return null;
+        }
+
+        var bundles = Path.Combine(Path.GetTempPath(), "cordon-bench-idle");
+        Directory.CreateDirectory(bundles);
+        var before = MemAvailable();
+        await Parallel.ForEachAsync(Enumerable.Range(0, live), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+        {
+            var bundle = Path.Combine(bundles, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Directory.CreateDirectory(bundle);
+            await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), $$"""
+                {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/sleep","3600"],"cwd":"/",
+                 "env":["PATH=/bin"],"noNewPrivileges":true},
+                 "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
+                 "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+                 "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
+                          "cgroupsPath":"/cordon-bench/idle{{i}}" } }
+                """);
+            if (await RunAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "run", "--detach", "--bundle", bundle, $"idle{i}") != 0)
+            {
+                throw new InvalidOperationException($"bare crun could not start idle container {i}");
+            }
+        });
+        await Task.Delay(2000);
+        var memory = (before - MemAvailable()) / (double)live / (1 << 20);
+        var echo = await BareCrunAsync(root, iterations);
+
+        var delete = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(Enumerable.Range(0, live), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, _) =>
+            await RunAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "delete", "--force", $"idle{i}"));
+        var deleted = delete.Elapsed.TotalSeconds;
+        Directory.Delete(bundles, recursive: true);
+        return (echo!, memory, deleted);
+    }
+
     /// <summary>The host's MemAvailable, in bytes.</summary>
     public static long MemAvailable()
     {

@@ -100,6 +100,8 @@ internal static class ScaleBench
         var bwrapRate = File.Exists("/usr/bin/bwrap") ? await RateAsync(() => ReferenceTools.BubblewrapEchoAsync(root), window) : double.NaN;
         var crun = await ReferenceTools.BareCrunAsync(root, 200);
         var crunRate = crun is null ? double.NaN : 1000 / crun.Median;
+        Console.Error.WriteLine($"bench scale: bare crun with {idle.Count} idle containers");
+        var bareAtScale = idle.Count > 0 ? await ReferenceTools.BareCrunAtScaleAsync(root, idle.Count, 100) : null;
 
         var best = rates.MaxBy(r => r.Value.Rate);
         lines.Add($"| sustained cycles/s, 1 / 4 / 16 clients | {rates[1].Rate:F0} / {rates[4].Rate:F0} / {rates[16].Rate:F0} (p50 {rates[1].Latency.Median:F1} / {rates[4].Latency.Median:F1} / {rates[16].Latency.Median:F1} ms) | best {best.Value.Rate / crunRate:F2}× bare crun's {crunRate:F0}/s; {best.Value.Rate / bwrapRate:F2}× bubblewrap's {bwrapRate:F0}/s |");
@@ -116,6 +118,15 @@ internal static class ScaleBench
         }
 
         lines.Add($"| destroy of {idle.Count} (16 clients) | {destroyed:F1} s | |");
+        if (bareAtScale is { } bare && crun is not null)
+        {
+            // What the kernel and the runtime alone do with as many containers (no user namespace, seccomp, network
+            // device, writable layer or agent): the floor under Cordon's own growth.
+            lines.Add($"| reference: bare crun `echo hi` p50, {idle.Count} idle bare containers live vs 0 | {bare.Echo.Median:F1} vs {crun.Median:F1} ms | {bare.Echo.Median / crun.Median:F2}× |");
+            lines.Add($"| reference: host memory per idle bare crun container ({idle.Count} live) | {bare.MemoryPerContainerMiB:F2} MiB | |");
+            lines.Add($"| reference: bare crun delete of {idle.Count} (16 at a time) | {bare.DeleteSeconds:F1} s | |");
+        }
+
         return lines;
     }
 
