@@ -117,7 +117,8 @@ internal static class ReferenceTools
                  "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
                           "cgroupsPath":"/cordon-bench/idle{{i}}" } }
                 """);
-            if (await RunAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "run", "--detach", "--bundle", bundle, $"idle{i}") != 0)
+            // Its stdio on /dev/null: a detached container keeps the runtime's, and a pipe would stay open with it.
+            if (await RunAsync("/bin/sh", "-c", $"exec /usr/bin/crun --root /run/cordon-bench run --detach --bundle {bundle} idle{i} </dev/null >/dev/null 2>&1") != 0)
             {
                 throw new InvalidOperationException($"bare crun could not start idle container {i}");
             }
