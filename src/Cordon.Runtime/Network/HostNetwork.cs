@@ -253,8 +253,8 @@ internal sealed partial class HostNetwork : IDisposable
     }
 
     /// <summary>Gives back a slot whose sandbox is gone and whose namespace this server does not hold (or has
-    /// closed): its rules and interface are removed, then its number freed, by the preparing thread (at once when the
-    /// server is stopping).</summary>
+    /// closed): its rules are removed, then its number freed, by the preparing thread (at once when the server is
+    /// stopping); its interface goes with its namespace.</summary>
     public async Task ReleaseAsync(int slot, CancellationToken cancellationToken)
     {
         _released.Enqueue(slot);
