@@ -40,6 +40,25 @@ internal static class ExternalProgram
             throw;
         }
 
-        return new ExternalResult(process.ExitCode, await stdout, await stderr);
+        // What it wrote is in the pipes by now; their end comes when the last writer closes them. A descriptor of
+        // theirs held by anything else (a program started at the same moment) must not make the caller wait for
+        // ever: a few seconds after the exit, what has been read is the output.
+        using var drained = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        drained.CancelAfter(DrainLimit);
+        return new ExternalResult(process.ExitCode, await ReadOrEmptyAsync(stdout, drained.Token), await ReadOrEmptyAsync(stderr, drained.Token));
+    }
+
+    private static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(5);
+
+    private static async Task<string> ReadOrEmptyAsync(Task<string> read, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await read.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (!read.IsCompleted)
+        {
+            return "";
+        }
     }
 }
