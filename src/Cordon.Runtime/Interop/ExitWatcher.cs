@@ -42,6 +42,7 @@ internal sealed unsafe partial class ExitWatcher : IDisposable
     private readonly ConcurrentDictionary<string, ulong> _byId = new(StringComparer.Ordinal);
     private long _next;
     private volatile bool _disposed;
+    private int _disposeCount;
 
     public ExitWatcher()
     {
@@ -124,6 +125,12 @@ internal sealed unsafe partial class ExitWatcher : IDisposable
 
     public void Dispose()
     {
+        // Once only: a second close of the epoll descriptor would close whatever file has its number by then.
+        if (Interlocked.Exchange(ref _disposeCount, 1) != 0)
+        {
+            return;
+        }
+
         _disposed = true;
         foreach (var id in _byId.Keys)
         {

@@ -47,6 +47,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private HostNetwork? _network;
     private readonly ConcurrentDictionary<string, int> _slots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, string> _slotOwners = new();
+    private int _disposeCount;
 
     /// <summary>Network namespaces of sandboxes stopped by <see cref="StopAsync"/>, held from just before their processes
     /// ended until their destroy gives them back to the pool (or a start gives them up).</summary>
@@ -644,6 +645,14 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     public void Dispose()
     {
+        // The container disposes this twice (it is registered as itself and as ISandboxRuntime): what it releases
+        // includes raw descriptors, and a second close would close another file that has the number by then (a
+        // test process running server after server lost a sealed runtime and a pipe that way).
+        if (Interlocked.Exchange(ref _disposeCount, 1) != 0)
+        {
+            return;
+        }
+
         _roots.Dispose();
         _launch.Dispose();
         _network?.Dispose();
