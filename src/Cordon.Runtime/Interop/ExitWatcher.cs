@@ -55,6 +55,9 @@ internal sealed unsafe partial class ExitWatcher : IDisposable
         new Thread(Loop) { IsBackground = true, Name = "cordon-exit-watcher" }.Start();
     }
 
+    /// <summary>The epoll descriptor's number (for the test that a second dispose closes nothing).</summary>
+    internal int EpollDescriptor => _epoll;
+
     /// <summary>Raised on the watcher's thread with the id of a watched process that exited; the watch is gone then.</summary>
     public event Action<string>? Exited;
 
