@@ -45,18 +45,20 @@ internal static class ExternalProgram
         // ever: a few seconds after the exit, what has been read is the output.
         using var drained = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         drained.CancelAfter(DrainLimit);
-        return new ExternalResult(process.ExitCode, await ReadOrEmptyAsync(stdout, drained.Token), await ReadOrEmptyAsync(stderr, drained.Token));
+        return new ExternalResult(process.ExitCode, await ReadOrEmptyAsync(stdout, drained.Token, cancellationToken), await ReadOrEmptyAsync(stderr, drained.Token, cancellationToken));
     }
 
     private static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(5);
 
-    private static async Task<string> ReadOrEmptyAsync(Task<string> read, CancellationToken cancellationToken)
+    /// <summary>The read's text, or "" when it has not ended by <paramref name="drained"/> (a caller's own cancellation
+    /// still cancels).</summary>
+    private static async Task<string> ReadOrEmptyAsync(Task<string> read, CancellationToken drained, CancellationToken caller)
     {
         try
         {
-            return await read.WaitAsync(cancellationToken);
+            return await read.WaitAsync(drained);
         }
-        catch (OperationCanceledException) when (!read.IsCompleted)
+        catch (OperationCanceledException) when (!read.IsCompleted && !caller.IsCancellationRequested)
         {
             return "";
         }
