@@ -759,7 +759,11 @@ internal sealed partial class HostNetwork : IDisposable
         return allowFailure ? complaint : throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", complaint);
     }
 
-    public void Dispose() => StopAsync().GetAwaiter().GetResult();
+    public void Dispose()
+    {
+        StopAsync().GetAwaiter().GetResult();
+        _hostNamespace.Dispose();
+    }
 
     [LoggerMessage(EventId = 1601, Level = LogLevel.Warning, Message = "Preparing a sandbox network failed: {Detail}")]
     private partial void LogPrepareFailed(string detail);

@@ -177,7 +177,7 @@ public sealed partial class OciRuntime
                 throw;
             }
 
-            Hold(id, slot);
+            AssignSlot(id, slot);
         }
         else
         {

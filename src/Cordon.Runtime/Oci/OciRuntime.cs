@@ -48,6 +48,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     private readonly ConcurrentDictionary<string, int> _slots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<int, string> _slotOwners = new();
     private int _disposeCount;
+    private string? _emptyDirectory;
 
     /// <summary>Network namespaces of sandboxes stopped by <see cref="StopAsync"/>, held from just before their processes
     /// ended until their destroy gives them back to the pool (or a start gives them up).</summary>
@@ -152,7 +153,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             undo.Commit();
             if (slot is not null)
             {
-                Hold(spec.Id, slot);
+                AssignSlot(spec.Id, slot);
             }
 
             WatchExit(spec.Id);
@@ -501,7 +502,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     /// <summary>Records the slot a sandbox now runs with. The server lets go of its namespace: the sandbox's processes
     /// hold it (a descriptor per live sandbox would be copied and closed by every program the server starts).</summary>
-    private void Hold(string id, HostNetwork.Slot slot)
+    private void AssignSlot(string id, HostNetwork.Slot slot)
     {
         slot.Dispose();
         _slots[id] = slot.Index;
@@ -601,17 +602,11 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
 
     private string BundleDirectory(string id) => Path.Combine(_options.StateDirectory, id);
 
-    /// <summary>An empty directory, owned by the host's root and read-only to everyone, bound over masked directories.</summary>
+    /// <summary>An empty directory, owned by the host's root and read-only to everyone, bound over masked directories
+    /// (made on the first create, not looked at again).</summary>
     private string EmptyDirectory()
-    {
-        var path = Path.Combine(_options.StateDirectory, ".empty");
-        if (!Directory.Exists(path))
-        {
-            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        }
-
-        return path;
-    }
+        => _emptyDirectory ??= Directory.CreateDirectory(Path.Combine(_options.StateDirectory, ".empty"),
+            UnixFileMode.UserRead | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute).FullName;
 
     private string AgentSocketPath(string id) => Path.Combine(BundleDirectory(id), "agent.sock");
 
