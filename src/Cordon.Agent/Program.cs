@@ -20,42 +20,36 @@ Libc.umask(0b000_010_010); // 022
 // pidfd_getfd, read its memory, or attach to it: those need CAP_SYS_PTRACE for a process that is not dumpable.
 // Commands are dumpable again from their execve on.
 Libc.MakeNotDumpable();
-var environment = new SandboxEnvironment();
-var reaper = new ProcessReaper();
-using var stopping = new CancellationTokenSource();
-
-// The reaper's thread starts before the first request is read: started after it (as it once was), its creation
-// fell between the first command's spawn and its exit, on that command's time (~0.5 ms of a sandbox's first
-// command, measured with timestamps in a sandbox).
-reaper.Start();
-
-// Then accept: the server's first request is already waiting. The rest of the set-up happens while it is
-// served. (Until the handler below exists, PID 1 ignores SIGTERM from outside, as the kernel does for a
-// namespace's init without a handler; destroy uses SIGKILL anyway.)
-var commands = new CommandRunner(reaper, environment);
-var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment), new FileService(environment));
-var serving = server.RunAsync(stopping.Token);
-
-// Accepting is armed (a request already waiting was served above, later ones are served on pool threads):
-// until the first command arrives, the main thread does that command's one-time work.
-FirstUse.Prepare();
 
 // PID 1 ignores the signals code in the sandbox could send it (the kernel already drops those without a handler
-// and never delivers SIGKILL or SIGSTOP from inside; .NET's own handling would end the agent on SIGTERM). The
-// server stops a sandbox with SIGKILL from outside.
-PosixSignalRegistration[] ignored =
-[
-    .. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGHUP }
-        .Select(signal => PosixSignalRegistration.Create(signal, context => context.Cancel = true)),
-];
+// and never delivers SIGKILL or SIGSTOP from inside) and a closed pipe's. The server stops a sandbox with SIGKILL
+// from outside. Set with signal(2), not PosixSignalRegistration: that starts the runtime's signal thread, one
+// more idle thread in every sandbox.
+Libc.IgnoreSignals(Libc.SIGTERM, Libc.SIGINT, Libc.SIGQUIT, Libc.SIGHUP, Libc.SIGPIPE);
+Libc.UseOneMallocArena();
 
-try
-{
-    await serving;
-}
-catch (OperationCanceledException)
-{
-}
+var environment = new SandboxEnvironment();
+var reaper = new ProcessReaper();
 
-GC.KeepAlive(ignored);
+// Accept first: the server's first request is already waiting, and is served inline up to its first wait. Later
+// ones are served on pool threads.
+var commands = new CommandRunner(reaper, environment);
+var server = new AgentServer(environment, commands, new Cordon.Agent.Code.CodeContexts(commands, environment), new FileService(environment));
+var serving = server.RunAsync(CancellationToken.None);
+_ = serving.ContinueWith(
+    static failed =>
+    {
+        Console.Error.WriteLine($"cordon-agent: stopped serving: {failed.Exception?.InnerException?.Message}");
+        Environment.Exit(1);
+    },
+    CancellationToken.None,
+    TaskContinuationOptions.OnlyOnFaulted,
+    TaskScheduler.Default);
+
+// Until the first command arrives, a pool thread does that command's one-time work.
+ThreadPool.UnsafeQueueUserWorkItem(static _ => FirstUse.Prepare(), null);
+
+// The main thread reaps: one idle thread fewer in every sandbox than a thread of its own, and none to start on a
+// first command's time. A child that exits before the loop starts stays a zombie until it does.
+reaper.Run();
 return 0;

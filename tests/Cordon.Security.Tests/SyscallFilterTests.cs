@@ -1,3 +1,4 @@
+using Cordon.Protocol.Api;
 using Cordon.Testing;
 using Xunit;
 
@@ -46,7 +47,7 @@ public sealed class SyscallFilterTests(ServerAssemblyFixture fixture)
     {
         await using var sandbox = await fixture.Server.CreateSandboxAsync();
 
-        foreach (var signal in new[] { "TERM", "INT", "HUP", "QUIT", "KILL" })
+        foreach (var signal in new[] { "TERM", "INT", "HUP", "QUIT", "PIPE", "KILL" })
         {
             await sandbox.ShAsync($"kill -{signal} 1");
         }
@@ -56,6 +57,26 @@ public sealed class SyscallFilterTests(ServerAssemblyFixture fixture)
 
         Assert.Equal("alive\n", after.Stdout);
         Assert.Equal("running", (await fixture.Server.Client.GetSandboxAsync(sandbox.Id)).State);
+    }
+
+    /// <summary>The signals PID 1 ignores stay its own: a command starts with them at their defaults, so a pipeline
+    /// ends on SIGPIPE and a command ends on SIGTERM as it would anywhere else.</summary>
+    [Fact]
+    public async Task Commands_StartWithDefaultSignalHandling()
+    {
+        await using var sandbox = await fixture.Server.CreateSandboxAsync();
+
+        // Run without a shell: a shell sets some of its children's signals itself.
+        var ignored = await sandbox.ExecAsync(ExecRequestBody.FromArgv("sed", "-n", "s/^SigIgn:[[:space:]]*//p", "/proc/self/status"));
+        var mask = Convert.ToUInt64(ignored.Stdout.Trim(), 16);
+        foreach (var signal in new[] { 1, 2, 3, 13, 15 })
+        {
+            Assert.True((mask & (1UL << (signal - 1))) == 0, $"signal {signal} is ignored in a command (SigIgn {ignored.Stdout.Trim()})");
+        }
+
+        // `yes` ends by SIGPIPE (status 128 + 13) when `head` has read enough; ignoring it, `yes` would see EPIPE and exit 1.
+        var pipeline = await sandbox.ShAsync("(yes; echo $? > /tmp/yes-status) | head -c 1 > /dev/null; cat /tmp/yes-status");
+        Assert.Equal("141\n", pipeline.Stdout);
     }
 
     /// <summary>When the agent dies all the same (the out-of-memory killer, a crash; here killed from the host), the

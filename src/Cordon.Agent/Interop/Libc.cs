@@ -10,10 +10,13 @@ internal static unsafe partial class Libc
     public const int EINTR = 4;
     public const int ECHILD = 10;
     public const int EBADF = 9;
-    public const int SIGINT = 2;
     public const int ESRCH = 3;
 
+    public const int SIGHUP = 1;
+    public const int SIGINT = 2;
+    public const int SIGQUIT = 3;
     public const int SIGKILL = 9;
+    public const int SIGPIPE = 13;
     public const int SIGTERM = 15;
 
     public const int O_RDONLY = 0;
@@ -76,6 +79,29 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int kill(int pid, int sig);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial nint signal(int signum, nint handler);
+
+    [LibraryImport("libc")]
+    private static partial int mallopt(int param, int value);
+
+    /// <summary>Sets each of <paramref name="signals"/> to be ignored. Commands start with every signal at its
+    /// default (the spawner's <c>POSIX_SPAWN_SETSIGDEF</c>), so this stays the agent's own.</summary>
+    public static void IgnoreSignals(params ReadOnlySpan<int> signals)
+    {
+        foreach (var signum in signals)
+        {
+            if (signal(signum, 1 /* SIG_IGN */) == -1 /* SIG_ERR */)
+            {
+                throw new InvalidOperationException($"signal({signum}, SIG_IGN) failed: " + System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(System.Runtime.InteropServices.Marshal.GetLastPInvokeError()));
+            }
+        }
+    }
+
+    /// <summary>One malloc arena for all threads: glibc otherwise gives each thread that allocates its own (a
+    /// mapping and its touched pages per thread, in every sandbox), and the agent's native allocations are few.</summary>
+    public static void UseOneMallocArena() => mallopt(-8 /* M_ARENA_MAX */, 1);
 
     [LibraryImport("libc", SetLastError = true)]
     public static partial int socketpair(int domain, int type, int protocol, int* sv);

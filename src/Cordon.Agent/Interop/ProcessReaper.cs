@@ -2,19 +2,13 @@ using System.Runtime.InteropServices;
 
 namespace Cordon.Agent.Interop;
 
-/// <summary>As PID 1 the agent inherits every orphan in the sandbox. One thread reaps all children and
+/// <summary>As PID 1 the agent inherits every orphan in the sandbox. One thread (the main one) reaps all children and
 /// hands the exit status of the ones the agent started to whoever waits for them.</summary>
 internal sealed class ProcessReaper
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<int, TaskCompletionSource<int>> _waiters = [];
     private readonly SemaphoreSlim _childStarted = new(0);
-
-    public void Start()
-    {
-        var thread = new Thread(Run) { IsBackground = true, Name = "reaper" };
-        thread.Start();
-    }
 
     /// <summary>Starts a child under the reaper's lock, so its exit cannot be reaped before it is awaited.</summary>
     public (int Pid, Task<int> Exit) Start(Func<int> spawn)
@@ -31,7 +25,8 @@ internal sealed class ProcessReaper
         return (pid, done.Task);
     }
 
-    private void Run()
+    /// <summary>Reaps forever on the calling thread.</summary>
+    public void Run()
     {
         while (true)
         {
