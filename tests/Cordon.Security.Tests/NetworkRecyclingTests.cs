@@ -19,13 +19,15 @@ public sealed class NetworkRecyclingTests
         // the destroy gets it.
         await using var server = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?> { ["Runtime:PreparedNetworks"] = "1" });
 
-        // A plain tenant: a listener, and traffic through its interface.
+        // A plain tenant: a listener, traffic through its interface, and connections its policy refuses (a reserved
+        // range: counted per sandbox on the shared default-policy chain).
         var first = await server.CreateSandboxAsync();
         var address = await AddressAsync(first);
-        Assert.Equal(0, (await first.ShAsync("setsid nc -l -p 7777 </dev/null >/dev/null 2>&1 & gw=$(ip route | awk '/default/ {print $3}'); for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 1 $gw 1 </dev/null; done; true")).ExitCode);
+        Assert.Equal(0, (await first.ShAsync("setsid nc -l -p 7777 </dev/null >/dev/null 2>&1 & gw=$(ip route | awk '/default/ {print $3}'); for i in 1 2 3 4 5 6 7 8 9 10; do nc -w 1 $gw 1 </dev/null; nc -w 1 10.255.255.1 80 </dev/null; done; true")).ExitCode);
         Assert.Matches(@":1E61 0+:0000 0A ", (await first.ShAsync("cat /proc/net/tcp /proc/net/tcp6")).Stdout);
         var (_, firstSent) = await TrafficAsync(server, first.Id);
         Assert.True(firstSent >= 10 * 54, $"the first sandbox sent {firstSent} bytes"); // ten refused connections at least
+        Assert.True(await RefusedAsync(server, first.Id) >= 10, "the reserved-range connections were not counted");
         await first.DisposeAsync();
 
         var heir = await HeirAsync(server, address);
@@ -36,6 +38,8 @@ public sealed class NetworkRecyclingTests
             Assert.DoesNotContain(" 0A ", (await heir.ShAsync("cat /proc/net/tcp /proc/net/tcp6")).Stdout, StringComparison.Ordinal);
             var (received, sent) = await TrafficAsync(server, heir.Id);
             Assert.True(sent < firstSent && received < firstSent, $"the heir counts {received} bytes received and {sent} sent; its predecessor sent {firstSent}");
+            Assert.Equal(0, await RefusedAsync(server, heir.Id));
+            Assert.DoesNotContain("network.refused", await server.Http.GetStringAsync($"/v1/sandboxes/{heir.Id}/events", Token), StringComparison.Ordinal);
         }
 
         // A hostile tenant: its listeners in flight in a unix socket nothing refers to once it exits, so they outlive
@@ -97,6 +101,9 @@ public sealed class NetworkRecyclingTests
         var metrics = await server.Http.GetFromJsonAsync<JsonElement>($"/v1/sandboxes/{id}/metrics", Token);
         return (metrics.GetProperty("networkReceivedBytes").GetInt64(), metrics.GetProperty("networkSentBytes").GetInt64());
     }
+
+    private static async Task<long> RefusedAsync(ServerFixture server, string id)
+        => (await server.Http.GetFromJsonAsync<JsonElement>($"/v1/sandboxes/{id}/metrics", Token)).GetProperty("networkRefused").GetInt64();
 
     private static string Answers(IReadOnlyDictionary<string, string> answers) => string.Join('\n', answers.Select(a => $"{a.Key} {a.Value}"));
 }

@@ -58,6 +58,36 @@ public sealed class NetworkTests(DefaultImageServer fixture)
         Assert.StartsWith("exit 7", await CurlAsync(sandbox, "http://169.254.169.254/latest/meta-data/"));
         Assert.StartsWith("exit 7", await CurlAsync(sandbox, "http://198.51.100.254/")); // the host's own address
         Assert.StartsWith("exit 7", await CurlAsync(sandbox, "http://127.0.0.1:1/"));
+
+        // The reserved ranges' refusals are the sandbox's own count, though every default-policy sandbox shares one chain.
+        Assert.True((await fixture.Server.Client.GetMetricsAsync(sandbox.Id)).NetworkRefused >= 2);
+        var events = await fixture.Server.Client.GetEventsAsync(sandbox.Id);
+        Assert.Contains(events, e => e.Kind == "network.refused" && e.Message.Contains("a reserved range", StringComparison.Ordinal));
+    }
+
+    /// <summary>A policy changed from the default to rules of its own and back takes effect each way, at once.</summary>
+    [Fact]
+    public async Task PolicyChanges_FromTheDefaultAndBack_TakeEffectEachTime()
+    {
+        await using var sandbox = await CreateAsync();
+        var client = fixture.Server.Client;
+        var publicUrl = $"http://{TestInternet.PublicHost}/";
+        Assert.StartsWith("hello", await CurlAsync(sandbox, publicUrl));
+
+        await client.SetNetworkAsync(sandbox.Id, new NetworkPolicy { Internet = true, DenyOut = [TestInternet.PublicHost] });
+        Assert.StartsWith("exit 7", await CurlAsync(sandbox, $"telnet://{TestInternet.PublicHost}:80"));
+        Assert.Contains(await client.GetEventsAsync(sandbox.Id), e => e.Kind == "network.refused" && e.Message.Contains($"denied by rule '{TestInternet.PublicHost}'", StringComparison.Ordinal));
+
+        await client.SetNetworkAsync(sandbox.Id, new NetworkPolicy { Internet = true });
+        Assert.StartsWith("hello", await CurlAsync(sandbox, publicUrl));
+        Assert.StartsWith("exit 7", await CurlAsync(sandbox, "http://10.255.255.1/"));
+
+        await client.SetNetworkAsync(sandbox.Id, new NetworkPolicy { Internet = false });
+        Assert.StartsWith("exit 7", await CurlAsync(sandbox, $"http://{TestInternet.PublicHost}:80/"));
+
+        await client.SetNetworkAsync(sandbox.Id, new NetworkPolicy { Internet = true });
+        Assert.StartsWith("hello", await CurlAsync(sandbox, publicUrl));
+        Assert.Contains(await client.GetEventsAsync(sandbox.Id), e => e.Kind == "network.refused" && e.Message.Contains("a reserved range", StringComparison.Ordinal));
     }
 
     /// <summary>A domain allow-list: the allowed name works over HTTP and HTTPS and is dialled by name — a forged

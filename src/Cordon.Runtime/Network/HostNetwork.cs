@@ -43,6 +43,9 @@ internal sealed partial class HostNetwork : IDisposable
     private readonly ConcurrentQueue<Slot> _returned = new();
     private readonly ConcurrentQueue<int> _released = new();
     private readonly ConcurrentDictionary<int, (long Received, long Sent)> _trafficBefore = new();
+
+    // Slots on the shared default-policy chain (their refusals are counted in a set, not in chains of their own).
+    private readonly ConcurrentDictionary<int, bool> _shared = new();
     private readonly SemaphoreSlim _settling = new(1, 1);
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _hostNamespace = File.OpenHandle("/proc/thread-self/ns/net", FileMode.Open, FileAccess.Read);
     private readonly Oci.IdRangeAllocator _claims;
@@ -243,6 +246,8 @@ internal sealed partial class HostNetwork : IDisposable
         {
             throw new SandboxRuntimeException("The sandbox's network policy could not be applied. The server log has the details.", "nft: " + error);
         }
+
+        _shared[slot] = NftRules.IsShared(policy);
     }
 
     /// <summary>Registers a slot found in use at start (its sandbox outlived the server), with its policy.</summary>
@@ -351,9 +356,15 @@ internal sealed partial class HostNetwork : IDisposable
 
             // Their interfaces go with their namespaces, in the kernel's own time (a preparation that meets a name
             // not yet free waits for it); the numbers are rotated, so that is rare.
+            foreach (var slot in kept)
+            {
+                _shared[slot.Index] = NftRules.IsShared(prepared);
+            }
+
             foreach (var index in released)
             {
                 _trafficBefore.TryRemove(index, out _);
+                _shared.TryRemove(index, out _);
                 _claims.Release(index);
             }
 
@@ -435,6 +446,13 @@ internal sealed partial class HostNetwork : IDisposable
     /// <summary>Packets the kernel refused to the slot's sandbox so far, by why (the refusing rule).</summary>
     public async Task<IReadOnlyDictionary<string, long>> RefusalsAsync(int slot, CancellationToken cancellationToken)
     {
+        if (_shared.GetValueOrDefault(slot))
+        {
+            // No element yet: nothing was refused.
+            var counted = await ExternalProgram.RunAsync(Tools.Nft, NftRules.GetSharedRefusals(slot), cancellationToken);
+            return counted.Succeeded ? NftRules.SharedRefusals(counted.Stdout) : new Dictionary<string, long>();
+        }
+
         var result = await ExternalProgram.RunAsync(Tools.Nft, NftRules.ListPolicy(slot), cancellationToken);
         try
         {
@@ -654,6 +672,8 @@ internal sealed partial class HostNetwork : IDisposable
             {
                 throw new InvalidOperationException("nft: " + error);
             }
+
+            _shared[index] = _settings.PrepareOpen;
 
             // Held by a descriptor from now on (dies with this server, unlike a process); the holder is done.
             var ns = File.OpenHandle($"/proc/{pid}/ns/net", FileMode.Open, FileAccess.Read);
