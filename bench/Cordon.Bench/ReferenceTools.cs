@@ -105,11 +105,14 @@ internal static class ReferenceTools
         var bundles = Path.Combine(Path.GetTempPath(), "cordon-bench-idle");
         Directory.CreateDirectory(bundles);
         var before = MemAvailable();
-        await Parallel.ForEachAsync(Enumerable.Range(0, live), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+        var deleted = false;
+        try
         {
-            var bundle = Path.Combine(bundles, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
-            Directory.CreateDirectory(bundle);
-            await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), $$"""
+            await Parallel.ForEachAsync(Enumerable.Range(0, live), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, _) =>
+            {
+                var bundle = Path.Combine(bundles, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                Directory.CreateDirectory(bundle);
+                await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), $$"""
                 {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/sleep","3600"],"cwd":"/",
                  "env":["PATH=/bin"],"noNewPrivileges":true},
                  "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
@@ -117,23 +120,43 @@ internal static class ReferenceTools
                  "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
                           "cgroupsPath":"/cordon-bench/idle{{i}}" } }
                 """);
-            // Its stdio on /dev/null: a detached container keeps the runtime's, and a pipe would stay open with it.
-            if (await RunAsync("/bin/sh", "-c", $"exec /usr/bin/crun --root /run/cordon-bench run --detach --bundle {bundle} idle{i} </dev/null >/dev/null 2>&1") != 0)
-            {
-                throw new InvalidOperationException($"bare crun could not start idle container {i}");
-            }
-        });
-        await Task.Delay(2000);
-        var memory = (before - MemAvailable()) / (double)live / (1 << 20);
-        var echo = await BareCrunAsync(root, iterations);
+                // Its stdio on /dev/null: a detached container keeps the runtime's, and a pipe would stay open with it. A
+                // start can fail for a moment while the kernel still tears down the sandboxes destroyed just before.
+                var error = Path.Combine(bundle, "error");
+                for (var attempt = 1; await RunAsync("/bin/sh", "-c", $"exec /usr/bin/crun --root /run/cordon-bench run --detach --bundle {bundle} idle{i} </dev/null >/dev/null 2>{error}") != 0; attempt++)
+                {
+                    await RunAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "delete", "--force", $"idle{i}");
+                    if (attempt == 3)
+                    {
+                        throw new InvalidOperationException($"bare crun could not start idle container {i}: {File.ReadAllText(error).Trim()}");
+                    }
 
-        var delete = Stopwatch.StartNew();
-        await Parallel.ForEachAsync(Enumerable.Range(0, live), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, _) =>
-            await RunAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "delete", "--force", $"idle{i}"));
-        var deleted = delete.Elapsed.TotalSeconds;
-        Directory.Delete(bundles, recursive: true);
-        return (echo!, memory, deleted);
+                    await Task.Delay(500);
+                }
+            });
+            await Task.Delay(2000);
+            var memory = (before - MemAvailable()) / (double)live / (1 << 20);
+            var echo = await BareCrunAsync(root, iterations);
+
+            var delete = Stopwatch.StartNew();
+            await DeleteIdleAsync(live);
+            deleted = true;
+            return (echo!, memory, delete.Elapsed.TotalSeconds);
+        }
+        finally
+        {
+            if (!deleted)
+            {
+                await DeleteIdleAsync(live);
+            }
+
+            Directory.Delete(bundles, recursive: true);
+        }
     }
+
+    private static Task DeleteIdleAsync(int live)
+        => Parallel.ForEachAsync(Enumerable.Range(0, live), new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (i, _) =>
+            await RunAsync("/usr/bin/crun", "--root", "/run/cordon-bench", "delete", "--force", $"idle{i}"));
 
     /// <summary>The host's MemAvailable, in bytes.</summary>
     public static long MemAvailable()
