@@ -5,10 +5,11 @@ namespace Cordon.Runtime.Cgroups;
 
 /// <summary>The host's lxcfs instance for Cordon: a FUSE file system (Debian package <c>lxcfs</c>, made for
 /// exactly this by the LXC project) that serves <c>/proc/meminfo</c>, <c>/proc/cpuinfo</c>, <c>/proc/stat</c>,
-/// <c>/proc/loadavg</c>, <c>/proc/uptime</c>, <c>/proc/swaps</c>, <c>/proc/diskstats</c> and
-/// <c>/sys/devices/system/cpu/online</c> as the reading process's own cgroup limits make them. Each sandbox
-/// gets these files bind-mounted read-only over its own, so <c>free</c>, <c>top</c>, <c>os.cpu_count()</c> and
-/// Node's <c>os.totalmem()</c> report the sandbox's memory, CPUs, load and uptime instead of the host's.</summary>
+/// <c>/proc/loadavg</c>, <c>/proc/uptime</c>, <c>/proc/swaps</c> and <c>/proc/diskstats</c> as the reading
+/// process's own cgroup limits make them. Each sandbox gets these files bind-mounted read-only over its own, so
+/// <c>free</c>, <c>top</c> and Node's <c>os.totalmem()</c> report the sandbox's memory, CPUs, load and uptime
+/// instead of the host's. (Not <c>/sys/devices/system/cpu/online</c>, which lxcfs can serve too: every program
+/// reads it at start, so the runtime writes it for each sandbox instead.)</summary>
 /// <remarks>
 /// One instance serves every sandbox on the host (it answers each read from the caller's cgroup), at a fixed
 /// mount point shared by every Cordon server. It must outlive the server, as sandboxes do: their bind mounts
@@ -23,7 +24,6 @@ public sealed class LxcfsHost(string program, string mountPoint)
     public static readonly IReadOnlyList<string> VirtualizedFiles =
     [
         "/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/uptime", "/proc/loadavg", "/proc/swaps", "/proc/diskstats",
-        "/sys/devices/system/cpu/online",
     ];
 
     /// <summary>How the server starts lxcfs: in the foreground of its own session, with the CPU view following

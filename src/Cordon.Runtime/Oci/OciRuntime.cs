@@ -126,7 +126,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             // Its network: a prepared namespace with its policy applied before anything in it runs; its resolver is
             // the server's, on the gateway.
             HostNetwork.Slot? slot = null;
-            var views = new List<(string Source, string Destination)>([.. _lxcfs.Mounts ?? [], .. spec.Files]);
+            var views = new List<(string Source, string Destination)>([.. _lxcfs.Mounts ?? [], .. spec.Files])
+            {
+                (WriteOnlineCpus(dir, spec.Limits.Cpus), OnlineCpus),
+            };
             if (_network is { } network)
             {
                 slot = await network.TakeAsync(spec.Network, cancellationToken);
@@ -461,6 +464,22 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         {
             throw new SandboxRuntimeException("The sandbox's agent is not reachable: the sandbox may have stopped. Create a new sandbox.", ex.Message, ex);
         }
+    }
+
+    private const string OnlineCpus = "/sys/devices/system/cpu/online";
+
+    /// <summary>Writes the sandbox's <c>/sys/devices/system/cpu/online</c> (CPUs 0 to ceil(limit) - 1, within the
+    /// host's), in lxcfs's form. A file of the sandbox's own rather than lxcfs's view: glibc reads it in every
+    /// program's start (the agent's runtime, Python's <c>os.cpu_count()</c>), and lxcfs answered each new sandbox's
+    /// first read with a FUSE round trip and a fork into its pid namespace (create → echo cycles 6 % slower with
+    /// lxcfs on, measured).</summary>
+    private string WriteOnlineCpus(string dir, double cpus)
+    {
+        var count = Math.Clamp((int)Math.Ceiling(cpus), 1, _cpus.HostCpus);
+        var path = Path.Combine(dir, "cpu-online");
+        File.WriteAllText(path, count == 1 ? "0\n" : $"0-{count - 1}\n");
+        File.SetUnixFileMode(path, Modes.WorldReadable);
+        return path;
     }
 
     public async ValueTask<IReadOnlyDictionary<string, long>> NetworkRefusalsAsync(string id, CancellationToken cancellationToken)

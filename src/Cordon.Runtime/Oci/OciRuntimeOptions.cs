@@ -54,8 +54,8 @@ public sealed class OciRuntimeOptions
     public int PreparedRootKinds { get; set; } = 4;
 
     /// <summary>Serve each sandbox its own view of <c>/proc/meminfo</c>, <c>/proc/cpuinfo</c>, <c>/proc/stat</c>,
-    /// <c>/proc/loadavg</c>, <c>/proc/uptime</c>, <c>/proc/swaps</c>, <c>/proc/diskstats</c> and
-    /// <c>/sys/devices/system/cpu/online</c> through lxcfs (see <see cref="Cgroups.LxcfsHost"/>).</summary>
+    /// <c>/proc/loadavg</c>, <c>/proc/uptime</c>, <c>/proc/swaps</c> and <c>/proc/diskstats</c> through lxcfs (see
+    /// <see cref="Cgroups.LxcfsHost"/>).</summary>
     public bool Lxcfs { get; set; } = true;
 
     /// <summary>Absolute path of the lxcfs program.</summary>
