@@ -26,6 +26,26 @@ public sealed class IsolationTests(ServerAssemblyFixture fixture)
         Assert.Contains("/.cordon/agent", lines[1], StringComparison.Ordinal);
     }
 
+    /// <summary>The sandbox sees its own cgroup and nothing above or beside it (another sandbox's is not there), and
+    /// cannot change its limits through it.</summary>
+    [Fact]
+    public async Task CgroupView_IsTheSandboxsOwn_ReadOnly()
+    {
+        await using var sandbox = await Server.CreateSandboxAsync(new CreateSandboxRequest { MemoryMiB = 96 });
+        await using var other = await Server.CreateSandboxAsync();
+
+        var result = await sandbox.ShAsync(
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null; " +
+            "ls -a /sys/fs/cgroup /sys/fs/cgroup/* /sys/fs/cgroup/*/.. 2>/dev/null; " +
+            "for f in /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max; do [ -e $f ] && { echo 1 > $f && echo WROTE $f; }; done; true");
+
+        Assert.StartsWith((96L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(other.Id, result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(sandbox.Id, result.Stdout, StringComparison.Ordinal); // no directory named for it: it is the root
+        Assert.DoesNotContain("WROTE", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Read-only file system", result.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task HostFiles_OutsideTheImage_AreUnreachable()
     {

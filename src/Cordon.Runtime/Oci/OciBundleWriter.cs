@@ -99,7 +99,7 @@ public static class OciBundleWriter
         {
             ["uidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
             ["gidMappings"] = new JsonArray(new JsonObject { ["containerID"] = 0, ["hostID"] = hostIdBase, ["size"] = IdRangeAllocator.RangeSize }),
-            ["namespaces"] = new JsonArray([.. new[] { "pid", "network", "ipc", "uts", "mount", "user", "cgroup" }.Select(n => (JsonNode)(n == "network" && networkNamespace is not null
+            ["namespaces"] = new JsonArray([.. new[] { "pid", "network", "ipc", "uts", "mount", "user" }.Select(n => (JsonNode)(n == "network" && networkNamespace is not null
                 ? new JsonObject { ["type"] = n, ["path"] = networkNamespace }
                 : new JsonObject { ["type"] = n }))]),
             ["cgroupsPath"] = CgroupHost.CgroupsPath(options.CgroupParent, spec.Id),
