@@ -51,6 +51,7 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
     private async Task ServeAsync(Socket connection, CancellationToken cancellationToken)
     {
         await using var frames = new FrameStream(new NetworkStream(connection, ownsSocket: true));
+        IdleTrim.Touch();
         try
         {
             var first = await frames.ReadAsync(cancellationToken);
@@ -157,6 +158,10 @@ internal sealed class AgentServer(SandboxEnvironment environment, CommandRunner 
         catch (Exception ex)
         {
             await TrySendErrorAsync(frames, AgentErrorCodes.Internal, "The agent failed: " + ex.Message, cancellationToken);
+        }
+        finally
+        {
+            IdleTrim.Touch();
         }
     }
 

@@ -29,5 +29,8 @@ internal static class FirstUse
         {
             ThreadPool.UnsafeQueueUserWorkItem(static _ => { }, null);
         }
+
+        // What this allocated is given back if no request comes soon.
+        IdleTrim.Touch();
     }
 }

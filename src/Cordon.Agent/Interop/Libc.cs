@@ -86,6 +86,10 @@ internal static unsafe partial class Libc
     [LibraryImport("libc")]
     private static partial int mallopt(int param, int value);
 
+    /// <summary>Returns the free memory at the top and in the middle of glibc's heap to the kernel.</summary>
+    [LibraryImport("libc")]
+    public static partial int malloc_trim(nuint pad);
+
     /// <summary>Sets each of <paramref name="signals"/> to be ignored. Commands start with every signal at its
     /// default (the spawner's <c>POSIX_SPAWN_SETSIGDEF</c>), so this stays the agent's own.</summary>
     public static void IgnoreSignals(params ReadOnlySpan<int> signals)
