@@ -55,6 +55,7 @@ internal static class ScaleBench
                 }
             });
             var fillRate = added > 0 ? added / fill.Elapsed.TotalSeconds : double.NaN;
+            var grown = Stopwatch.StartNew();
             await Task.Delay(2000); // their agents finish starting
 
             Console.Error.WriteLine($"bench scale: measuring with {idle.Count} live");
@@ -84,6 +85,8 @@ internal static class ScaleBench
                 resume.Add(stopwatch.Elapsed.TotalMilliseconds);
             }
 
+            // Idle sandboxes: an agent gives back what it does not need after 10 s without a request.
+            await Task.Delay(TimeSpan.FromSeconds(12) - TimeSpan.FromTicks(Math.Min(grown.Elapsed.Ticks, TimeSpan.FromSeconds(12).Ticks)));
             var memory = level > 0 ? (availableEmpty - ReferenceTools.MemAvailable()) / (double)level / (1 << 20) : double.NaN;
             perLevel.Add((level, create, exec, pause, resume, memory, MountEntries(), UnshareMs(), fillRate));
         }

@@ -7,11 +7,13 @@ namespace Cordon.Agent;
 /// Most sandboxes idle most of the time, thousands to a host. An idle agent kept every page its start and its last
 /// request touched (the GC's allocation area alone ~350 KiB, in every sandbox). An aggressive collection when the
 /// requests stop (a millisecond for a heap this small) compacts what lives and decommits the rest; the next request
-/// touches fresh pages again, which costs it page faults, not a collection.
+/// touches fresh pages again, which costs it page faults, not a collection. Ten seconds without a request count as
+/// idle.
 /// </remarks>
 internal static class IdleTrim
 {
-    private const int IdleMilliseconds = 2000;
+    // Long enough that a conversation's commands, seconds apart, do not pay for a collection each.
+    private const int IdleMilliseconds = 10_000;
 
     private static readonly Timer Timer = new(static _ => Trim(), null, Timeout.Infinite, Timeout.Infinite);
 
