@@ -11,7 +11,9 @@ namespace Cordon.Runtime.Network;
 /// server's resolver and proxy on the gateway address and nothing else of the host. Its forwarded packets go one
 /// of two ways. A sandbox on the default policy (the internet, no rules, no proxy: most of them) is a member of the
 /// <c>internet</c> set, whose one shared chain refuses the reserved ranges and accepts the rest; its refusals are
-/// counted per interface in the dynamic set <c>internet_refused</c>. Any other policy has chains of its own: its
+/// counted per interface in the dynamic set <c>internet_refused</c> (by a rule of its own: were the set ever full,
+/// its update would fail and end that rule, and the refusal must not depend on it). Any other policy has chains of
+/// its own: its
 /// packets jump, through the <c>out</c> verdict map, into <c>out_{slot}</c> (a jump, so what it does not accept
 /// comes back), and its web traffic may be sent to the proxy through <c>web</c> and <c>web_{slot}</c>. What no
 /// chain accepts goes to <c>refuse</c> (a TCP reset or an ICMP "administratively prohibited", so a refused
@@ -55,7 +57,8 @@ internal static partial class NftRules
             add rule inet {{Table}} refuse reject with icmpx admin-prohibited
             add chain inet {{Table}} internet
             flush chain inet {{Table}} internet
-            add rule inet {{Table}} internet ip daddr @reserved update @internet_refused { iifname } goto refuse
+            add rule inet {{Table}} internet ip daddr @reserved update @internet_refused { iifname }
+            add rule inet {{Table}} internet ip daddr @reserved goto refuse
             add rule inet {{Table}} internet accept
             add chain inet {{Table}} prerouting { type nat hook prerouting priority dstnat; policy accept; }
             flush chain inet {{Table}} prerouting
