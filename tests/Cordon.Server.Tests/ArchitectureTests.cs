@@ -109,7 +109,7 @@ public sealed partial class ArchitectureTests
 
     private static string StripComments(string source) => CommentRegex().Replace(source, "");
 
-    [GeneratedRegex(@"\bunsafe\b|\[(LibraryImport|DllImport)\b|\bfixed\s*\(")]
+    [GeneratedRegex(@"\bunsafe\b|\[(System\.Runtime\.InteropServices\.)?(LibraryImport|DllImport)\b|\bfixed\s*\(")]
     private static partial Regex UnsafeOrNative();
 
     [GeneratedRegex(@"//[^\n]*|/\*.*?\*/|""(\\.|[^""\\])*""", RegexOptions.Singleline)]

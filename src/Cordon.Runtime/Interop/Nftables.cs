@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Cordon.Runtime.Network;
+namespace Cordon.Runtime.Interop;
 
 /// <summary>nftables through its own library, libnftables (the <c>nft</c> program is a front end of it), in this
 /// process: the same commands as <c>nft -f -</c> takes, without starting a program for each.</summary>

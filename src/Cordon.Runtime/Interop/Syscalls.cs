@@ -104,6 +104,12 @@ internal static unsafe partial class Syscalls
     [LibraryImport("libc", SetLastError = true)]
     public static partial int close(int fd);
 
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int setns(SafeHandle fd, int nstype);
+
+    [LibraryImport("libc", SetLastError = true)]
+    public static partial int ioctl(SafeHandle fd, nuint request, nint argument);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int lchown(string path, int owner, int group);
 

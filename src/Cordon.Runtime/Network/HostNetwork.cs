@@ -47,7 +47,7 @@ internal sealed partial class HostNetwork : IDisposable
     // Slots on the shared default-policy chain (their refusals are counted in a set, not in chains of their own).
     private readonly ConcurrentDictionary<int, bool> _shared = new();
     private readonly SemaphoreSlim _settling = new(1, 1);
-    private Nftables? _nft;
+    private Interop.Nftables? _nft;
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _hostNamespace = File.OpenHandle("/proc/thread-self/ns/net", FileMode.Open, FileAccess.Read);
     private readonly Oci.IdRangeAllocator _claims;
     private readonly Oci.IdRangeAllocator _servers;
@@ -76,7 +76,7 @@ internal sealed partial class HostNetwork : IDisposable
     public async Task<string?> StartAsync(IReadOnlyDictionary<int, IPAddress> inUse, CancellationToken cancellationToken)
     {
         // Opened here, on a thread in the host's network namespace, where its socket stays.
-        _nft ??= Nftables.Open();
+        _nft ??= Interop.Nftables.Open();
         if (_nft is null)
         {
             return "nftables is missing (Debian packages nftables and libnftables1): sandboxes get loopback only.";
@@ -387,7 +387,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// held.</summary>
     private int HeldSockets(Slot slot)
     {
-        if (setns(slot.Namespace, CLONE_NEWNET) != 0)
+        if (Interop.Syscalls.setns(slot.Namespace, CLONE_NEWNET) != 0)
         {
             return int.MaxValue;
         }
@@ -402,7 +402,7 @@ internal sealed partial class HostNetwork : IDisposable
         }
         finally
         {
-            if (setns(_hostNamespace, CLONE_NEWNET) != 0)
+            if (Interop.Syscalls.setns(_hostNamespace, CLONE_NEWNET) != 0)
             {
                 // Programs this thread starts would begin in a sandbox's network: nothing may run on.
                 Environment.FailFast("a network-preparer thread could not return to the host's network namespace");
@@ -414,7 +414,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// sandbox made for itself (and moved its PID 1 into) is never handed to anyone.</summary>
     private static bool MadeByTheHost(Slot slot)
     {
-        var owner = ioctl(slot.Namespace, NS_GET_USERNS, 0);
+        var owner = Interop.Syscalls.ioctl(slot.Namespace, NS_GET_USERNS, 0);
         if (owner < 0)
         {
             return false;
@@ -430,21 +430,12 @@ internal sealed partial class HostNetwork : IDisposable
         }
         finally
         {
-            close(owner);
+            Interop.Syscalls.close(owner);
         }
     }
 
     private const int CLONE_NEWNET = 0x40000000;
     private const nuint NS_GET_USERNS = 0xb701;
-
-    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
-    private static partial int ioctl(SafeHandle fd, nuint request, nint argument);
-
-    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
-    private static partial int close(int fd);
-
-    [System.Runtime.InteropServices.LibraryImport("libc", SetLastError = true)]
-    private static partial int setns(SafeHandle fd, int nstype);
 
     /// <summary>Packets the kernel refused to the slot's sandbox so far, by why (the refusing rule).</summary>
     public IReadOnlyDictionary<string, long> Refusals(int slot)
@@ -538,7 +529,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// and turns IP forwarding back off if it turned it on.</summary>
     public static async Task RemoveEverything(string stateDirectory, CancellationToken cancellationToken)
     {
-        using (var nft = Nftables.Open())
+        using (var nft = Interop.Nftables.Open())
         {
             nft?.Apply(NftRules.DeleteTable);
         }
