@@ -47,7 +47,6 @@ internal sealed partial class HostNetwork : IDisposable
     // Slots on the shared default-policy chain (their refusals are counted in a set, not in chains of their own).
     private readonly ConcurrentDictionary<int, bool> _shared = new();
     private readonly SemaphoreSlim _settling = new(1, 1);
-    private Interop.Nftables? _nft;
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _hostNamespace = File.OpenHandle("/proc/thread-self/ns/net", FileMode.Open, FileAccess.Read);
     private readonly Oci.IdRangeAllocator _claims;
     private readonly Oci.IdRangeAllocator _servers;
@@ -75,11 +74,9 @@ internal sealed partial class HostNetwork : IDisposable
     /// <returns>Null when ready, else why the host cannot give sandboxes a network.</returns>
     public async Task<string?> StartAsync(IReadOnlyDictionary<int, IPAddress> inUse, CancellationToken cancellationToken)
     {
-        // Opened here, on a thread in the host's network namespace, where its socket stays.
-        _nft ??= Interop.Nftables.Open();
-        if (_nft is null)
+        if (!File.Exists(Tools.Nft))
         {
-            return "nftables is missing (Debian packages nftables and libnftables1): sandboxes get loopback only.";
+            return "nft is missing (Debian package nftables): sandboxes get loopback only.";
         }
 
         Directory.CreateDirectory(_settings.StateDirectory);
@@ -131,7 +128,7 @@ internal sealed partial class HostNetwork : IDisposable
         }
 
         var table = NftRules.Base(_settings.Gateway, _settings.ProxyPort, _settings.Subnet, File.Exists(marker)) + NftRules.AddService(ServiceAddress);
-        if (Nft(first ? NftRules.Fresh + table : table) is { } error)
+        if (await NftAsync(first ? NftRules.Fresh + table : table, cancellationToken) is { } error)
         {
             return "nftables refused Cordon's table: " + error;
         }
@@ -150,7 +147,7 @@ internal sealed partial class HostNetwork : IDisposable
             {
                 EndHolder(HolderFile(slot));
                 await RunAsync(Tools.Ip, ["link", "del", name], null, cancellationToken, allowFailure: true);
-                Nft(NftRules.RemoveSlot(slot, AddressOf(slot)));
+                await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
                 _claims.Release(slot);
             }
         }
@@ -172,7 +169,7 @@ internal sealed partial class HostNetwork : IDisposable
             else if (_claims.TryTake(slot))
             {
                 EndHolder(file);
-                Nft(NftRules.RemoveSlot(slot, AddressOf(slot)));
+                await NftAsync(NftRules.RemoveSlot(slot, AddressOf(slot)), cancellationToken);
                 _claims.Release(slot);
             }
         }
@@ -245,7 +242,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// <summary>Replaces a slot's policy.</summary>
     public async Task ApplyAsync(int slot, SandboxNetwork policy, CancellationToken cancellationToken)
     {
-        if (Nft(NftRules.Policy(slot, policy, ServiceAddress, _settings.ProxyPort)) is { } error)
+        if (await NftAsync(NftRules.Policy(slot, policy, ServiceAddress, _settings.ProxyPort), cancellationToken) is { } error)
         {
             throw new SandboxRuntimeException("The sandbox's network policy could not be applied. The server log has the details.", "nft: " + error);
         }
@@ -256,7 +253,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// <summary>Registers a slot found in use at start (its sandbox outlived the server), with its policy.</summary>
     public async Task AdoptAsync(int slot, SandboxNetwork policy, CancellationToken cancellationToken)
     {
-        Nft(NftRules.AddSlot(slot, AddressOf(slot)));
+        await NftAsync(NftRules.AddSlot(slot, AddressOf(slot)), cancellationToken);
         await ApplyAsync(slot, policy, cancellationToken);
     }
 
@@ -345,7 +342,7 @@ internal sealed partial class HostNetwork : IDisposable
                 script.Append(NftRules.AddSlot(index, AddressOf(index))).Append(NftRules.RemoveSlot(index, AddressOf(index)));
             }
 
-            if (Nft(script.ToString()) is { } error)
+            if (await NftAsync(script.ToString(), CancellationToken.None) is { } error)
             {
                 LogSettleFailed(error);
                 foreach (var slot in kept)
@@ -438,24 +435,19 @@ internal sealed partial class HostNetwork : IDisposable
     private const nuint NS_GET_USERNS = 0xb701;
 
     /// <summary>Packets the kernel refused to the slot's sandbox so far, by why (the refusing rule).</summary>
-    public IReadOnlyDictionary<string, long> Refusals(int slot)
+    public async Task<IReadOnlyDictionary<string, long>> RefusalsAsync(int slot, CancellationToken cancellationToken)
     {
-        if (_nft is null)
-        {
-            return new Dictionary<string, long>();
-        }
-
         if (_shared.GetValueOrDefault(slot))
         {
             // No element yet: nothing was refused.
-            var counted = _nft.Run(NftRules.GetSharedRefusals(slot), json: false);
-            return counted.Succeeded ? NftRules.SharedRefusals(counted.Output) : new Dictionary<string, long>();
+            var counted = await ExternalProgram.RunAsync(Tools.Nft, NftRules.GetSharedRefusals(slot), cancellationToken);
+            return counted.Succeeded ? NftRules.SharedRefusals(counted.Stdout) : new Dictionary<string, long>();
         }
 
-        var result = _nft.Run(NftRules.ListPolicy(slot), json: true);
+        var result = await ExternalProgram.RunAsync(Tools.Nft, NftRules.ListPolicy(slot), cancellationToken);
         try
         {
-            return result.Succeeded ? NftRules.Refusals(result.Output) : new Dictionary<string, long>();
+            return result.Succeeded ? NftRules.Refusals(result.Stdout) : new Dictionary<string, long>();
         }
         catch (Exception ex) when (ex is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
         {
@@ -502,7 +494,7 @@ internal sealed partial class HostNetwork : IDisposable
         // address stays this server's, for when it starts again.
         if (_serverIndex >= 0 && _claims.Owned().Count == 0)
         {
-            Nft(NftRules.RemoveService(ServiceAddress));
+            await NftAsync(NftRules.RemoveService(ServiceAddress), CancellationToken.None);
             await RunAsync(Tools.Ip, ["addr", "del", $"{ServiceAddress}/32", "dev", "lo"], null, CancellationToken.None, allowFailure: true);
             _servers.Release(_serverIndex);
             _serverIndex = -1;
@@ -529,9 +521,9 @@ internal sealed partial class HostNetwork : IDisposable
     /// and turns IP forwarding back off if it turned it on.</summary>
     public static async Task RemoveEverything(string stateDirectory, CancellationToken cancellationToken)
     {
-        using (var nft = Interop.Nftables.Open())
+        if (File.Exists(Tools.Nft))
         {
-            nft?.Apply(NftRules.DeleteTable);
+            await RunAsync(Tools.Nft, ["delete", "table", "inet", NftRules.Table], null, cancellationToken, allowFailure: true);
         }
 
         await RunAsync(Tools.Ip, ["addr", "flush", "dev", "lo", "label", GatewayLabel], null, cancellationToken, allowFailure: true);
@@ -667,7 +659,7 @@ internal sealed partial class HostNetwork : IDisposable
                 """, cancellationToken);
             var prepared = NftRules.AddSlot(index, address)
                 + (_settings.PrepareOpen ? NftRules.Policy(index, SandboxNetwork.PublicInternet, ServiceAddress, _settings.ProxyPort) : "");
-            if (Nft(prepared) is { } error)
+            if (await NftAsync(prepared, cancellationToken) is { } error)
             {
                 throw new InvalidOperationException("nft: " + error);
             }
@@ -764,7 +756,11 @@ internal sealed partial class HostNetwork : IDisposable
     }
 
     /// <summary>Applies an nftables script in one transaction; null on success, else why it was refused.</summary>
-    private string? Nft(string script) => _nft is { } nft ? nft.Apply(script) : "nftables is not open";
+    /// <remarks>Through the <c>nft</c> program, not libnftables in this process: libnftables 1.0.6 waits for the
+    /// kernel's answers with <c>select()</c>, which aborts the process (glibc's FD_SETSIZE check) once its socket's
+    /// descriptor number passes 1,023 — as a server with a thousand sandboxes (a pidfd each) would have it. A CI
+    /// run's test host, which starts server after server, died of it.</remarks>
+    private Task<string?> NftAsync(string script, CancellationToken cancellationToken) => RunAsync(Tools.Nft, ["-f", "-"], script, cancellationToken, allowFailure: true);
 
     /// <returns>Null on success, else the program's complaint (when <paramref name="allowFailure"/>).</returns>
     private static async Task<string?> RunAsync(string program, IReadOnlyList<string> args, string? input, CancellationToken cancellationToken, bool allowFailure = false)
@@ -782,7 +778,6 @@ internal sealed partial class HostNetwork : IDisposable
     public void Dispose()
     {
         StopAsync().GetAwaiter().GetResult();
-        _nft?.Dispose();
         _hostNamespace.Dispose();
     }
 
@@ -813,7 +808,11 @@ internal sealed partial class HostNetwork : IDisposable
         {
         }
 
-        File.Delete(file);
+        // Its directory may be missing too: an interface of ours with no holder recorded on this /run.
+        if (File.Exists(file))
+        {
+            File.Delete(file);
+        }
     }
 
     private static void KillProcess(int pid)
@@ -863,6 +862,7 @@ internal sealed partial class HostNetwork : IDisposable
     /// <summary>Host programs, by absolute path.</summary>
     private static class Tools
     {
+        public static readonly string Nft = "/usr/sbin/nft";
         public static readonly string Ip = File.Exists("/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip";
         public static readonly string Unshare = "/usr/bin/unshare";
         public static readonly string Nsenter = "/usr/bin/nsenter";

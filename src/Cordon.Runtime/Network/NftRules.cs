@@ -219,7 +219,8 @@ internal static partial class NftRules
     public const string NoRule = "no rule allows it and the sandbox has no internet access";
 
     /// <summary>Reads the refusal count of a slot on the shared chain (fails when it has none yet).</summary>
-    public static string GetSharedRefusals(int slot) => $"get element inet {Table} internet_refused {{ \"{Interface(slot)}\" }}";
+    public static IReadOnlyList<string> GetSharedRefusals(int slot)
+        => ["get", "element", "inet", Table, "internet_refused", $"{{ \"{Interface(slot)}\" }}"];
 
     /// <summary>The packets the shared chain refused to a slot, from <see cref="GetSharedRefusals"/>' output (the
     /// set's text form: <c>elements = { "cdh7" counter packets 3 bytes 180 }</c>).</summary>
@@ -231,11 +232,8 @@ internal static partial class NftRules
     [System.Text.RegularExpressions.GeneratedRegex(@"counter packets (\d+)")]
     private static partial System.Text.RegularExpressions.Regex SharedCounter();
 
-    /// <summary>Lists a slot's policy chain, with its rules' counters (to be read as JSON).</summary>
-    public static string ListPolicy(int slot) => $"list chain inet {Table} out_{slot}";
-
-    /// <summary>Removes the table and all in it.</summary>
-    public const string DeleteTable = $"delete table inet {Table}";
+    /// <summary>Lists a slot's policy chain, with its rules' counters (<c>nft -j</c>).</summary>
+    public static IReadOnlyList<string> ListPolicy(int slot) => ["-j", "list", "chain", "inet", Table, $"out_{slot}"];
 
     /// <summary>The packets each refusing rule of a slot's chain refused so far, by the rule's comment, from
     /// <c>nft -j list chain</c>'s output.</summary>

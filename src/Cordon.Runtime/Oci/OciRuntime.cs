@@ -482,10 +482,10 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         return path;
     }
 
-    public ValueTask<IReadOnlyDictionary<string, long>> NetworkRefusalsAsync(string id, CancellationToken cancellationToken)
-        => ValueTask.FromResult(_network is { } network && _slots.TryGetValue(id, out var slot)
-            ? network.Refusals(slot)
-            : new Dictionary<string, long>());
+    public async ValueTask<IReadOnlyDictionary<string, long>> NetworkRefusalsAsync(string id, CancellationToken cancellationToken)
+        => _network is { } network && _slots.TryGetValue(id, out var slot)
+            ? await network.RefusalsAsync(slot, cancellationToken)
+            : new Dictionary<string, long>();
 
     public ValueTask<SandboxUsage?> GetUsageAsync(string id, CancellationToken cancellationToken)
     {
