@@ -73,15 +73,7 @@ internal static class ReferenceTools
 
         var bundle = Path.Combine(Path.GetTempPath(), "cordon-bench-bundle");
         Directory.CreateDirectory(bundle);
-        var config = $$"""
-            {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/echo","hi"],"cwd":"/",
-             "env":["PATH=/bin"],"noNewPrivileges":true},
-             "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
-             "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
-             "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
-                      "cgroupsPath":"/cordon-bench/ref" } }
-            """;
-        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), config);
+        await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), BareConfig(root, "\"/bin/echo\",\"hi\"", "ref"));
         var samples = new Samples("bare crun run: `echo hi` (no userns, no seccomp, root read-only)");
         for (var i = 0; i < iterations; i++)
         {
@@ -90,6 +82,18 @@ internal static class ReferenceTools
 
         return samples;
     }
+
+    /// <summary>The bare container every crun reference runs: <paramref name="args"/> (JSON strings) over
+    /// <paramref name="root"/> read-only, in its own cgroup (<c>/cordon-bench/{cgroup}</c>) and pid, network, ipc,
+    /// uts and mount namespaces.</summary>
+    private static string BareConfig(string root, string args, string cgroup) => $$"""
+        {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":[{{args}}],"cwd":"/",
+         "env":["PATH=/bin"],"noNewPrivileges":true},
+         "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
+         "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
+         "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
+                  "cgroupsPath":"/cordon-bench/{{cgroup}}" } }
+        """;
 
     /// <summary>The kernel's and crun's own growth with containers, without Cordon: <paramref name="live"/> idle bare
     /// crun containers (each its own cgroup and pid, network, ipc, uts and mount namespaces, as the echo's), then the
@@ -112,14 +116,7 @@ internal static class ReferenceTools
             {
                 var bundle = Path.Combine(bundles, i.ToString(System.Globalization.CultureInfo.InvariantCulture));
                 Directory.CreateDirectory(bundle);
-                await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), $$"""
-                {"ociVersion":"1.0.2","process":{"terminal":false,"user":{"uid":0,"gid":0},"args":["/bin/sleep","3600"],"cwd":"/",
-                 "env":["PATH=/bin"],"noNewPrivileges":true},
-                 "root":{"path":"{{root}}","readonly":true},"hostname":"bench",
-                 "mounts":[{"destination":"/proc","type":"proc","source":"proc"}],
-                 "linux":{"namespaces":[{"type":"pid"},{"type":"network"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}],
-                          "cgroupsPath":"/cordon-bench/idle{{i}}" } }
-                """);
+                await File.WriteAllTextAsync(Path.Combine(bundle, "config.json"), BareConfig(root, "\"/bin/sleep\",\"3600\"", $"idle{i}"));
                 // Its stdio on /dev/null: a detached container keeps the runtime's, and a pipe would stay open with it. A
                 // start can fail for a moment while the kernel still tears down the sandboxes destroyed just before.
                 var error = Path.Combine(bundle, "error");
