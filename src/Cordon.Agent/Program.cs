@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Cordon.Agent;
 using Cordon.Agent.Interop;
 
