@@ -215,8 +215,19 @@ internal sealed partial class HostNetwork : IDisposable
         _wanted.Release();
         if (!_ready.TryDequeue(out var slot))
         {
-            slot = await PrepareOneAsync(cancellationToken)
-                ?? throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", "no network slot could be prepared");
+            // A destroyed sandbox's namespace waiting to be given back is one nft transaction from reuse; a new one is
+            // six programs and, later, a namespace for the kernel to tear down. With several clients creating at once
+            // the pool empties between two settles of the preparing thread: reuse first.
+            if (!_returned.IsEmpty)
+            {
+                await SettleAsync();
+            }
+
+            if (!_ready.TryDequeue(out slot))
+            {
+                slot = await PrepareOneAsync(cancellationToken)
+                    ?? throw new SandboxRuntimeException("The sandbox's network could not be made. The server log has the details.", "no network slot could be prepared");
+            }
         }
 
         // A prepared slot already has the policy most creates ask for: then there is nothing to apply.
@@ -561,6 +572,13 @@ internal sealed partial class HostNetwork : IDisposable
             {
                 try
                 {
+                    // Namespaces given back meanwhile refill the pool before a new one is made.
+                    if (!_returned.IsEmpty || !_released.IsEmpty)
+                    {
+                        SettleAsync().GetAwaiter().GetResult();
+                        continue;
+                    }
+
                     if (PrepareOneAsync(CancellationToken.None).GetAwaiter().GetResult() is { } slot)
                     {
                         _ready.Enqueue(slot);
