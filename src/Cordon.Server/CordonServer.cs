@@ -104,6 +104,7 @@ public static class CordonServer
         builder.Services.AddSingleton<SandboxService>();
         builder.Services.AddSingleton<Network.SandboxEgress>();
         builder.Services.AddHostedService<SandboxHousekeeper>();
+        builder.Services.AddHostedService<StateCheckpointer>();
         builder.Services.AddCordonMcp(Version);
         builder.Services.AddSingleton<SandboxTokens>();
         builder.Services.AddSingleton<RequestRates>();

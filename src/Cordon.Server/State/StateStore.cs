@@ -40,7 +40,27 @@ public sealed class StateStore
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
+
+        // Per connection, not per database: without it every pooled connection but the first commits with an fsync
+        // of the WAL (measured: 4 per create → exec → destroy, and 150–300 ms stalls of every create and destroy once
+        // other sandboxes write to the disk). With WAL, NORMAL loses nothing to a crash of the server (kill -9), only
+        // the last commits to a crash of the host.
+        // Checkpoints (each an fsync) run in the background (StateCheckpointer), not in the commit that fills the
+        // WAL past SQLite's default 1,000 pages; this larger threshold only backs that up.
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 16000;";
+        pragma.ExecuteNonQuery();
         return connection;
+    }
+
+    /// <summary>Copies the WAL's committed pages into the database without waiting for readers or writers (an fsync
+    /// when there is something to copy).</summary>
+    public void Checkpoint()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA wal_checkpoint(PASSIVE);";
+        command.ExecuteNonQuery();
     }
 
     private void Migrate()
