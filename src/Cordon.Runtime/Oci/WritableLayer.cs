@@ -8,9 +8,10 @@ namespace Cordon.Runtime.Oci;
 /// Why not tmpfs: tmpfs pages are charged to the sandbox's memory cgroup and cannot be reclaimed, so a
 /// sandbox that writes more files than its memory limit gets OOM-killed, agent and all. An image file is
 /// disk-backed, its page cache is reclaimable, and its size is a hard limit (ENOSPC).
-/// Speed: formatting costs ~8 ms, so each size is formatted once into a template and each layer is a sparse
-/// copy of it (~1 MiB of data for 2 GiB). Templates are kept for the <see cref="MaxTemplates"/> sizes used most
-/// recently; a caller asking for many sizes does not fill the disk with them.
+/// Speed: formatting costs ~8 ms, so each size is formatted once into a template and each layer is a clone of it
+/// on the layer pool (reflinks), or elsewhere a sparse copy (~1 MiB of data for 2 GiB). Templates are kept for the
+/// <see cref="MaxTemplates"/> sizes used most recently; a caller asking for many sizes does not fill the disk with
+/// them.
 /// </remarks>
 internal sealed class WritableLayer(string directory)
 {
@@ -19,6 +20,7 @@ internal sealed class WritableLayer(string directory)
     private readonly Lock _lock = new();
     private readonly Dictionary<long, (string Path, long LastUsed)> _templates = [];
     private long _uses;
+    private bool _clones = true;
 
     /// <summary>Removes the templates an earlier server left (they are made again on first use).</summary>
     public void RemoveTemplates()
@@ -47,13 +49,35 @@ internal sealed class WritableLayer(string directory)
             }
 
             _templates[sizeMiB] = (template.Path, ++_uses);
-            SparseFile.Copy(template.Path, image);
+            CopyTemplate(template.Path, image);
         }
 
         File.SetUnixFileMode(image, Modes.RootReadWrite);
         LoopDevice.Mount(image, mountPoint, "ext4", Syscalls.MS_NOSUID | Syscalls.MS_NODEV);
 
         Directory.Delete(Path.Combine(mountPoint, "lost+found"));
+    }
+
+    /// <summary>A clone of the template where the file system can (the layer pool: no data written, nothing to flush),
+    /// else a copy of its data extents.</summary>
+    /// <remarks>Measured with 4 clients creating at once: the copy's ~1 MiB of writes, flushed by XFS when the
+    /// file's size was then set past them, made the preparation of a root wait 100–130 ms.</remarks>
+    private void CopyTemplate(string template, string image)
+    {
+        if (_clones)
+        {
+            try
+            {
+                FileClone.Clone(template, image);
+                return;
+            }
+            catch (IOException)
+            {
+                _clones = false; // not a reflink file system: copies from now on
+            }
+        }
+
+        SparseFile.Copy(template, image);
     }
 
     private string Format(long sizeMiB)
