@@ -124,8 +124,15 @@ public sealed partial class OciRuntime
             }
         }
 
-        await StopAsync(id, cancellationToken);
-        await DeleteContainerAsync(id, cancellationToken);
+        try
+        {
+            await StopAsync(id, cancellationToken);
+            await DeleteContainerAsync(id, cancellationToken);
+        }
+        finally
+        {
+            ReleaseMounts(id);
+        }
     }
 
     public async ValueTask StartAsync(string id, CancellationToken cancellationToken)

@@ -53,6 +53,8 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     /// <summary>Network namespaces of sandboxes stopped by <see cref="StopAsync"/>, held from just before their processes
     /// ended until their destroy gives them back to the pool (or a start gives them up).</summary>
     private readonly ConcurrentDictionary<string, SafeHandle> _stoppedNetworks = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SafeHandle> _heldMounts = new(StringComparer.Ordinal);
+    private readonly NamespaceReleaser _releaser = new();
 
     public OciRuntime(IOptions<OciRuntimeOptions> options, ILogger<OciRuntime> logger)
     {
@@ -272,19 +274,26 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     public async ValueTask DestroyAsync(string id, CancellationToken cancellationToken)
     {
         var stopwatch = Stopwatch.StartNew();
-        await StopAsync(id, cancellationToken);
+        try
+        {
+            await StopAsync(id, cancellationToken);
 
-        // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
-        await DeleteContainerAsync(id, cancellationToken);
+            // Once PID 1 is dead nothing uses the mounts; the runtime removes its state and the cgroup.
+            await DeleteContainerAsync(id, cancellationToken);
 
-        // A stopped sandbox's kept namespace is unmounted before its slot is given back.
-        Syscalls.umount2(Path.Combine(BundleDirectory(id), "netns"), Syscalls.MNT_DETACH);
-        await ReleaseNetworkAsync(id, BundleDirectory(id), _stoppedNetworks.TryRemove(id, out var ns) ? ns : null);
-        RemoveBundle(BundleDirectory(id));
-        _cpus.Release(id);
+            // A stopped sandbox's kept namespace is unmounted before its slot is given back.
+            Syscalls.umount2(Path.Combine(BundleDirectory(id), "netns"), Syscalls.MNT_DETACH);
+            await ReleaseNetworkAsync(id, BundleDirectory(id), _stoppedNetworks.TryRemove(id, out var ns) ? ns : null);
+            RemoveBundle(BundleDirectory(id));
+            _cpus.Release(id);
 
-        _cgroups.RemoveLeftovers(_options.CgroupParent, id);
-        LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
+            _cgroups.RemoveLeftovers(_options.CgroupParent, id);
+            LogDestroyed(id, stopwatch.Elapsed.TotalMilliseconds);
+        }
+        finally
+        {
+            ReleaseMounts(id);
+        }
     }
 
     /// <summary>Watches the sandbox's PID 1 (its pid file, checked to be in the sandbox's cgroup), so its exit is
@@ -339,6 +348,14 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
             && !_stoppedNetworks.TryAdd(id, ns))
         {
             ns.Dispose();
+        }
+
+        // Its mount namespace too, so that the last process to exit does not free it: freeing a mount namespace waits
+        // for an RCU grace period (namespace_unlock), and that wait was the stop's (150 ms once a second on the CI
+        // VM). Released after the sandbox's cleanup, off the caller's path (ReleaseMounts).
+        if (!_heldMounts.ContainsKey(id) && OpenInitNamespace(id, "mnt") is { } mounts && !_heldMounts.TryAdd(id, mounts))
+        {
+            mounts.Dispose();
         }
 
         // A process leaves the cgroup's list a moment before it is a zombie (the kernel's cgroup_exit comes before
@@ -533,26 +550,55 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
     /// neither is there.</summary>
     private SafeHandle? OpenNetworkNamespace(string id)
     {
+        if (OpenInitNamespace(id, "net") is { } ns)
+        {
+            return ns;
+        }
+
         try
         {
-            if (InitPid(id) is { } pid)
-            {
-                var ns = File.OpenHandle($"/proc/{pid}/ns/net", FileMode.Open, FileAccess.Read);
-                if (InitPid(id) == pid)
-                {
-                    return ns;
-                }
-
-                ns.Dispose();
-                return null;
-            }
-
             var kept = Path.Combine(BundleDirectory(id), "netns");
-            return Syscalls.IsMountPoint(kept) ? File.OpenHandle(kept, FileMode.Open, FileAccess.Read) : null;
+            return InitPid(id) is null && Syscalls.IsMountPoint(kept) ? File.OpenHandle(kept, FileMode.Open, FileAccess.Read) : null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return null;
+        }
+    }
+
+    /// <summary>A descriptor of one of the namespaces of the sandbox's PID 1 (<c>net</c>, <c>mnt</c>), checked to be the
+    /// sandbox's before and after the open; null when it has none running.</summary>
+    private SafeHandle? OpenInitNamespace(string id, string kind)
+    {
+        try
+        {
+            if (InitPid(id) is not { } pid)
+            {
+                return null;
+            }
+
+            var ns = File.OpenHandle($"/proc/{pid}/ns/{kind}", FileMode.Open, FileAccess.Read);
+            if (InitPid(id) == pid)
+            {
+                return ns;
+            }
+
+            ns.Dispose();
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Drops the sandbox's mount namespace that <see cref="StopAsync"/> held, on the releasing thread (the
+    /// grace period its freeing waits for is paid there).</summary>
+    private void ReleaseMounts(string id)
+    {
+        if (_heldMounts.TryRemove(id, out var mounts))
+        {
+            _releaser.Release(mounts);
         }
     }
 
@@ -670,10 +716,12 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _roots.Dispose();
         _launch.Dispose();
         _network?.Dispose();
-        foreach (var ns in _stoppedNetworks.Values)
+        foreach (var ns in _stoppedNetworks.Values.Concat(_heldMounts.Values))
         {
             ns.Dispose();
         }
+
+        _releaser.Dispose();
 
         // Leave the host as found when no sandbox outlives the server: unmount the snapshots (mounted again when
         // used), undo the private mount (the pool's image stays, with the snapshots in it) and remove the runtime's
