@@ -220,7 +220,14 @@ internal sealed partial class HostNetwork : IDisposable
             // the pool empties between two settles of the preparing thread: reuse first.
             if (!_returned.IsEmpty)
             {
-                await SettleAsync();
+                try
+                {
+                    await SettleAsync();
+                }
+                catch (Exception ex) when (ex is IOException or InvalidOperationException or System.ComponentModel.Win32Exception)
+                {
+                    LogSettleFailed(ex.Message); // a new namespace, then
+                }
             }
 
             if (!_ready.TryDequeue(out slot))
