@@ -173,8 +173,9 @@ public sealed class PersistenceTests(ServerAssemblyFixture fixture)
         Assert.Equal("tick1\ntick2\ntick3\n", streamed.ToString());
         Assert.DoesNotContain(await Client.GetEventsAsync(sandbox.Id), e => e.Kind == "paused");
 
+        // The state is published as its event commits (one transaction, a moment after): wait for the event.
         await WaitForStateAsync(sandbox.Id, "paused");
-        Assert.Contains(await Client.GetEventsAsync(sandbox.Id), e => e.Kind == "paused" && e.Message.Contains("idle", StringComparison.Ordinal));
+        await WaitForEventAsync(sandbox.Id, e => e.Kind == "paused" && e.Message.Contains("idle", StringComparison.Ordinal));
 
         // Exec while paused: resumed on the way.
         Assert.Equal("awake\n", await ShAsync(sandbox.Id, "echo awake"));
@@ -282,6 +283,19 @@ public sealed class PersistenceTests(ServerAssemblyFixture fixture)
     {
         var problem = await ProblemAssert.IsProblemAsync(response, status, code);
         Assert.Contains(mentioned, problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    private async Task WaitForEventAsync(string id, Func<SandboxEvent, bool> match)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); DateTime.UtcNow < deadline; await Task.Delay(20))
+        {
+            if ((await Client.GetEventsAsync(id)).Any(match))
+            {
+                return;
+            }
+        }
+
+        Assert.Fail($"Sandbox {id}'s history lacks the event: {string.Join(" | ", (await Client.GetEventsAsync(id)).Select(e => e.Kind + ": " + e.Message))}");
     }
 
     private async Task WaitForStateAsync(string id, string state)

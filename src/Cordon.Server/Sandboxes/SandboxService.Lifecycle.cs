@@ -364,8 +364,7 @@ public sealed partial class SandboxService
             record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(seconds);
         }
 
-        _store.SaveSandbox(record);
-        _store.AddEvent(id, "timeout", $"Timeout set: expires {seconds} s from now.");
+        _store.SaveSandbox(record, "timeout", $"Timeout set: expires {seconds} s from now.");
         return record.ToView();
     }
 

@@ -72,8 +72,7 @@ public sealed partial class SandboxService
                 record.ExpiresAt = null;
                 record.AgentAnswered = false;
                 var kept = record.Timers.StoppedRetentionSeconds is { } keep ? $" It is kept {keep} s, then destroyed." : "";
-                _store.SaveSandbox(record);
-                _store.AddEvent(record.Id, "stopped", message + kept);
+                _store.SaveSandbox(record, "stopped", message + kept);
                 return;
             default:
                 throw NotLive(record);
@@ -90,8 +89,7 @@ public sealed partial class SandboxService
                 await RuntimeCallAsync(() => _runtime.PauseAsync(record.Id, cancellationToken));
                 record.State = SandboxState.Paused;
                 record.ExpiresAt = null; // a paused sandbox does not expire; resuming restarts its timeout
-                _store.SaveSandbox(record);
-                _store.AddEvent(record.Id, "paused", message);
+                _store.SaveSandbox(record, "paused", message);
                 return;
             default:
                 throw NotLive(record);
@@ -112,8 +110,7 @@ public sealed partial class SandboxService
                 record.State = SandboxState.Running;
                 record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
                 record.LastActivity = Environment.TickCount64;
-                _store.SaveSandbox(record);
-                _store.AddEvent(record.Id, "resumed", $"Resumed {how}; expires in {record.TimeoutSeconds} s.");
+                _store.SaveSandbox(record, "resumed", $"Resumed {how}; expires in {record.TimeoutSeconds} s.");
                 return;
             case SandboxState.Stopped:
                 AdmitWake(record);
@@ -123,8 +120,7 @@ public sealed partial class SandboxService
                 record.StoppedAt = null;
                 record.ExpiresAt = DateTimeOffset.UtcNow.AddSeconds(record.TimeoutSeconds);
                 record.LastActivity = Environment.TickCount64;
-                _store.SaveSandbox(record);
-                _store.AddEvent(record.Id, "started", $"Started again {how}, in the files it kept; expires in {record.TimeoutSeconds} s.");
+                _store.SaveSandbox(record, "started", $"Started again {how}, in the files it kept; expires in {record.TimeoutSeconds} s.");
                 _ = VerifyAgentAsync(record, restarted: true);
                 return;
             default:
@@ -188,8 +184,7 @@ public sealed partial class SandboxService
 
         record.Timers = timers;
         record.LastActivity = Environment.TickCount64;
-        _store.SaveSandbox(record);
-        _store.AddEvent(id, "timers", "Timers set: " + DescribeTimers(timers) + ".");
+        _store.SaveSandbox(record, "timers", "Timers set: " + DescribeTimers(timers) + ".");
         return record.ToView();
     }
 

@@ -155,8 +155,7 @@ public sealed partial class SandboxService
                     record.State = SandboxState.Stopped;
                     record.StoppedAt = DateTimeOffset.UtcNow;
                     record.ExpiresAt = null;
-                    _store.SaveSandbox(record);
-                    _store.AddEvent(record.Id, "stopped", "The server restarted and found the sandbox's processes ended (killed, or stopped when the server died); its files are kept. Start it again or destroy it.");
+                    _store.SaveSandbox(record, "stopped", "The server restarted and found the sandbox's processes ended (killed, or stopped when the server died); its files are kept. Start it again or destroy it.");
                 }
 
                 continue;
@@ -179,8 +178,7 @@ public sealed partial class SandboxService
             {
                 record.State = actual!.Status == RuntimeSandboxStatus.Paused ? SandboxState.Paused : SandboxState.Running;
                 _live[record.Id] = record;
-                _store.SaveSandbox(record);
-                _store.AddEvent(record.Id, "adopted", "The server restarted and found the sandbox still running.");
+                _store.SaveSandbox(record, "adopted", "The server restarted and found the sandbox still running.");
                 LogAdopted(record.Id);
                 if (_exitedUnadopted.TryRemove(record.Id, out _))
                 {
