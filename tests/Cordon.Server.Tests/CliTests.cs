@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Cordon.Testing;
 using Xunit;
 
@@ -11,30 +10,8 @@ public sealed class CliTests(ServerAssemblyFixture fixture)
 
     private Task<(int ExitCode, string Stdout, string Stderr)> CordonAsync(params string[] args) => CordonWithInputAsync("", args);
 
-    private async Task<(int ExitCode, string Stdout, string Stderr)> CordonWithInputAsync(string input, params string[] args)
-    {
-        var info = new ProcessStartInfo(TestPaths.CliPath)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        info.Environment["CORDON_URL"] = Server.Address.ToString().TrimEnd('/');
-        info.Environment["CORDON_API_KEY"] = ServerFixture.AdminKey;
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        await process.StandardInput.WriteAsync(input);
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return (process.ExitCode, await stdout, await stderr);
-    }
+    private Task<(int ExitCode, string Stdout, string Stderr)> CordonWithInputAsync(string input, params string[] args)
+        => CordonCli.RunAsync(Server, input, args);
 
     [Fact]
     public async Task Run_OneShot_StreamsOutputAndReturnsExitCode()
