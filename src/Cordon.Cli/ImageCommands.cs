@@ -1,10 +1,11 @@
 using System.CommandLine;
 using System.Formats.Tar;
 using System.IO.Pipelines;
+using Cordon.Protocol.Api;
 
 namespace Cordon.Cli;
 
-/// <summary><c>cordon image ls|build|import</c>.</summary>
+/// <summary><c>cordon image ls|build|pull|import</c>.</summary>
 internal static class ImageCommands
 {
     public static Command Create()
@@ -28,25 +29,32 @@ internal static class ImageCommands
         var rebuild = new Option<bool>("--rebuild") { Description = "Build again even if cached." };
         var build = new Command("build", "Build the default image from Debian packages (cached after the first build).") { name, rebuild };
         build.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
+            await FollowAsync(client, await client.BuildImageAsync(parse.GetValue(name)!, parse.GetValue(rebuild), cancellationToken), cancellationToken)));
+        group.Subcommands.Add(build);
+
+        var reference = new Argument<string>("reference") { Description = "What to pull: registry.example.com:5000/team/app:1.2, …@sha256:…, or a Docker Hub name." };
+        var pullName = new Option<string?>("--name") { Description = "Name for the image here (default: the last path component and the tag, e.g. app:1.2)." };
+        var username = new Option<string?>("--username") { Description = "Registry user; the password is read from standard input (never from the command line)." };
+        var pull = new Command("pull", "Pull an image from an OCI registry.") { reference, pullName, username };
+        pull.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
         {
-            var image = await client.BuildImageAsync(parse.GetValue(name)!, parse.GetValue(rebuild), cancellationToken);
-            string? last = null;
-            while (image.Status == "building")
+            RegistryCredentials? credentials = null;
+            if (parse.GetValue(username) is { } user)
             {
-                if (image.Message != last && image.Message is not null)
+                var password = (await Console.In.ReadLineAsync(cancellationToken))?.TrimEnd('\r', '\n');
+                if (string.IsNullOrEmpty(password))
                 {
-                    Console.WriteLine("  " + image.Message);
-                    last = image.Message;
+                    Console.Error.WriteLine("cordon: --username needs the password on standard input.");
+                    return 2;
                 }
 
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-                image = await client.GetImageAsync(image.Name, cancellationToken);
+                credentials = new RegistryCredentials { Username = user, Password = password };
             }
 
-            Console.WriteLine(image.Status == "ready" ? $"{image.Name}: ready ({image.SizeBytes >> 20} MiB)" : $"{image.Name}: {image.Status}: {image.Message}");
-            return image.Status == "ready" ? 0 : 1;
+            var image = await client.PullImageAsync(new PullImageRequest { From = parse.GetValue(reference)!, Name = parse.GetValue(pullName), Credentials = credentials }, cancellationToken);
+            return await FollowAsync(client, image, cancellationToken);
         }));
-        group.Subcommands.Add(build);
+        group.Subcommands.Add(pull);
 
         var importName = new Argument<string>("name") { Description = "Name for the image." };
         var source = new Argument<string>("source") { Description = "A root file system tarball (.tar, .tar.gz), a root file system directory, or an OCI image layout directory." };
@@ -92,5 +100,25 @@ internal static class ImageCommands
         }));
         group.Subcommands.Add(import);
         return group;
+    }
+
+    /// <summary>Prints a building image's progress until it is ready (exit 0) or failed (exit 1, with why).</summary>
+    private static async Task<int> FollowAsync(Client.CordonClient client, ImageInfo image, CancellationToken cancellationToken)
+    {
+        string? last = null;
+        while (image.Status == "building")
+        {
+            if (image.Message != last && image.Message is not null)
+            {
+                Console.WriteLine("  " + image.Message);
+                last = image.Message;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+            image = await client.GetImageAsync(image.Name, cancellationToken);
+        }
+
+        Console.WriteLine(image.Status == "ready" ? $"{image.Name}: ready ({image.SizeBytes >> 20} MiB)" : $"{image.Name}: {image.Status}: {image.Message}");
+        return image.Status == "ready" ? 0 : 1;
     }
 }

@@ -275,6 +275,11 @@ public sealed class CordonClient : IDisposable
         return await SendAsync(HttpMethod.Post, $"/v1/images?name={Uri.EscapeDataString(name)}", body, ApiJsonContext.Default.ImageInfo, cancellationToken);
     }
 
+    /// <summary>Starts pulling an image from an OCI registry; it is <c>building</c> until <c>ready</c> or
+    /// <c>failed</c> (follow it with <see cref="GetImageAsync"/>).</summary>
+    public Task<ImageInfo> PullImageAsync(PullImageRequest request, CancellationToken cancellationToken = default)
+        => SendAsync(HttpMethod.Post, "/v1/images", JsonContent.Create(request, ApiJsonContext.Default.PullImageRequest), ApiJsonContext.Default.ImageInfo, cancellationToken);
+
     public Task<ImageInfo> BuildImageAsync(string name, bool rebuild = false, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/images/{Uri.EscapeDataString(name)}/build?rebuild={(rebuild ? "true" : "false")}", null, ApiJsonContext.Default.ImageInfo, cancellationToken);
 

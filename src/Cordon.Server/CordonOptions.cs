@@ -13,6 +13,10 @@ public sealed class CordonOptions
     /// <summary>The resolvers sandboxes' DNS queries are forwarded to; the host's own (/etc/resolv.conf) when empty.</summary>
     public string[] UpstreamDns { get; set; } = [];
 
+    /// <summary>Registries (<c>host[:port]</c>) pulled from over plain HTTP or TLS that is not verified: a local
+    /// registry without a certificate. Every other registry needs TLS with a certificate the host trusts.</summary>
+    public string[] InsecureRegistries { get; set; } = [];
+
     /// <summary>A PEM file of certificate authorities the egress proxy trusts, besides the host's, when it opens a
     /// sandbox's HTTPS connection to put in a secret (a private registry's CA, say); none when empty.</summary>
     public string? UpstreamCaFile { get; set; }

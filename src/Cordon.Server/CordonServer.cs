@@ -135,6 +135,13 @@ public static class CordonServer
             document.Info.Description = "Self-hosted sandboxes for AI agents. Authenticate with 'Authorization: Bearer <key>'.";
             document.Servers?.Clear();
             return Task.CompletedTask;
+        }).AddOperationTransformer(async (operation, context, cancellationToken) =>
+        {
+            // POST /v1/images takes an archive, or JSON that names what to pull: describe the JSON as what it is.
+            if (operation.OperationId == "ImportImage" && operation.RequestBody?.Content is { } content && content.TryGetValue("application/json", out var json))
+            {
+                json.Schema = await context.GetOrCreateSchemaAsync(typeof(PullImageRequest), null, cancellationToken);
+            }
         }));
 
         var app = builder.Build();

@@ -38,6 +38,7 @@ namespace Cordon.Protocol.Api;
 [JsonSerializable(typeof(List<ForkResult>))]
 [JsonSerializable(typeof(List<SandboxEvent>))]
 [JsonSerializable(typeof(SandboxMetrics))]
+[JsonSerializable(typeof(PullImageRequest))]
 [JsonSerializable(typeof(ImageInfo))]
 [JsonSerializable(typeof(List<ImageInfo>))]
 [JsonSerializable(typeof(HealthReport))]

@@ -5,7 +5,7 @@ using Cordon.Runtime.Interop;
 
 namespace Cordon.Runtime.Images;
 
-/// <summary>Unpacks a layer tarball (plain or gzip) into a directory, keeping owners, modes, setuid bits,
+/// <summary>Unpacks a layer tarball (plain, gzip or zstd) into a directory, keeping owners, modes, setuid bits,
 /// symlinks and hard links, and turning OCI whiteouts into overlayfs whiteouts.</summary>
 /// <remarks>
 /// SECURITY: the tarball is untrusted. No entry may land outside the target: names with <c>..</c> are
@@ -27,12 +27,17 @@ public static class LayerExtractor
     public static async Task<(string Digest, long Size)> ExtractAsync(Stream archive, string target, CancellationToken cancellationToken)
     {
         var buffered = new BufferedStream(archive, 1 << 16);
-        var magic = new byte[2];
-        var peeked = await buffered.ReadAsync(magic, cancellationToken);
+        var magic = new byte[4];
+        var peeked = await buffered.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken);
         Stream tar = new PrefixedStream(magic.AsMemory(0, peeked), buffered);
-        if (peeked == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
+        if (peeked >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)
         {
             tar = new GZipStream(tar, CompressionMode.Decompress);
+        }
+        else if (peeked == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
+        {
+            // zstd (OCI's tar+zstd layers, as registries serve them).
+            tar = new ZstdSharp.DecompressionStream(tar);
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

@@ -25,14 +25,37 @@ public static class ImageEndpoints
             => images.Find(name) is { } image ? Results.Ok(image) : throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name })
             .WithName("GetImage").Produces<ImageInfo>();
 
-        group.MapPost("", async (string? name, HttpContext context, ImageService images, IOptions<CordonOptions> options) =>
+        group.MapPost("", async (string? name, HttpContext context, ImageService images, ImageBuildQueue queue, IOptions<CordonOptions> options) =>
         {
             RequireAdmin(context);
+
+            // A JSON body pulls from a registry ({"from": "registry/repo:tag"}); any other body is an archive to import.
+            if (context.Request.HasJsonContentType())
+            {
+                RequestBody.AllowUpTo(context, 64 << 10);
+                PullImageRequest request;
+                try
+                {
+                    request = await context.Request.ReadFromJsonAsync(ApiJsonContext.Default.PullImageRequest, context.RequestAborted)
+                        ?? throw CordonException.Invalid("The body must be a JSON object such as {\"from\": \"registry.example.com/team/app:1.2\"}.");
+                }
+                catch (System.Text.Json.JsonException ex)
+                {
+                    throw CordonException.Invalid($"The body is not a pull request ({ex.Message}): send {{\"from\": \"registry.example.com/team/app:1.2\"}}.");
+                }
+
+                var (reserved, reference) = await images.StartPullAsync(request with { Name = request.Name ?? name }, context.RequestAborted);
+                queue.Pull(reserved.Name, reference, request.Credentials);
+                return Results.Accepted($"/v1/images/{reserved.Name}", reserved);
+            }
+
             RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
             var image = await images.ImportAsync(name ?? "", context.Request.Body, context.RequestAborted);
             return Results.Created($"/v1/images/{image.Name}", image);
-        }).WithName("ImportImage").Accepts<Stream>("application/x-tar", "*/*").Produces<ImageInfo>(201)
-            .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip allowed), as ?name=.");
+        }).WithName("ImportImage").Accepts<Stream>("application/x-tar", "application/json", "*/*")
+            .Produces<ImageInfo>(201).Produces<ImageInfo>(202)
+            .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip or zstd layers), as ?name=; "
+                + "or, with a JSON body {\"from\": \"registry/repo:tag\"}, pull it from an OCI registry (202; follow it with GET /v1/images/{name}).");
 
         group.MapPost("/{name}/build", (string name, bool? rebuild, HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue) =>
         {

@@ -37,6 +37,24 @@ public sealed partial class ImageBuildQueue(ImageService images, IOptions<Cordon
         }
     }
 
+    /// <summary>Pulls a reserved image in the background (several pulls may run at once; the server's stop cancels
+    /// them, and a cancelled pull leaves no image behind).</summary>
+    public void Pull(string name, Runtime.Images.ImageReference reference, Protocol.Api.RegistryCredentials? credentials)
+        => _ = Task.Run(async () =>
+        {
+            try
+            {
+                await images.PullAsync(name, reference, credentials, lifetime.ApplicationStopping);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            catch (Exception ex)
+            {
+                LogFailed(name, ex.Message);
+            }
+        });
+
     [LoggerMessage(EventId = 3101, Level = LogLevel.Error, Message = "Preparing image {Name} failed: {Message}")]
     private partial void LogFailed(string name, string message);
 }

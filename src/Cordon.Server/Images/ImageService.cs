@@ -16,6 +16,7 @@ public sealed partial class ImageService
     private readonly CordonOptions _options;
     private readonly ILogger<ImageService> _logger;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly RegistryPuller _puller = new();
 
     // The default image's build takes minutes: it has its own lock so imports never wait for it.
     private readonly SemaphoreSlim _defaultLock = new(1, 1);
@@ -60,7 +61,8 @@ public sealed partial class ImageService
         {
             ImageStates.Ready => image,
             ImageStates.Building => throw new CordonException(ErrorCode.ImageNotReady, $"The image '{name}' is still being prepared ({image.Message}); retry in a minute.") { Subject = name, RetryAfterSeconds = 30 },
-            _ => throw new CordonException(ErrorCode.ImageFailed, $"The image '{name}' failed to build: {image.Message}. Rebuild it with 'cordon image build {name}'.") { Subject = name },
+            _ when name == _options.DefaultImage => throw new CordonException(ErrorCode.ImageFailed, $"The image '{name}' failed to build: {image.Message}. Rebuild it with 'cordon image build {name}'.") { Subject = name },
+            _ => throw new CordonException(ErrorCode.ImageFailed, $"The image '{name}' is not usable: {image.Message}") { Subject = name },
         };
     }
 
@@ -76,27 +78,7 @@ public sealed partial class ImageService
     /// <summary>Imports a root file system tarball or an OCI image layout tarball under <paramref name="name"/>.</summary>
     public async Task<ImageInfo> ImportAsync(string name, Stream archive, CancellationToken cancellationToken)
     {
-        ValidateName(name);
-        if (name == _options.DefaultImage)
-        {
-            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: import under another name.");
-        }
-
-        await _writeLock.WaitAsync(cancellationToken);
-        try
-        {
-            if (Find(name) is { Status: ImageStates.Building })
-            {
-                throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported already: wait for it to finish.");
-            }
-
-            _store.SaveImage(new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = "importing" });
-        }
-        finally
-        {
-            _writeLock.Release();
-        }
-
+        await ReserveAsync(name, "importing", cancellationToken);
         try
         {
             var imported = await Layers.ImportArchiveAsync(archive, cancellationToken);
@@ -114,6 +96,123 @@ public sealed partial class ImageService
         {
             _store.DeleteImage(name);
             throw;
+        }
+    }
+
+    /// <summary>Marks <paramref name="name"/> as being made (<c>building</c>), refused for the default image's name
+    /// and for a name being made already.</summary>
+    private async Task<ImageInfo> ReserveAsync(string name, string message, CancellationToken cancellationToken)
+    {
+        ValidateName(name);
+        if (name == _options.DefaultImage)
+        {
+            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: use another name.");
+        }
+
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (Find(name) is { Status: ImageStates.Building })
+            {
+                throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported or pulled already: wait for it to finish.");
+            }
+
+            var image = new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = message };
+            _store.SaveImage(image);
+            return image;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Checks a pull and reserves its name; the pull itself is <see cref="PullAsync"/>, in the background.</summary>
+    public async Task<(ImageInfo Image, ImageReference Reference)> StartPullAsync(PullImageRequest request, CancellationToken cancellationToken)
+    {
+        ImageReference reference;
+        try
+        {
+            reference = ImageReference.Parse(request.From);
+        }
+        catch (FormatException ex)
+        {
+            throw CordonException.Invalid(ex.Message);
+        }
+
+        if (request.Credentials is { } credentials
+            && (string.IsNullOrEmpty(credentials.Username) || credentials.Username.Contains(':') || credentials.Username.Length > 256
+                || credentials.Password.Length is 0 or > 16384 || credentials.Username.Any(char.IsControl) || credentials.Password.Any(char.IsControl)))
+        {
+            throw CordonException.Invalid("credentials need a username (without ':') and a password, each on one line (at most 256 and 16,384 characters).");
+        }
+
+        if (!_puller.Available)
+        {
+            throw new CordonException(ErrorCode.RuntimeFailed, "Pulling from registries needs skopeo on the host (apt-get install skopeo; ./cordon installs it).");
+        }
+
+        var image = await ReserveAsync(request.Name ?? reference.DefaultName, $"pulling {reference}", cancellationToken);
+        return (image, reference);
+    }
+
+    /// <summary>Pulls a reserved image: skopeo copies it (digests verified) into an OCI archive in the cache, which is
+    /// imported as an upload would be; the image is then <c>ready</c>, or <c>failed</c> with the registry's reason.</summary>
+    public async Task PullAsync(string name, ImageReference reference, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    {
+        var scratch = Path.Combine(_options.CacheDir, "pulls", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.GetDirectoryName(scratch)!, Runtime.Modes.RootOnly);
+        Directory.CreateDirectory(scratch, Runtime.Modes.RootOnly);
+        try
+        {
+            var archive = Path.Combine(scratch, "image.tar");
+            var blobs = 0;
+            await _puller.PullAsync(reference, archive, scratch, credentials is null ? null : (credentials.Username, credentials.Password),
+                _options.InsecureRegistries.Contains(reference.Registry, StringComparer.OrdinalIgnoreCase),
+                line => SaveProgress(name, $"pulling {reference}: {line} ({++blobs} started)"), cancellationToken);
+            if (new FileInfo(archive).Length > _options.MaxUploadBytes)
+            {
+                throw new InvalidDataException($"the image is larger than this server takes ({_options.MaxUploadBytes >> 20} MiB, Cordon:MaxUploadBytes)");
+            }
+
+            SaveProgress(name, $"unpacking {reference}");
+            ImportedImage imported;
+            await using (var stream = File.OpenRead(archive))
+            {
+                imported = await Layers.ImportArchiveAsync(stream, cancellationToken);
+            }
+
+            var image = ToInfo(name, imported);
+            _store.SaveImage(image);
+            LogImported(name, image.Digest ?? "", imported.SizeBytes);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
+        {
+            LogPullFailed(name, reference.ToString(), ex.Message);
+            _store.SaveImage(new ImageInfo
+            {
+                Name = name,
+                Status = ImageStates.Failed,
+                CreatedAt = DateTimeOffset.UtcNow,
+                Message = $"Pulling {reference} failed: {(ex is InvalidDataException ? ex.Message : "the server could not store it (its log says why)")}. Check the reference and the credentials, then pull again.",
+            });
+        }
+        catch
+        {
+            _store.DeleteImage(name); // cancelled (the server is stopping): nothing half-made stays
+            throw;
+        }
+        finally
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private void SaveProgress(string name, string message)
+    {
+        if (Find(name) is { Status: ImageStates.Building } image)
+        {
+            _store.SaveImage(image with { Message = message });
         }
     }
 
@@ -246,6 +345,9 @@ public sealed partial class ImageService
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._:-]{0,127}$")]
     private static partial Regex NameRegex();
+
+    [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Pulling image {Name} from {Reference} failed: {Message}")]
+    private partial void LogPullFailed(string name, string reference, string message);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Image {Name} ready: {Digest}, {Bytes} bytes")]
     private partial void LogImported(string name, string digest, long bytes);

@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Cordon.Runtime.Images;
+
+/// <summary>Pulls an image from an OCI registry with skopeo (the containers project's own tool: the registry v2 API,
+/// anonymous, basic and bearer-token auth, Docker and OCI media types, manifest lists, digests verified) into an OCI
+/// archive that <see cref="LayerStore"/> imports like any other.</summary>
+/// <remarks>
+/// SECURITY: skopeo never sees the host's own registry credentials (its home and runtime directory are the pull's
+/// scratch directory, and <c>--src-no-creds</c> applies unless the caller gave some); the caller's credentials go in an
+/// auth file of mode 0600 in that directory, never in the argument list (which every host user can read).
+/// </remarks>
+public sealed partial class RegistryPuller(string skopeo = RegistryPuller.DefaultPath)
+{
+    public const string DefaultPath = "/usr/bin/skopeo";
+
+    /// <summary>Whether skopeo is installed (<c>./cordon</c> installs it).</summary>
+    public bool Available => File.Exists(skopeo);
+
+    /// <summary>Copies the linux/amd64 image of <paramref name="reference"/> into the OCI archive
+    /// <paramref name="archive"/>, reporting each blob as it starts.</summary>
+    /// <param name="scratch">An empty root-only directory for the pull's own files; removed by the caller.</param>
+    /// <param name="plainHttp">The registry is one of the configured insecure ones (plain HTTP or unverified TLS).</param>
+    /// <exception cref="InvalidDataException">The registry refused or the image could not be read; the message says why.</exception>
+    public async Task PullAsync(ImageReference reference, string archive, string scratch, (string User, string Password)? credentials,
+        bool plainHttp, Action<string> progress, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo(skopeo)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = scratch,
+        };
+        info.Environment["HOME"] = scratch;
+        info.Environment["XDG_RUNTIME_DIR"] = scratch;
+        info.Environment.Remove("REGISTRY_AUTH_FILE");
+        info.Environment.Remove("DOCKER_CONFIG");
+        string[] args = ["copy", "--retry-times", "2", "--override-os", "linux", "--override-arch", "amd64"];
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        if (credentials is { } given)
+        {
+            var authFile = Path.Combine(scratch, "auth.json");
+            var token = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{given.User}:{given.Password}"));
+            var json = JsonSerializer.Serialize(new Dictionary<string, Dictionary<string, Dictionary<string, string>>>
+            {
+                ["auths"] = new() { [reference.Registry] = new() { ["auth"] = token } },
+            }, RegistryJsonContext.Default.DictionaryStringDictionaryStringDictionaryStringString);
+            await File.WriteAllTextAsync(authFile, "", cancellationToken);
+            File.SetUnixFileMode(authFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            await File.WriteAllTextAsync(authFile, json, cancellationToken);
+            info.ArgumentList.Add("--src-authfile");
+            info.ArgumentList.Add(authFile);
+        }
+        else
+        {
+            info.ArgumentList.Add("--src-no-creds");
+        }
+
+        if (plainHttp)
+        {
+            info.ArgumentList.Add("--src-tls-verify=false");
+        }
+
+        info.ArgumentList.Add("docker://" + reference);
+        info.ArgumentList.Add("oci-archive:" + archive);
+
+        using var process = Process.Start(info) ?? throw new InvalidOperationException("skopeo did not start.");
+        process.StandardInput.Close();
+        var errors = new StringBuilder();
+        var stdout = Task.Run(async () =>
+        {
+            while (await process.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
+            {
+                if (line.StartsWith("Copying ", StringComparison.Ordinal))
+                {
+                    progress(line.Trim());
+                }
+            }
+        }, cancellationToken);
+        var stderr = Task.Run(async () =>
+        {
+            while (await process.StandardError.ReadLineAsync(cancellationToken) is { } line)
+            {
+                if (errors.Length < 8192)
+                {
+                    errors.AppendLine(line);
+                }
+            }
+        }, cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+            await Task.WhenAll(stdout, stderr);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidDataException(Reason(errors.ToString(), scratch));
+        }
+    }
+
+    /// <summary>skopeo's own words for the failure (its fatal message), without the scratch directory's path.</summary>
+    internal static string Reason(string stderr, string scratch)
+    {
+        var message = FatalRegex().Match(stderr) is { Success: true } fatal
+            ? fatal.Groups[1].Value.Replace("\\\"", "\"", StringComparison.Ordinal)
+            : stderr.Trim().Split('\n').LastOrDefault()?.Trim() ?? "";
+        message = message.Replace(scratch, "…", StringComparison.Ordinal);
+        return message.Length > 1000 ? message[..1000] + "…" : message;
+    }
+
+    [GeneratedRegex("level=fatal msg=\"((?:[^\"\\\\]|\\\\.)*)\"")]
+    private static partial Regex FatalRegex();
+}

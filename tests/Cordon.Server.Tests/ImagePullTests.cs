@@ -1,0 +1,425 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Cordon.Client;
+using Cordon.Protocol.Api;
+using Cordon.Testing;
+using Xunit;
+
+namespace Cordon.Server.Tests;
+
+/// <summary>Images pulled from an OCI registry: the tests' own (Debian's docker-registry on a loopback port, filled
+/// with skopeo from OCI layouts the tests write), never one outside this machine.</summary>
+public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFixture<ImagePullTests.Registry>
+{
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    private CordonClient Client => registry.Server.Client;
+
+    [Fact]
+    public async Task Pull_ByTagAndByDigest_ThenASandboxRunsFromIt()
+    {
+        var manifestDigest = await registry.PushAsync("team/tiny:1", Layout.Single(gzip: true, marker: "by-tag"));
+
+        var started = await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/tiny:1" }, Token);
+        Assert.Equal("tiny:1", started.Name); // the last path component and the tag
+        var image = await WaitAsync(started.Name);
+        Assert.Equal("ready", image.Status);
+        await using (var sandbox = await registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = image.Name }))
+        {
+            Assert.Equal("by-tag\n", (await sandbox.ShAsync("cat /marker")).Stdout);
+        }
+
+        var pinned = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/tiny@{manifestDigest}", Name = "tiny-pinned" }, Token)).Name);
+        Assert.Equal("ready", pinned.Status);
+        Assert.Equal(image.Layers, pinned.Layers); // the same layers, stored once
+    }
+
+    [Fact]
+    public async Task Pull_AManifestListWithZstdLayers_TakesLinuxAmd64()
+    {
+        await registry.PushAsync("team/multi:2", Layout.ManifestList(), all: true);
+
+        var image = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/multi:2", Name = "multi" }, Token)).Name);
+
+        Assert.Equal("ready", image.Status);
+        await using var sandbox = await registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = "multi" });
+        Assert.Equal("amd64\n", (await sandbox.ShAsync("cat /marker")).Stdout);
+    }
+
+    [Fact]
+    public async Task Pull_OfWhatTheRegistryLacks_FailsWithItsReason_AndLeavesNothingToStartFrom()
+    {
+        await registry.PushAsync("team/tiny:1", Layout.Single(gzip: true, marker: "by-tag"));
+        var wrong = "sha256:" + new string('0', 64);
+
+        var failed = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/tiny@{wrong}", Name = "wrong-digest" }, Token)).Name);
+        var missing = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/nothing:1", Name = "missing-repo" }, Token)).Name);
+
+        Assert.Equal("failed", failed.Status);
+        Assert.Contains("manifest unknown", failed.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("failed", missing.Status);
+        Assert.DoesNotContain("/var/", missing.Message + failed.Message, StringComparison.Ordinal); // no host path
+        var error = await Assert.ThrowsAsync<CordonApiException>(() => registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = "wrong-digest" }));
+        Assert.Equal(409, error.Status);
+    }
+
+    [Fact]
+    public async Task Pull_FromARegistryWithBasicAuth_NeedsTheCredentials_WhichAreKeptNowhere()
+    {
+        await registry.PushAsync($"{registry.AuthHost}/private/tiny:3", Layout.Single(gzip: true, marker: "private"));
+
+        var anonymous = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.AuthHost}/private/tiny:3", Name = "private-anon" }, Token)).Name);
+        var wrong = await WaitAsync((await Client.PullImageAsync(new PullImageRequest
+        {
+            From = $"{registry.AuthHost}/private/tiny:3",
+            Name = "private-wrong",
+            Credentials = new RegistryCredentials { Username = registry.User, Password = "not-" + registry.Password },
+        }, Token)).Name);
+        var image = await WaitAsync((await Client.PullImageAsync(new PullImageRequest
+        {
+            From = $"{registry.AuthHost}/private/tiny:3",
+            Name = "private",
+            Credentials = new RegistryCredentials { Username = registry.User, Password = registry.Password },
+        }, Token)).Name);
+
+        Assert.Equal("failed", anonymous.Status);
+        Assert.Contains("authentication required", anonymous.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("failed", wrong.Status);
+        Assert.Equal("ready", image.Status);
+        await using (var sandbox = await registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = "private" }))
+        {
+            Assert.Equal("private\n", (await sandbox.ShAsync("cat /marker")).Stdout);
+        }
+
+        // The password is in no answer, and no pull's scratch directory (where its auth file was) is left.
+        var listed = await registry.Server.Http.GetStringAsync("/v1/images", Token);
+        Assert.DoesNotContain(registry.Password, listed, StringComparison.Ordinal);
+        Assert.DoesNotContain(Directory.Exists("/var/cache/cordon/pulls") ? Directory.EnumerateFileSystemEntries("/var/cache/cordon/pulls", "*", SearchOption.AllDirectories) : [],
+            path => path.EndsWith("auth.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Cli_ImagePull_FollowsToReady_WithThePasswordFromStdin()
+    {
+        await registry.PushAsync($"{registry.AuthHost}/private/cli:1", Layout.Single(gzip: true, marker: "cli"));
+
+        var (exit, stdout, stderr) = await CordonAsync(registry.Password + "\n", "image", "pull", "--name", "from-cli", "--username", registry.User, $"{registry.AuthHost}/private/cli:1");
+        var (badExit, badOut, _) = await CordonAsync("", "image", "pull", "--name", "from-cli-missing", $"{registry.Host}/team/absent:1");
+
+        Assert.True(exit == 0, $"cordon image pull: {stdout}{stderr}");
+        Assert.Contains("from-cli: ready", stdout, StringComparison.Ordinal);
+        Assert.Equal("ready", (await Client.GetImageAsync("from-cli", Token)).Status);
+        Assert.Equal(1, badExit);
+        Assert.Contains("from-cli-missing: failed", badOut, StringComparison.Ordinal);
+    }
+
+    private Task<(int ExitCode, string Stdout, string Stderr)> CordonAsync(string input, params string[] args)
+        => CordonCli.RunAsync(registry.Server, input, args);
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("-oProxyCommand=x")]
+    [InlineData("Team/Upper:1")]
+    [InlineData("registry.example.com/a b")]
+    [InlineData("host/repo@sha256:1234")]
+    public async Task Pull_BadReferences_Are400(string reference)
+    {
+        var error = await Assert.ThrowsAsync<CordonApiException>(() => Client.PullImageAsync(new PullImageRequest { From = reference }, Token));
+
+        Assert.Equal(400, error.Status);
+    }
+
+    [Fact]
+    public async Task Pull_NeedsAnAdminKey()
+    {
+        var (_, secret) = await registry.Server.CreateKeyAsync("puller-" + Guid.NewGuid().ToString("N")[..6]);
+
+        using var response = await registry.Server.HttpWith(secret).PostAsJsonAsync("/v1/images", new { from = $"{registry.Host}/team/tiny:1" }, Token);
+
+        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+    }
+
+    private async Task<ImageInfo> WaitAsync(string name)
+    {
+        for (var deadline = DateTime.UtcNow.AddSeconds(120); DateTime.UtcNow < deadline; await Task.Delay(100, Token))
+        {
+            var image = await Client.GetImageAsync(name, Token);
+            if (image.Status != "building")
+            {
+                return image;
+            }
+        }
+
+        Assert.Fail($"The image {name} was still being pulled after 120 s.");
+        return null!;
+    }
+
+    /// <summary>The tests' registries (plain HTTP on loopback ports: one open, one with basic auth) and a server
+    /// that may pull from them.</summary>
+    public sealed class Registry : IAsyncLifetime
+    {
+        private readonly string _directory = Directory.CreateTempSubdirectory("cordon-registry-").FullName;
+        private readonly List<Process> _processes = [];
+
+        public string Host { get; private set; } = "";
+
+        public string AuthHost { get; private set; } = "";
+
+        public string User => "puller";
+
+        public string Password { get; } = "pw-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
+
+        public ServerFixture Server { get; private set; } = null!;
+
+        public async ValueTask InitializeAsync()
+        {
+            Assert.True(File.Exists("/usr/bin/docker-registry"), "docker-registry is missing: ./cordon test installs it.");
+            Assert.True(File.Exists("/usr/bin/skopeo"), "skopeo is missing: ./cordon installs it.");
+            var htpasswd = Path.Combine(_directory, "htpasswd");
+            await File.WriteAllTextAsync(htpasswd, $"{User}:{BCrypt.Net.BCrypt.HashPassword(Password, workFactor: 5)}\n");
+            Host = await StartAsync("open", null);
+            AuthHost = await StartAsync("auth", $"""
+                auth:
+                  htpasswd:
+                    realm: cordon-tests
+                    path: {htpasswd}
+                """);
+            Server = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?>
+            {
+                ["Cordon:InsecureRegistries:0"] = Host,
+                ["Cordon:InsecureRegistries:1"] = AuthHost,
+            });
+        }
+
+        private async Task<string> StartAsync(string name, string? auth)
+        {
+            var host = $"127.0.0.1:{FreePort()}";
+            var config = Path.Combine(_directory, name + ".yml");
+            await File.WriteAllTextAsync(config, $"""
+                version: 0.1
+                log:
+                  level: warn
+                storage:
+                  filesystem:
+                    rootdirectory: {Path.Combine(_directory, name)}
+                http:
+                  addr: {host}
+
+                """ + (auth ?? ""));
+            var process = Process.Start(new ProcessStartInfo("/usr/bin/docker-registry", ["serve", config]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+            _processes.Add(process);
+            process.OutputDataReceived += (_, _) => { };
+            process.ErrorDataReceived += (_, _) => { };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            using var http = new HttpClient();
+            for (var deadline = DateTime.UtcNow.AddSeconds(20); ; await Task.Delay(50))
+            {
+                try
+                {
+                    var status = (await http.GetAsync($"http://{host}/v2/")).StatusCode;
+                    if (status is HttpStatusCode.OK or HttpStatusCode.Unauthorized)
+                    {
+                        return host;
+                    }
+                }
+                catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+                {
+                }
+            }
+        }
+
+        /// <summary>Pushes an OCI layout (written to a directory) as <paramref name="target"/> (on the open registry
+        /// unless it names the other); returns the digest of what the tag points at.</summary>
+        public async Task<string> PushAsync(string target, Layout layout, bool all = false)
+        {
+            var dir = Path.Combine(_directory, "layout-" + Guid.NewGuid().ToString("N"));
+            layout.WriteTo(dir);
+            var destination = target.StartsWith("127.0.0.1:", StringComparison.Ordinal) ? target : $"{Host}/{target}";
+            string[] args = ["copy", "--quiet", "--dest-tls-verify=false", .. all ? new[] { "--all" } : [],
+                .. destination.StartsWith(AuthHost, StringComparison.Ordinal) ? new[] { "--dest-creds", $"{User}:{Password}" } : [],
+                $"oci:{dir}:{Layout.RefName}", $"docker://{destination}"];
+            using var push = Process.Start(new ProcessStartInfo("/usr/bin/skopeo", args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+            var stderr = await push.StandardError.ReadToEndAsync();
+            await push.WaitForExitAsync();
+            Assert.True(push.ExitCode == 0, $"skopeo push of {target} failed: {stderr}");
+            return layout.TopDigest;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            if (Server is not null)
+            {
+                await Server.DisposeAsync();
+            }
+
+            foreach (var process in _processes)
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill();
+                    await process.WaitForExitAsync();
+                }
+
+                process.Dispose();
+            }
+
+            Directory.Delete(_directory, recursive: true);
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+
+    /// <summary>An OCI image layout: content-addressed blobs and an index whose one entry is named
+    /// <see cref="RefName"/> (an image, or a manifest list of images).</summary>
+    public sealed class Layout
+    {
+        public const string RefName = "t";
+
+        private readonly Dictionary<string, byte[]> _blobs = [];
+        private string _topMediaType = "";
+
+        public string TopDigest { get; private set; } = "";
+
+        /// <summary>One linux/amd64 image: busybox and a file /marker.</summary>
+        public static Layout Single(bool gzip, string marker)
+        {
+            var layout = new Layout();
+            var (digest, size) = layout.Image("amd64", marker, gzip);
+            layout.TopDigest = digest;
+            layout._topMediaType = "application/vnd.oci.image.manifest.v1+json";
+            _ = size;
+            return layout;
+        }
+
+        /// <summary>An index of a linux/arm64 image (listed first) and a linux/amd64 one with a zstd layer.</summary>
+        public static Layout ManifestList()
+        {
+            var layout = new Layout();
+            var arm = layout.Image("arm64", "arm64", gzip: true);
+            var amd = layout.Image("amd64", "amd64", gzip: false);
+            var index = Json(new
+            {
+                schemaVersion = 2,
+                mediaType = "application/vnd.oci.image.index.v1+json",
+                manifests = new[]
+                {
+                    new { mediaType = "application/vnd.oci.image.manifest.v1+json", digest = arm.Digest, size = arm.Size, platform = new { architecture = "arm64", os = "linux" } },
+                    new { mediaType = "application/vnd.oci.image.manifest.v1+json", digest = amd.Digest, size = amd.Size, platform = new { architecture = "amd64", os = "linux" } },
+                },
+            });
+            layout.TopDigest = layout.Add(index);
+            layout._topMediaType = "application/vnd.oci.image.index.v1+json";
+            return layout;
+        }
+
+        public void WriteTo(string dir)
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "blobs", "sha256"));
+            foreach (var (digest, data) in _blobs)
+            {
+                File.WriteAllBytes(Path.Combine(dir, "blobs", "sha256", digest["sha256:".Length..]), data);
+            }
+
+            File.WriteAllText(Path.Combine(dir, "oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+            File.WriteAllBytes(Path.Combine(dir, "index.json"), Json(new
+            {
+                schemaVersion = 2,
+                manifests = new[]
+                {
+                    new
+                    {
+                        mediaType = _topMediaType,
+                        digest = TopDigest,
+                        size = _blobs[TopDigest].Length,
+                        annotations = new Dictionary<string, string> { ["org.opencontainers.image.ref.name"] = RefName },
+                    },
+                },
+            }));
+        }
+
+        private (string Digest, int Size) Image(string architecture, string marker, bool gzip)
+        {
+            var tar = WithMarker(BusyboxImage.CreateTarball(), marker);
+            var diffId = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar));
+            var layer = gzip ? Gzip(tar) : Zstd(tar);
+            var config = Json(new
+            {
+                architecture,
+                os = "linux",
+                config = new { Env = new[] { "PATH=/bin" } },
+                rootfs = new { type = "layers", diff_ids = new[] { diffId } },
+            });
+            var manifest = Json(new
+            {
+                schemaVersion = 2,
+                mediaType = "application/vnd.oci.image.manifest.v1+json",
+                config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = Add(config), size = config.Length },
+                layers = new[]
+                {
+                    new { mediaType = gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar+zstd", digest = Add(layer), size = layer.Length },
+                },
+            });
+            return (Add(manifest), manifest.Length);
+        }
+
+        private string Add(byte[] blob)
+        {
+            var digest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(blob));
+            _blobs[digest] = blob;
+            return digest;
+        }
+
+        private static byte[] Json(object value) => JsonSerializer.SerializeToUtf8Bytes(value);
+
+        private static byte[] WithMarker(MemoryStream tarball, string marker)
+        {
+            var combined = new MemoryStream();
+            using (var writer = new TarWriter(combined, TarEntryFormat.Pax, leaveOpen: true))
+            {
+                using var reader = new TarReader(tarball);
+                while (reader.GetNextEntry(copyData: true) is { } entry)
+                {
+                    writer.WriteEntry(entry);
+                }
+
+                writer.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "marker")
+                {
+                    Mode = (UnixFileMode)0b110_100_100,
+                    DataStream = new MemoryStream(Encoding.UTF8.GetBytes(marker + "\n")),
+                });
+            }
+
+            return combined.ToArray();
+        }
+
+        private static byte[] Gzip(byte[] data)
+        {
+            var output = new MemoryStream();
+            using (var gzip = new GZipStream(output, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                gzip.Write(data);
+            }
+
+            return output.ToArray();
+        }
+
+        private static byte[] Zstd(byte[] data)
+        {
+            using var compressor = new ZstdSharp.Compressor(3);
+            return compressor.Wrap(data).ToArray();
+        }
+    }
+}
