@@ -36,6 +36,11 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
             Assert.Equal("by-tag\n", (await sandbox.ShAsync("cat /marker")).Stdout);
         }
 
+        // A pull never replaces a ready image (one that failed would cost it).
+        var again = await Assert.ThrowsAsync<CordonApiException>(() => Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/tiny:1" }, Token));
+        Assert.Equal(409, again.Status);
+        Assert.Equal("ready", (await Client.GetImageAsync("tiny:1", Token)).Status);
+
         var pinned = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/tiny@{manifestDigest}", Name = "tiny-pinned" }, Token)).Name);
         Assert.Equal("ready", pinned.Status);
         Assert.Equal(image.Layers, pinned.Layers); // the same layers, stored once
@@ -101,8 +106,9 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         // The password is in no answer, and no pull's scratch directory (where its auth file was) is left.
         var listed = await registry.Server.Http.GetStringAsync("/v1/images", Token);
         Assert.DoesNotContain(registry.Password, listed, StringComparison.Ordinal);
-        Assert.DoesNotContain(Directory.Exists("/var/cache/cordon/pulls") ? Directory.EnumerateFileSystemEntries("/var/cache/cordon/pulls", "*", SearchOption.AllDirectories) : [],
-            path => path.EndsWith("auth.json", StringComparison.Ordinal));
+        var pulls = Path.Combine(registry.Server.DataDir, "pulls");
+        Assert.True(Directory.Exists(pulls), "the pulls' scratch directory is not where this test looks");
+        Assert.DoesNotContain(Directory.EnumerateFileSystemEntries(pulls, "*", SearchOption.AllDirectories), path => path.EndsWith("auth.json", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -29,14 +29,24 @@ public sealed partial class ImageService
         Layers = new LayerStore(Path.Combine(_options.DataDir, "images"));
         Layers.CleanStaging();
 
-        // An import or build interrupted by a crash never finished: forget it.
+        // An import, pull or build interrupted by a crash never finished: forget it, and remove what a pull left (its
+        // scratch directory may hold a caller's registry credentials).
         foreach (var image in _store.LoadImages().Where(i => i.Status == ImageStates.Building))
         {
             _store.DeleteImage(image.Name);
         }
+
+        if (Directory.Exists(PullsDirectory))
+        {
+            Directory.Delete(PullsDirectory, recursive: true);
+        }
     }
 
     public LayerStore Layers { get; }
+
+    /// <summary>Pulls in progress, one root-only scratch directory each; per server (the cache is shared by every
+    /// server on the host, and a starting server clears this directory).</summary>
+    private string PullsDirectory => Path.Combine(_options.DataDir, "pulls");
 
     public IReadOnlyList<ImageInfo> List() => _store.LoadImages();
 
@@ -78,7 +88,7 @@ public sealed partial class ImageService
     /// <summary>Imports a root file system tarball or an OCI image layout tarball under <paramref name="name"/>.</summary>
     public async Task<ImageInfo> ImportAsync(string name, Stream archive, CancellationToken cancellationToken)
     {
-        await ReserveAsync(name, "importing", cancellationToken);
+        await ReserveAsync(name, "importing", replace: true, cancellationToken);
         try
         {
             var imported = await Layers.ImportArchiveAsync(archive, cancellationToken);
@@ -101,7 +111,9 @@ public sealed partial class ImageService
 
     /// <summary>Marks <paramref name="name"/> as being made (<c>building</c>), refused for the default image's name
     /// and for a name being made already.</summary>
-    private async Task<ImageInfo> ReserveAsync(string name, string message, CancellationToken cancellationToken)
+    /// <param name="replace">A ready image of that name may be replaced (an import); a pull is refused instead, so
+    /// that one that fails never costs a working image.</param>
+    private async Task<ImageInfo> ReserveAsync(string name, string message, bool replace, CancellationToken cancellationToken)
     {
         ValidateName(name);
         if (name == _options.DefaultImage)
@@ -112,9 +124,12 @@ public sealed partial class ImageService
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            if (Find(name) is { Status: ImageStates.Building })
+            switch (Find(name))
             {
-                throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported or pulled already: wait for it to finish.");
+                case { Status: ImageStates.Building }:
+                    throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported or pulled already: wait for it to finish.");
+                case { Status: ImageStates.Ready } when !replace:
+                    throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' exists: pull under another name (\"name\"), or delete it first (DELETE /v1/images/{name}).");
             }
 
             var image = new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = message };
@@ -152,15 +167,15 @@ public sealed partial class ImageService
             throw new CordonException(ErrorCode.RuntimeFailed, "Pulling from registries needs skopeo on the host (apt-get install skopeo; ./cordon installs it).");
         }
 
-        var image = await ReserveAsync(request.Name ?? reference.DefaultName, $"pulling {reference}", cancellationToken);
+        var image = await ReserveAsync(request.Name ?? reference.DefaultName, $"pulling {reference}", replace: false, cancellationToken);
         return (image, reference);
     }
 
-    /// <summary>Pulls a reserved image: skopeo copies it (digests verified) into an OCI archive in the cache, which is
+    /// <summary>Pulls a reserved image: skopeo copies it (digests verified) into an OCI archive in the data directory, which is
     /// imported as an upload would be; the image is then <c>ready</c>, or <c>failed</c> with the registry's reason.</summary>
     public async Task PullAsync(string name, ImageReference reference, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
-        var scratch = Path.Combine(_options.CacheDir, "pulls", Guid.NewGuid().ToString("N"));
+        var scratch = Path.Combine(PullsDirectory, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Path.GetDirectoryName(scratch)!, Runtime.Modes.RootOnly);
         Directory.CreateDirectory(scratch, Runtime.Modes.RootOnly);
         try
