@@ -44,8 +44,7 @@ public static class ImageEndpoints
                     throw CordonException.Invalid($"The body is not a pull request ({ex.Message}): send {{\"from\": \"registry.example.com/team/app:1.2\"}}.");
                 }
 
-                var (reserved, reference) = await images.StartPullAsync(request with { Name = request.Name ?? name }, context.RequestAborted);
-                queue.Pull(reserved.Name, reference, request.Credentials);
+                var reserved = await queue.StartPullAsync(request with { Name = request.Name ?? name }, context.RequestAborted);
                 return Results.Accepted($"/v1/images/{reserved.Name}", reserved);
             }
 

@@ -37,23 +37,28 @@ public sealed partial class ImageBuildQueue(ImageService images, IOptions<Cordon
         }
     }
 
-    /// <summary>Pulls a reserved image in the background (several pulls may run at once; the server's stop cancels
-    /// them, and a cancelled pull leaves no image behind).</summary>
-    public void Pull(string name, Runtime.Images.ImageReference reference, Protocol.Api.RegistryCredentials? credentials)
-        => _ = Task.Run(async () =>
+    /// <summary>Checks a pull, reserves its name and pulls in the background (several pulls may run at once; the
+    /// server's stop cancels them, and a cancelled pull leaves no image behind).</summary>
+    /// <returns>The image, <c>building</c> until it is ready or failed.</returns>
+    public async Task<Protocol.Api.ImageInfo> StartPullAsync(Protocol.Api.PullImageRequest request, CancellationToken cancellationToken)
+    {
+        var (image, reference) = await images.StartPullAsync(request, cancellationToken);
+        _ = Task.Run(async () =>
         {
             try
             {
-                await images.PullAsync(name, reference, credentials, lifetime.ApplicationStopping);
+                await images.PullAsync(image.Name, reference, request.Credentials, lifetime.ApplicationStopping);
             }
             catch (OperationCanceledException)
             {
             }
             catch (Exception ex)
             {
-                LogFailed(name, ex.Message);
+                LogFailed(image.Name, ex.Message);
             }
         });
+        return image;
+    }
 
     [LoggerMessage(EventId = 3101, Level = LogLevel.Error, Message = "Preparing image {Name} failed: {Message}")]
     private partial void LogFailed(string name, string message);
