@@ -47,6 +47,27 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
     }
 
     [Fact]
+    public async Task Pull_WhenEveryLayerIsStored_FetchesNoLayer()
+    {
+        // Two images of one layer; after the first pull, the layer's blob is removed from the registry: only a pull
+        // that takes the stored layer instead of fetching it can make the second image.
+        var layer = Layout.Layer("shared", gzip: true);
+        await registry.PushAsync("team/first:1", Layout.Single(layer, []));
+        await registry.PushAsync("team/second:1", Layout.Single(layer, ["SECOND=yes"]));
+        Assert.Equal("ready", (await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/first:1", Name = "first" }, Token)).Name)).Status);
+        registry.RemoveBlob(layer.BlobDigest);
+
+        var second = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/second:1", Name = "second" }, Token)).Name);
+        var refetched = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/first:1", Name = "first-again" }, Token)).Name);
+
+        Assert.Equal("ready", second.Status);
+        Assert.Equal("ready", refetched.Status);
+        Assert.Equal((await Client.GetImageAsync("first", Token)).SizeBytes, second.SizeBytes);
+        await using var sandbox = await registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = "second" });
+        Assert.Equal("shared yes\n", (await sandbox.ShAsync("echo $(cat /marker) $SECOND")).Stdout);
+    }
+
+    [Fact]
     public async Task Pull_AManifestListWithZstdLayers_TakesLinuxAmd64()
     {
         await registry.PushAsync("team/multi:2", Layout.ManifestList(), all: true);
@@ -259,6 +280,15 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
             return layout.TopDigest;
         }
 
+        /// <summary>Deletes a blob from the open registry's storage (its repositories still name it).</summary>
+        public void RemoveBlob(string digest)
+        {
+            var hex = digest["sha256:".Length..];
+            var data = Path.Combine(_directory, "open", "docker", "registry", "v2", "blobs", "sha256", hex[..2], hex, "data");
+            Assert.True(File.Exists(data), $"the registry keeps no blob at {data}");
+            File.Delete(data);
+        }
+
         public async ValueTask DisposeAsync()
         {
             if (Server is not null)
@@ -300,22 +330,31 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         public string TopDigest { get; private set; } = "";
 
         /// <summary>One linux/amd64 image: busybox and a file /marker.</summary>
-        public static Layout Single(bool gzip, string marker)
+        public static Layout Single(bool gzip, string marker) => Single(Layer(marker, gzip), []);
+
+        /// <summary>One linux/amd64 image of a given layer, with extra environment variables in its config.</summary>
+        public static Layout Single(SharedLayer layer, string[] env)
         {
             var layout = new Layout();
-            var (digest, size) = layout.Image("amd64", marker, gzip);
-            layout.TopDigest = digest;
+            layout.TopDigest = layout.Image("amd64", layer, env).Digest;
             layout._topMediaType = "application/vnd.oci.image.manifest.v1+json";
-            _ = size;
             return layout;
+        }
+
+        /// <summary>A busybox layer with /marker, compressed once (so that two images can hold the very same blob).</summary>
+        public static SharedLayer Layer(string marker, bool gzip)
+        {
+            var tar = WithMarker(BusyboxImage.CreateTarball(), marker);
+            var blob = gzip ? Gzip(tar) : Zstd(tar);
+            return new SharedLayer(blob, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar)), gzip);
         }
 
         /// <summary>An index of a linux/arm64 image (listed first) and a linux/amd64 one with a zstd layer.</summary>
         public static Layout ManifestList()
         {
             var layout = new Layout();
-            var arm = layout.Image("arm64", "arm64", gzip: true);
-            var amd = layout.Image("amd64", "amd64", gzip: false);
+            var arm = layout.Image("arm64", Layer("arm64", gzip: true), []);
+            var amd = layout.Image("amd64", Layer("amd64", gzip: false), []);
             var index = Json(new
             {
                 schemaVersion = 2,
@@ -356,17 +395,14 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
             }));
         }
 
-        private (string Digest, int Size) Image(string architecture, string marker, bool gzip)
+        private (string Digest, int Size) Image(string architecture, SharedLayer layer, string[] env)
         {
-            var tar = WithMarker(BusyboxImage.CreateTarball(), marker);
-            var diffId = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar));
-            var layer = gzip ? Gzip(tar) : Zstd(tar);
             var config = Json(new
             {
                 architecture,
                 os = "linux",
-                config = new { Env = new[] { "PATH=/bin" } },
-                rootfs = new { type = "layers", diff_ids = new[] { diffId } },
+                config = new { Env = new[] { "PATH=/bin" }.Concat(env).ToArray() },
+                rootfs = new { type = "layers", diff_ids = new[] { layer.DiffId } },
             });
             var manifest = Json(new
             {
@@ -375,7 +411,7 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
                 config = new { mediaType = "application/vnd.oci.image.config.v1+json", digest = Add(config), size = config.Length },
                 layers = new[]
                 {
-                    new { mediaType = gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar+zstd", digest = Add(layer), size = layer.Length },
+                    new { mediaType = layer.Gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar+zstd", digest = Add(layer.Blob), size = layer.Blob.Length },
                 },
             });
             return (Add(manifest), manifest.Length);
@@ -427,5 +463,11 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
             using var compressor = new ZstdSharp.Compressor(3);
             return compressor.Wrap(data).ToArray();
         }
+    }
+
+    /// <summary>A compressed layer blob and the digest of its tar (its diff id).</summary>
+    public sealed record SharedLayer(byte[] Blob, string DiffId, bool Gzip)
+    {
+        public string BlobDigest => "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Blob));
     }
 }

@@ -28,9 +28,24 @@ public sealed class LayerStore(string root)
     public void Delete(string digest)
     {
         var path = PathOf(digest);
+        File.Delete(path + ".size");
         if (Directory.Exists(path))
         {
             Directory.Delete(path, recursive: true);
+        }
+    }
+
+    /// <summary>The unpacked size of a stored layer, when it was recorded (layers stored before sizes were kept have
+    /// none).</summary>
+    public long? SizeOf(string digest)
+    {
+        try
+        {
+            return Exists(digest) && long.TryParse(File.ReadAllText(PathOf(digest) + ".size"), out var size) ? size : null;
+        }
+        catch (IOException)
+        {
+            return null;
         }
     }
 
@@ -56,7 +71,7 @@ public sealed class LayerStore(string root)
             return false;
         }
 
-        Commit(staging, digest);
+        Commit(staging, digest, size: null);
         return true;
     }
 
@@ -132,7 +147,7 @@ public sealed class LayerStore(string root)
                 throw new InvalidDataException("The archive is empty: give a root file system tarball or an OCI image layout.");
             }
 
-            Commit(staging, digest);
+            Commit(staging, digest, size);
             return new ImportedImage([digest], new ImageConfig(), size);
         }
         finally
@@ -157,7 +172,7 @@ public sealed class LayerStore(string root)
             try
             {
                 var (digest, layerSize) = await LayerExtractor.ExtractAsync(stream, staging, cancellationToken);
-                Commit(staging, digest);
+                Commit(staging, digest, layerSize);
                 layers.Add(digest);
                 size += layerSize;
             }
@@ -181,20 +196,26 @@ public sealed class LayerStore(string root)
         return dir;
     }
 
-    private void Commit(string staging, string digest)
+    private void Commit(string staging, string digest, long? size)
     {
         Directory.CreateDirectory(LayersDirectory, Modes.RootOnly);
         var final = PathOf(digest);
-        if (Directory.Exists(final))
+        if (!Directory.Exists(final))
         {
-            return; // already stored: content addressing makes the copies identical
+            Directory.Move(staging, final);
         }
 
-        Directory.Move(staging, final);
+        // Content addressing makes copies identical: a layer stored already only gains its size if it had none.
+        if (size is not null && !File.Exists(final + ".size"))
+        {
+            var partial = final + ".size." + Guid.NewGuid().ToString("N");
+            File.WriteAllText(partial, size.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            File.Move(partial, final + ".size", overwrite: true);
+        }
     }
 
     /// <summary>Reads an image config JSON (OCI or Docker) into an <see cref="ImageConfig"/>.</summary>
-    internal static ImageConfig ParseConfig(JsonElement config)
+    public static ImageConfig ParseConfig(JsonElement config)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         if (config.TryGetProperty("config", out var c) && c.ValueKind == JsonValueKind.Object)

@@ -28,6 +28,40 @@ public sealed partial class RegistryPuller(string skopeo = RegistryPuller.Defaul
     public async Task PullAsync(ImageReference reference, string archive, string scratch, (string User, string Password)? credentials,
         bool plainHttp, Action<string> progress, CancellationToken cancellationToken)
     {
+        var info = await StartInfoAsync(["copy", "--retry-times", "2"], reference, scratch, credentials, plainHttp, cancellationToken);
+        info.ArgumentList.Add("oci-archive:" + archive);
+        await RunAsync(info, scratch, line =>
+        {
+            if (line.StartsWith("Copying ", StringComparison.Ordinal))
+            {
+                progress(line.Trim());
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>The linux/amd64 image's config (the registry's manifest and config only, no layer; digests verified
+    /// by skopeo).</summary>
+    /// <exception cref="InvalidDataException">The registry refused or the image could not be read.</exception>
+    public async Task<string> InspectConfigAsync(ImageReference reference, string scratch, (string User, string Password)? credentials,
+        bool plainHttp, CancellationToken cancellationToken)
+    {
+        var info = await StartInfoAsync(["inspect", "--config", "--raw", "--retry-times", "2"], reference, scratch, credentials, plainHttp, cancellationToken);
+        var config = new StringBuilder();
+        await RunAsync(info, scratch, line =>
+        {
+            if (config.Length < MaxConfigChars)
+            {
+                config.AppendLine(line);
+            }
+        }, cancellationToken);
+        return config.Length < MaxConfigChars ? config.ToString() : throw new InvalidDataException("the image's config is larger than 4 MiB");
+    }
+
+    private const int MaxConfigChars = 4 << 20;
+
+    private async Task<ProcessStartInfo> StartInfoAsync(string[] command, ImageReference reference, string scratch, (string User, string Password)? credentials,
+        bool plainHttp, CancellationToken cancellationToken)
+    {
         var info = new ProcessStartInfo(skopeo)
         {
             RedirectStandardInput = true,
@@ -40,39 +74,53 @@ public sealed partial class RegistryPuller(string skopeo = RegistryPuller.Defaul
         info.Environment["XDG_RUNTIME_DIR"] = scratch;
         info.Environment.Remove("REGISTRY_AUTH_FILE");
         info.Environment.Remove("DOCKER_CONFIG");
-        string[] args = ["copy", "--retry-times", "2", "--override-os", "linux", "--override-arch", "amd64"];
-        foreach (var arg in args)
+        foreach (var arg in command)
         {
             info.ArgumentList.Add(arg);
         }
 
+        info.ArgumentList.Add("--override-os");
+        info.ArgumentList.Add("linux");
+        info.ArgumentList.Add("--override-arch");
+        info.ArgumentList.Add("amd64");
+        var (authFlag, noCredsFlag, tlsFlag) = command[0] == "copy"
+            ? ("--src-authfile", "--src-no-creds", "--src-tls-verify=false")
+            : ("--authfile", "--no-creds", "--tls-verify=false");
         if (credentials is { } given)
         {
             var authFile = Path.Combine(scratch, "auth.json");
-            var token = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{given.User}:{given.Password}"));
-            var json = JsonSerializer.Serialize(new Dictionary<string, Dictionary<string, Dictionary<string, string>>>
+            if (!File.Exists(authFile))
             {
-                ["auths"] = new() { [reference.Registry] = new() { ["auth"] = token } },
-            }, RegistryJsonContext.Default.DictionaryStringDictionaryStringDictionaryStringString);
-            await File.WriteAllTextAsync(authFile, "", cancellationToken);
-            File.SetUnixFileMode(authFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            await File.WriteAllTextAsync(authFile, json, cancellationToken);
-            info.ArgumentList.Add("--src-authfile");
+                var token = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{given.User}:{given.Password}"));
+                var json = JsonSerializer.Serialize(new Dictionary<string, Dictionary<string, Dictionary<string, string>>>
+                {
+                    ["auths"] = new() { [reference.Registry] = new() { ["auth"] = token } },
+                }, RegistryJsonContext.Default.DictionaryStringDictionaryStringDictionaryStringString);
+                await File.WriteAllTextAsync(authFile, "", cancellationToken);
+                File.SetUnixFileMode(authFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                await File.WriteAllTextAsync(authFile, json, cancellationToken);
+            }
+
+            info.ArgumentList.Add(authFlag);
             info.ArgumentList.Add(authFile);
         }
         else
         {
-            info.ArgumentList.Add("--src-no-creds");
+            info.ArgumentList.Add(noCredsFlag);
         }
 
         if (plainHttp)
         {
-            info.ArgumentList.Add("--src-tls-verify=false");
+            info.ArgumentList.Add(tlsFlag);
         }
 
         info.ArgumentList.Add("docker://" + reference);
-        info.ArgumentList.Add("oci-archive:" + archive);
+        return info;
+    }
 
+    /// <summary>Runs skopeo, each line of its output to <paramref name="output"/>.</summary>
+    private static async Task RunAsync(ProcessStartInfo info, string scratch, Action<string> output, CancellationToken cancellationToken)
+    {
         using var process = Process.Start(info) ?? throw new InvalidOperationException("skopeo did not start.");
         process.StandardInput.Close();
         var errors = new StringBuilder();
@@ -80,10 +128,7 @@ public sealed partial class RegistryPuller(string skopeo = RegistryPuller.Defaul
         {
             while (await process.StandardOutput.ReadLineAsync(cancellationToken) is { } line)
             {
-                if (line.StartsWith("Copying ", StringComparison.Ordinal))
-                {
-                    progress(line.Trim());
-                }
+                output(line);
             }
         }, cancellationToken);
         var stderr = Task.Run(async () =>

@@ -180,10 +180,22 @@ public sealed partial class ImageService
         Directory.CreateDirectory(scratch, Runtime.Modes.RootOnly);
         try
         {
+            var login = credentials is null ? ((string, string)?)null : (credentials.Username, credentials.Password);
+            var plainHttp = _options.InsecureRegistries.Contains(reference.Registry, StringComparer.OrdinalIgnoreCase);
+
+            // The config first (the registry's manifest and config, no layer): when every layer it names is stored
+            // already, the image is made from them and nothing more is fetched.
+            if (Present(await _puller.InspectConfigAsync(reference, scratch, login, plainHttp, cancellationToken)) is { } present)
+            {
+                var known = ToInfo(name, present);
+                _store.SaveImage(known);
+                LogImported(name, known.Digest ?? "", present.SizeBytes);
+                return;
+            }
+
             var archive = Path.Combine(scratch, "image.tar");
             var blobs = 0;
-            await _puller.PullAsync(reference, archive, scratch, credentials is null ? null : (credentials.Username, credentials.Password),
-                _options.InsecureRegistries.Contains(reference.Registry, StringComparer.OrdinalIgnoreCase),
+            await _puller.PullAsync(reference, archive, scratch, login, plainHttp,
                 line => SaveProgress(name, $"pulling {reference}: {line} ({++blobs} started)"), cancellationToken);
             if (new FileInfo(archive).Length > _options.MaxUploadBytes)
             {
@@ -222,6 +234,45 @@ public sealed partial class ImageService
             Directory.Delete(scratch, recursive: true);
         }
     }
+
+    /// <summary>The image a config describes when every layer it names (its <c>diff_ids</c>, the digests layers are
+    /// stored under) is stored with its size; null when any is missing.</summary>
+    /// <remarks>SECURITY: only an admin pulls, and every image is visible to every key; once images belong to tenants,
+    /// a layer counts as present only when the tenant can already see it (knowing a digest must not be enough).</remarks>
+    private ImportedImage? Present(string configJson)
+    {
+        try
+        {
+            using var config = System.Text.Json.JsonDocument.Parse(configJson);
+            if (!config.RootElement.TryGetProperty("rootfs", out var rootfs) || !rootfs.TryGetProperty("diff_ids", out var ids)
+                || ids.ValueKind != System.Text.Json.JsonValueKind.Array || ids.GetArrayLength() == 0)
+            {
+                return null;
+            }
+
+            var layers = new List<string>();
+            long size = 0;
+            foreach (var id in ids.EnumerateArray())
+            {
+                if (id.GetString() is not { } digest || !DigestRegex().IsMatch(digest) || Layers.SizeOf(digest) is not { } layerSize)
+                {
+                    return null;
+                }
+
+                layers.Add(digest);
+                size += layerSize;
+            }
+
+            return new ImportedImage(layers, LayerStore.ParseConfig(config.RootElement), size);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null; // the copy reads it again, and refuses it with its reason
+        }
+    }
+
+    [GeneratedRegex("^sha256:[a-f0-9]{64}$")]
+    private static partial Regex DigestRegex();
 
     private void SaveProgress(string name, string message)
     {
