@@ -163,6 +163,22 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         Assert.Equal(400, error.Status);
     }
 
+    [Theory]
+    [InlineData("{\"from\": \"127.0.0.1:1/a:1\", \"credentials\": {\"username\": \"u\", \"password\": null}}")]
+    [InlineData("{\"from\": \"127.0.0.1:1/a:1\", \"credentials\": {\"username\": \"u:x\", \"password\": \"p\"}}")]
+    [InlineData("{\"from\": \"127.0.0.1:1/a:1\", \"credentials\": {\"username\": \"u\", \"password\": \"p\\r\\nX: y\"}}")]
+    [InlineData("{\"from\": null}")]
+    [InlineData("{\"name\": \"x\"}")]
+    [InlineData("[1, 2]")]
+    [InlineData("{\"from\": \"127.0.0.1:1/a:1\", \"name\": \"Not A Name\"}")]
+    public async Task Pull_BadBodies_Are400(string body)
+    {
+        using var content = new StringContent(body, Encoding.UTF8, "application/json");
+        using var response = await registry.Server.Http.PostAsync("/v1/images", content, Token);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
     [Fact]
     public async Task Pull_NeedsAnAdminKey()
     {

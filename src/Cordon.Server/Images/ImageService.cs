@@ -156,8 +156,9 @@ public sealed partial class ImageService
         }
 
         if (request.Credentials is { } credentials
-            && (string.IsNullOrEmpty(credentials.Username) || credentials.Username.Contains(':') || credentials.Username.Length > 256
-                || credentials.Password.Length is 0 or > 16384 || credentials.Username.Any(char.IsControl) || credentials.Password.Any(char.IsControl)))
+            && (string.IsNullOrEmpty(credentials.Username) || string.IsNullOrEmpty(credentials.Password) // JSON may send null
+                || credentials.Username.Contains(':') || credentials.Username.Length > 256 || credentials.Password.Length > 16384
+                || credentials.Username.Any(char.IsControl) || credentials.Password.Any(char.IsControl)))
         {
             throw CordonException.Invalid("credentials need a username (without ':') and a password, each on one line (at most 256 and 16,384 characters).");
         }
