@@ -25,11 +25,48 @@ internal static class ImageCommands
         }));
         group.Subcommands.Add(ls);
 
-        var name = new Argument<string>("name") { Description = "Image name.", DefaultValueFactory = _ => "default" };
-        var rebuild = new Option<bool>("--rebuild") { Description = "Build again even if cached." };
-        var build = new Command("build", "Build the default image from Debian packages (cached after the first build).") { name, rebuild };
+        var contextPath = new Argument<string?>("context") { Description = "With -t: the build context directory (default: .). Without: 'default' rebuilds the default image from Debian packages.", Arity = ArgumentArity.ZeroOrOne };
+        var rebuild = new Option<bool>("--rebuild") { Description = "The default image: build again even if cached." };
+        var tag = new Option<string?>("--tag", "-t") { Description = "Build an image of this name from a Dockerfile." };
+        var file = new Option<string?>("--file", "-f") { Description = "The Dockerfile (default: CONTEXT/Dockerfile)." };
+        var buildArgs = new Option<string[]>("--build-arg") { Description = "NAME=value for an ARG (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var target = new Option<string?>("--target") { Description = "The stage to build (default: the last)." };
+        var noCache = new Option<bool>("--no-cache") { Description = "Run every step, whatever the step cache holds." };
+        var network = new Option<string?>("--network") { Description = "internet or none for the steps' traffic (default: the server's)." };
+        var build = new Command("build", "Build an image from a Dockerfile (-t NAME [CONTEXT]), or the default image from Debian packages.")
+        {
+            contextPath, rebuild, tag, file, buildArgs, target, noCache, network,
+        };
         build.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
-            await FollowAsync(client, await client.BuildImageAsync(parse.GetValue(name)!, parse.GetValue(rebuild), cancellationToken), cancellationToken)));
+        {
+            if (parse.GetValue(tag) is not { } imageName)
+            {
+                var name = parse.GetValue(contextPath) ?? "default";
+                return await FollowAsync(client, await client.BuildImageAsync(name, parse.GetValue(rebuild), cancellationToken), cancellationToken);
+            }
+
+            var args = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var pair in parse.GetValue(buildArgs) ?? [])
+            {
+                var equals = pair.IndexOf('=');
+                if (equals > 0)
+                {
+                    args[pair[..equals]] = pair[(equals + 1)..];
+                }
+                else if (Environment.GetEnvironmentVariable(pair) is { } fromEnvironment)
+                {
+                    args[pair] = fromEnvironment; // as docker build: --build-arg NAME takes NAME from the environment
+                }
+            }
+
+            return await BuildAsync(client, imageName, parse.GetValue(contextPath) ?? ".", parse.GetValue(file), new Client.ImageBuildOptions
+            {
+                Target = parse.GetValue(target),
+                NoCache = parse.GetValue(noCache),
+                Network = parse.GetValue(network),
+                BuildArgs = args,
+            }, cancellationToken);
+        }));
         group.Subcommands.Add(build);
 
         var reference = new Argument<string>("reference") { Description = "What to pull: registry.example.com:5000/team/app:1.2, …@sha256:…, or a Docker Hub name." };
@@ -100,6 +137,85 @@ internal static class ImageCommands
         }));
         group.Subcommands.Add(import);
         return group;
+    }
+
+    /// <summary>Sends the context, then prints the build's log as it runs; exit 0 when the image is ready, 1 when the
+    /// build failed (with the failed step's last lines).</summary>
+    private static async Task<int> BuildAsync(Client.CordonClient client, string name, string contextDirectory, string? dockerfile, Client.ImageBuildOptions options, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(contextDirectory))
+        {
+            Console.Error.WriteLine($"cordon: the build context '{contextDirectory}' is not a directory.");
+            return 2;
+        }
+
+        // A Dockerfile outside the context travels with it under a name of its own, as with docker build -f.
+        string? outside = null;
+        var inContext = "Dockerfile";
+        if (dockerfile is not null)
+        {
+            var full = Path.GetFullPath(dockerfile);
+            var relative = Path.GetRelativePath(Path.GetFullPath(contextDirectory), full);
+            if (!File.Exists(full))
+            {
+                Console.Error.WriteLine($"cordon: the Dockerfile '{dockerfile}' does not exist.");
+                return 2;
+            }
+
+            if (relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative))
+            {
+                outside = full;
+                inContext = ContextArchive.OutsideDockerfile;
+            }
+            else
+            {
+                inContext = relative.Replace(Path.DirectorySeparatorChar, '/');
+            }
+        }
+
+        var pipe = new Pipe();
+        var producer = Task.Run(async () =>
+        {
+            await using var writer = pipe.Writer.AsStream();
+            await ContextArchive.WriteAsync(contextDirectory, outside, writer, cancellationToken);
+        }, cancellationToken);
+        ImageInfo started;
+        await using (var body = pipe.Reader.AsStream())
+        {
+            started = await client.BuildImageFromContextAsync(name, body, options with { Dockerfile = inContext }, cancellationToken);
+        }
+
+        await producer;
+        var status = "failed";
+        await foreach (var e in client.FollowBuildAsync(started.Name, 0, cancellationToken))
+        {
+            switch (e.Type)
+            {
+                case "step":
+                    Console.WriteLine($"#{e.Step}/{e.Steps} [{e.Stage}] {e.Instruction}{(e.Cached == true ? "  (cached)" : "")}");
+                    break;
+                case "output":
+                    Console.WriteLine("    " + e.Message);
+                    break;
+                case "error":
+                    Console.Error.WriteLine(e.Message);
+                    foreach (var line in e.LastLines ?? [])
+                    {
+                        Console.Error.WriteLine("    | " + line);
+                    }
+
+                    break;
+                case "done":
+                    status = e.Status ?? "failed";
+                    Console.WriteLine(e.Message);
+                    break;
+                default:
+                    Console.WriteLine($"{e.Type}: {e.Message}");
+                    break;
+            }
+        }
+
+        return status == "ready" ? 0 : 1;
     }
 
     /// <summary>Prints a building image's progress until it is ready (exit 0) or failed (exit 1, with why).</summary>

@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using System.Text;
 using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -283,6 +284,46 @@ public sealed class CordonClient : IDisposable
     public Task<ImageInfo> BuildImageAsync(string name, bool rebuild = false, CancellationToken cancellationToken = default)
         => SendAsync(HttpMethod.Post, $"/v1/images/{Uri.EscapeDataString(name)}/build?rebuild={(rebuild ? "true" : "false")}", null, ApiJsonContext.Default.ImageInfo, cancellationToken);
 
+    /// <summary>Starts building an image from a Dockerfile; <paramref name="context"/> is the build context as a tar
+    /// archive (plain, gzip or zstd) holding the Dockerfile. Follow it with <see cref="FollowBuildAsync"/>.</summary>
+    public async Task<ImageInfo> BuildImageFromContextAsync(string name, Stream context, ImageBuildOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new ImageBuildOptions();
+        var query = new StringBuilder($"/v1/images/{Uri.EscapeDataString(name)}/build?dockerfile={Uri.EscapeDataString(options.Dockerfile)}");
+        if (options.Target is not null)
+        {
+            query.Append("&target=").Append(Uri.EscapeDataString(options.Target));
+        }
+
+        if (options.NoCache)
+        {
+            query.Append("&noCache=true");
+        }
+
+        if (options.Network is not null)
+        {
+            query.Append("&network=").Append(Uri.EscapeDataString(options.Network));
+        }
+
+        foreach (var (arg, value) in options.BuildArgs)
+        {
+            query.Append("&buildArg=").Append(Uri.EscapeDataString(arg + "=" + value));
+        }
+
+        using var body = new StreamContent(context);
+        body.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        return await SendAsync(HttpMethod.Post, query.ToString(), body, ApiJsonContext.Default.ImageInfo, cancellationToken);
+    }
+
+    /// <summary>The image's last build log from <paramref name="offset"/>, line by line as it is written, until the
+    /// build ends (the last event has type <c>done</c>).</summary>
+    public IAsyncEnumerable<BuildEvent> FollowBuildAsync(string name, long offset = 0, CancellationToken cancellationToken = default)
+        => StreamAsync(HttpMethod.Get, $"/v1/images/{Uri.EscapeDataString(name)}/build?follow=true&offset={offset}", null, ApiJsonContext.Default.BuildEvent, cancellationToken);
+
+    /// <summary>Empties the build step cache.</summary>
+    public Task ClearBuildCacheAsync(CancellationToken cancellationToken = default)
+        => SendEmptyAsync(HttpMethod.Delete, "/v1/build-cache", cancellationToken);
+
     // ---- plumbing -------------------------------------------------------------------------------
 
     private static string ContextsUrl(string id, string suffix) => $"/v1/sandboxes/{Uri.EscapeDataString(id)}/contexts{suffix}";
@@ -306,9 +347,13 @@ public sealed class CordonClient : IDisposable
     }
 
     /// <summary>POSTs and yields the NDJSON lines of the streamed answer as they arrive.</summary>
-    private async IAsyncEnumerable<T> StreamAsync<T>(string url, HttpContent content, JsonTypeInfo<T> typeInfo, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private IAsyncEnumerable<T> StreamAsync<T>(string url, HttpContent content, JsonTypeInfo<T> typeInfo, CancellationToken cancellationToken)
+        => StreamAsync(HttpMethod.Post, url, content, typeInfo, cancellationToken);
+
+    /// <summary>Sends a request and yields the NDJSON lines of the streamed answer as they arrive.</summary>
+    private async IAsyncEnumerable<T> StreamAsync<T>(HttpMethod method, string url, HttpContent? content, JsonTypeInfo<T> typeInfo, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
+        using var request = new HttpRequestMessage(method, url) { Content = content };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/x-ndjson"));
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         await EnsureSuccessAsync(response, cancellationToken);

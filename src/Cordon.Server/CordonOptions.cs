@@ -135,6 +135,24 @@ public sealed class CordonOptions
     /// <summary>Most named snapshots one key may hold.</summary>
     public int MaxSnapshotsPerKey { get; set; } = 100;
 
+    /// <summary>Longest an image build may take, all its steps together; a build still running then fails.</summary>
+    [Range(10, 86400)]
+    public int MaxBuildSeconds { get; set; } = 3600;
+
+    /// <summary>Build steps the step cache remembers; the least recently used go first (and their snapshots once
+    /// nothing else uses them).</summary>
+    [Range(0, 100_000)]
+    public int BuildCacheEntries { get; set; } = 1000;
+
+    /// <summary>Memory of each sandbox a build runs its steps in (MiB; at most <see cref="MaxMemoryMiB"/>).</summary>
+    [Range(64, 1 << 20)]
+    public long BuildMemoryMiB { get; set; } = 2048;
+
+    /// <summary>Disk of each sandbox a build runs its steps in (MiB; at most <see cref="MaxDiskMiB"/>): what one stage
+    /// may add to its image.</summary>
+    [Range(64, 1 << 24)]
+    public long BuildDiskMiB { get; set; } = 8192;
+
     /// <summary>How long ended sandboxes stay visible (with their history) before they are forgotten.</summary>
     public TimeSpan EndedRetention { get; set; } = TimeSpan.FromHours(24);
 

@@ -94,6 +94,7 @@ public static class CordonServer
         builder.Services.AddSingleton<ApiKeyService>();
         builder.Services.AddSingleton<ImageService>();
         builder.Services.AddSingleton<ImageBuildQueue>();
+        builder.Services.AddSingleton<Images.Builds.ImageBuilder>();
         builder.Services.AddSingleton<OciRuntime>();
         builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
         builder.Services.AddSingleton<Secrets.SecretService>();
@@ -164,6 +165,7 @@ public static class CordonServer
         app.MapVolumeEndpoints();
         app.MapCodeEndpoints();
         app.MapImageEndpoints();
+        app.MapBuildCacheEndpoints();
         app.MapKeyEndpoints();
         app.MapPoolEndpoints();
         app.MapSecretEndpoints();

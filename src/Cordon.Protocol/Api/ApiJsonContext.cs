@@ -39,6 +39,8 @@ namespace Cordon.Protocol.Api;
 [JsonSerializable(typeof(List<SandboxEvent>))]
 [JsonSerializable(typeof(SandboxMetrics))]
 [JsonSerializable(typeof(PullImageRequest))]
+[JsonSerializable(typeof(BuildEvent))]
+[JsonSerializable(typeof(List<BuildEvent>))]
 [JsonSerializable(typeof(ImageInfo))]
 [JsonSerializable(typeof(List<ImageInfo>))]
 [JsonSerializable(typeof(HealthReport))]

@@ -26,4 +26,14 @@ public sealed record ImageInfo
     public string User { get; init; } = "root";
 
     public string WorkingDir { get; init; } = "/";
+
+    /// <summary>A built image's file system above <see cref="Layers"/>: the build's snapshots, oldest first (empty for
+    /// pulled and imported images).</summary>
+    public IReadOnlyList<string> Snapshots { get; init; } = [];
+
+    /// <summary>The image's ENTRYPOINT, or null.</summary>
+    public IReadOnlyList<string>? Entrypoint { get; init; }
+
+    /// <summary>The image's CMD, or null.</summary>
+    public IReadOnlyList<string>? Cmd { get; init; }
 }

@@ -3,6 +3,7 @@ using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.Http;
 using Cordon.Server.Images;
+using Cordon.Server.Images.Builds;
 using Cordon.Server.Sandboxes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -56,17 +57,78 @@ public static class ImageEndpoints
             .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip or zstd layers), as ?name=; "
                 + "or, with a JSON body {\"from\": \"registry/repo:tag\"}, pull it from an OCI registry (202; follow it with GET /v1/images/{name}).");
 
-        group.MapPost("/{name}/build", (string name, bool? rebuild, HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue) =>
+        group.MapPost("/{name}/build", async (string name, bool? rebuild, string? dockerfile, string? target, bool? noCache, [Microsoft.AspNetCore.Mvc.FromQuery] string[]? buildArg, string? network,
+            HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue, ImageBuilder builder, SandboxService sandboxes) =>
         {
             RequireAdmin(context);
-            if (name != options.Value.DefaultImage)
+            if (name == options.Value.DefaultImage)
             {
-                throw CordonException.Invalid($"Only the default image ('{options.Value.DefaultImage}') is built by Cordon; import other images with POST /v1/images?name=.");
+                queue.BuildDefault(rebuild ?? false);
+                return Results.Accepted($"/v1/images/{name}", images.Find(name) ?? new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow });
             }
 
-            queue.BuildDefault(rebuild ?? false);
-            return Results.Accepted($"/v1/images/{name}", images.Find(name) ?? new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow });
-        }).WithName("BuildImage").Produces<ImageInfo>(202).WithSummary("Start building the default image; follow it with GET /v1/images/{name}.");
+            if (context.Request.ContentLength is 0 || (context.Request.ContentLength is null && !context.Request.Headers.TransferEncoding.Any()))
+            {
+                throw CordonException.Invalid("A build needs its context as the body: a tar archive (plain, gzip or zstd) holding the Dockerfile and the files it copies.");
+            }
+
+            var args = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var pair in buildArg ?? [])
+            {
+                var equals = pair.IndexOf('=');
+                if (equals <= 0)
+                {
+                    throw CordonException.Invalid($"buildArg takes NAME=value; '{(pair.Length > 64 ? pair[..64] : pair)}' has no '='.");
+                }
+
+                args[pair[..equals]] = pair[(equals + 1)..];
+            }
+
+            var policy = network switch
+            {
+                null => null,
+                "internet" => sandboxes.DefaultNetwork.Internet ? sandboxes.DefaultNetwork : Network.EgressPolicy.OpenInternet,
+                "none" => Network.EgressPolicy.None,
+                _ => throw CordonException.Invalid("network is 'internet' or 'none' (the server's default when left out)."),
+            };
+            RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
+            var image = await builder.StartAsync(ApiKeyMiddleware.Caller(context), new BuildRequest
+            {
+                Name = name,
+                Dockerfile = dockerfile ?? "Dockerfile",
+                Target = target,
+                Args = args,
+                NoCache = noCache ?? false,
+                Network = policy,
+            }, context.Request.Body, context.RequestAborted);
+            return Results.Accepted($"/v1/images/{name}/build", image);
+        }).WithName("BuildImage").Accepts<Stream>("application/x-tar", "application/gzip", "*/*").Produces<ImageInfo>(202)
+            .WithSummary("Build an image from a Dockerfile: the body is the build context (a tar archive with the Dockerfile); follow the build with "
+                + "GET /v1/images/{name}/build. For the default image's name, (re)build it from Debian packages (no body).");
+
+        group.MapGet("/{name}/build", async (string name, long? offset, bool? follow, HttpContext context, ImageBuilder builder) =>
+        {
+            RequireAdmin(context);
+            var log = builder.LogOf(name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"No build of '{name}' ran since the server started.") { Subject = name };
+            var at = Math.Max(0, offset ?? 0);
+            Ndjson.Begin(context);
+            while (true)
+            {
+                foreach (var e in log.Read(at))
+                {
+                    await Ndjson.WriteAsync(context, e, ApiJsonContext.Default.BuildEvent, context.RequestAborted);
+                    at = e.Offset + 1;
+                }
+
+                if (follow != true || log.Completed)
+                {
+                    return Results.Empty;
+                }
+
+                await log.WaitAsync(at, context.RequestAborted);
+            }
+        }).WithName("GetImageBuild").Produces<BuildEvent>(200, Ndjson.ContentType)
+            .WithSummary("The image's last build log as NDJSON, from ?offset=; with follow=true, kept open until the build ends (its last line has type 'done').");
 
         group.MapDelete("/{name}", (string name, HttpContext context, ImageService images, SandboxService sandboxes) =>
         {
@@ -75,6 +137,14 @@ public static class ImageEndpoints
             return Results.NoContent();
         }).WithName("DeleteImage").Produces(204);
     }
+
+    public static void MapBuildCacheEndpoints(this IEndpointRouteBuilder app)
+        => app.MapDelete("/v1/build-cache", (HttpContext context, ImageBuilder builder) =>
+        {
+            RequireAdmin(context);
+            builder.ClearCache();
+            return Results.NoContent();
+        }).WithTags("Images").WithName("ClearBuildCache").Produces(204).WithSummary("Empty the build step cache: the next builds run every step.");
 
     internal static void RequireAdmin(HttpContext context)
     {

@@ -377,13 +377,74 @@ public sealed partial class ImageService
         return imported;
     }
 
+    /// <summary>The snapshots built images stand on and the build cache holds (they are kept while referenced).</summary>
+    public HashSet<string> ReferencedSnapshots()
+    {
+        var referenced = _store.BuildCacheSnapshots();
+        foreach (var image in _store.LoadImages())
+        {
+            referenced.UnionWith(image.Snapshots);
+        }
+
+        return referenced;
+    }
+
+    /// <summary>Marks a build of <paramref name="name"/> as started: a new name shows as <c>building</c>; an image of
+    /// that name stays usable (and unchanged) until the build replaces it.</summary>
+    /// <returns>The image as it shows while the build runs.</returns>
+    public async Task<ImageInfo> BeginBuildAsync(string name, CancellationToken cancellationToken)
+    {
+        ValidateName(name);
+        if (name == _options.DefaultImage)
+        {
+            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: use another name.");
+        }
+
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (Find(name) is { Status: ImageStates.Ready } ready)
+            {
+                return ready;
+            }
+
+            if (Find(name) is { Status: ImageStates.Building })
+            {
+                throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported, pulled or built already: wait for it to finish.");
+            }
+
+            var image = new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = "building" };
+            _store.SaveImage(image);
+            return image;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Ends a build: its image replaces the old one of that name, or (failed) the name shows why — unless a
+    /// ready image of that name existed before the build, which stays.</summary>
+    public void EndBuild(string name, ImageInfo? built, string? failure)
+    {
+        if (built is not null)
+        {
+            _store.SaveImage(built);
+            LogImported(name, built.Digest ?? "", built.SizeBytes);
+        }
+        else if (Find(name) is not { Status: ImageStates.Ready })
+        {
+            _store.SaveImage(new ImageInfo { Name = name, Status = ImageStates.Failed, CreatedAt = DateTimeOffset.UtcNow, Message = failure });
+        }
+    }
+
     /// <summary>Removes an image; its layers go once no image uses them. Refused while sandboxes use it.</summary>
     public void Delete(string name, IEnumerable<string> imagesInUse)
     {
         var image = Find(name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name };
         if (imagesInUse.Contains(name))
         {
-            throw new CordonException(ErrorCode.ImageInUse, $"Sandboxes still run from the image '{name}': destroy them first.");
+            throw new CordonException(ErrorCode.ImageInUse, $"Sandboxes, snapshots or build steps still start from the image '{name}': destroy those sandboxes, delete those snapshots, or empty the build cache (DELETE /v1/images/build-cache), then retry.");
         }
 
         _store.DeleteImage(name);

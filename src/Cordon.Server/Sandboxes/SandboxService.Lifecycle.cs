@@ -81,7 +81,7 @@ public sealed partial class SandboxService
             DiskMiB = disk,
             MaxProcesses = pids,
             User = snapshot?.User ?? image.User,
-            Snapshots = snapshot?.Layers ?? [],
+            Snapshots = snapshot?.Layers ?? image.Snapshots,
             Volumes = volumes,
             Env = request.Env ?? new Dictionary<string, string>(),
             Timers = timers,

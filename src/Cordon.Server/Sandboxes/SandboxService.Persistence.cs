@@ -232,9 +232,10 @@ public sealed partial class SandboxService
             }
         }
 
+        var referenced = _images.ReferencedSnapshots();
         foreach (var snapshot in _snapshots.Values.Where(s => s.Internal && DateTimeOffset.UtcNow - s.CreatedAt > ForkSnapshotGrace).ToList())
         {
-            if (SnapshotUsers(snapshot.Id) == 0)
+            if (SnapshotUsers(snapshot.Id, referenced) == 0)
             {
                 await RemoveSnapshotAsync(snapshot);
             }
@@ -343,7 +344,7 @@ public sealed partial class SandboxService
             _store.SaveSnapshot(snapshot);
             _snapshots[snapshot.Id] = snapshot;
             _store.AddEvent(record.Id, "snapshotted", name is null
-                ? $"Its file system was saved for a fork{Through(via)} ({snapshot.Id})."
+                ? $"Its file system was saved for a fork or a build step{Through(via)} ({snapshot.Id})."
                 : $"Snapshot '{name}' ({snapshot.Id}) taken{Through(via)}.");
             _store.Audit(caller.KeyId, "sandbox.snapshot", record.Id, snapshot.Id);
             return snapshot;
@@ -393,6 +394,9 @@ public sealed partial class SandboxService
         return forks;
     }
 
+    /// <summary>Whether this host can take snapshots now (builds need them).</summary>
+    public async Task<bool> CanSnapshotAsync(CancellationToken cancellationToken) => (await _runtime.ProbeAsync(cancellationToken)).Snapshots;
+
     /// <summary>The caller's named snapshots, oldest first (those a fork took are not listed).</summary>
     public IReadOnlyList<SnapshotRecord> ListSnapshots(CallerIdentity caller, string? sandboxId)
         => [.. _snapshots.Values.Where(s => caller.CanSee(s.Owner) && !s.Internal && (sandboxId is null || s.SandboxId == sandboxId)).OrderBy(s => s.CreatedAt)];
@@ -401,10 +405,19 @@ public sealed partial class SandboxService
     public SnapshotRecord GetSnapshot(CallerIdentity caller, string idOrName) => FindSnapshot(caller, idOrName)
         ?? throw new CordonException(ErrorCode.SnapshotNotFound, $"No snapshot '{Shorten(idOrName)}' exists for this API key.") { Subject = idOrName };
 
-    /// <summary>How many live sandboxes and other snapshots start from the snapshot.</summary>
-    public int SnapshotUsers(string snapshotId)
+    /// <summary>How many live sandboxes, other snapshots, and images or build cache entries (one for all of them)
+    /// start from the snapshot.</summary>
+    /// <param name="referenced">What images and the build cache hold (<see cref="Images.ImageService.ReferencedSnapshots"/>),
+    /// when the caller has read it already.</param>
+    public int SnapshotUsers(string snapshotId, ISet<string>? referenced = null)
         => _live.Values.Count(r => r.Snapshots.Contains(snapshotId))
-           + _snapshots.Values.Count(s => s.Id != snapshotId && s.Layers.Contains(snapshotId));
+           + _snapshots.Values.Count(s => s.Id != snapshotId && s.Layers.Contains(snapshotId))
+           + ((referenced ?? _images.ReferencedSnapshots()).Contains(snapshotId) ? 1 : 0);
+
+    /// <summary>Saves the sandbox's file system as a snapshot of the server's for a build step: not listed, not counted
+    /// against the key's snapshots, removed once no image, build cache entry or sandbox uses it.</summary>
+    public Task<SnapshotRecord> SnapshotForBuildAsync(CallerIdentity caller, string id, CancellationToken cancellationToken)
+        => TakeSnapshotAsync(caller, Find(caller, id), null, "the image builder", cancellationToken);
 
     /// <summary>Deletes a snapshot; refused while a sandbox or another snapshot starts from it. Deleting one that is
     /// gone does nothing.</summary>

@@ -99,6 +99,7 @@ public sealed class StateStore
                 layers TEXT NOT NULL, user TEXT NOT NULL, disk_mib INTEGER NOT NULL, created_at TEXT NOT NULL, ready INTEGER NOT NULL,
                 UNIQUE (owner, name));
             CREATE TABLE IF NOT EXISTS warm_pools (image TEXT PRIMARY KEY, size INTEGER NOT NULL);
+            CREATE TABLE IF NOT EXISTS build_cache (key TEXT PRIMARY KEY, snapshot TEXT NOT NULL, used_at TEXT NOT NULL);
             """;
         command.ExecuteNonQuery();
 
@@ -499,7 +500,7 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$status", image.Status);
         command.Parameters.AddWithValue("$digest", (object?)image.Digest ?? DBNull.Value);
         command.Parameters.AddWithValue("$layers", JsonSerializer.Serialize(image.Layers));
-        command.Parameters.AddWithValue("$config", JsonSerializer.Serialize(new StoredImageConfig(image.Env, image.User, image.WorkingDir)));
+        command.Parameters.AddWithValue("$config", JsonSerializer.Serialize(new StoredImageConfig(image.Env, image.User, image.WorkingDir) { Snapshots = image.Snapshots, Entrypoint = image.Entrypoint, Cmd = image.Cmd }));
         command.Parameters.AddWithValue("$size", image.SizeBytes);
         command.Parameters.AddWithValue("$created", image.CreatedAt.ToString("O"));
         command.Parameters.AddWithValue("$message", (object?)image.Message ?? DBNull.Value);
@@ -536,6 +537,9 @@ public sealed class StateStore
                 Env = config.Env,
                 User = config.User,
                 WorkingDir = config.WorkingDir,
+                Snapshots = config.Snapshots ?? [],
+                Entrypoint = config.Entrypoint,
+                Cmd = config.Cmd,
                 SizeBytes = reader.GetInt64(5),
                 CreatedAt = DateTimeOffset.Parse(reader.GetString(6)),
                 Message = reader.IsDBNull(7) ? null : reader.GetString(7),
@@ -552,6 +556,65 @@ public sealed class StateStore
         command.CommandText = "DELETE FROM images WHERE name = $name";
         command.Parameters.AddWithValue("$name", name);
         command.ExecuteNonQuery();
+    }
+
+    // ---- build cache ----------------------------------------------------------------------------
+
+    /// <summary>The snapshot a build step made, by the step's cache key; marks it used now.</summary>
+    public string? UseBuildCache(string key)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE build_cache SET used_at = $now WHERE key = $key RETURNING snapshot";
+        command.Parameters.AddWithValue("$key", key);
+        command.Parameters.AddWithValue("$now", DateTimeOffset.UtcNow.ToString("O"));
+        return command.ExecuteScalar() as string;
+    }
+
+    /// <summary>Records a step's snapshot, then forgets the least recently used entries beyond <paramref name="keep"/>
+    /// (their snapshots go once nothing else uses them).</summary>
+    public void SaveBuildCache(string key, string snapshot, int keep)
+    {
+        using var connection = Open();
+        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = """
+            INSERT INTO build_cache (key, snapshot, used_at) VALUES ($key, $snapshot, $now)
+            ON CONFLICT(key) DO UPDATE SET snapshot = $snapshot, used_at = $now;
+            DELETE FROM build_cache WHERE key NOT IN (SELECT key FROM build_cache ORDER BY used_at DESC LIMIT $keep);
+            """;
+        command.Parameters.AddWithValue("$key", key);
+        command.Parameters.AddWithValue("$snapshot", snapshot);
+        command.Parameters.AddWithValue("$now", DateTimeOffset.UtcNow.ToString("O"));
+        command.Parameters.AddWithValue("$keep", keep);
+        command.ExecuteNonQuery();
+        transaction.Commit();
+    }
+
+    /// <summary>Every snapshot the build cache holds.</summary>
+    public HashSet<string> BuildCacheSnapshots()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT DISTINCT snapshot FROM build_cache";
+        using var reader = command.ExecuteReader();
+        var snapshots = new HashSet<string>(StringComparer.Ordinal);
+        while (reader.Read())
+        {
+            snapshots.Add(reader.GetString(0));
+        }
+
+        return snapshots;
+    }
+
+    /// <summary>Empties the build cache; returns how many entries it had.</summary>
+    public int ClearBuildCache()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM build_cache";
+        return command.ExecuteNonQuery();
     }
 
     // ---- server secrets -------------------------------------------------------------------------
@@ -660,5 +723,12 @@ public sealed class StateStore
         return keys;
     }
 
-    private sealed record StoredImageConfig(IReadOnlyDictionary<string, string> Env, string User, string WorkingDir);
+    private sealed record StoredImageConfig(IReadOnlyDictionary<string, string> Env, string User, string WorkingDir)
+    {
+        public IReadOnlyList<string>? Snapshots { get; init; }
+
+        public IReadOnlyList<string>? Entrypoint { get; init; }
+
+        public IReadOnlyList<string>? Cmd { get; init; }
+    }
 }

@@ -1,0 +1,23 @@
+namespace Cordon.Server.Images.Builds;
+
+/// <summary>What a Dockerfile build asks for; every interface maps its own request onto this.</summary>
+public sealed record BuildRequest
+{
+    /// <summary>The image it makes (replacing one of that name once it succeeds).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The Dockerfile's path in the context.</summary>
+    public string Dockerfile { get; init; } = "Dockerfile";
+
+    /// <summary>The stage to build (by name); the last one when null.</summary>
+    public string? Target { get; init; }
+
+    /// <summary>Values of the Dockerfile's ARGs.</summary>
+    public IReadOnlyDictionary<string, string> Args { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Run every step, whatever the step cache holds.</summary>
+    public bool NoCache { get; init; }
+
+    /// <summary>What the steps' traffic may reach; the server's default when null.</summary>
+    public Network.EgressPolicy? Network { get; init; }
+}
