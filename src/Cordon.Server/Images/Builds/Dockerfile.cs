@@ -190,7 +190,8 @@ public sealed record Dockerfile(IReadOnlyList<Instruction> GlobalArgs, IReadOnly
             {
                 throw new DockerfileException(keyword == "RUN" && flagName is "mount" or "network" or "security"
                     ? $"RUN --{flagName} is not supported by Cordon's builder (each RUN runs in the build's sandbox, with the build's network)"
-                    : $"{keyword} has no option --{flagName} that Cordon supports") { Line = line };
+                    : $"{keyword} has no option --{flagName} that Cordon supports")
+                { Line = line };
             }
 
             flags[flagName] = equals < 0 ? "true" : flag[(equals + 1)..];
