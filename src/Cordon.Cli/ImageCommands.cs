@@ -33,9 +33,11 @@ internal static class ImageCommands
         var target = new Option<string?>("--target") { Description = "The stage to build (default: the last)." };
         var noCache = new Option<bool>("--no-cache") { Description = "Run every step, whatever the step cache holds." };
         var network = new Option<string?>("--network") { Description = "internet or none for the steps' traffic (default: the server's)." };
+        var startCmd = new Option<string?>("--start-cmd") { Description = "A shell command every sandbox of the image starts in the background (a server)." };
+        var readyCmd = new Option<string?>("--ready-cmd") { Description = "A shell command that succeeds once the start command's service is up; creates wait for it." };
         var build = new Command("build", "Build an image from a Dockerfile (-t NAME [CONTEXT]), or the default image from Debian packages.")
         {
-            contextPath, rebuild, tag, file, buildArgs, target, noCache, network,
+            contextPath, rebuild, tag, file, buildArgs, target, noCache, network, startCmd, readyCmd,
         };
         build.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
         {
@@ -64,6 +66,8 @@ internal static class ImageCommands
                 Target = parse.GetValue(target),
                 NoCache = parse.GetValue(noCache),
                 Network = parse.GetValue(network),
+                StartCmd = parse.GetValue(startCmd),
+                ReadyCmd = parse.GetValue(readyCmd),
                 BuildArgs = args,
             }, cancellationToken);
         }));

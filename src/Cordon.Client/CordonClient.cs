@@ -305,6 +305,16 @@ public sealed class CordonClient : IDisposable
             query.Append("&network=").Append(Uri.EscapeDataString(options.Network));
         }
 
+        if (options.StartCmd is not null)
+        {
+            query.Append("&startCmd=").Append(Uri.EscapeDataString(options.StartCmd));
+        }
+
+        if (options.ReadyCmd is not null)
+        {
+            query.Append("&readyCmd=").Append(Uri.EscapeDataString(options.ReadyCmd));
+        }
+
         foreach (var (arg, value) in options.BuildArgs)
         {
             query.Append("&buildArg=").Append(Uri.EscapeDataString(arg + "=" + value));

@@ -135,6 +135,11 @@ public sealed class CordonOptions
     /// <summary>Most named snapshots one key may hold.</summary>
     public int MaxSnapshotsPerKey { get; set; } = 100;
 
+    /// <summary>Longest a new sandbox waits for its image's ready command to succeed (after starting its start
+    /// command); then the create fails.</summary>
+    [Range(1, 3600)]
+    public int StartReadySeconds { get; set; } = 120;
+
     /// <summary>Longest an image build may take, all its steps together; a build still running then fails.</summary>
     [Range(10, 86400)]
     public int MaxBuildSeconds { get; set; } = 3600;

@@ -157,7 +157,7 @@ public sealed class ImageBuildTests(DefaultImageServer fixture)
 
                 FROM busybox
                 COPY --from=build /src/hello /usr/local/bin/hello
-                COPY --from=build --chown=1000:1000 /src/hello-link /opt/
+                COPY --from=build --chown=1000 /src/hello-link /opt/
                 """,
             ["hello.c"] = "#include <stdio.h>\nint main(void) { puts(\"hello from a stage\"); return 0; }\n",
         };
@@ -175,6 +175,57 @@ public sealed class ImageBuildTests(DefaultImageServer fixture)
         var (_, first) = await BuildAsync(Name("multi-build"), files, new ImageBuildOptions { Target = "build" });
         await using var builder = await fixture.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = first.Name });
         Assert.Equal("not-copied\n/src\n", (await builder.ShAsync("cat other.txt; pwd")).Stdout);
+    }
+
+    [Fact]
+    public async Task ReadyTemplate_ItsServerAnswersTheFirstRequest_FromAWarmPoolToo()
+    {
+        var name = Name("served");
+        var (_, image) = await BuildAsync(name, new() { ["Dockerfile"] = "FROM default\nWORKDIR /srv\nRUN echo served-by-template > index.html\n" }, new ImageBuildOptions
+        {
+            // The server comes up half a second after it starts: only a create that waits for the ready command sees it.
+            StartCmd = "sleep 0.5 && exec python3 -m http.server 8000",
+            ReadyCmd = "curl -sf http://127.0.0.1:8000/ > /dev/null",
+        });
+        Assert.Equal("sleep 0.5 && exec python3 -m http.server 8000", image.StartCmd);
+
+        await using (var sandbox = await fixture.CreateSandboxAsync(new CreateSandboxRequest { Image = name }))
+        {
+            Assert.Equal("served-by-template\n", (await sandbox.ShAsync("curl -s http://127.0.0.1:8000/index.html")).Stdout);
+            var events = await Client.GetEventsAsync(sandbox.Id, Token);
+            Assert.Contains(events, e => e.Kind == "ready");
+        }
+
+        await Client.SetPoolAsync(name, 1, Token);
+        try
+        {
+            for (var deadline = DateTime.UtcNow.AddSeconds(60); (await Client.ListPoolsAsync(Token)).Single(p => p.Image == name).Ready < 1; await Task.Delay(100, Token))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "The template's warm pool did not fill in 60 s.");
+            }
+
+            await using var claimed = await fixture.CreateSandboxAsync(new CreateSandboxRequest { Image = name });
+            Assert.Equal(1, (await Client.ListPoolsAsync(Token)).Single(p => p.Image == name).Claims);
+            Assert.Equal("served-by-template\n", (await claimed.ShAsync("curl -s http://127.0.0.1:8000/index.html")).Stdout);
+        }
+        finally
+        {
+            await Client.SetPoolAsync(name, 0, Token);
+        }
+    }
+
+    [Fact]
+    public async Task ReadyTemplate_WhoseStartCommandFails_LeavesNoSandbox()
+    {
+        var name = Name("broken");
+        await BuildAsync(name, new() { ["Dockerfile"] = "FROM busybox\n" }, new ImageBuildOptions { StartCmd = "echo cannot start >&2; exit 3", ReadyCmd = "false" });
+
+        var ex = await Assert.ThrowsAsync<CordonApiException>(() => Client.CreateSandboxAsync(new CreateSandboxRequest { Image = name }, Token));
+
+        Assert.Equal(502, ex.Status);
+        Assert.Contains("exit code 3", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot start", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(await Client.ListSandboxesAsync(cancellationToken: Token), s => s.Image == name);
     }
 
     [Fact]

@@ -36,4 +36,12 @@ public sealed record ImageInfo
 
     /// <summary>The image's CMD, or null.</summary>
     public IReadOnlyList<string>? Cmd { get; init; }
+
+    /// <summary>A shell command every new sandbox of the image starts in the background (a server, say) before the
+    /// create answers; null for none.</summary>
+    public string? StartCmd { get; init; }
+
+    /// <summary>A shell command run (as the image's user) until it exits 0 before the create answers, so the start
+    /// command's service is up when the caller first reaches it; null to wait for nothing.</summary>
+    public string? ReadyCmd { get; init; }
 }

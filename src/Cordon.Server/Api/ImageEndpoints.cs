@@ -57,7 +57,7 @@ public static class ImageEndpoints
             .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip or zstd layers), as ?name=; "
                 + "or, with a JSON body {\"from\": \"registry/repo:tag\"}, pull it from an OCI registry (202; follow it with GET /v1/images/{name}).");
 
-        group.MapPost("/{name}/build", async (string name, bool? rebuild, string? dockerfile, string? target, bool? noCache, [Microsoft.AspNetCore.Mvc.FromQuery] string[]? buildArg, string? network,
+        group.MapPost("/{name}/build", async (string name, bool? rebuild, string? dockerfile, string? target, bool? noCache, [Microsoft.AspNetCore.Mvc.FromQuery] string[]? buildArg, string? network, string? startCmd, string? readyCmd,
             HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue, ImageBuilder builder, SandboxService sandboxes) =>
         {
             RequireAdmin(context);
@@ -100,6 +100,8 @@ public static class ImageEndpoints
                 Args = args,
                 NoCache = noCache ?? false,
                 Network = policy,
+                StartCmd = startCmd,
+                ReadyCmd = readyCmd,
             }, context.Request.Body, context.RequestAborted);
             return Results.Accepted($"/v1/images/{name}/build", image);
         }).WithName("BuildImage").Accepts<Stream>("application/x-tar", "application/gzip", "*/*").Produces<ImageInfo>(202)

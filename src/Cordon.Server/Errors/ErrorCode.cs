@@ -80,6 +80,9 @@ public enum ErrorCode
     /// <summary>Building the image failed.</summary>
     ImageBuildFailed,
 
+    /// <summary>The image's start command ended, or its ready command did not succeed in time, in a new sandbox.</summary>
+    StartFailed,
+
     /// <summary>A limit of the server or of the caller's key is reached.</summary>
     QuotaExceeded,
 

@@ -18,7 +18,7 @@ public static class ErrorStatus
         ErrorCode.SandboxEnded => 410,
         ErrorCode.QuotaExceeded => 429,
         ErrorCode.DiskFull or ErrorCode.HostDiskFull => 507,
-        ErrorCode.PortUnreachable or ErrorCode.SandboxUnreachable or ErrorCode.AgentError or ErrorCode.ImageBuildFailed => 502,
+        ErrorCode.PortUnreachable or ErrorCode.SandboxUnreachable or ErrorCode.AgentError or ErrorCode.ImageBuildFailed or ErrorCode.StartFailed => 502,
         ErrorCode.ImageNotReady or ErrorCode.RuntimeFailed or ErrorCode.CreateFailed or ErrorCode.MetricsUnavailable or ErrorCode.NetworkUnavailable
             or ErrorCode.SnapshotsUnavailable => 503,
         _ => 500,

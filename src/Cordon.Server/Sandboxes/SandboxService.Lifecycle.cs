@@ -99,11 +99,12 @@ public sealed partial class SandboxService
             Interlocked.Increment(ref _coldCreates);
         }
 
+        Sandbox created;
         await record.Lifecycle.WaitAsync(cancellationToken);
         try
         {
             await CreateAdmittedAsync(caller, request, record, image, cancellationToken);
-            return record.ToView();
+            created = record.ToView();
         }
         finally
         {
@@ -113,6 +114,13 @@ public sealed partial class SandboxService
                 Interlocked.Decrement(ref _coldCreates);
             }
         }
+
+        if (image.StartCmd is not null)
+        {
+            await StartImageCommandAsync(caller, record, image, cancellationToken);
+        }
+
+        return created;
     }
 
     private async Task CreateAdmittedAsync(CallerIdentity caller, NewSandbox request, SandboxRecord record, ImageInfo image, CancellationToken cancellationToken)

@@ -500,7 +500,7 @@ public sealed class StateStore
         command.Parameters.AddWithValue("$status", image.Status);
         command.Parameters.AddWithValue("$digest", (object?)image.Digest ?? DBNull.Value);
         command.Parameters.AddWithValue("$layers", JsonSerializer.Serialize(image.Layers));
-        command.Parameters.AddWithValue("$config", JsonSerializer.Serialize(new StoredImageConfig(image.Env, image.User, image.WorkingDir) { Snapshots = image.Snapshots, Entrypoint = image.Entrypoint, Cmd = image.Cmd }));
+        command.Parameters.AddWithValue("$config", JsonSerializer.Serialize(new StoredImageConfig(image.Env, image.User, image.WorkingDir) { Snapshots = image.Snapshots, Entrypoint = image.Entrypoint, Cmd = image.Cmd, StartCmd = image.StartCmd, ReadyCmd = image.ReadyCmd }));
         command.Parameters.AddWithValue("$size", image.SizeBytes);
         command.Parameters.AddWithValue("$created", image.CreatedAt.ToString("O"));
         command.Parameters.AddWithValue("$message", (object?)image.Message ?? DBNull.Value);
@@ -540,6 +540,8 @@ public sealed class StateStore
                 Snapshots = config.Snapshots ?? [],
                 Entrypoint = config.Entrypoint,
                 Cmd = config.Cmd,
+                StartCmd = config.StartCmd,
+                ReadyCmd = config.ReadyCmd,
                 SizeBytes = reader.GetInt64(5),
                 CreatedAt = DateTimeOffset.Parse(reader.GetString(6)),
                 Message = reader.IsDBNull(7) ? null : reader.GetString(7),
@@ -730,5 +732,9 @@ public sealed class StateStore
         public IReadOnlyList<string>? Entrypoint { get; init; }
 
         public IReadOnlyList<string>? Cmd { get; init; }
+
+        public string? StartCmd { get; init; }
+
+        public string? ReadyCmd { get; init; }
     }
 }

@@ -18,6 +18,12 @@ public sealed record BuildRequest
     /// <summary>Run every step, whatever the step cache holds.</summary>
     public bool NoCache { get; init; }
 
+    /// <summary>A shell command every sandbox of the image starts in the background (<see cref="Protocol.Api.ImageInfo.StartCmd"/>).</summary>
+    public string? StartCmd { get; init; }
+
+    /// <summary>A shell command that succeeds once the start command's service is up (<see cref="Protocol.Api.ImageInfo.ReadyCmd"/>).</summary>
+    public string? ReadyCmd { get; init; }
+
     /// <summary>What the steps' traffic may reach; the server's default when null.</summary>
     public Network.EgressPolicy? Network { get; init; }
 }

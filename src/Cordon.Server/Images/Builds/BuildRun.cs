@@ -68,6 +68,8 @@ internal sealed class BuildRun(
             WorkingDir = final.WorkDir,
             Entrypoint = final.Entrypoint,
             Cmd = final.Cmd,
+            StartCmd = request.StartCmd,
+            ReadyCmd = request.ReadyCmd,
         };
     }
 
@@ -546,16 +548,35 @@ internal sealed class BuildRun(
     }
 
     /// <summary>Gives what a COPY wrote to <c>--chown</c>'s owner (with the image's chown, which resolves its names).</summary>
-    private async Task ChownAsync(string id, string? owner, List<string> written, Instruction instruction)
+    private async Task ChownAsync(string sandboxId, string? owner, List<string> written, Instruction instruction)
     {
         if (owner is null || written.Count == 0)
         {
             return;
         }
 
+        // As Docker: a user without a group gets the group of the same number as the user's id.
+        if (!owner.Contains(':'))
+        {
+            if (!owner.All(char.IsAsciiDigit))
+            {
+                var id = await sandboxes.ExecAsync(caller, sandboxId, new CommandSpec { Argv = ["id", "-u", owner], User = "root", Cwd = "/" }, stdin: null, cancellationToken);
+                if (id.ExitCode != 0)
+                {
+                    throw new BuildFailedException($"step {_step}/{_steps} (line {instruction.Line}) {instruction.Keyword} --chown={owner}: no such user in the image ({id.Stderr.Trim()}).");
+                }
+
+                owner = $"{owner}:{id.Stdout.Trim()}";
+            }
+            else
+            {
+                owner = $"{owner}:{owner}";
+            }
+        }
+
         foreach (var batch in written.Distinct(StringComparer.Ordinal).Chunk(256))
         {
-            await RunToolAsync(id, ["chown", "-h", owner, .. batch], instruction);
+            await RunToolAsync(sandboxId, ["chown", "-h", owner, .. batch], instruction);
         }
     }
 

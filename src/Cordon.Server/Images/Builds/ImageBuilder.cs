@@ -34,6 +34,18 @@ public sealed partial class ImageBuilder(
     {
         ImageService.ValidateName(request.Name);
         ValidateArgs(request.Args);
+        foreach (var (what, command) in new[] { ("startCmd", request.StartCmd), ("readyCmd", request.ReadyCmd) })
+        {
+            if (command is not null && (command.Trim().Length == 0 || command.Length > 65536 || command.Contains('\0')))
+            {
+                throw CordonException.Invalid($"{what} must be a shell command line of up to 65,536 characters, without NUL.");
+            }
+        }
+
+        if (request.ReadyCmd is not null && request.StartCmd is null)
+        {
+            throw CordonException.Invalid("readyCmd waits for the start command's service: give startCmd too.");
+        }
         if (!await sandboxes.CanSnapshotAsync(cancellationToken))
         {
             throw new CordonException(ErrorCode.SnapshotsUnavailable, "Builds save each step as a snapshot, and this host cannot take snapshots now (GET /health says why).");
