@@ -178,11 +178,7 @@ internal static class ImageCommands
         }
 
         var pipe = new Pipe();
-        var producer = Task.Run(async () =>
-        {
-            await using var writer = pipe.Writer.AsStream();
-            await ContextArchive.WriteAsync(contextDirectory, outside, writer, cancellationToken);
-        }, cancellationToken);
+        var producer = Server.Http.PipeWriting.RunAsync(pipe.Writer, writer => ContextArchive.WriteAsync(contextDirectory, outside, writer, cancellationToken));
         ImageInfo started;
         await using (var body = pipe.Reader.AsStream())
         {

@@ -95,6 +95,7 @@ public static class CordonServer
         builder.Services.AddSingleton<ImageService>();
         builder.Services.AddSingleton<ImageBuildQueue>();
         builder.Services.AddSingleton<Images.Builds.ImageBuilder>();
+        builder.Services.AddSingleton<Images.Builds.TemplateFiles>();
         builder.Services.AddSingleton<OciRuntime>();
         builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
         builder.Services.AddSingleton<Secrets.SecretService>();

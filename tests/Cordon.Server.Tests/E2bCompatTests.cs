@@ -339,6 +339,14 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
 
     private Cordon.Client.CordonClient Client => fixture.Server.Client;
 
+    /// <summary>The result of a step of the suite, which must not have failed.</summary>
+    private static JsonElement Step(JsonElement run, string step)
+    {
+        Assert.True(run.TryGetProperty(step, out var value), $"{step} is missing: {run}");
+        Assert.False(value.ValueKind == JsonValueKind.Object && value.TryGetProperty("error", out _), $"{step} failed: {value}");
+        return value;
+    }
+
     private static void AssertError(JsonElement run, string step, string type, string message)
     {
         var e = run.GetProperty(step);
@@ -406,13 +414,6 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
     [InlineData("e2b-2.50")]
     public async Task Sdk_SnapshotsForksPauseAndVolumes_BehaveAsOnE2b(string sdk)
     {
-        static JsonElement Step(JsonElement run, string step)
-        {
-            Assert.True(run.TryGetProperty(step, out var value), $"{step} is missing: {run}");
-            Assert.False(value.ValueKind == JsonValueKind.Object && value.TryGetProperty("error", out _), $"{step} failed: {value}");
-            return value;
-        }
-
         var url = fixture.Server.Address.ToString().TrimEnd('/');
         var run = await RunSuiteAsync("persistence", sdk, new Dictionary<string, string> { ["E2B_VOLUME_API_URL"] = url });
 
@@ -445,6 +446,33 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
         Assert.Equal(8, volume.GetProperty("stat").GetInt32());
         Assert.True(volume.GetProperty("listed").GetBoolean());
         Assert.Contains("/mnt/v", volume.GetProperty("mounts").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sdk_TemplateBuild_ThenSandboxCreate_HasTheStartCommandAnswering()
+    {
+        var run = await RunSuiteAsync("templates", "e2b");
+
+        var build = Step(run, "build");
+        Assert.True(build.TryGetProperty("logs", out var logs), build.ToString());
+        Assert.Contains(logs.EnumerateArray(), l => l.GetString()!.Contains("RUN [\"/bin/sh\",\"-c\",\"echo built > /srv/site/built.txt\"]", StringComparison.Ordinal));
+        Assert.Equal([true, false], run.GetProperty("exists").EnumerateArray().Select(e => e.GetBoolean()));
+        var sandbox = Step(run, "sandbox");
+        Assert.True(sandbox.TryGetProperty("stdout", out var stdout), sandbox.ToString());
+        Assert.Equal("built\nhello from a template\nhi from the template\nbuilt.txt\nindex.html\n", stdout.GetString());
+
+        // Unchanged: every step from the cache, and the files are not uploaded again.
+        var rebuild = Step(run, "rebuild").GetProperty("logs").EnumerateArray().Select(l => l.GetString()!).ToList();
+        Assert.Contains(rebuild, l => l.Contains("Skipping upload of 'site'", StringComparison.Ordinal));
+        Assert.Contains(rebuild, l => l.Contains("RUN [", StringComparison.Ordinal) && l.EndsWith("(cached)", StringComparison.Ordinal));
+        Assert.DoesNotContain(rebuild, l => l.Contains("RUN [", StringComparison.Ordinal) && !l.EndsWith("(cached)", StringComparison.Ordinal));
+
+        var dockerfile = Step(run, "fromDockerfile");
+        Assert.True(dockerfile.TryGetProperty("stdout", out var dockerfileOut), dockerfile.ToString());
+        Assert.Equal("from-dockerfile\ndockerfile\n", dockerfileOut.GetString());
+
+        AssertError(run, "failing", "BuildError", "exit code 3");
+        Assert.Contains("about to fail", run.GetProperty("failing").GetProperty("message").GetString(), StringComparison.Ordinal);
     }
 
     private Task<JsonElement> RunSuiteAsync(string scenario, string sdk, IReadOnlyDictionary<string, string>? extra = null)

@@ -6,6 +6,9 @@
 //   node suite.mjs network <e2b|e2b-2.50>  allowInternetAccess, network.allowOut/denyOut, updateNetwork, Secret,
 //                                          network.rules (the tests' own internet: TESTNET_PUBLIC, TESTNET_NAME,
 //                                          TESTNET_SECRET, TESTNET_TAG)
+//   node suite.mjs templates               Template.build (fromBaseImage, copy with .dockerignore, setEnvs, runCmd,
+//                                          setWorkdir, setStartCmd with waitForURL), exists, a rebuild from the cache,
+//                                          fromDockerfile, a failing step; then Sandbox.create(name)
 //   node suite.mjs persistence <e2b|e2b-2.50>  createSnapshot, create from a snapshot, listSnapshots, deleteSnapshot,
 //                                          fork, pause({keepMemory}), connect, lifecycle (autoPause, autoResume),
 //                                          Volume and volumeMounts (E2B_VOLUME_API_URL)
@@ -526,6 +529,56 @@ if (scenario === 'code') {
   } finally {
     out.killSandbox = await sbx.kill();
   }
+}
+
+if (scenario === 'templates') {
+  const { Template, Sandbox, waitForURL } = await import(sdk);
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const os = await import('node:os');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2b-template-'));
+  fs.mkdirSync(path.join(dir, 'site'));
+  fs.writeFileSync(path.join(dir, 'site', 'index.html'), 'hello from a template\n');
+  fs.writeFileSync(path.join(dir, 'site', 'debug.log'), 'left out by .dockerignore\n');
+  fs.writeFileSync(path.join(dir, '.dockerignore'), 'site/*.log\n');
+  const name = `tpl-${process.pid}`;
+  const template = () => Template({ fileContextPath: dir })
+    .fromBaseImage()
+    .copy('site', '/srv/site')
+    .setEnvs({ GREETING: 'hi from the template' })
+    .runCmd('echo built > /srv/site/built.txt')
+    .setWorkdir('/srv/site')
+    .setStartCmd('python3 -m http.server 8080', waitForURL('http://127.0.0.1:8080/built.txt'));
+  const build = async (tpl, as) => {
+    const logs = [];
+    const started = Date.now();
+    const info = await Template.build(tpl, as, { onBuildLogs: (l) => logs.push(`${l.level} ${l.message}`) });
+    return { name: info.name, templateId: info.templateId, ms: Date.now() - started, logs };
+  };
+  await attempt('build', () => build(template(), name));
+  await attempt('exists', async () => [await Template.exists(name), await Template.exists(`no-such-${process.pid}`)]);
+  await attempt('sandbox', async () => {
+    const started = Date.now();
+    const sbx = await Sandbox.create(name, { timeoutMs: 120_000 });
+    try {
+      // The first request, at once: the start command's server is up when create returns.
+      const r = await sbx.commands.run('curl -s http://127.0.0.1:8080/built.txt; cat /srv/site/index.html; echo "$GREETING"; ls /srv/site');
+      return { stdout: r.stdout, ms: Date.now() - started };
+    } finally {
+      await sbx.kill();
+    }
+  });
+  await attempt('rebuild', () => build(template(), name));
+  await attempt('fromDockerfile', async () => {
+    const info = await build(Template({ fileContextPath: dir }).fromDockerfile('FROM default\nRUN echo from-dockerfile > /df.txt\nENV MODE=dockerfile\n'), `${name}-df`);
+    const sbx = await Sandbox.create(`${name}-df`, { timeoutMs: 60_000 });
+    try {
+      return { logs: info.logs, stdout: (await sbx.commands.run('cat /df.txt; echo $MODE')).stdout };
+    } finally {
+      await sbx.kill();
+    }
+  });
+  await attempt('failing', () => build(Template().fromBaseImage().runCmd('echo about to fail; exit 3'), `${name}-fails`));
 }
 
 console.log(JSON.stringify(out));

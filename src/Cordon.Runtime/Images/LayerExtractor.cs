@@ -26,19 +26,8 @@ public static class LayerExtractor
     /// <exception cref="InvalidDataException">The archive is not a tarball or holds an entry that would escape.</exception>
     public static async Task<(string Digest, long Size)> ExtractAsync(Stream archive, string target, CancellationToken cancellationToken)
     {
-        var buffered = new BufferedStream(archive, 1 << 16);
-        var magic = new byte[4];
-        var peeked = await buffered.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken);
-        Stream tar = new PrefixedStream(magic.AsMemory(0, peeked), buffered);
-        if (peeked >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)
-        {
-            tar = new GZipStream(tar, CompressionMode.Decompress);
-        }
-        else if (peeked == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
-        {
-            // zstd (OCI's tar+zstd layers, as registries serve them).
-            tar = new ZstdSharp.DecompressionStream(tar);
-        }
+        // gzip or zstd (OCI's tar+zstd layers, as registries serve them), or plain.
+        var tar = await ArchiveStreams.OpenAsync(archive, cancellationToken);
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var hashing = new HashingStream(tar, hash);

@@ -92,7 +92,7 @@ public static class ImageEndpoints
                 _ => throw CordonException.Invalid("network is 'internet' or 'none' (the server's default when left out)."),
             };
             RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
-            var image = await builder.StartAsync(ApiKeyMiddleware.Caller(context), new BuildRequest
+            var (image, _) = await builder.StartAsync(ApiKeyMiddleware.Caller(context), new BuildRequest
             {
                 Name = name,
                 Dockerfile = dockerfile ?? "Dockerfile",

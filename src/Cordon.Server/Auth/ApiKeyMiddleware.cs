@@ -13,8 +13,10 @@ public sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyService keys, R
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
-        // E2B's volume content API authorises with the volume's own token (Compat/E2b/E2bVolumes.cs).
-        if (path.StartsWithSegments("/health") || path.StartsWithSegments("/openapi") || path.StartsWithSegments(Compat.E2b.E2bVolumes.ContentPrefix))
+        // E2B's volume content API authorises with the volume's own token (Compat/E2b/E2bVolumes.cs), template file
+        // uploads with their link's signature (Compat/E2b/E2bTemplates.cs).
+        if (path.StartsWithSegments("/health") || path.StartsWithSegments("/openapi") || path.StartsWithSegments(Compat.E2b.E2bVolumes.ContentPrefix)
+            || path.StartsWithSegments(Compat.E2b.E2bTemplates.UploadPrefix))
         {
             await next(context);
             return;

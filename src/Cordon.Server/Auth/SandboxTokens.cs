@@ -59,6 +59,14 @@ public sealed class SandboxTokens
         return Matches(expected, owner, signature);
     }
 
+    /// <summary>The signature of an upload link for a build's files (E2B's template file uploads): valid for that
+    /// hash, that key and until <paramref name="expires"/> (Unix seconds).</summary>
+    public string Upload(string hash, string owner, long expires) => Make("upload", $"{hash}\n{expires}", owner);
+
+    /// <summary>Checks an upload link's signature; false once expired or once its key is gone.</summary>
+    public bool IsValidUpload(string hash, string owner, long expires, string? signature)
+        => DateTimeOffset.UtcNow.ToUnixTimeSeconds() <= expires && Matches(Upload(hash, owner, expires), owner, signature);
+
     private bool Matches(string expected, string owner, string? token)
         => token is not null
            && CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(expected), Encoding.UTF8.GetBytes(token))

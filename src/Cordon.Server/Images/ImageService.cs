@@ -377,6 +377,36 @@ public sealed partial class ImageService
         return imported;
     }
 
+    /// <summary>The name a pull of <paramref name="reference"/> gives its image by default (<c>app:1.2</c>).</summary>
+    /// <exception cref="CordonException">Not an image reference.</exception>
+    public static string DefaultPullName(string reference)
+    {
+        try
+        {
+            return ImageReference.Parse(reference).DefaultName;
+        }
+        catch (FormatException ex)
+        {
+            throw CordonException.Invalid(ex.Message);
+        }
+    }
+
+    /// <summary>Gives a ready image a second name (a tag): the same layers, snapshots and configuration.</summary>
+    public ImageInfo Tag(string source, string name)
+    {
+        ValidateName(name);
+        var image = Find(source) is { Status: ImageStates.Ready } ready ? ready
+            : throw new CordonException(ErrorCode.ImageNotFound, $"No ready image '{source}' exists to tag.") { Subject = source };
+        if (name == _options.DefaultImage)
+        {
+            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: use another name.");
+        }
+
+        var tagged = image with { Name = name, CreatedAt = DateTimeOffset.UtcNow };
+        _store.SaveImage(tagged);
+        return tagged;
+    }
+
     /// <summary>The snapshots built images stand on and the build cache holds (they are kept while referenced).</summary>
     public HashSet<string> ReferencedSnapshots()
     {

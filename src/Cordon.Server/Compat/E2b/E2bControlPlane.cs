@@ -51,6 +51,7 @@ public static class E2bControlPlane
 
         app.MapE2bSecrets();
         app.MapE2bVolumes();
+        app.MapE2bTemplates();
     }
 
     private static Task<IResult> CreateAsync(HttpContext context, SandboxService sandboxes, SandboxTokens tokens, IOptions<CordonOptions> options) => GuardAsync(async () =>
@@ -264,17 +265,24 @@ public static class E2bControlPlane
         return Task.FromResult(Results.Json(all.Skip(offset).Take(limit).Select(SnapshotOf).ToList(), Json));
     });
 
-    /// <summary><c>deleteSnapshot(id)</c> deletes the template the snapshot is; Cordon's templates are snapshots here.</summary>
-    private static Task<IResult> DeleteTemplateAsync(string id, HttpContext context, SandboxService sandboxes) => GuardAsync(async () =>
+    /// <summary><c>deleteSnapshot(id)</c> and <c>Template.delete</c>: a snapshot (a template on E2B) of the caller's, or,
+    /// for an admin key, a built template (an image of that name).</summary>
+    private static Task<IResult> DeleteTemplateAsync(string id, HttpContext context, SandboxService sandboxes, Images.ImageService images) => GuardAsync(async () =>
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        if (sandboxes.FindSnapshot(caller, id) is null)
+        if (sandboxes.FindSnapshot(caller, id) is not null)
         {
-            throw new CordonException(ErrorCode.SnapshotNotFound, $"Template {id} not found.") { Subject = id };
+            await sandboxes.DeleteSnapshotAsync(caller, id, context.RequestAborted);
+            return Results.NoContent();
         }
 
-        await sandboxes.DeleteSnapshotAsync(caller, id, context.RequestAborted);
-        return Results.NoContent();
+        if (caller.Admin && images.Find(id) is not null)
+        {
+            images.Delete(id, sandboxes.ImagesInUse);
+            return Results.NoContent();
+        }
+
+        throw new CordonException(ErrorCode.SnapshotNotFound, $"Template {id} not found.") { Subject = id };
     });
 
     /// <summary><c>fork({count, timeout})</c>: one entry per fork, the sandbox as a create describes it or E2B's error.</summary>

@@ -28,18 +28,7 @@ public sealed class BuildContext
     /// entry whose name leaves the context.</exception>
     public static async Task<BuildContext> SaveAsync(Stream body, string tarPath, long maxBytes, CancellationToken cancellationToken)
     {
-        var buffered = new BufferedStream(body, 1 << 16);
-        var magic = new byte[4];
-        var peeked = await buffered.ReadAtLeastAsync(magic, magic.Length, throwOnEndOfStream: false, cancellationToken);
-        Stream tar = new Runtime.PrefixedStream(magic.AsMemory(0, peeked), buffered);
-        if (peeked >= 2 && magic[0] == 0x1f && magic[1] == 0x8b)
-        {
-            tar = new GZipStream(tar, CompressionMode.Decompress);
-        }
-        else if (peeked == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd)
-        {
-            tar = new ZstdSharp.DecompressionStream(tar);
-        }
+        await using var tar = await Runtime.Images.ArchiveStreams.OpenAsync(body, cancellationToken);
 
         await using (var file = new FileStream(tarPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
         {

@@ -24,6 +24,10 @@ public sealed record BuildRequest
     /// <summary>A shell command that succeeds once the start command's service is up (<see cref="Protocol.Api.ImageInfo.ReadyCmd"/>).</summary>
     public string? ReadyCmd { get; init; }
 
+    /// <summary>An image to pull from a registry before the steps run, when this server has no image of its name yet
+    /// (E2B's <c>fromImage</c>); the Dockerfile's FROM names it by that name.</summary>
+    public Protocol.Api.PullImageRequest? PullBase { get; init; }
+
     /// <summary>What the steps' traffic may reach; the server's default when null.</summary>
     public Network.EgressPolicy? Network { get; init; }
 }

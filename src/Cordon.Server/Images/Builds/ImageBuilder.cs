@@ -14,7 +14,7 @@ namespace Cordon.Server.Images.Builds;
 /// <summary>Builds images from Dockerfiles: checks a build and starts it in the background, keeps each build's log,
 /// and empties the step cache on request.</summary>
 public sealed partial class ImageBuilder(
-    ImageService images, SandboxService sandboxes, StateStore store, IOptions<CordonOptions> options, ILogger<ImageBuilder> logger,
+    ImageService images, ImageBuildQueue queue, SandboxService sandboxes, StateStore store, IOptions<CordonOptions> options, ILogger<ImageBuilder> logger,
     IHostApplicationLifetime lifetime)
 {
     /// <summary>Logs of ended builds kept for reading (the oldest go first).</summary>
@@ -29,8 +29,9 @@ public sealed partial class ImageBuilder(
     public BuildLog? LogOf(string name) => _logs.TryGetValue(name, out var entry) ? entry.Log : null;
 
     /// <summary>Checks a build (its context, its Dockerfile, what it names) and runs it in the background.</summary>
-    /// <returns>The image as it shows meanwhile: <c>building</c> for a new name, else the image the build will replace.</returns>
-    public async Task<ImageInfo> StartAsync(CallerIdentity caller, BuildRequest request, Stream body, CancellationToken cancellationToken)
+    /// <returns>The image as it shows meanwhile (<c>building</c> for a new name, else the image the build will
+    /// replace) and the build's log.</returns>
+    public async Task<BuildStarted> StartAsync(CallerIdentity caller, BuildRequest request, Stream body, CancellationToken cancellationToken)
     {
         ImageService.ValidateName(request.Name);
         ValidateArgs(request.Args);
@@ -103,7 +104,7 @@ public sealed partial class ImageBuilder(
             }
 
             _ = Task.Run(() => RunAsync(caller, request, dockerfile, stages, context, log, scratch));
-            return image;
+            return new BuildStarted(image, log);
         }
         catch
         {
@@ -127,6 +128,11 @@ public sealed partial class ImageBuilder(
         try
         {
             LogStarted(request.Name, run.Steps);
+            if (request.PullBase is { } pull)
+            {
+                await PullBaseAsync(pull, log, limit.Token);
+            }
+
             built = await run.ExecuteAsync();
         }
         catch (BuildFailedException ex)
@@ -178,6 +184,40 @@ public sealed partial class ImageBuilder(
             log.Append(new BuildEvent { Type = "error", Message = $"The build failed: {failure}", ExitCode = failedStep?.ExitCode, LastLines = failedStep?.LastLines });
             log.Append(new BuildEvent { Type = "done", Status = ImageStates.Failed, Message = $"The build failed: {failure}" });
         }
+    }
+
+    /// <summary>Pulls the build's base image unless an image of its name is ready here (then that one is used).</summary>
+    private async Task PullBaseAsync(PullImageRequest pull, BuildLog log, CancellationToken cancellationToken)
+    {
+        var name = pull.Name!;
+        if (images.Find(name) is { Status: ImageStates.Ready })
+        {
+            log.Append(new BuildEvent { Type = "info", Message = $"Using the image '{name}' of this server for {pull.From}." });
+            return;
+        }
+
+        log.Append(new BuildEvent { Type = "info", Message = $"Pulling {pull.From} as '{name}'." });
+        try
+        {
+            await queue.StartPullAsync(pull, cancellationToken);
+        }
+        catch (CordonException ex) when (ex.Code == ErrorCode.ImageBusy)
+        {
+            // pulled or pulling by another request meanwhile: wait for that one
+        }
+
+        ImageInfo? image;
+        while ((image = images.Find(name)) is { Status: ImageStates.Building })
+        {
+            await Task.Delay(200, cancellationToken);
+        }
+
+        if (image is not { Status: ImageStates.Ready })
+        {
+            throw new BuildFailedException($"the base image {pull.From} could not be pulled: {image?.Message ?? "it is gone"}");
+        }
+
+        log.Append(new BuildEvent { Type = "info", Message = $"Pulled {pull.From}." });
     }
 
     /// <summary>The stages a build of <paramref name="target"/> needs, in order: it, and those it starts FROM or copies

@@ -10,5 +10,8 @@ namespace Cordon.Server.Images.Builds;
 public sealed record Instruction(string Keyword, string Arguments, IReadOnlyDictionary<string, string> Flags, IReadOnlyList<string>? Exec, int Line)
 {
     /// <summary>How the build log shows it: the keyword, its flags and arguments, on one line.</summary>
-    public string Text => string.Join(' ', new[] { Keyword }.Concat(Flags.Select(f => $"--{f.Key}={f.Value}")).Append(Exec is null ? Arguments : System.Text.Json.JsonSerializer.Serialize(Exec)));
+    public string Text => string.Join(' ', new[] { Keyword }.Concat(Flags.Select(f => $"--{f.Key}={f.Value}")).Append(Exec is null ? Arguments : System.Text.Json.JsonSerializer.Serialize(Exec, AsWritten)));
+
+    /// <summary>JSON as a person writes it (no <c>\u003E</c> for '>'): for reading only, never parsed as HTML.</summary>
+    private static readonly System.Text.Json.JsonSerializerOptions AsWritten = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 }
