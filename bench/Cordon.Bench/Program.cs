@@ -7,7 +7,7 @@ using Cordon.Client;
 using Cordon.Protocol.Api;
 using Cordon.Testing;
 
-// Usage: Cordon.Bench <server url> <api key> [iterations] [persistence]
+// Usage: Cordon.Bench <server url> <api key> [iterations] [persistence|templates]
 //        Cordon.Bench <server url> <api key> scale [live levels, e.g. 500,2000]
 //        Cordon.Bench ab <url A> <key A> <url B> <key B> [rounds] [block]
 // Measures a live Cordon server, then the same work with bubblewrap, bare crun and podman in this run; or
@@ -54,10 +54,12 @@ if (args.Length > 2 && args[2] == "scale")
     return 0;
 }
 
-// Only the persistence targets (quicker, while working on them).
-if (args.Length > 3 && args[3] == "persistence")
+// Only the persistence or the templates targets (quicker, while working on them).
+if (args.Length > 3 && args[3] is "persistence" or "templates")
 {
-    var only = await PersistenceBench.RunAsync(client, iterations);
+    var only = args[3] == "persistence"
+        ? await PersistenceBench.RunAsync(client, iterations)
+        : await TemplatesBench.RunAsync(client, iterations, Environment.GetEnvironmentVariable("CORDON_BENCH_REGISTRY"));
     foreach (var s in only.Samples)
     {
         Console.WriteLine($"| {s.Name} | {s.Count} | {s.Median:F1} | {s.Percentile(99):F1} |");
@@ -166,6 +168,9 @@ else
 
 var persistence = await PersistenceBench.RunAsync(client, iterations);
 results.AddRange(persistence.Samples);
+
+var templates = await TemplatesBench.RunAsync(client, iterations, Environment.GetEnvironmentVariable("CORDON_BENCH_REGISTRY"));
+results.AddRange(templates.Samples);
 
 // Idle memory: 20 sandboxes (with the server's default network, the internet), measured three ways.
 const int idleCount = 20;
@@ -301,6 +306,14 @@ report.AppendLine();
 report.AppendLine("| persistence | value | vs reference |");
 report.AppendLine("| --- | ---: | ---: |");
 foreach (var line in persistence.Lines)
+{
+    report.AppendLine(line);
+}
+
+report.AppendLine();
+report.AppendLine("| templates | value | vs reference |");
+report.AppendLine("| --- | ---: | ---: |");
+foreach (var line in templates.Lines)
 {
     report.AppendLine(line);
 }

@@ -330,6 +330,10 @@ public sealed class CordonClient : IDisposable
     public IAsyncEnumerable<BuildEvent> FollowBuildAsync(string name, long offset = 0, CancellationToken cancellationToken = default)
         => StreamAsync(HttpMethod.Get, $"/v1/images/{Uri.EscapeDataString(name)}/build?follow=true&offset={offset}", null, ApiJsonContext.Default.BuildEvent, cancellationToken);
 
+    /// <summary>Deletes an image (refused while sandboxes, snapshots or build steps start from it).</summary>
+    public Task DeleteImageAsync(string name, CancellationToken cancellationToken = default)
+        => SendEmptyAsync(HttpMethod.Delete, $"/v1/images/{Uri.EscapeDataString(name)}", cancellationToken);
+
     /// <summary>Empties the build step cache.</summary>
     public Task ClearBuildCacheAsync(CancellationToken cancellationToken = default)
         => SendEmptyAsync(HttpMethod.Delete, "/v1/build-cache", cancellationToken);

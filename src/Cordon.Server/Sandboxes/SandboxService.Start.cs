@@ -10,7 +10,7 @@ namespace Cordon.Server.Sandboxes;
 public sealed partial class SandboxService
 {
     /// <summary>How often the ready command is tried at first; the wait doubles up to <see cref="ReadyPollMax"/>.</summary>
-    private static readonly TimeSpan ReadyPollMin = TimeSpan.FromMilliseconds(5);
+    private static readonly TimeSpan ReadyPollMin = TimeSpan.FromMilliseconds(1);
 
     private static readonly TimeSpan ReadyPollMax = TimeSpan.FromMilliseconds(200);
 
