@@ -140,6 +140,11 @@ public sealed class CordonOptions
     [Range(1, 3600)]
     public int StartReadySeconds { get; set; } = 120;
 
+    /// <summary>How long a snapshot of the server's own (a fork's, a build step's) is kept after nothing uses it any
+    /// more — no sandbox, image or build cache entry — before its files are removed.</summary>
+    [Range(1, 86400)]
+    public int UnusedSnapshotGraceSeconds { get; set; } = 60;
+
     /// <summary>Longest an image build may take, all its steps together; a build still running then fails.</summary>
     [Range(10, 86400)]
     public int MaxBuildSeconds { get; set; } = 3600;

@@ -19,7 +19,6 @@ public sealed partial class SandboxService
 
     /// <summary>A fork's snapshot is removed once no sandbox uses it and it is at least this old (its forks are made
     /// within it).</summary>
-    private static readonly TimeSpan ForkSnapshotGrace = TimeSpan.FromSeconds(60);
 
     private readonly ConcurrentDictionary<string, SnapshotRecord> _snapshots = new(StringComparer.Ordinal);
 
@@ -233,7 +232,7 @@ public sealed partial class SandboxService
         }
 
         var referenced = _images.ReferencedSnapshots();
-        foreach (var snapshot in _snapshots.Values.Where(s => s.Internal && DateTimeOffset.UtcNow - s.CreatedAt > ForkSnapshotGrace).ToList())
+        foreach (var snapshot in _snapshots.Values.Where(s => s.Internal && DateTimeOffset.UtcNow - s.CreatedAt > TimeSpan.FromSeconds(_options.UnusedSnapshotGraceSeconds)).ToList())
         {
             if (SnapshotUsers(snapshot.Id, referenced) == 0)
             {
