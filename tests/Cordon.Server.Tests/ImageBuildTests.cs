@@ -316,6 +316,37 @@ public sealed class ImageBuildTests(DefaultImageServer fixture)
         Assert.Contains("| about to fail", failed.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task E2bUploadLinks_WorkForTheirHashAndKeyOnly()
+    {
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var other = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        using var link = System.Text.Json.JsonDocument.Parse(await fixture.Server.Http.GetStringAsync($"/templates/t/files/{hash}", Token));
+        Assert.False(link.RootElement.GetProperty("present").GetBoolean());
+        var url = new Uri(link.RootElement.GetProperty("url").GetString()!);
+        using var anonymous = new HttpClient(); // the SDK sends no API key to the link
+
+        async Task<HttpStatusCode> PutAsync(string pathAndQuery)
+        {
+            using var response = await anonymous.PutAsync(new Uri(fixture.Server.Address, pathAndQuery), new StreamContent(Tar(new() { ["f"] = "x" })), Token);
+            return response.StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.Unauthorized, await PutAsync(url.PathAndQuery.Replace(hash, other, StringComparison.Ordinal))); // another hash
+        Assert.Equal(HttpStatusCode.Unauthorized, await PutAsync(url.PathAndQuery[..^4] + "0000")); // a forged signature
+        Assert.Equal(HttpStatusCode.Unauthorized, await PutAsync(url.PathAndQuery.Replace("expires=", "expires=9", StringComparison.Ordinal))); // a later expiry
+        Assert.Equal(HttpStatusCode.OK, await PutAsync(url.PathAndQuery));
+        using var present = System.Text.Json.JsonDocument.Parse(await fixture.Server.Http.GetStringAsync($"/templates/t/files/{hash}", Token));
+        Assert.True(present.RootElement.GetProperty("present").GetBoolean());
+
+        var (_, secret) = await fixture.Server.CreateKeyAsync("e2b-tenant-" + Guid.NewGuid().ToString("N")[..6]);
+        using var tenant = fixture.Server.HttpWith(secret);
+        using var forbidden = await tenant.GetAsync($"/templates/t/files/{other}", Token);
+        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        using var noBuild = await tenant.PostAsync("/v3/templates", new StringContent("{\"name\": \"x\"}", Encoding.UTF8, "application/json"), Token);
+        Assert.Equal(HttpStatusCode.Forbidden, noBuild.StatusCode);
+    }
+
     private static string Name(string prefix) => $"{prefix}-{Guid.NewGuid().ToString("N")[..8]}";
 
     private async Task<(List<BuildEvent> Events, ImageInfo Image)> BuildAsync(string name, Dictionary<string, string> files, ImageBuildOptions? options = null)
