@@ -96,6 +96,7 @@ public static class CordonServer
         builder.Services.AddSingleton<ImageBuildQueue>();
         builder.Services.AddSingleton<Images.Builds.ImageBuilder>();
         builder.Services.AddSingleton<Images.Builds.TemplateFiles>();
+        builder.Services.AddSingleton<Compat.E2b.E2bTemplateBuilds>();
         builder.Services.AddSingleton<OciRuntime>();
         builder.Services.AddSingleton<ISandboxRuntime>(sp => sp.GetRequiredService<OciRuntime>());
         builder.Services.AddSingleton<Secrets.SecretService>();

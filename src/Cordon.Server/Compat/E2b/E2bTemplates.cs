@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -31,11 +30,9 @@ public static class E2bTemplates
 
     private const int MaxLogEntries = 100;
 
-    private static readonly ConcurrentDictionary<string, TemplateBuild> Builds = new(StringComparer.Ordinal);
-
     public static void MapE2bTemplates(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v3/templates", (Delegate)RequestBuildAsync).ExcludeFromDescription();
+        app.MapPost("/v3/templates", RequestBuildAsync).ExcludeFromDescription();
         app.MapGet("/templates/{templateID}/files/{hash}", UploadLink).ExcludeFromDescription();
         app.MapPut(UploadPrefix + "/{hash}", UploadAsync).ExcludeFromDescription();
         app.MapPost("/v2/templates/{templateID}/builds/{buildID}", TriggerAsync).ExcludeFromDescription();
@@ -48,7 +45,7 @@ public static class E2bTemplates
 
     /// <summary><c>POST /v3/templates</c>: a build of a template name (<c>name</c> or <c>name:tag</c>) is registered;
     /// its steps come with the trigger.</summary>
-    private static Task<IResult> RequestBuildAsync(HttpContext context) => E2bControlPlane.GuardAsync(async () =>
+    private static Task<IResult> RequestBuildAsync(HttpContext context, E2bTemplateBuilds builds) => E2bControlPlane.GuardAsync(async () =>
     {
         var caller = RequireAdmin(context);
         var body = await E2bControlPlane.ReadAsync<BuildRequestBody>(context) ?? throw CordonException.Invalid("The body must name the template: {\"name\": \"my-template\"}.");
@@ -60,8 +57,7 @@ public static class E2bTemplates
         }
 
         var build = new TemplateBuild(name, Guid.NewGuid().ToString(), caller.KeyId, body.Tags ?? []);
-        Builds[build.BuildId] = build;
-        Forget();
+        builds.Add(build);
         return Results.Json(new
         {
             templateID = build.TemplateId,
@@ -120,10 +116,11 @@ public static class E2bTemplates
 
     /// <summary><c>POST /v2/templates/{id}/builds/{buildID}</c>: the steps, as a Dockerfile over the uploaded files,
     /// go to the image builder; answered 202 with an empty body (the SDK reads no JSON here).</summary>
-    private static Task<IResult> TriggerAsync(string templateID, string buildID, HttpContext context, ImageBuilder builder, TemplateFiles files, ImageService images, IOptions<CordonOptions> options) => E2bControlPlane.GuardAsync(async () =>
+    private static Task<IResult> TriggerAsync(string templateID, string buildID, HttpContext context, E2bTemplateBuilds builds, ImageBuilder builder, TemplateFiles files, ImageService images, IOptions<CordonOptions> options) => E2bControlPlane.GuardAsync(async () =>
     {
         var caller = RequireAdmin(context);
-        var build = Find(templateID, buildID, caller);
+        var build = builds.Find(templateID, buildID, caller)
+            ?? throw new CordonException(ErrorCode.ImageNotFound, $"No build {buildID} of template {templateID} was requested (POST /v3/templates first).") { Subject = templateID };
         var body = await E2bControlPlane.ReadAsync<TriggerBody>(context) ?? throw CordonException.Invalid("The body must hold the template's steps.");
         var (dockerfile, hashes, pull) = Translate(body, images, options.Value.DefaultImage);
         var noCache = body.Force == true || (body.Steps ?? []).Any(s => s.Force == true);
@@ -158,10 +155,9 @@ public static class E2bTemplates
     });
 
     /// <summary>The build's state and its log from <c>logsOffset</c> (at most 100 entries an answer, as E2B).</summary>
-    private static IResult Status(string templateID, string buildID, int? logsOffset, HttpContext context, ImageService images)
+    private static IResult Status(string templateID, string buildID, int? logsOffset, HttpContext context, E2bTemplateBuilds builds, ImageService images)
     {
-        var caller = ApiKeyMiddleware.Caller(context);
-        if (!Builds.TryGetValue(buildID, out var build) || build.TemplateId != templateID || !caller.CanSee(build.Owner))
+        if (builds.Find(templateID, buildID, ApiKeyMiddleware.Caller(context)) is not { } build)
         {
             return E2bErrors.Body(404, $"No build {buildID} of template {templateID} is known here (builds are known from their request until the server restarts).");
         }
@@ -358,20 +354,7 @@ public static class E2bTemplates
         return caller.Admin ? caller : throw new CordonException(ErrorCode.AdminRequired, "Building templates needs an admin API key on this server: images and templates are shared by every key.");
     }
 
-    private static TemplateBuild Find(string templateID, string buildID, CallerIdentity caller)
-        => Builds.TryGetValue(buildID, out var build) && build.TemplateId == templateID && caller.CanSee(build.Owner) ? build
-            : throw new CordonException(ErrorCode.ImageNotFound, $"No build {buildID} of template {templateID} was requested (POST /v3/templates first).") { Subject = templateID };
-
-    /// <summary>Builds requested more than a day ago are forgotten (their images stay).</summary>
-    private static void Forget()
-    {
-        foreach (var old in Builds.Values.Where(b => DateTimeOffset.UtcNow - b.RequestedAt > TimeSpan.FromDays(1)).ToList())
-        {
-            Builds.TryRemove(old.BuildId, out _);
-        }
-    }
-
-    private sealed class TemplateBuild(string name, string buildId, string owner, IReadOnlyList<string> tags)
+    internal sealed class TemplateBuild(string name, string buildId, string owner, IReadOnlyList<string> tags)
     {
         public string Name { get; } = name;
 
