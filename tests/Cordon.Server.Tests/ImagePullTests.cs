@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Cordon.Client;
@@ -94,6 +95,34 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         Assert.DoesNotContain("/var/", missing.Message + failed.Message, StringComparison.Ordinal); // no host path
         var error = await Assert.ThrowsAsync<CordonApiException>(() => registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = "wrong-digest" }));
         Assert.Equal(409, error.Status);
+    }
+
+    [Fact]
+    public async Task Pull_FromARegistryWithTokenAuth_TradesTheCredentialsForABearerToken()
+    {
+        await registry.PushAsync($"{registry.TokenHost}/team/tokened:1", Layout.Single(gzip: true, marker: "behind a token"));
+        var grantedBefore = registry.Tokens.Granted;
+
+        var anonymous = await WaitAsync((await Client.PullImageAsync(new PullImageRequest { From = $"{registry.TokenHost}/team/tokened:1", Name = "tokened-anon" }, Token)).Name);
+        var wrong = await WaitAsync((await Client.PullImageAsync(new PullImageRequest
+        {
+            From = $"{registry.TokenHost}/team/tokened:1",
+            Name = "tokened-wrong",
+            Credentials = new RegistryCredentials { Username = registry.User, Password = "not-" + registry.Password },
+        }, Token)).Name);
+        var image = await WaitAsync((await Client.PullImageAsync(new PullImageRequest
+        {
+            From = $"{registry.TokenHost}/team/tokened:1",
+            Name = "tokened",
+            Credentials = new RegistryCredentials { Username = registry.User, Password = registry.Password },
+        }, Token)).Name);
+
+        Assert.Equal("failed", anonymous.Status); // an anonymous token grants nothing here
+        Assert.Equal("failed", wrong.Status); // the token service refuses the password
+        Assert.Equal("ready", image.Status);
+        Assert.True(registry.Tokens.Granted > grantedBefore, "the pull never asked the token service for a token");
+        await using var sandbox = await registry.Server.CreateSandboxAsync(new CreateSandboxRequest { Image = "tokened" });
+        Assert.Equal("behind a token\n", (await sandbox.ShAsync("cat /marker")).Stdout);
     }
 
     [Fact]
@@ -215,6 +244,11 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
 
         public string AuthHost { get; private set; } = "";
 
+        /// <summary>A registry that wants bearer tokens from <see cref="Tokens"/>.</summary>
+        public string TokenHost { get; private set; } = "";
+
+        public TokenService Tokens { get; private set; } = null!;
+
         public string User => "puller";
 
         public string Password { get; } = "pw-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
@@ -234,10 +268,20 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
                     realm: cordon-tests
                     path: {htpasswd}
                 """);
+            Tokens = new TokenService(_directory, User, Password);
+            TokenHost = await StartAsync("token", $"""
+                auth:
+                  token:
+                    realm: {Tokens.Realm}
+                    service: {TokenService.Service}
+                    issuer: {TokenService.Issuer}
+                    rootcertbundle: {Tokens.CertificateFile}
+                """);
             Server = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?>
             {
                 ["Cordon:InsecureRegistries:0"] = Host,
                 ["Cordon:InsecureRegistries:1"] = AuthHost,
+                ["Cordon:InsecureRegistries:2"] = TokenHost,
             });
         }
 
@@ -287,7 +331,7 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
             layout.WriteTo(dir);
             var destination = target.StartsWith("127.0.0.1:", StringComparison.Ordinal) ? target : $"{Host}/{target}";
             string[] args = ["copy", "--quiet", "--dest-tls-verify=false", .. all ? new[] { "--all" } : [],
-                .. destination.StartsWith(AuthHost, StringComparison.Ordinal) ? new[] { "--dest-creds", $"{User}:{Password}" } : [],
+                .. destination.StartsWith(AuthHost, StringComparison.Ordinal) || destination.StartsWith(TokenHost, StringComparison.Ordinal) ? new[] { "--dest-creds", $"{User}:{Password}" } : [],
                 $"oci:{dir}:{Layout.RefName}", $"docker://{destination}"];
             using var push = Process.Start(new ProcessStartInfo("/usr/bin/skopeo", args) { RedirectStandardError = true, RedirectStandardOutput = true })!;
             var stderr = await push.StandardError.ReadToEndAsync();
@@ -323,6 +367,7 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
                 process.Dispose();
             }
 
+            Tokens?.Dispose();
             Directory.Delete(_directory, recursive: true);
         }
 
@@ -331,6 +376,120 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
             using var listener = new TcpListener(IPAddress.Loopback, 0);
             listener.Start();
             return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+    }
+
+    /// <summary>The token service of a registry with token auth, as distribution's specification describes it: a JWT
+    /// signed with ES256 whose signing certificate (the registry's trusted root) travels in the x5c header, granting
+    /// the scope asked to the user with the right password, nothing to an anonymous client, and 401 to a wrong
+    /// password.</summary>
+    public sealed class TokenService : IDisposable
+    {
+        public const string Service = "cordon-tests-registry";
+        public const string Issuer = "cordon-tests-issuer";
+
+        private readonly HttpListener _listener = new();
+        private readonly ECDsa _key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        private readonly X509Certificate2 _certificate;
+        private readonly string _user;
+        private readonly string _password;
+        private int _granted;
+
+        public TokenService(string directory, string user, string password)
+        {
+            _user = user;
+            _password = password;
+            _certificate = new CertificateRequest("CN=cordon-tests-token", _key, HashAlgorithmName.SHA256)
+                .CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+            CertificateFile = Path.Combine(directory, "token.crt");
+            File.WriteAllText(CertificateFile, _certificate.ExportCertificatePem());
+            var port = FreePort();
+            Realm = $"http://127.0.0.1:{port}/token";
+            _listener.Prefixes.Add($"http://127.0.0.1:{port}/");
+            _listener.Start();
+            _ = Task.Run(ServeAsync);
+        }
+
+        public string Realm { get; }
+
+        public string CertificateFile { get; }
+
+        /// <summary>Tokens granted with access (to the right password).</summary>
+        public int Granted => Volatile.Read(ref _granted);
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException)
+                {
+                    return;
+                }
+
+                using var response = context.Response;
+                var sent = context.Request.Headers["Authorization"];
+                string? subject = null;
+                if (sent is not null && sent.StartsWith("Basic ", StringComparison.Ordinal))
+                {
+                    if (Encoding.UTF8.GetString(Convert.FromBase64String(sent[6..])) != $"{_user}:{_password}")
+                    {
+                        response.StatusCode = 401;
+                        continue;
+                    }
+
+                    subject = _user;
+                }
+
+                var access = (context.Request.QueryString.GetValues("scope") ?? []).Select(scope => scope.Split(':')).Where(p => p.Length == 3 && subject is not null)
+                    .Select(p => new { type = p[0], name = p[1], actions = p[2].Split(',') }).ToList();
+                if (access.Count > 0)
+                {
+                    Interlocked.Increment(ref _granted);
+                }
+
+                var token = Sign(new
+                {
+                    iss = Issuer,
+                    sub = subject ?? "",
+                    aud = Service,
+                    exp = DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeSeconds(),
+                    nbf = DateTimeOffset.UtcNow.AddSeconds(-30).ToUnixTimeSeconds(),
+                    iat = DateTimeOffset.UtcNow.ToUnixTimeSeconds(),
+                    jti = Guid.NewGuid().ToString("N"),
+                    access,
+                });
+                var body = JsonSerializer.SerializeToUtf8Bytes(new { token, access_token = token, expires_in = 300 });
+                response.ContentType = "application/json";
+                await response.OutputStream.WriteAsync(body);
+            }
+        }
+
+        private string Sign(object claims)
+        {
+            static string Encode(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+            var header = Encode(JsonSerializer.SerializeToUtf8Bytes(new { typ = "JWT", alg = "ES256", x5c = new[] { Convert.ToBase64String(_certificate.RawData) } }));
+            var payload = Encode(JsonSerializer.SerializeToUtf8Bytes(claims));
+            var signature = _key.SignData(Encoding.ASCII.GetBytes(header + "." + payload), HashAlgorithmName.SHA256); // r || s, as JWS wants
+            return $"{header}.{payload}.{Encode(signature)}";
+        }
+
+        private static int FreePort()
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return ((IPEndPoint)listener.LocalEndpoint).Port;
+        }
+
+        public void Dispose()
+        {
+            _listener.Close();
+            _certificate.Dispose();
+            _key.Dispose();
         }
     }
 
