@@ -74,6 +74,59 @@ public sealed class CrashTests
         }
     }
 
+    [Fact]
+    public async Task Kill9_DuringABuild_ThenRestart_LeavesNoBuildSandboxNoContextAndNoHalfImage()
+    {
+        var server = await ServerProcess.StartAsync();
+        var dataDir = server.DataDir;
+        try
+        {
+            await server.Client.BuildImageFromContextAsync("crashed-build", Context("FROM busybox\nRUN sleep 120\n"));
+            for (var deadline = DateTime.UtcNow.AddSeconds(60); !(await server.Client.ListSandboxesAsync()).Any(s => s.Metadata.ContainsKey("cordon.build")); await Task.Delay(50))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the build's sandbox did not appear within 60 s");
+            }
+
+            Assert.NotEmpty(Directory.GetFileSystemEntries(Path.Combine(dataDir, "builds")));
+            server.Kill();
+            await server.DisposeAsync();
+            server = await ServerProcess.StartAsync(dataDir: dataDir);
+
+            Assert.DoesNotContain(await server.Client.ListSandboxesAsync(), s => s.Metadata.ContainsKey("cordon.build"));
+            Assert.DoesNotContain(await server.Client.ListImagesAsync(), i => i.Name == "crashed-build");
+            Assert.False(Directory.Exists(Path.Combine(dataDir, "builds")), "the crashed build's context was left on disk");
+
+            // The name is free again, and builds work.
+            await server.Client.BuildImageFromContextAsync("crashed-build", Context("FROM busybox\nRUN echo rebuilt > /state\n"));
+            BuildEvent? last = null;
+            await foreach (var e in server.Client.FollowBuildAsync("crashed-build"))
+            {
+                last = e;
+            }
+
+            Assert.Equal("ready", last?.Status);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+
+        static MemoryStream Context(string dockerfile)
+        {
+            var stream = new MemoryStream();
+            using (var writer = new System.Formats.Tar.TarWriter(stream, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true))
+            {
+                writer.WriteEntry(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "Dockerfile")
+                {
+                    DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(dockerfile)),
+                });
+            }
+
+            stream.Position = 0;
+            return stream;
+        }
+    }
+
     /// <summary>The processes holding network namespaces a server is making: its children sleeping for ever.</summary>
     private static List<int> NetworkHolders(int serverPid)
         => [.. Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(d => d!.All(char.IsAsciiDigit)).Select(int.Parse!)

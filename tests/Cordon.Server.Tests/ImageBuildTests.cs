@@ -273,6 +273,12 @@ public sealed class ImageBuildTests(DefaultImageServer fixture)
         await ExpectAsync(HttpStatusCode.BadRequest, $"/v1/images/{name}/build", null, "context as the body");
         await ExpectAsync(HttpStatusCode.BadRequest, "/v1/images/Not_Valid/build", Tar(new() { ["Dockerfile"] = "FROM busybox\n" }), "is not valid");
 
+        // The mark of a build's sandbox (removed when the server starts) is the server's to set, nobody else's.
+        using (var marked = await fixture.Server.Http.PostAsync("/v1/sandboxes", new StringContent("{\"metadata\": {\"cordon.build\": \"x\"}}", Encoding.UTF8, "application/json"), Token))
+        {
+            await ProblemAssert.IsProblemAsync(marked, HttpStatusCode.BadRequest);
+        }
+
         var (_, secret) = await fixture.Server.CreateKeyAsync("builder-" + Guid.NewGuid().ToString("N")[..6]);
         using var tenant = fixture.Server.HttpWith(secret);
         using var forbidden = await tenant.PostAsync($"/v1/images/{name}/build", new StreamContent(Tar(new() { ["Dockerfile"] = "FROM busybox\n" })), Token);

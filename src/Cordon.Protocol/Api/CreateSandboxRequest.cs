@@ -33,7 +33,8 @@ public sealed record CreateSandboxRequest
     /// <summary>Environment variables of every process in the sandbox.</summary>
     public IReadOnlyDictionary<string, string>? Env { get; init; }
 
-    /// <summary>Free-form labels, returned as given and usable as list filters.</summary>
+    /// <summary>Free-form labels, returned as given and usable as list filters (at most 64; <c>cordon.build</c> is the
+    /// server's own).</summary>
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
 
     /// <summary>Let anyone who knows the sandbox's id reach its web ports at <c>{port}-{id}.{domain}</c> without a

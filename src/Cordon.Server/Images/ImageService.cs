@@ -36,9 +36,16 @@ public sealed partial class ImageService
             _store.DeleteImage(image.Name);
         }
 
-        if (Directory.Exists(PullsDirectory))
+        // The same for builds (their contexts are callers' files) and for E2B build contexts being composed.
+        foreach (var scratch in new[] { PullsDirectory, Path.Combine(_options.DataDir, "builds") }.Where(Directory.Exists))
         {
-            Directory.Delete(PullsDirectory, recursive: true);
+            Directory.Delete(scratch, recursive: true);
+        }
+
+        var templateFiles = Path.Combine(_options.DataDir, "template-files");
+        foreach (var partial in Directory.Exists(templateFiles) ? Directory.EnumerateFiles(templateFiles).Where(f => f.EndsWith(".part", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("context-", StringComparison.Ordinal)) : [])
+        {
+            File.Delete(partial);
         }
     }
 

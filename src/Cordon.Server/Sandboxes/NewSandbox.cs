@@ -35,6 +35,10 @@ public sealed record NewSandbox
     /// default: then they need the sandbox's traffic token (or go through the REST port route with an API key).</summary>
     public bool PublicPorts { get; init; }
 
+    /// <summary>The image a build runs its steps in this sandbox for (recorded as its <c>cordon.build</c> metadata, which
+    /// no caller can set); null for any other sandbox.</summary>
+    internal string? BuildOf { get; init; }
+
     /// <summary>What its traffic may reach; the server's default (<see cref="CordonOptions.DefaultNetwork"/>) when null.</summary>
     public Network.EgressPolicy? Network { get; init; }
 

@@ -87,7 +87,9 @@ public sealed partial class SandboxService
             Timers = timers,
             CreatedAt = DateTimeOffset.UtcNow,
             TimeoutSeconds = timeout,
-            Metadata = request.Metadata ?? new Dictionary<string, string>(),
+            Metadata = request.BuildOf is { } build
+                ? new Dictionary<string, string>(request.Metadata ?? new Dictionary<string, string>(), StringComparer.Ordinal) { [BuildMetadata] = build }
+                : request.Metadata ?? new Dictionary<string, string>(),
             PublicPorts = request.PublicPorts,
             Network = network,
         };

@@ -207,6 +207,7 @@ public sealed partial class SandboxService
         }
 
         await RemoveLeftoverPoolMembersAsync(cancellationToken);
+        await RemoveLeftoverBuildSandboxesAsync(cancellationToken);
         StartPools();
     }
 

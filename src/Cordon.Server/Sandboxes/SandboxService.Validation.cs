@@ -46,6 +46,7 @@ public sealed partial class SandboxService
         foreach (var (key, value) in metadata)
         {
             Require(key.Length is > 0 and <= 128, "metadata keys must be 1-128 characters.");
+            Require(key != BuildMetadata, $"the metadata key '{BuildMetadata}' marks the sandboxes of image builds and is the server's own to set.");
             Require(value is not null && value.Length <= 1024, $"metadata value of '{key}' must be at most 1024 characters.");
         }
     }

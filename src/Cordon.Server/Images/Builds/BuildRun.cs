@@ -662,7 +662,7 @@ internal sealed class BuildRun(
             MaxProcesses = Math.Min(1024, options.MaxProcesses),
             TimeoutSeconds = Math.Min(options.MaxTimeoutSeconds, options.MaxBuildSeconds + 60),
             Network = request.Network,
-            Metadata = new Dictionary<string, string> { ["cordon.build"] = request.Name },
+            BuildOf = request.Name,
         }, cancellationToken);
         _sandboxes.Add(sandbox.Id);
         state.Sandbox = sandbox.Id;
