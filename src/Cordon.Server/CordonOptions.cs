@@ -132,6 +132,10 @@ public sealed class CordonOptions
     /// <summary>Most sandboxes one warm pool may keep.</summary>
     public const int MaxWarmPoolSize = 64;
 
+    /// <summary>Most images (pulled, imported, built, tags included) one tenant key may hold.</summary>
+    [Range(0, 100_000)]
+    public int MaxImagesPerKey { get; set; } = 100;
+
     /// <summary>Most named snapshots one key may hold.</summary>
     public int MaxSnapshotsPerKey { get; set; } = 100;
 

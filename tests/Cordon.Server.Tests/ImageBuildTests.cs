@@ -279,10 +279,13 @@ public sealed class ImageBuildTests(DefaultImageServer fixture)
             await ProblemAssert.IsProblemAsync(marked, HttpStatusCode.BadRequest);
         }
 
+        // A tenant may not rebuild the default image (the server's), nor take its name for one of its own.
         var (_, secret) = await fixture.Server.CreateKeyAsync("builder-" + Guid.NewGuid().ToString("N")[..6]);
         using var tenant = fixture.Server.HttpWith(secret);
-        using var forbidden = await tenant.PostAsync($"/v1/images/{name}/build", new StreamContent(Tar(new() { ["Dockerfile"] = "FROM busybox\n" })), Token);
-        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        using (var forbidden = await tenant.PostAsync("/v1/images/default/build", null, Token))
+        {
+            Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
+        }
 
         // Known only while it runs: FROM an image this server does not have.
         var (events, image) = await BuildAsync(name, new() { ["Dockerfile"] = "FROM registry.example/none:1\n" });
@@ -345,12 +348,82 @@ public sealed class ImageBuildTests(DefaultImageServer fixture)
         using var present = System.Text.Json.JsonDocument.Parse(await fixture.Server.Http.GetStringAsync($"/templates/t/files/{hash}", Token));
         Assert.True(present.RootElement.GetProperty("present").GetBoolean());
 
-        var (_, secret) = await fixture.Server.CreateKeyAsync("e2b-tenant-" + Guid.NewGuid().ToString("N")[..6]);
+        // Another key's link for the same hash is its own: one key's signature does not work as another's.
+        var (tenantId, secret) = await fixture.Server.CreateKeyAsync("e2b-tenant-" + Guid.NewGuid().ToString("N")[..6]);
         using var tenant = fixture.Server.HttpWith(secret);
-        using var forbidden = await tenant.GetAsync($"/templates/t/files/{other}", Token);
-        Assert.Equal(HttpStatusCode.Forbidden, forbidden.StatusCode);
-        using var noBuild = await tenant.PostAsync("/v3/templates", new StringContent("{\"name\": \"x\"}", Encoding.UTF8, "application/json"), Token);
-        Assert.Equal(HttpStatusCode.Forbidden, noBuild.StatusCode);
+        using var tenantLink = System.Text.Json.JsonDocument.Parse(await tenant.GetStringAsync($"/templates/t/files/{other}", Token));
+        var tenantUrl = tenantLink.RootElement.GetProperty("url").GetString()!;
+        Assert.Contains(Uri.EscapeDataString(tenantId), tenantUrl, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, await PutAsync(new Uri(tenantUrl).PathAndQuery.Replace(Uri.EscapeDataString(tenantId), "admin", StringComparison.Ordinal)));
+
+        // Hashes are the client's claim: what one key uploaded under a hash is never another key's files of that hash.
+        using var notShared = System.Text.Json.JsonDocument.Parse(await tenant.GetStringAsync($"/templates/t/files/{hash}", Token));
+        Assert.False(notShared.RootElement.GetProperty("present").GetBoolean());
+    }
+
+    [Fact]
+    public async Task TenantImages_AreTheirOwn_AndAnotherTenantsIsNowhere()
+    {
+        var (aliceId, aliceSecret) = await fixture.Server.CreateKeyAsync("alice-" + Guid.NewGuid().ToString("N")[..6]);
+        var (bobId, bobSecret) = await fixture.Server.CreateKeyAsync("bob-" + Guid.NewGuid().ToString("N")[..6]);
+        using var alice = new CordonClient(fixture.Server.Address, aliceSecret);
+        using var bob = new CordonClient(fixture.Server.Address, bobSecret);
+
+        // The same name, two tenants, two images.
+        foreach (var (client, who) in new[] { (alice, "alice"), (bob, "bob") })
+        {
+            await using var context = Tar(new() { ["Dockerfile"] = $"FROM busybox\nRUN echo {who} > /who\n" });
+            var started = await client.BuildImageFromContextAsync("app", context, cancellationToken: Token);
+            Assert.Equal("app", started.Name);
+            await foreach (var e in client.FollowBuildAsync("app", 0, Token))
+            {
+                Assert.NotEqual("error", e.Type);
+            }
+        }
+
+        foreach (var (client, who) in new[] { (alice, "alice"), (bob, "bob") })
+        {
+            var listed = await client.ListImagesAsync(Token);
+            Assert.Single(listed, i => i.Name == "app");
+            Assert.DoesNotContain(listed, i => i.Name.Contains('/', StringComparison.Ordinal)); // no other tenant's image
+            Assert.Contains(listed, i => i.Name == ServerFixture.TestImage); // the server's images are everyone's
+            var sandbox = await client.CreateSandboxAsync(new CreateSandboxRequest { Image = "app", TimeoutSeconds = 120 }, Token);
+            Assert.Equal("app", sandbox.Image);
+            Assert.Equal(who + "\n", (await client.ExecAsync(sandbox.Id, ExecRequestBody.FromShell("cat /who"), Token)).Stdout);
+            await client.DeleteSandboxAsync(sandbox.Id, Token);
+        }
+
+        var all = await Client.ListImagesAsync(Token);
+        Assert.Contains(all, i => i.Name == $"{aliceId}/app");
+        Assert.Contains(all, i => i.Name == $"{bobId}/app");
+
+        // Bob cannot reach Alice's image by any name: not to start from, not to build from, not to delete.
+        var create = await Assert.ThrowsAsync<CordonApiException>(() => bob.CreateSandboxAsync(new CreateSandboxRequest { Image = $"{aliceId}/app" }, Token));
+        var madeUp = await Assert.ThrowsAsync<CordonApiException>(() => bob.CreateSandboxAsync(new CreateSandboxRequest { Image = "nobody-at-all/app" }, Token));
+        Assert.Equal((madeUp.Status, madeUp.Message.Replace("nobody-at-all", aliceId, StringComparison.Ordinal)), (create.Status, create.Message)); // as if it did not exist
+        await using (var context = Tar(new() { ["Dockerfile"] = $"FROM {aliceId}/app\n" }))
+        {
+            await bob.BuildImageFromContextAsync("stolen", context, cancellationToken: Token);
+            var events = new List<BuildEvent>();
+            await foreach (var e in bob.FollowBuildAsync("stolen", 0, Token))
+            {
+                events.Add(e);
+            }
+
+            Assert.Equal("failed", events[^1].Status);
+            Assert.Contains("no image of that name", events.Single(e => e.Type == "error").Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(403, (await Assert.ThrowsAsync<CordonApiException>(() => bob.DeleteImageAsync(ServerFixture.TestImage, Token))).Status);
+        await bob.DeleteImageAsync("app", Token);
+        Assert.Equal(404, (await Assert.ThrowsAsync<CordonApiException>(() => bob.GetImageAsync("app", Token))).Status);
+        Assert.Equal("ready", (await alice.GetImageAsync("app", Token)).Status);
+        await alice.DeleteImageAsync("app", Token);
+
+        // A tenant cannot take the default image's name for one of its own (it would shadow the server's for it).
+        using var aliceHttp = fixture.Server.HttpWith(aliceSecret);
+        using var reserved = await aliceHttp.PostAsync("/v1/images?name=default", new StreamContent(Tar(new() { ["etc/hostname"] = "x" })), Token);
+        await ProblemAssert.IsProblemAsync(reserved, HttpStatusCode.Conflict);
     }
 
     private static string Name(string prefix) => $"{prefix}-{Guid.NewGuid().ToString("N")[..8]}";

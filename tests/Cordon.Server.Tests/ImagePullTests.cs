@@ -209,20 +209,39 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
     }
 
     [Fact]
-    public async Task Pull_NeedsAnAdminKey()
+    public async Task Pull_ByATenant_IsItsOwn_AndAnotherTenantsLayersAreNeverPresentForIt()
     {
-        var (_, secret) = await registry.Server.CreateKeyAsync("puller-" + Guid.NewGuid().ToString("N")[..6]);
+        // Alice pulls an image; its layer's blob then leaves the registry. A pull that took a stored layer because it
+        // knows its digest would hand Bob what only Alice has: Bob's pull must fetch it (and so fail), Alice's not.
+        var layer = Layout.Layer("alice's layer " + Guid.NewGuid().ToString("N"), gzip: true);
+        await registry.PushAsync("team/private-layers:1", Layout.Single(layer, []));
+        var (aliceId, aliceSecret) = await registry.Server.CreateKeyAsync("alice-" + Guid.NewGuid().ToString("N")[..6]);
+        var (_, bobSecret) = await registry.Server.CreateKeyAsync("bob-" + Guid.NewGuid().ToString("N")[..6]);
+        using var alice = new CordonClient(registry.Server.Address, aliceSecret);
+        using var bob = new CordonClient(registry.Server.Address, bobSecret);
+        var from = $"{registry.Host}/team/private-layers:1";
 
-        using var response = await registry.Server.HttpWith(secret).PostAsJsonAsync("/v1/images", new { from = $"{registry.Host}/team/tiny:1" }, Token);
+        var pulled = await alice.PullImageAsync(new PullImageRequest { From = from, Name = "mine" }, Token);
+        Assert.Equal("mine", pulled.Name);
+        Assert.Equal("ready", (await WaitAsync(alice, "mine")).Status);
+        Assert.Contains(await Client.ListImagesAsync(Token), i => i.Name == $"{aliceId}/mine");
+        registry.RemoveBlob(layer.BlobDigest);
 
-        Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
+        await bob.PullImageAsync(new PullImageRequest { From = from, Name = "mine" }, Token);
+        var bobs = await WaitAsync(bob, "mine");
+        await alice.PullImageAsync(new PullImageRequest { From = from, Name = "mine-again" }, Token);
+        var alices = await WaitAsync(alice, "mine-again");
+
+        Assert.Equal("failed", bobs.Status);
+        Assert.Equal("ready", alices.Status);
+        Assert.DoesNotContain(await bob.ListImagesAsync(Token), i => i.Status == "ready" && i.Name.StartsWith("mine", StringComparison.Ordinal));
     }
 
-    private async Task<ImageInfo> WaitAsync(string name)
+    private static async Task<ImageInfo> WaitAsync(CordonClient client, string name)
     {
         for (var deadline = DateTime.UtcNow.AddSeconds(120); DateTime.UtcNow < deadline; await Task.Delay(100, Token))
         {
-            var image = await Client.GetImageAsync(name, Token);
+            var image = await client.GetImageAsync(name, Token);
             if (image.Status != "building")
             {
                 return image;
@@ -232,6 +251,8 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         Assert.Fail($"The image {name} was still being pulled after 120 s.");
         return null!;
     }
+
+    private Task<ImageInfo> WaitAsync(string name) => WaitAsync(Client, name);
 
     /// <summary>The tests' registries (plain HTTP on loopback ports: one open, one with basic auth) and a server
     /// that may pull from them.</summary>

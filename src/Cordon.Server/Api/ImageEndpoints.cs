@@ -19,16 +19,20 @@ public static class ImageEndpoints
     {
         var group = app.MapGroup("/v1/images").WithTags("Images");
 
-        group.MapGet("", (ImageService images) => Results.Ok(images.List().ToList()))
-            .WithName("ListImages").Produces<List<ImageInfo>>();
+        group.MapGet("", (HttpContext context, ImageService images) => Results.Ok(images.List(ApiKeyMiddleware.Caller(context)).ToList()))
+            .WithName("ListImages").Produces<List<ImageInfo>>()
+            .WithSummary("The server's images and, for a tenant key, its own (another tenant's are never listed).");
 
-        group.MapGet("/{name}", (string name, ImageService images)
-            => images.Find(name) is { } image ? Results.Ok(image) : throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name })
-            .WithName("GetImage").Produces<ImageInfo>();
+        group.MapGet("/{name}", (string name, HttpContext context, ImageService images) =>
+        {
+            var caller = ApiKeyMiddleware.Caller(context);
+            return images.Find(caller, name) is { } image ? Results.Ok(ImageService.View(caller, image))
+                : throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name };
+        }).WithName("GetImage").Produces<ImageInfo>();
 
         group.MapPost("", async (string? name, HttpContext context, ImageService images, ImageBuildQueue queue, IOptions<CordonOptions> options) =>
         {
-            RequireAdmin(context);
+            var caller = ApiKeyMiddleware.Caller(context);
 
             // A JSON body pulls from a registry ({"from": "registry/repo:tag"}); any other body is an archive to import.
             if (context.Request.HasJsonContentType())
@@ -45,24 +49,25 @@ public static class ImageEndpoints
                     throw CordonException.Invalid($"The body is not a pull request ({ex.Message}): send {{\"from\": \"registry.example.com/team/app:1.2\"}}.");
                 }
 
-                var reserved = await queue.StartPullAsync(request with { Name = request.Name ?? name }, context.RequestAborted);
+                var reserved = ImageService.View(caller, await queue.StartPullAsync(caller, request with { Name = request.Name ?? name }, context.RequestAborted));
                 return Results.Accepted($"/v1/images/{reserved.Name}", reserved);
             }
 
             RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
-            var image = await images.ImportAsync(name ?? "", context.Request.Body, context.RequestAborted);
+            var image = ImageService.View(caller, await images.ImportAsync(caller, name ?? "", context.Request.Body, context.RequestAborted));
             return Results.Created($"/v1/images/{image.Name}", image);
         }).WithName("ImportImage").Accepts<Stream>("application/x-tar", "application/json", "*/*")
             .Produces<ImageInfo>(201).Produces<ImageInfo>(202)
             .WithSummary("Import a root file system tarball, or an OCI image layout packed as a tarball (gzip or zstd layers), as ?name=; "
-                + "or, with a JSON body {\"from\": \"registry/repo:tag\"}, pull it from an OCI registry (202; follow it with GET /v1/images/{name}).");
+                + "or, with a JSON body {\"from\": \"registry/repo:tag\"}, pull it from an OCI registry (202; follow it with GET /v1/images/{name}). "
+                + "A tenant key's images are its own; an admin key's are the server's, shared by every key.");
 
         group.MapPost("/{name}/build", async (string name, bool? rebuild, string? dockerfile, string? target, bool? noCache, [Microsoft.AspNetCore.Mvc.FromQuery] string[]? buildArg, string? network, string? startCmd, string? readyCmd,
             HttpContext context, ImageService images, IOptions<CordonOptions> options, ImageBuildQueue queue, ImageBuilder builder, SandboxService sandboxes) =>
         {
-            RequireAdmin(context);
             if (name == options.Value.DefaultImage)
             {
+                RequireAdmin(context);
                 queue.BuildDefault(rebuild ?? false);
                 return Results.Accepted($"/v1/images/{name}", images.Find(name) ?? new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow });
             }
@@ -110,8 +115,7 @@ public static class ImageEndpoints
 
         group.MapGet("/{name}/build", async (string name, long? offset, bool? follow, HttpContext context, ImageBuilder builder) =>
         {
-            RequireAdmin(context);
-            var log = builder.LogOf(name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"No build of '{name}' ran since the server started.") { Subject = name };
+            var log = builder.LogOf(ApiKeyMiddleware.Caller(context), name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"No build of '{name}' ran since the server started.") { Subject = name };
             var at = Math.Max(0, offset ?? 0);
             Ndjson.Begin(context);
             while (true)
@@ -134,8 +138,7 @@ public static class ImageEndpoints
 
         group.MapDelete("/{name}", (string name, HttpContext context, ImageService images, SandboxService sandboxes) =>
         {
-            RequireAdmin(context);
-            images.Delete(name, sandboxes.ImagesInUse);
+            images.Delete(ApiKeyMiddleware.Caller(context), name, sandboxes.ImagesInUse);
             return Results.NoContent();
         }).WithName("DeleteImage").Produces(204);
     }

@@ -39,15 +39,15 @@ public sealed partial class ImageBuildQueue(ImageService images, IOptions<Cordon
 
     /// <summary>Checks a pull, reserves its name and pulls in the background (several pulls may run at once; the
     /// server's stop cancels them, and a cancelled pull leaves no image behind).</summary>
-    /// <returns>The image, <c>building</c> until it is ready or failed.</returns>
-    public async Task<Protocol.Api.ImageInfo> StartPullAsync(Protocol.Api.PullImageRequest request, CancellationToken cancellationToken)
+    /// <returns>The image (under its stored name), <c>building</c> until it is ready or failed.</returns>
+    public async Task<Protocol.Api.ImageInfo> StartPullAsync(Auth.CallerIdentity caller, Protocol.Api.PullImageRequest request, CancellationToken cancellationToken)
     {
-        var (image, reference) = await images.StartPullAsync(request, cancellationToken);
+        var (image, reference) = await images.StartPullAsync(caller, request, cancellationToken);
         _ = Task.Run(async () =>
         {
             try
             {
-                await images.PullAsync(image.Name, reference, request.Credentials, lifetime.ApplicationStopping);
+                await images.PullAsync(caller, image.Name, reference, request.Credentials, lifetime.ApplicationStopping);
             }
             catch (OperationCanceledException)
             {

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Cordon.Protocol.Api;
 using Cordon.Runtime.Images;
+using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.State;
 using Microsoft.Extensions.Logging;
@@ -43,7 +44,7 @@ public sealed partial class ImageService
         }
 
         var templateFiles = Path.Combine(_options.DataDir, "template-files");
-        foreach (var partial in Directory.Exists(templateFiles) ? Directory.EnumerateFiles(templateFiles).Where(f => f.EndsWith(".part", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("context-", StringComparison.Ordinal)) : [])
+        foreach (var partial in Directory.Exists(templateFiles) ? Directory.EnumerateFiles(templateFiles, "*", SearchOption.AllDirectories).Where(f => f.EndsWith(".part", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("context-", StringComparison.Ordinal)) : [])
         {
             File.Delete(partial);
         }
@@ -57,7 +58,48 @@ public sealed partial class ImageService
 
     public IReadOnlyList<ImageInfo> List() => _store.LoadImages();
 
+    /// <summary>The images <paramref name="caller"/> can use: for an admin key every image (a tenant's under its
+    /// stored name, <c>{key}/{name}</c>); for a tenant key the server's images and its own, under their own names.</summary>
+    public IReadOnlyList<ImageInfo> List(CallerIdentity caller)
+        => caller.Admin ? List() : [.. List().Where(i => IsShared(i.Name) || IsOwnedBy(i.Name, caller)).Select(i => View(caller, i))];
+
+    /// <summary>An image by its stored name (the server's own lookups: a sandbox's or a snapshot's image).</summary>
     public ImageInfo? Find(string name) => _store.LoadImage(name);
+
+    /// <summary>The image <paramref name="name"/> means for <paramref name="caller"/>: a tenant's own image of that name,
+    /// else the server's; another tenant's is never found. Its <c>Name</c> is the stored name.</summary>
+    public ImageInfo? Find(CallerIdentity caller, string name)
+    {
+        if (caller.Admin)
+        {
+            return Find(name);
+        }
+
+        return name.Contains('/') ? null : Find(StoredName(caller, name)) ?? Find(name);
+    }
+
+    /// <summary>The name an image <paramref name="caller"/> makes is stored under: a tenant's images live in a
+    /// namespace of their own (<c>{key}/{name}</c>; no name a caller gives contains '/'), the server's (an admin's) are
+    /// shared by every key.</summary>
+    public static string StoredName(CallerIdentity caller, string name) => caller.Admin ? name : $"{caller.KeyId}/{name}";
+
+    /// <summary>The name a caller knows an image by: a tenant's own without its namespace.</summary>
+    public static ImageInfo View(CallerIdentity caller, ImageInfo image)
+        => !caller.Admin && IsOwnedBy(image.Name, caller) ? image with { Name = LocalName(image.Name) } : image;
+
+    /// <summary>The part of a stored name after the tenant's namespace.</summary>
+    public static string LocalName(string stored) => stored.Contains('/') ? stored[(stored.IndexOf('/') + 1)..] : stored;
+
+    private static bool IsShared(string stored) => !stored.Contains('/');
+
+    private static bool IsOwnedBy(string stored, CallerIdentity caller) => stored.StartsWith(caller.KeyId + "/", StringComparison.Ordinal);
+
+    /// <summary>The image a sandbox of <paramref name="caller"/> can start from now (see <see cref="Find(CallerIdentity, string)"/>).</summary>
+    /// <exception cref="CordonException">Unknown (or another tenant's), still building, or failed.</exception>
+    public ImageInfo Resolve(CallerIdentity caller, string name)
+        => Find(caller, name) is { } image ? Resolve(image.Name)
+            : !caller.Admin && name.Contains('/') ? throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name }
+            : Resolve(name); // not found, or the default image not built yet: its own message
 
     /// <summary>The image a sandbox can start from now.</summary>
     /// <exception cref="CordonException">Unknown, still building, or failed.</exception>
@@ -92,10 +134,13 @@ public sealed partial class ImageService
         }
     }
 
-    /// <summary>Imports a root file system tarball or an OCI image layout tarball under <paramref name="name"/>.</summary>
-    public async Task<ImageInfo> ImportAsync(string name, Stream archive, CancellationToken cancellationToken)
+    /// <summary>Imports a root file system tarball or an OCI image layout tarball under <paramref name="name"/> (in
+    /// the caller's namespace).</summary>
+    public async Task<ImageInfo> ImportAsync(CallerIdentity caller, string name, Stream archive, CancellationToken cancellationToken)
     {
-        await ReserveAsync(name, "importing", replace: true, cancellationToken);
+        ValidateName(name);
+        name = StoredName(caller, name);
+        await ReserveAsync(caller, name, "importing", replace: true, cancellationToken);
         try
         {
             var imported = await Layers.ImportArchiveAsync(archive, cancellationToken);
@@ -120,12 +165,11 @@ public sealed partial class ImageService
     /// and for a name being made already.</summary>
     /// <param name="replace">A ready image of that name may be replaced (an import); a pull is refused instead, so
     /// that one that fails never costs a working image.</param>
-    private async Task<ImageInfo> ReserveAsync(string name, string message, bool replace, CancellationToken cancellationToken)
+    private async Task<ImageInfo> ReserveAsync(CallerIdentity caller, string name, string message, bool replace, CancellationToken cancellationToken)
     {
-        ValidateName(name);
-        if (name == _options.DefaultImage)
+        if (LocalName(name) == _options.DefaultImage)
         {
-            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: use another name.");
+            throw new CordonException(ErrorCode.ImageReserved, $"'{LocalName(name)}' is the name of the default image, which Cordon builds itself: use another name.");
         }
 
         await _writeLock.WaitAsync(cancellationToken);
@@ -136,7 +180,10 @@ public sealed partial class ImageService
                 case { Status: ImageStates.Building }:
                     throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported or pulled already: wait for it to finish.");
                 case { Status: ImageStates.Ready } when !replace:
-                    throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' exists: pull under another name (\"name\"), or delete it first (DELETE /v1/images/{name}).");
+                    throw new CordonException(ErrorCode.ImageBusy, $"The image '{LocalName(name)}' exists: pull under another name (\"name\"), or delete it first (DELETE /v1/images/{LocalName(name)}).");
+                case null:
+                    RequireRoomFor(caller);
+                    break;
             }
 
             var image = new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = message };
@@ -150,7 +197,7 @@ public sealed partial class ImageService
     }
 
     /// <summary>Checks a pull and reserves its name; the pull itself is <see cref="PullAsync"/>, in the background.</summary>
-    public async Task<(ImageInfo Image, ImageReference Reference)> StartPullAsync(PullImageRequest request, CancellationToken cancellationToken)
+    public async Task<(ImageInfo Image, ImageReference Reference)> StartPullAsync(CallerIdentity caller, PullImageRequest request, CancellationToken cancellationToken)
     {
         ImageReference reference;
         try
@@ -175,13 +222,15 @@ public sealed partial class ImageService
             throw new CordonException(ErrorCode.RuntimeFailed, "Pulling from registries needs skopeo on the host (apt-get install skopeo; ./cordon installs it).");
         }
 
-        var image = await ReserveAsync(request.Name ?? reference.DefaultName, $"pulling {reference}", replace: false, cancellationToken);
+        var name = request.Name ?? reference.DefaultName;
+        ValidateName(name);
+        var image = await ReserveAsync(caller, StoredName(caller, name), $"pulling {reference}", replace: false, cancellationToken);
         return (image, reference);
     }
 
     /// <summary>Pulls a reserved image: skopeo copies it (digests verified) into an OCI archive in the data directory, which is
     /// imported as an upload would be; the image is then <c>ready</c>, or <c>failed</c> with the registry's reason.</summary>
-    public async Task PullAsync(string name, ImageReference reference, RegistryCredentials? credentials, CancellationToken cancellationToken)
+    public async Task PullAsync(CallerIdentity caller, string name, ImageReference reference, RegistryCredentials? credentials, CancellationToken cancellationToken)
     {
         var scratch = Path.Combine(PullsDirectory, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(Path.GetDirectoryName(scratch)!, Runtime.Modes.RootOnly);
@@ -193,7 +242,7 @@ public sealed partial class ImageService
 
             // The config first (the registry's manifest and config, no layer): when every layer it names is stored
             // already, the image is made from them and nothing more is fetched.
-            if (Present(await _puller.InspectConfigAsync(reference, scratch, login, plainHttp, cancellationToken)) is { } present)
+            if (Present(await _puller.InspectConfigAsync(reference, scratch, login, plainHttp, cancellationToken), VisibleLayers(caller)) is { } present)
             {
                 var known = ToInfo(name, present);
                 _store.SaveImage(known);
@@ -245,9 +294,9 @@ public sealed partial class ImageService
 
     /// <summary>The image a config describes when every layer it names (its <c>diff_ids</c>, the digests layers are
     /// stored under) is stored with its size; null when any is missing.</summary>
-    /// <remarks>SECURITY: only an admin pulls, and every image is visible to every key; once images belong to tenants,
-    /// a layer counts as present only when the tenant can already see it (knowing a digest must not be enough).</remarks>
-    private ImportedImage? Present(string configJson)
+    /// <remarks>SECURITY: a layer counts as present only when it is a layer of an image the caller can already use
+    /// (<paramref name="visible"/>): knowing a digest of another tenant's layer must not be enough to get it.</remarks>
+    private ImportedImage? Present(string configJson, ISet<string> visible)
     {
         try
         {
@@ -262,7 +311,7 @@ public sealed partial class ImageService
             long size = 0;
             foreach (var id in ids.EnumerateArray())
             {
-                if (id.GetString() is not { } digest || !DigestRegex().IsMatch(digest) || Layers.SizeOf(digest) is not { } layerSize)
+                if (id.GetString() is not { } digest || !DigestRegex().IsMatch(digest) || !visible.Contains(digest) || Layers.SizeOf(digest) is not { } layerSize)
                 {
                     return null;
                 }
@@ -282,11 +331,23 @@ public sealed partial class ImageService
     [GeneratedRegex("^sha256:[a-f0-9]{64}$")]
     private static partial Regex DigestRegex();
 
+    /// <summary>The layers of the images the caller can use (an admin: every stored layer's image).</summary>
+    private HashSet<string> VisibleLayers(CallerIdentity caller) => [.. List(caller).Where(i => i.Status == ImageStates.Ready).SelectMany(i => i.Layers)];
+
     private void SaveProgress(string name, string message)
     {
         if (Find(name) is { Status: ImageStates.Building } image)
         {
             _store.SaveImage(image with { Message = message });
+        }
+    }
+
+    /// <summary>A tenant holds at most <see cref="CordonOptions.MaxImagesPerKey"/> images.</summary>
+    private void RequireRoomFor(CallerIdentity caller)
+    {
+        if (!caller.Admin && List().Count(i => IsOwnedBy(i.Name, caller)) is var held && held >= _options.MaxImagesPerKey)
+        {
+            throw new CordonException(ErrorCode.QuotaExceeded, $"Your key holds {held} images, its most: delete ones you no longer need (DELETE /v1/images/{{name}}) and retry.");
         }
     }
 
@@ -398,15 +459,17 @@ public sealed partial class ImageService
         }
     }
 
-    /// <summary>Gives a ready image a second name (a tag): the same layers, snapshots and configuration.</summary>
-    public ImageInfo Tag(string source, string name)
+    /// <summary>Gives a ready image a second name (a tag) in the caller's namespace: the same layers, snapshots and
+    /// configuration.</summary>
+    public ImageInfo Tag(CallerIdentity caller, string source, string name)
     {
         ValidateName(name);
-        var image = Find(source) is { Status: ImageStates.Ready } ready ? ready
+        var image = Find(caller, source) is { Status: ImageStates.Ready } ready ? ready
             : throw new CordonException(ErrorCode.ImageNotFound, $"No ready image '{source}' exists to tag.") { Subject = source };
-        if (name == _options.DefaultImage)
+        name = StoredName(caller, name);
+        if (LocalName(name) == _options.DefaultImage)
         {
-            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: use another name.");
+            throw new CordonException(ErrorCode.ImageReserved, $"'{LocalName(name)}' is the name of the default image, which Cordon builds itself: use another name.");
         }
 
         var tagged = image with { Name = name, CreatedAt = DateTimeOffset.UtcNow };
@@ -429,12 +492,11 @@ public sealed partial class ImageService
     /// <summary>Marks a build of <paramref name="name"/> as started: a new name shows as <c>building</c>; an image of
     /// that name stays usable (and unchanged) until the build replaces it.</summary>
     /// <returns>The image as it shows while the build runs.</returns>
-    public async Task<ImageInfo> BeginBuildAsync(string name, CancellationToken cancellationToken)
+    public async Task<ImageInfo> BeginBuildAsync(CallerIdentity caller, string name, CancellationToken cancellationToken)
     {
-        ValidateName(name);
-        if (name == _options.DefaultImage)
+        if (LocalName(name) == _options.DefaultImage)
         {
-            throw new CordonException(ErrorCode.ImageReserved, $"'{name}' is the name of the default image, which Cordon builds itself: use another name.");
+            throw new CordonException(ErrorCode.ImageReserved, $"'{LocalName(name)}' is the name of the default image, which Cordon builds itself: use another name.");
         }
 
         await _writeLock.WaitAsync(cancellationToken);
@@ -450,6 +512,7 @@ public sealed partial class ImageService
                 throw new CordonException(ErrorCode.ImageBusy, $"The image '{name}' is being imported, pulled or built already: wait for it to finish.");
             }
 
+            RequireRoomFor(caller);
             var image = new ImageInfo { Name = name, Status = ImageStates.Building, CreatedAt = DateTimeOffset.UtcNow, Message = "building" };
             _store.SaveImage(image);
             return image;
@@ -475,8 +538,20 @@ public sealed partial class ImageService
         }
     }
 
-    /// <summary>Removes an image; its layers go once no image uses them. Refused while sandboxes use it.</summary>
-    public void Delete(string name, IEnumerable<string> imagesInUse)
+    /// <summary>Removes an image of the caller's (an admin's: any); its layers go once no image uses them. Refused
+    /// while sandboxes use it.</summary>
+    public void Delete(CallerIdentity caller, string name, IEnumerable<string> imagesInUse)
+    {
+        var image = Find(caller, name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name };
+        if (!caller.Admin && !IsOwnedBy(image.Name, caller))
+        {
+            throw new CordonException(ErrorCode.AdminRequired, $"The image '{name}' is the server's, shared by every key: only an admin key deletes it.");
+        }
+
+        Delete(image.Name, imagesInUse);
+    }
+
+    private void Delete(string name, IEnumerable<string> imagesInUse)
     {
         var image = Find(name) ?? throw new CordonException(ErrorCode.ImageNotFound, $"The image '{name}' does not exist.") { Subject = name };
         if (imagesInUse.Contains(name))

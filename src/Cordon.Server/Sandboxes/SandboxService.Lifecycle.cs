@@ -21,10 +21,14 @@ public sealed partial class SandboxService
     public async Task<Sandbox> CreateAsync(CallerIdentity caller, NewSandbox request, CancellationToken cancellationToken)
     {
         var snapshot = request.Snapshot is { } snapshotName ? GetSnapshot(caller, snapshotName) : null;
-        Require(snapshot is null || request.Image is null || request.Image == snapshot.Image,
-            $"The snapshot starts from image '{snapshot?.Image}': give the snapshot alone, without another image.");
-        var imageName = snapshot?.Image ?? request.Image ?? _options.DefaultImage;
-        ImageService.ValidateName(imageName);
+        Require(snapshot is null || request.Image is null || request.Image == snapshot.Image || request.Image == ImageService.LocalName(snapshot.Image),
+            $"The snapshot starts from image '{(snapshot is null ? "" : ImageService.LocalName(snapshot.Image))}': give the snapshot alone, without another image.");
+        // A snapshot names its image by the stored name; a caller, by the name it knows (its own image first).
+        var requestedImage = request.Image ?? _options.DefaultImage;
+        if (snapshot is null && !(caller.Admin && requestedImage.Contains('/'))) // an admin may name a tenant's image by its stored name
+        {
+            ImageService.ValidateName(requestedImage);
+        }
         var cpu = request.Cpu ?? 1;
         var memory = request.MemoryMiB ?? 512;
         var disk = request.DiskMiB ?? snapshot?.DiskMiB ?? 2048;
@@ -60,7 +64,8 @@ public sealed partial class SandboxService
         };
         RequireSecretsFor(caller.KeyId, network);
 
-        var image = _images.Resolve(imageName);
+        var image = snapshot is not null ? _images.Resolve(snapshot.Image) : _images.Resolve(caller, requestedImage);
+        var imageName = image.Name;
 
         // A sandbox started ahead, when the request asks for nothing it cannot take on.
         if (caller.KeyId != PoolOwner && Poolable(request, cpu, memory, disk, pids)

@@ -11,7 +11,7 @@ public static class WireShapes
     {
         Id = sandbox.Id,
         State = WireNames.Of(sandbox.State),
-        Image = sandbox.Image,
+        Image = Images.ImageService.LocalName(sandbox.Image), // a tenant's image by the name it knows
         Cpu = sandbox.Cpu,
         MemoryMiB = sandbox.MemoryMiB,
         DiskMiB = sandbox.DiskMiB,
@@ -92,7 +92,7 @@ public static class WireShapes
         Id = snapshot.Id,
         Name = snapshot.Name ?? snapshot.Id,
         SandboxId = snapshot.SandboxId,
-        Image = snapshot.Image,
+        Image = Images.ImageService.LocalName(snapshot.Image),
         DiskMiB = snapshot.DiskMiB,
         CreatedAt = snapshot.CreatedAt,
         UsedBy = usedBy,

@@ -276,9 +276,9 @@ public static class E2bControlPlane
             return Results.NoContent();
         }
 
-        if (caller.Admin && images.Find(id) is not null)
+        if (images.Find(caller, id) is not null)
         {
-            images.Delete(id, sandboxes.ImagesInUse);
+            images.Delete(caller, id, sandboxes.ImagesInUse);
             return Results.NoContent();
         }
 

@@ -47,7 +47,7 @@ public static class E2bTemplates
     /// its steps come with the trigger.</summary>
     private static Task<IResult> RequestBuildAsync(HttpContext context, E2bTemplateBuilds builds) => E2bControlPlane.GuardAsync(async () =>
     {
-        var caller = RequireAdmin(context);
+        var caller = ApiKeyMiddleware.Caller(context);
         var body = await E2bControlPlane.ReadAsync<BuildRequestBody>(context) ?? throw CordonException.Invalid("The body must name the template: {\"name\": \"my-template\"}.");
         var name = body.Name ?? body.Alias ?? throw CordonException.Invalid("name is required: the template's name, such as my-template or my-template:v1.");
         ImageService.ValidateName(name);
@@ -56,7 +56,7 @@ public static class E2bTemplates
             ImageService.ValidateName(BaseName(name) + ":" + tag);
         }
 
-        var build = new TemplateBuild(name, Guid.NewGuid().ToString(), caller.KeyId, body.Tags ?? []);
+        var build = new TemplateBuild(name, Guid.NewGuid().ToString(), caller, body.Tags ?? []);
         builds.Add(build);
         return Results.Json(new
         {
@@ -73,17 +73,12 @@ public static class E2bTemplates
     private static IResult UploadLink(string templateID, string hash, HttpContext context, TemplateFiles files, SandboxTokens tokens)
     {
         var caller = ApiKeyMiddleware.Caller(context);
-        if (!caller.Admin)
-        {
-            return E2bErrors.Body(403, "Building templates needs an admin API key on this server.");
-        }
-
         if (!TemplateFiles.IsHash(hash))
         {
             return E2bErrors.Body(400, "The files hash must be 64 lowercase hex digits.");
         }
 
-        if (files.Has(hash))
+        if (files.Has(caller.KeyId, hash))
         {
             return Results.Json(new { present = true }, E2bControlPlane.Json);
         }
@@ -104,7 +99,7 @@ public static class E2bTemplates
         RequestBody.AllowUpTo(context, options.Value.MaxUploadBytes);
         try
         {
-            await files.SaveAsync(hash, context.Request.Body, context.RequestAborted);
+            await files.SaveAsync(key, hash, context.Request.Body, context.RequestAborted);
         }
         catch (InvalidDataException ex)
         {
@@ -118,17 +113,17 @@ public static class E2bTemplates
     /// go to the image builder; answered 202 with an empty body (the SDK reads no JSON here).</summary>
     private static Task<IResult> TriggerAsync(string templateID, string buildID, HttpContext context, E2bTemplateBuilds builds, ImageBuilder builder, TemplateFiles files, ImageService images, IOptions<CordonOptions> options) => E2bControlPlane.GuardAsync(async () =>
     {
-        var caller = RequireAdmin(context);
+        var caller = ApiKeyMiddleware.Caller(context);
         var build = builds.Find(templateID, buildID, caller)
             ?? throw new CordonException(ErrorCode.ImageNotFound, $"No build {buildID} of template {templateID} was requested (POST /v3/templates first).") { Subject = templateID };
         var body = await E2bControlPlane.ReadAsync<TriggerBody>(context) ?? throw CordonException.Invalid("The body must hold the template's steps.");
-        var (dockerfile, hashes, pull) = Translate(body, images, options.Value.DefaultImage);
+        var (dockerfile, hashes, pull) = Translate(caller, body, images, options.Value.DefaultImage);
         var noCache = body.Force == true || (body.Steps ?? []).Any(s => s.Force == true);
 
         Stream composed;
         try
         {
-            composed = await files.ComposeContextAsync(DockerfileName, dockerfile, hashes, context.RequestAborted);
+            composed = await files.ComposeContextAsync(caller.KeyId, DockerfileName, dockerfile, hashes, context.RequestAborted);
         }
         catch (InvalidDataException ex)
         {
@@ -175,7 +170,7 @@ public static class E2bTemplates
             build.Tagged = true;
             foreach (var tag in build.Tags)
             {
-                images.Tag(build.Name, BaseName(build.Name) + ":" + tag);
+                images.Tag(build.Caller, build.Name, BaseName(build.Name) + ":" + tag);
             }
         }
 
@@ -192,19 +187,19 @@ public static class E2bTemplates
     }
 
     /// <summary><c>Template.exists(name)</c>: 200 when an image (or snapshot) of that name exists, else 404.</summary>
-    private static IResult Alias(string alias, ImageService images, IOptions<CordonOptions> options)
-        => images.Find(alias) is { Status: ImageStates.Ready } || alias is "base" or "code-interpreter-v1"
+    private static IResult Alias(string alias, HttpContext context, ImageService images)
+        => images.Find(ApiKeyMiddleware.Caller(context), alias) is { Status: ImageStates.Ready } || alias is "base" or "code-interpreter-v1"
             ? Results.Json(new { templateID = alias, @public = false }, E2bControlPlane.Json)
             : E2bErrors.Body(404, $"Template '{alias}' not found.");
 
     private static Task<IResult> AssignTags(HttpContext context, ImageService images) => E2bControlPlane.GuardAsync(async () =>
     {
-        RequireAdmin(context);
+        var caller = ApiKeyMiddleware.Caller(context);
         var body = await E2bControlPlane.ReadAsync<TagsBody>(context) ?? throw CordonException.Invalid("The body must name the target and the tags.");
         var target = body.Target ?? throw CordonException.Invalid("target is required: the template (name or name:tag) to tag.");
         foreach (var tag in body.Tags ?? [])
         {
-            images.Tag(target, BaseName(target) + ":" + tag);
+            images.Tag(caller, target, BaseName(target) + ":" + tag);
         }
 
         return Results.Json(new { buildID = Guid.Empty, tags = body.Tags ?? [] }, E2bControlPlane.Json, statusCode: 201);
@@ -212,24 +207,24 @@ public static class E2bTemplates
 
     private static Task<IResult> RemoveTagsAsync(HttpContext context, ImageService images, SandboxService sandboxes) => E2bControlPlane.GuardAsync(async () =>
     {
-        RequireAdmin(context);
+        var caller = ApiKeyMiddleware.Caller(context);
         var body = await E2bControlPlane.ReadAsync<TagsBody>(context) ?? throw CordonException.Invalid("The body must name the template and the tags.");
         var name = body.Name ?? throw CordonException.Invalid("name is required: the template whose tags go.");
         foreach (var tag in body.Tags ?? [])
         {
-            images.Delete(BaseName(name) + ":" + tag, sandboxes.ImagesInUse);
+            images.Delete(caller, BaseName(name) + ":" + tag, sandboxes.ImagesInUse);
         }
 
         return Results.NoContent();
     });
 
-    private static IResult ListTags(string templateID, ImageService images)
-        => Results.Json(images.List().Where(i => i.Status == ImageStates.Ready && i.Name.StartsWith(BaseName(templateID) + ":", StringComparison.Ordinal))
+    private static IResult ListTags(string templateID, HttpContext context, ImageService images)
+        => Results.Json(images.List(ApiKeyMiddleware.Caller(context)).Where(i => i.Status == ImageStates.Ready && i.Name.StartsWith(BaseName(templateID) + ":", StringComparison.Ordinal))
             .Select(i => new { tag = i.Name[(BaseName(templateID).Length + 1)..], buildID = Guid.Empty, createdAt = i.CreatedAt }).ToList(), E2bControlPlane.Json);
 
     /// <summary>The template's steps as a Dockerfile (each value quoted, so no step can add an instruction), the
     /// uploads it copies from, and the base image to pull first when this server has none of its name.</summary>
-    private static (string Dockerfile, List<string> Hashes, PullImageRequest? Pull) Translate(TriggerBody body, ImageService images, string defaultImage)
+    private static (string Dockerfile, List<string> Hashes, PullImageRequest? Pull) Translate(CallerIdentity caller, TriggerBody body, ImageService images, string defaultImage)
     {
         var text = new StringBuilder();
         PullImageRequest? pull = null;
@@ -240,7 +235,7 @@ public static class E2bTemplates
         else
         {
             var from = string.IsNullOrEmpty(body.FromImage) ? "e2bdev/base" : body.FromImage;
-            if (from.StartsWith("e2bdev/", StringComparison.Ordinal) || images.Find(from) is { Status: ImageStates.Ready })
+            if (from.StartsWith("e2bdev/", StringComparison.Ordinal) || images.Find(caller, from) is { Status: ImageStates.Ready })
             {
                 // E2B's own base images are Cordon's default image (never fetched from Docker Hub); an image of this
                 // server's is used by its name.
@@ -348,14 +343,11 @@ public static class E2bTemplates
 
     private static string BaseName(string name) => name.Contains(':') ? name[..name.IndexOf(':')] : name;
 
-    private static CallerIdentity RequireAdmin(HttpContext context)
+    internal sealed class TemplateBuild(string name, string buildId, CallerIdentity caller, IReadOnlyList<string> tags)
     {
-        var caller = ApiKeyMiddleware.Caller(context);
-        return caller.Admin ? caller : throw new CordonException(ErrorCode.AdminRequired, "Building templates needs an admin API key on this server: images and templates are shared by every key.");
-    }
+        /// <summary>The key that asked for it (its templates live in that key's namespace).</summary>
+        public CallerIdentity Caller { get; } = caller;
 
-    internal sealed class TemplateBuild(string name, string buildId, string owner, IReadOnlyList<string> tags)
-    {
         public string Name { get; } = name;
 
         /// <summary>The template's id is its name: <c>Sandbox.create(name)</c> and the status polls use the same.</summary>
@@ -363,7 +355,7 @@ public static class E2bTemplates
 
         public string BuildId { get; } = buildId;
 
-        public string Owner { get; } = owner;
+        public string Owner => Caller.KeyId;
 
         public IReadOnlyList<string> Tags { get; } = tags;
 

@@ -112,7 +112,7 @@ internal sealed class BuildRun(
             throw new BuildFailedException("FROM scratch is not supported: start from a small image (busybox, say), or COPY --from a stage into one.");
         }
 
-        var image = images.Find(from);
+        var image = images.Find(caller, from);
         if (image is not { Status: ImageStates.Ready })
         {
             throw new BuildFailedException(image is null
@@ -125,7 +125,7 @@ internal sealed class BuildRun(
             Label = label,
             BaseName = image.Name,
             BaseImage = image,
-            Key = Key("FROM", image.Digest ?? image.Name),
+            Key = Key("FROM", Owner, image.Digest ?? image.Name),
             Chain = image.Snapshots,
             Env = new Dictionary<string, string>(image.Env, StringComparer.Ordinal),
             User = image.User,
@@ -462,13 +462,13 @@ internal sealed class BuildRun(
         }
         else
         {
-            var image = images.Find(from);
+            var image = images.Find(caller, from);
             if (image is not { Status: ImageStates.Ready })
             {
                 throw new DockerfileException($"--from={from} names no earlier stage and no image of this server");
             }
 
-            source = new StageState { Label = from, BaseName = image.Name, BaseImage = image, Key = Key("FROM", image.Digest ?? image.Name), Chain = image.Snapshots, Env = [], User = "root", WorkDir = "/" };
+            source = new StageState { Label = from, BaseName = image.Name, BaseImage = image, Key = Key("FROM", Owner, image.Digest ?? image.Name), Chain = image.Snapshots, Env = [], User = "root", WorkDir = "/" };
         }
 
         var paths = sources.Select(s => Absolute("/", s)).ToList();
@@ -718,6 +718,10 @@ internal sealed class BuildRun(
     /// <summary>Logs the start of the current step (<see cref="_step"/>).</summary>
     private void Step(string label, Instruction instruction, bool? cached)
         => log.Append(new BuildEvent { Type = "step", Step = _step, Steps = _steps, Stage = label, Instruction = Shorten(instruction.Text), Cached = cached });
+
+    /// <summary>Whose step cache the build uses: the server's (an admin's build) or one tenant's; the first step's key
+    /// holds it, so no step of one tenant is ever taken from another's cache.</summary>
+    private string Owner => caller.Admin ? "" : caller.KeyId;
 
     private static string Key(params string[] parts)
         => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join('\0', parts))));

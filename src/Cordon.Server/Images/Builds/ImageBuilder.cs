@@ -25,8 +25,8 @@ public sealed partial class ImageBuilder(
 
     private CordonOptions Options => options.Value;
 
-    /// <summary>The log of the image's last build since the server started, or null.</summary>
-    public BuildLog? LogOf(string name) => _logs.TryGetValue(name, out var entry) ? entry.Log : null;
+    /// <summary>The log of the last build (since the server started) of the caller's image <paramref name="name"/>, or null.</summary>
+    public BuildLog? LogOf(CallerIdentity caller, string name) => _logs.TryGetValue(ImageService.StoredName(caller, name), out var entry) ? entry.Log : null;
 
     /// <summary>Checks a build (its context, its Dockerfile, what it names) and runs it in the background.</summary>
     /// <returns>The image as it shows meanwhile (<c>building</c> for a new name, else the image the build will
@@ -34,6 +34,12 @@ public sealed partial class ImageBuilder(
     public async Task<BuildStarted> StartAsync(CallerIdentity caller, BuildRequest request, Stream body, CancellationToken cancellationToken)
     {
         ImageService.ValidateName(request.Name);
+        var local = request.Name;
+        request = request with
+        {
+            Name = ImageService.StoredName(caller, request.Name),
+            PullBase = request.PullBase is { } pull ? pull with { Name = ImageService.StoredName(caller, pull.Name!) } : null,
+        };
         ValidateArgs(request.Args);
         foreach (var (what, command) in new[] { ("startCmd", request.StartCmd), ("readyCmd", request.ReadyCmd) })
         {
@@ -81,7 +87,7 @@ public sealed partial class ImageBuilder(
             {
                 if (_logs.TryGetValue(request.Name, out var running) && !running.Log.Completed)
                 {
-                    throw new CordonException(ErrorCode.ImageBusy, $"The image '{request.Name}' is being built already: follow that build (GET /v1/images/{request.Name}/build) and build again after it.");
+                    throw new CordonException(ErrorCode.ImageBusy, $"The image '{local}' is being built already: follow that build (GET /v1/images/{local}/build) and build again after it.");
                 }
 
                 log = new BuildLog();
@@ -95,7 +101,7 @@ public sealed partial class ImageBuilder(
             ImageInfo image;
             try
             {
-                image = await images.BeginBuildAsync(request.Name, cancellationToken);
+                image = ImageService.View(caller, await images.BeginBuildAsync(caller, request.Name, cancellationToken));
             }
             catch
             {
@@ -130,7 +136,7 @@ public sealed partial class ImageBuilder(
             LogStarted(request.Name, run.Steps);
             if (request.PullBase is { } pull)
             {
-                await PullBaseAsync(pull, log, limit.Token);
+                await PullBaseAsync(caller, pull, log, limit.Token);
             }
 
             built = await run.ExecuteAsync();
@@ -176,7 +182,7 @@ public sealed partial class ImageBuilder(
         if (built is not null)
         {
             LogBuilt(request.Name, seconds, run.Cached, run.Steps);
-            log.Append(new BuildEvent { Type = "done", Status = ImageStates.Ready, Message = $"Built '{request.Name}' in {seconds:0.0} s ({run.Cached} of {run.Steps} steps from the cache)." });
+            log.Append(new BuildEvent { Type = "done", Status = ImageStates.Ready, Message = $"Built '{ImageService.LocalName(request.Name)}' in {seconds:0.0} s ({run.Cached} of {run.Steps} steps from the cache)." });
         }
         else
         {
@@ -187,19 +193,20 @@ public sealed partial class ImageBuilder(
     }
 
     /// <summary>Pulls the build's base image unless an image of its name is ready here (then that one is used).</summary>
-    private async Task PullBaseAsync(PullImageRequest pull, BuildLog log, CancellationToken cancellationToken)
+    /// <param name="pull">The pull, its name stored (in the caller's namespace).</param>
+    private async Task PullBaseAsync(CallerIdentity caller, PullImageRequest pull, BuildLog log, CancellationToken cancellationToken)
     {
         var name = pull.Name!;
         if (images.Find(name) is { Status: ImageStates.Ready })
         {
-            log.Append(new BuildEvent { Type = "info", Message = $"Using the image '{name}' of this server for {pull.From}." });
+            log.Append(new BuildEvent { Type = "info", Message = $"Using the image '{ImageService.LocalName(name)}' of this server for {pull.From}." });
             return;
         }
 
-        log.Append(new BuildEvent { Type = "info", Message = $"Pulling {pull.From} as '{name}'." });
+        log.Append(new BuildEvent { Type = "info", Message = $"Pulling {pull.From} as '{ImageService.LocalName(name)}'." });
         try
         {
-            await queue.StartPullAsync(pull, cancellationToken);
+            await queue.StartPullAsync(caller, pull with { Name = ImageService.LocalName(name) }, cancellationToken);
         }
         catch (CordonException ex) when (ex.Code == ErrorCode.ImageBusy)
         {

@@ -5,18 +5,20 @@ namespace Cordon.Server.Images.Builds;
 
 /// <summary>Files uploaded for builds by content hash (E2B's Template SDK uploads each COPY's files once, as a tar
 /// archive named by a hash of them): kept in a root-only directory of the data directory so a rebuild sends nothing.</summary>
+/// <remarks>SECURITY: the hash is the client's claim, never checked against the content; so each key has uploads of
+/// its own, and no key's build ever takes files another key uploaded under the same hash.</remarks>
 public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
 {
     private string Directory => Path.Combine(options.Value.DataDir, "template-files");
 
     public static bool IsHash(string hash) => HashRegex().IsMatch(hash);
 
-    public bool Has(string hash) => IsHash(hash) && File.Exists(PathOf(hash));
+    public bool Has(string owner, string hash) => IsHash(hash) && File.Exists(PathOf(owner, hash));
 
     /// <summary>Stores an upload (at most <see cref="CordonOptions.MaxUploadBytes"/>); it replaces another of the same
     /// hash only once complete.</summary>
     /// <exception cref="InvalidDataException">Larger than allowed.</exception>
-    public async Task SaveAsync(string hash, Stream content, CancellationToken cancellationToken)
+    public async Task SaveAsync(string owner, string hash, Stream content, CancellationToken cancellationToken)
     {
         if (!IsHash(hash))
         {
@@ -24,7 +26,8 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
         }
 
         System.IO.Directory.CreateDirectory(Directory, Runtime.Modes.RootOnly);
-        var partial = PathOf(hash) + "." + Guid.NewGuid().ToString("N") + ".part";
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(PathOf(owner, hash))!, Runtime.Modes.RootOnly);
+        var partial = PathOf(owner, hash) + "." + Guid.NewGuid().ToString("N") + ".part";
         try
         {
             await using (var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
@@ -44,7 +47,7 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
                 }
             }
 
-            File.Move(partial, PathOf(hash), overwrite: true);
+            File.Move(partial, PathOf(owner, hash), overwrite: true);
         }
         finally
         {
@@ -53,20 +56,20 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
     }
 
     /// <summary>The upload, or null when there is none of that hash.</summary>
-    public Stream? Open(string hash) => Has(hash) ? File.OpenRead(PathOf(hash)) : null;
+    public Stream? Open(string owner, string hash) => Has(owner, hash) ? File.OpenRead(PathOf(owner, hash)) : null;
 
     /// <summary>Writes a build context: the Dockerfile as <paramref name="dockerfileName"/>, and each upload's
     /// entries under a directory named by its hash (so the COPY of each upload names <c>{hash}/{source}</c>).</summary>
     /// <returns>The context, in a file of its own that is removed when the stream is closed.</returns>
     /// <exception cref="InvalidDataException">An upload is missing or not a tar archive.</exception>
-    public async Task<Stream> ComposeContextAsync(string dockerfileName, string dockerfile, IEnumerable<string> hashes, CancellationToken cancellationToken)
+    public async Task<Stream> ComposeContextAsync(string owner, string dockerfileName, string dockerfile, IEnumerable<string> hashes, CancellationToken cancellationToken)
     {
         System.IO.Directory.CreateDirectory(Directory, Runtime.Modes.RootOnly);
         var output = new FileStream(Path.Combine(Directory, $"context-{Guid.NewGuid():N}.tar"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16,
             FileOptions.Asynchronous | FileOptions.DeleteOnClose);
         try
         {
-            await WriteContextAsync(output, dockerfileName, dockerfile, hashes, cancellationToken);
+            await WriteContextAsync(output, owner, dockerfileName, dockerfile, hashes, cancellationToken);
             output.Position = 0;
             return output;
         }
@@ -77,7 +80,7 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
         }
     }
 
-    private async Task WriteContextAsync(Stream output, string dockerfileName, string dockerfile, IEnumerable<string> hashes, CancellationToken cancellationToken)
+    private async Task WriteContextAsync(Stream output, string owner, string dockerfileName, string dockerfile, IEnumerable<string> hashes, CancellationToken cancellationToken)
     {
         await using var writer = new System.Formats.Tar.TarWriter(output, System.Formats.Tar.TarEntryFormat.Pax, leaveOpen: true);
         await writer.WriteEntryAsync(new System.Formats.Tar.PaxTarEntry(System.Formats.Tar.TarEntryType.RegularFile, dockerfileName)
@@ -87,7 +90,7 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
         }, cancellationToken);
         foreach (var hash in hashes.Distinct(StringComparer.Ordinal))
         {
-            await using var upload = Open(hash) ?? throw new InvalidDataException($"the files of hash {hash} were never uploaded");
+            await using var upload = Open(owner, hash) ?? throw new InvalidDataException($"the files of hash {hash} were never uploaded");
             await using var tar = await Runtime.Images.ArchiveStreams.OpenAsync(upload, cancellationToken);
             try
             {
@@ -124,7 +127,9 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
         }
     }
 
-    private string PathOf(string hash) => Path.Combine(Directory, hash + ".tar");
+    /// <summary>An upload's file: in a directory of the key's (named by a digest of its id, which is not a path).</summary>
+    private string PathOf(string owner, string hash)
+        => Path.Combine(Directory, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(owner)))[..32], hash + ".tar");
 
     [GeneratedRegex("^[a-f0-9]{64}$")]
     private static partial Regex HashRegex();
