@@ -76,11 +76,16 @@ internal static class ImageCommands
         var reference = new Argument<string>("reference") { Description = "What to pull: registry.example.com:5000/team/app:1.2, …@sha256:…, or a Docker Hub name." };
         var pullName = new Option<string?>("--name") { Description = "Name for the image here (default: the last path component and the tag, e.g. app:1.2)." };
         var username = new Option<string?>("--username") { Description = "Registry user; the password is read from standard input (never from the command line)." };
-        var pull = new Command("pull", "Pull an image from an OCI registry.") { reference, pullName, username };
+        var passwordSecret = new Option<string?>("--password-secret") { Description = "With --username: the name of a secret of your key holding the password (cordon secret create), instead of standard input." };
+        var pull = new Command("pull", "Pull an image from an OCI registry.") { reference, pullName, username, passwordSecret };
         pull.SetAction((parse, cancellationToken) => CliOutput.WithClientAsync(async client =>
         {
             RegistryCredentials? credentials = null;
-            if (parse.GetValue(username) is { } user)
+            if (parse.GetValue(username) is { } secretUser && parse.GetValue(passwordSecret) is { } secret)
+            {
+                credentials = new RegistryCredentials { Username = secretUser, PasswordSecret = secret };
+            }
+            else if (parse.GetValue(username) is { } user)
             {
                 var password = (await Console.In.ReadLineAsync(cancellationToken))?.TrimEnd('\r', '\n');
                 if (string.IsNullOrEmpty(password))

@@ -237,6 +237,31 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         Assert.DoesNotContain(await bob.ListImagesAsync(Token), i => i.Status == "ready" && i.Name.StartsWith("mine", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Pull_WithThePasswordInASecret_UsesItOnlyForRegistriesTheSecretAllows()
+    {
+        // The registry by a name (a secret's hosts are names): localhost, at the basic-auth registry's port.
+        var named = registry.AuthHost.Replace("127.0.0.1", "localhost", StringComparison.Ordinal);
+        await registry.PushAsync($"{registry.AuthHost}/private/kept:1", Layout.Single(gzip: true, marker: "kept in a secret"));
+        var (_, aliceSecret) = await registry.Server.CreateKeyAsync("alice-" + Guid.NewGuid().ToString("N")[..6]);
+        var (_, bobSecret) = await registry.Server.CreateKeyAsync("bob-" + Guid.NewGuid().ToString("N")[..6]);
+        using var alice = new CordonClient(registry.Server.Address, aliceSecret);
+        using var bob = new CordonClient(registry.Server.Address, bobSecret);
+        await alice.CreateSecretAsync(new CreateSecretRequest { Name = "registry-pw", Value = registry.Password, Hosts = ["localhost"] }, Token);
+        await alice.CreateSecretAsync(new CreateSecretRequest { Name = "elsewhere-pw", Value = registry.Password, Hosts = ["registry.example.com"] }, Token);
+        PullImageRequest Pull(string name, string secret)
+            => new() { From = $"{named}/private/kept:1", Name = name, Credentials = new RegistryCredentials { Username = registry.User, PasswordSecret = secret } };
+
+        var pulled = await alice.PullImageAsync(Pull("kept", "registry-pw"), Token);
+        var notAllowed = await Assert.ThrowsAsync<CordonApiException>(() => alice.PullImageAsync(Pull("kept-2", "elsewhere-pw"), Token));
+        var notHers = await Assert.ThrowsAsync<CordonApiException>(() => bob.PullImageAsync(Pull("kept", "registry-pw"), Token));
+
+        Assert.Equal("ready", (await WaitAsync(alice, pulled.Name)).Status);
+        Assert.Equal(400, notAllowed.Status);
+        Assert.Contains("may not be sent to", notAllowed.Message, StringComparison.Ordinal);
+        Assert.Equal(404, notHers.Status); // Bob's key has no such secret: Alice's is not his to use
+    }
+
     private static async Task<ImageInfo> WaitAsync(CordonClient client, string name)
     {
         for (var deadline = DateTime.UtcNow.AddSeconds(120); DateTime.UtcNow < deadline; await Task.Delay(100, Token))
@@ -303,6 +328,7 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
                 ["Cordon:InsecureRegistries:0"] = Host,
                 ["Cordon:InsecureRegistries:1"] = AuthHost,
                 ["Cordon:InsecureRegistries:2"] = TokenHost,
+                ["Cordon:InsecureRegistries:3"] = AuthHost.Replace("127.0.0.1", "localhost", StringComparison.Ordinal),
             });
         }
 

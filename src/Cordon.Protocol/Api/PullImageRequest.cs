@@ -15,9 +15,15 @@ public sealed record PullImageRequest
     public RegistryCredentials? Credentials { get; init; }
 }
 
+/// <summary>Credentials for a registry: a username and either the password (or token) itself, or the name of a secret
+/// of the caller's key that holds it (<c>POST /v1/secrets</c>; its hosts must allow the registry's host).</summary>
 public sealed record RegistryCredentials
 {
     public required string Username { get; init; }
 
-    public required string Password { get; init; }
+    public string? Password { get; init; }
+
+    /// <summary>A secret of the caller's key whose value is the password, instead of <see cref="Password"/>: stored once,
+    /// never sent again, used for this registry only if the secret's hosts allow it.</summary>
+    public string? PasswordSecret { get; init; }
 }

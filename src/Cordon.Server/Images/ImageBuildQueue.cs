@@ -42,12 +42,12 @@ public sealed partial class ImageBuildQueue(ImageService images, IOptions<Cordon
     /// <returns>The image (under its stored name), <c>building</c> until it is ready or failed.</returns>
     public async Task<Protocol.Api.ImageInfo> StartPullAsync(Auth.CallerIdentity caller, Protocol.Api.PullImageRequest request, CancellationToken cancellationToken)
     {
-        var (image, reference) = await images.StartPullAsync(caller, request, cancellationToken);
+        var (image, reference, credentials) = await images.StartPullAsync(caller, request, cancellationToken);
         _ = Task.Run(async () =>
         {
             try
             {
-                await images.PullAsync(caller, image.Name, reference, request.Credentials, lifetime.ApplicationStopping);
+                await images.PullAsync(caller, image.Name, reference, credentials, lifetime.ApplicationStopping);
             }
             catch (OperationCanceledException)
             {

@@ -14,6 +14,7 @@ namespace Cordon.Server.Images;
 public sealed partial class ImageService
 {
     private readonly StateStore _store;
+    private readonly Secrets.SecretService _secrets;
     private readonly CordonOptions _options;
     private readonly ILogger<ImageService> _logger;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -22,9 +23,10 @@ public sealed partial class ImageService
     // The default image's build takes minutes: it has its own lock so imports never wait for it.
     private readonly SemaphoreSlim _defaultLock = new(1, 1);
 
-    public ImageService(StateStore store, IOptions<CordonOptions> options, ILogger<ImageService> logger)
+    public ImageService(StateStore store, Secrets.SecretService secrets, IOptions<CordonOptions> options, ILogger<ImageService> logger)
     {
         _store = store;
+        _secrets = secrets;
         _options = options.Value;
         _logger = logger;
         Layers = new LayerStore(Path.Combine(_options.DataDir, "images"));
@@ -197,7 +199,8 @@ public sealed partial class ImageService
     }
 
     /// <summary>Checks a pull and reserves its name; the pull itself is <see cref="PullAsync"/>, in the background.</summary>
-    public async Task<(ImageInfo Image, ImageReference Reference)> StartPullAsync(CallerIdentity caller, PullImageRequest request, CancellationToken cancellationToken)
+    /// <returns>The image, what to pull, and the credentials to pull with (a secret's value taken in).</returns>
+    public async Task<(ImageInfo Image, ImageReference Reference, RegistryCredentials? Credentials)> StartPullAsync(CallerIdentity caller, PullImageRequest request, CancellationToken cancellationToken)
     {
         ImageReference reference;
         try
@@ -209,12 +212,29 @@ public sealed partial class ImageService
             throw CordonException.Invalid(ex.Message);
         }
 
-        if (request.Credentials is { } credentials
+        var credentials = request.Credentials;
+        if (credentials is { PasswordSecret: { } secretName })
+        {
+            if (credentials.Password is not null)
+            {
+                throw CordonException.Invalid("credentials take a password or a passwordSecret, not both.");
+            }
+
+            var secret = _secrets.Get(caller, secretName);
+            if (!SecretAllows(secret, reference.Registry))
+            {
+                throw CordonException.Invalid($"The secret '{secret.Name}' may not be sent to {reference.Registry}: add the registry's host to its hosts (PUT /v1/secrets/{secret.Name}), then pull again.");
+            }
+
+            credentials = credentials with { Password = secret.Value, PasswordSecret = null };
+        }
+
+        if (credentials is not null
             && (string.IsNullOrEmpty(credentials.Username) || string.IsNullOrEmpty(credentials.Password) // JSON may send null
                 || credentials.Username.Contains(':') || credentials.Username.Length > 256 || credentials.Password.Length > 16384
                 || credentials.Username.Any(char.IsControl) || credentials.Password.Any(char.IsControl)))
         {
-            throw CordonException.Invalid("credentials need a username (without ':') and a password, each on one line (at most 256 and 16,384 characters).");
+            throw CordonException.Invalid("credentials need a username (without ':') and a password (or passwordSecret), each on one line (at most 256 and 16,384 characters).");
         }
 
         if (!_puller.Available)
@@ -225,7 +245,16 @@ public sealed partial class ImageService
         var name = request.Name ?? reference.DefaultName;
         ValidateName(name);
         var image = await ReserveAsync(caller, StoredName(caller, name), $"pulling {reference}", replace: false, cancellationToken);
-        return (image, reference);
+        return (image, reference, credentials);
+    }
+
+    /// <summary>A secret may go to a registry when one of its hosts names the registry's host name (any port), as the
+    /// egress proxy decides where a secret may go; a registry named by its address never gets one.</summary>
+    private static bool SecretAllows(Secrets.SecretRecord secret, string registry)
+    {
+        var colon = registry.LastIndexOf(':');
+        var host = (colon > 0 && !registry.EndsWith(']') ? registry[..colon] : registry).ToLowerInvariant();
+        return secret.AllowsHost(host);
     }
 
     /// <summary>Pulls a reserved image: skopeo copies it (digests verified) into an OCI archive in the data directory, which is
@@ -237,7 +266,7 @@ public sealed partial class ImageService
         Directory.CreateDirectory(scratch, Runtime.Modes.RootOnly);
         try
         {
-            var login = credentials is null ? ((string, string)?)null : (credentials.Username, credentials.Password);
+            var login = credentials is null ? ((string, string)?)null : (credentials.Username, credentials.Password!);
             var plainHttp = _options.InsecureRegistries.Contains(reference.Registry, StringComparer.OrdinalIgnoreCase);
 
             // The config first (the registry's manifest and config, no layer): when every layer it names is stored
