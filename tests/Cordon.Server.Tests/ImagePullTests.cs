@@ -262,6 +262,25 @@ public sealed class ImagePullTests(ImagePullTests.Registry registry) : IClassFix
         Assert.Equal(404, notHers.Status); // Bob's key has no such secret: Alice's is not his to use
     }
 
+    [Fact]
+    public async Task Pull_LargerThanTheServerTakes_FailsAndLeavesNothing()
+    {
+        // 8 MiB of random text (about 4 MiB compressed) above busybox, against a limit of 4 MiB (the server's own import of
+        // busybox, 2.2 MiB, fits under it).
+        await registry.PushAsync("team/big:1", Layout.Single(gzip: true, marker: Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4 << 20))));
+        await using var small = await ServerFixture.StartAsync(overrides: new Dictionary<string, string?>
+        {
+            ["Cordon:InsecureRegistries:0"] = registry.Host,
+            ["Cordon:MaxUploadBytes"] = (4 << 20).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+
+        var image = await WaitAsync(small.Client, (await small.Client.PullImageAsync(new PullImageRequest { From = $"{registry.Host}/team/big:1", Name = "big" }, Token)).Name);
+
+        Assert.Equal("failed", image.Status);
+        Assert.Contains("larger than this server takes", image.Message, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(small.DataDir, "pulls")));
+    }
+
     private static async Task<ImageInfo> WaitAsync(CordonClient client, string name)
     {
         for (var deadline = DateTime.UtcNow.AddSeconds(120); DateTime.UtcNow < deadline; await Task.Delay(100, Token))

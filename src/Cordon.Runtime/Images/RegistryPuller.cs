@@ -72,6 +72,7 @@ public sealed partial class RegistryPuller(string skopeo = RegistryPuller.Defaul
         };
         info.Environment["HOME"] = scratch;
         info.Environment["XDG_RUNTIME_DIR"] = scratch;
+        info.Environment["TMPDIR"] = scratch; // the blobs it fetches before writing the archive, bounded with it
         info.Environment.Remove("REGISTRY_AUTH_FILE");
         info.Environment.Remove("DOCKER_CONFIG");
         foreach (var arg in command)

@@ -279,11 +279,33 @@ public sealed partial class ImageService
                 return;
             }
 
+            // Everything skopeo writes stays in the scratch directory (its TMPDIR too): what arrived so far is its
+            // size, reported as the pull's progress, and a registry that sends more than the server takes is cut off
+            // then, not after (the archive is the blobs once more, hence twice the limit).
             var archive = Path.Combine(scratch, "image.tar");
             var blobs = 0;
-            await _puller.PullAsync(reference, archive, scratch, login, plainHttp,
-                line => SaveProgress(name, $"pulling {reference}: {line} ({++blobs} started)"), cancellationToken);
-            if (new FileInfo(archive).Length > _options.MaxUploadBytes)
+            var tooLarge = false;
+            using var copying = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var watch = WatchPullAsync(name, reference, scratch, () => blobs, () =>
+            {
+                tooLarge = true;
+                copying.Cancel();
+            }, copying.Token);
+            try
+            {
+                await _puller.PullAsync(reference, archive, scratch, login, plainHttp,
+                    line => SaveProgress(name, $"pulling {reference}: {line} ({++blobs} started)"), copying.Token);
+            }
+            catch (OperationCanceledException) when (tooLarge)
+            {
+            }
+            finally
+            {
+                await copying.CancelAsync();
+                await watch;
+            }
+
+            if (tooLarge || new FileInfo(archive).Length > _options.MaxUploadBytes)
             {
                 throw new InvalidDataException($"the image is larger than this server takes ({_options.MaxUploadBytes >> 20} MiB, Cordon:MaxUploadBytes)");
             }
@@ -318,6 +340,39 @@ public sealed partial class ImageService
         finally
         {
             Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    /// <summary>Every half second while a pull copies: the bytes that arrived (the scratch directory's size) as the
+    /// image's progress; <paramref name="overLimit"/> once they pass twice <see cref="CordonOptions.MaxUploadBytes"/>.</summary>
+    private async Task WatchPullAsync(string name, ImageReference reference, string scratch, Func<int> blobs, Action overLimit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(500, cancellationToken);
+                var bytes = new DirectoryInfo(scratch).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f =>
+                {
+                    try
+                    {
+                        return f.Length;
+                    }
+                    catch (FileNotFoundException)
+                    {
+                        return 0; // removed meanwhile
+                    }
+                });
+                SaveProgress(name, $"pulling {reference}: {bytes / (1024.0 * 1024.0):0.0} MiB received ({blobs()} blob(s) started)");
+                if (bytes > 2 * _options.MaxUploadBytes)
+                {
+                    overLimit();
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or DirectoryNotFoundException or IOException)
+        {
         }
     }
 
