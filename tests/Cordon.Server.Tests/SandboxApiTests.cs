@@ -249,12 +249,12 @@ public sealed class SandboxApiTests(ServerAssemblyFixture fixture)
             var visible = await tenant.ListSandboxesAsync();
             var hidden = await Assert.ThrowsAsync<CordonApiException>(() => tenant.GetSandboxAsync(adminSandbox.Id));
             var noExec = await Assert.ThrowsAsync<CordonApiException>(() => tenant.ExecAsync(adminSandbox.Id, ExecRequestBody.FromShell("true")));
-            var noImport = await Assert.ThrowsAsync<CordonApiException>(() => tenant.ImportImageAsync("mine", new MemoryStream()));
+            var noDelete = await Assert.ThrowsAsync<CordonApiException>(() => tenant.DeleteImageAsync(ServerFixture.TestImage)); // the server's image
 
             Assert.Equal(tenantSandbox.Id, Assert.Single(visible).Id);
             Assert.Equal(404, hidden.Status);
             Assert.Equal(404, noExec.Status);
-            Assert.Equal(403, noImport.Status);
+            Assert.Equal(403, noDelete.Status);
             Assert.Equal(tenantSandbox.Id, (await Server.Client.GetSandboxAsync(tenantSandbox.Id)).Id);
         }
         finally

@@ -120,13 +120,15 @@ public static class ImageEndpoints
             Ndjson.Begin(context);
             while (true)
             {
+                // Whether it had ended is read before the events: the events read then are all there will be.
+                var completed = log.Completed;
                 foreach (var e in log.Read(at))
                 {
                     await Ndjson.WriteAsync(context, e, ApiJsonContext.Default.BuildEvent, context.RequestAborted);
                     at = e.Offset + 1;
                 }
 
-                if (follow != true || log.Completed)
+                if (follow != true || completed)
                 {
                     return Results.Empty;
                 }

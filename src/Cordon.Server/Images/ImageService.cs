@@ -128,8 +128,14 @@ public sealed partial class ImageService
     }
 
     /// <summary>Validates an image name: lowercase letters, digits, '.', '_', '-' and ':', up to 128 characters.</summary>
-    public static void ValidateName(string? name)
+    /// <param name="storedForm">Also take a tenant's image by its stored name, <c>{keyId}/{name}</c> (for admin keys).</param>
+    public static void ValidateName(string? name, bool storedForm = false)
     {
+        if (storedForm && name is not null && name.IndexOf('/') is > 0 and var slash && KeyIdRegex().IsMatch(name[..slash]))
+        {
+            name = name[(slash + 1)..];
+        }
+
         if (string.IsNullOrEmpty(name) || !NameRegex().IsMatch(name))
         {
             throw CordonException.Invalid($"The image name '{name}' is not valid: use 1-128 lowercase letters, digits, '.', '_', '-' or ':', starting with a letter or digit.");
@@ -669,6 +675,9 @@ public sealed partial class ImageService
 
     [GeneratedRegex("^[a-z0-9][a-z0-9._:-]{0,127}$")]
     private static partial Regex NameRegex();
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
+    private static partial Regex KeyIdRegex();
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "Pulling image {Name} from {Reference} failed: {Message}")]
     private partial void LogPullFailed(string name, string reference, string message);

@@ -25,9 +25,9 @@ public sealed partial class SandboxService
             $"The snapshot starts from image '{(snapshot is null ? "" : ImageService.LocalName(snapshot.Image))}': give the snapshot alone, without another image.");
         // A snapshot names its image by the stored name; a caller, by the name it knows (its own image first).
         var requestedImage = request.Image ?? _options.DefaultImage;
-        if (snapshot is null && !(caller.Admin && requestedImage.Contains('/'))) // an admin may name a tenant's image by its stored name
+        if (snapshot is null)
         {
-            ImageService.ValidateName(requestedImage);
+            ImageService.ValidateName(requestedImage, storedForm: caller.Admin); // an admin may name a tenant's image as {key}/{name}
         }
         var cpu = request.Cpu ?? 1;
         var memory = request.MemoryMiB ?? 512;
