@@ -473,6 +473,15 @@ public sealed class E2bCompatTests(DefaultImageServer fixture)
 
         AssertError(run, "failing", "BuildError", "exit code 3");
         Assert.Contains("about to fail", run.GetProperty("failing").GetProperty("message").GetString(), StringComparison.Ordinal);
+
+        // @e2b/cli: template create (a Dockerfile, a start and a ready command), list, delete.
+        var cli = Step(run, "cli");
+        Assert.True(cli.GetProperty("created").GetInt32() == 0, cli.ToString());
+        var cliName = run.GetProperty("build").GetProperty("name").GetString() + "-cli";
+        Assert.Contains(cli.GetProperty("listed").EnumerateArray(), t => t.GetString() == cliName);
+        Assert.Equal("from-the-cli\n", cli.GetProperty("inside").GetString());
+        Assert.Equal(0, cli.GetProperty("deleted").GetInt32());
+        Assert.DoesNotContain(cli.GetProperty("after").EnumerateArray(), t => t.GetString() == cliName);
     }
 
     private Task<JsonElement> RunSuiteAsync(string scenario, string sdk, IReadOnlyDictionary<string, string>? extra = null)

@@ -9,6 +9,7 @@
 //   node suite.mjs templates               Template.build (fromBaseImage, copy with .dockerignore, setEnvs, runCmd,
 //                                          setWorkdir, setStartCmd with waitForURL), exists, a rebuild from the cache,
 //                                          fromDockerfile, a failing step; then Sandbox.create(name)
+//                                          (and @e2b/cli's template create, list and delete)
 //   node suite.mjs persistence <e2b|e2b-2.50>  createSnapshot, create from a snapshot, listSnapshots, deleteSnapshot,
 //                                          fork, pause({keepMemory}), connect, lifecycle (autoPause, autoResume),
 //                                          Volume and volumeMounts (E2B_VOLUME_API_URL)
@@ -579,6 +580,32 @@ if (scenario === 'templates') {
     }
   });
   await attempt('failing', () => build(Template().fromBaseImage().runCmd('echo about to fail; exit 3'), `${name}-fails`));
+
+  // @e2b/cli's template commands, run as a user runs them (E2B_API_KEY and E2B_API_URL pointing at Cordon).
+  const { spawnSync } = await import('node:child_process');
+  const cli = (...args) => {
+    const r = spawnSync(process.execPath, [path.join(import.meta.dirname, 'node_modules', '@e2b', 'cli', 'dist', 'index.js'), ...args],
+      { env: { ...process.env, NO_UPDATE_NOTIFIER: '1' }, encoding: 'utf8', timeout: 300_000 });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const cliDir = fs.mkdtempSync(path.join(os.tmpdir(), 'e2b-cli-'));
+  fs.writeFileSync(path.join(cliDir, 'e2b.Dockerfile'), 'FROM default\nRUN echo from-the-cli > /cli.txt\n');
+  await attempt('cli', async () => {
+    const cliName = `${name}-cli`;
+    const created = cli('template', 'create', cliName, '-p', cliDir, '-c', 'sleep infinity', '--ready-cmd', 'test -f /cli.txt');
+    const listed = cli('template', 'list', '-f', 'json');
+    const sbx = await Sandbox.create(cliName, { timeoutMs: 60_000 });
+    let inside;
+    try {
+      inside = (await sbx.commands.run('cat /cli.txt')).stdout;
+    } finally {
+      await sbx.kill();
+    }
+    const deleted = cli('template', 'delete', cliName, '-y');
+    const after = cli('template', 'list', '-f', 'json');
+    const names = (r) => { try { return JSON.parse(r.stdout).map((t) => t.aliases[0]); } catch { return r.stdout + r.stderr; } };
+    return { created: created.status, createdOut: created.stderr.slice(-500), listed: names(listed), inside, deleted: deleted.status, after: names(after) };
+  });
 }
 
 console.log(JSON.stringify(out));

@@ -63,7 +63,17 @@ public sealed partial class ImageService
     /// <summary>The images <paramref name="caller"/> can use: for an admin key every image (a tenant's under its
     /// stored name, <c>{key}/{name}</c>); for a tenant key the server's images and its own, under their own names.</summary>
     public IReadOnlyList<ImageInfo> List(CallerIdentity caller)
-        => caller.Admin ? List() : [.. List().Where(i => IsShared(i.Name) || IsOwnedBy(i.Name, caller)).Select(i => View(caller, i))];
+    {
+        if (caller.Admin)
+        {
+            return List();
+        }
+
+        // Its own first: one of its images hides the server's of the same name, as names resolve.
+        var own = List().Where(i => IsOwnedBy(i.Name, caller)).Select(i => View(caller, i)).ToList();
+        var names = own.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        return [.. own, .. List().Where(i => IsShared(i.Name) && !names.Contains(i.Name))];
+    }
 
     /// <summary>An image by its stored name (the server's own lookups: a sandbox's or a snapshot's image).</summary>
     public ImageInfo? Find(string name) => _store.LoadImage(name);

@@ -38,6 +38,7 @@ public static class E2bTemplates
         app.MapPost("/v2/templates/{templateID}/builds/{buildID}", TriggerAsync).ExcludeFromDescription();
         app.MapGet("/templates/{templateID}/builds/{buildID}/status", Status).ExcludeFromDescription();
         app.MapGet("/templates/aliases/{alias}", Alias).ExcludeFromDescription();
+        app.MapGet("/templates", List).ExcludeFromDescription();
         app.MapPost("/templates/tags", AssignTags).ExcludeFromDescription();
         app.MapDelete("/templates/tags", RemoveTagsAsync).ExcludeFromDescription();
         app.MapGet("/templates/{templateID}/tags", ListTags).ExcludeFromDescription();
@@ -184,6 +185,32 @@ public static class E2bTemplates
             logs = events.Select(Line).ToList(),
             reason = status == "error" ? new { message = error?.Message ?? done!.Message, step = error?.Step?.ToString(System.Globalization.CultureInfo.InvariantCulture) } : null,
         }, E2bControlPlane.Json);
+    }
+
+    /// <summary><c>e2b template list</c>: the images the caller can start from, as templates (its own, and the server's,
+    /// which are public: every key's).</summary>
+    private static IResult List(HttpContext context, ImageService images)
+    {
+        var caller = ApiKeyMiddleware.Caller(context);
+        return Results.Json(images.List(caller).Where(i => i.Status == ImageStates.Ready).Select(i => new
+        {
+            templateID = i.Name,
+            buildID = Guid.Empty,
+            aliases = (string[])[i.Name],
+            names = (string[])[i.Name],
+            @public = caller.Admin ? !i.Name.Contains('/') : images.Find(ImageService.StoredName(caller, i.Name)) is null, // the server's
+            cpuCount = 1,
+            memoryMB = 512,
+            diskSizeMB = 2048,
+            envdVersion = E2bControlPlane.EnvdVersion,
+            buildStatus = "ready",
+            createdAt = i.CreatedAt,
+            updatedAt = i.CreatedAt,
+            lastSpawnedAt = (DateTimeOffset?)null,
+            spawnCount = 0,
+            buildCount = 1,
+            createdBy = (object?)null,
+        }).ToList(), E2bControlPlane.Json);
     }
 
     /// <summary><c>Template.exists(name)</c>: 200 when an image (or snapshot) of that name exists, else 404.</summary>
