@@ -173,10 +173,10 @@ internal sealed class BuildRun(
                 state.Entrypoint = instruction.Exec ?? [.. state.Shell, instruction.Arguments];
                 return;
             case "WORKDIR":
-                await WorkDirAsync(stage, state, instruction);
+                await WorkDirAsync(state, instruction);
                 return;
             case "RUN":
-                await RunAsync(stage, state, instruction);
+                await RunAsync(state, instruction);
                 return;
             case "COPY" or "ADD":
                 await CopyAsync(stage, state, instruction);
@@ -189,12 +189,12 @@ internal sealed class BuildRun(
         }
     }
 
-    private async Task WorkDirAsync(BuildStage stage, StageState state, Instruction instruction)
+    private async Task WorkDirAsync(StageState state, Instruction instruction)
     {
         var path = ShellWords.Word(instruction.Arguments.Trim(), state.Lookup, dockerfile.Escape);
         state.WorkDir = Absolute(state.WorkDir, path);
         var key = Key(state.Key, "WORKDIR", state.WorkDir);
-        if (TryCached(stage, state, instruction, key))
+        if (TryCached(state, instruction, key))
         {
             return;
         }
@@ -205,7 +205,7 @@ internal sealed class BuildRun(
         await CommitAsync(state, key);
     }
 
-    private async Task RunAsync(BuildStage stage, StageState state, Instruction instruction)
+    private async Task RunAsync(StageState state, Instruction instruction)
     {
         IReadOnlyList<string> argv = instruction.Exec ?? [.. state.Shell, instruction.Arguments];
         if (argv.Count == 0)
@@ -226,7 +226,7 @@ internal sealed class BuildRun(
         }
 
         var key = Key(state.Key, "RUN", JsonSerializer.Serialize(argv), JsonSerializer.Serialize(env.OrderBy(e => e.Key, StringComparer.Ordinal).ToList()), state.User, state.WorkDir);
-        if (TryCached(stage, state, instruction, key))
+        if (TryCached(state, instruction, key))
         {
             return;
         }
@@ -397,7 +397,7 @@ internal sealed class BuildRun(
 
         var digest = await context.DigestAsync([.. plan.Select(p => p.Entry)], cancellationToken);
         var key = Key(state.Key, instruction.Keyword, JsonSerializer.Serialize(sources), words[^1], state.WorkDir, owner ?? "", chmod ?? "", digest);
-        if (TryCached(stage, state, instruction, key))
+        if (TryCached(state, instruction, key))
         {
             return;
         }
@@ -473,7 +473,7 @@ internal sealed class BuildRun(
 
         var paths = sources.Select(s => Absolute("/", s)).ToList();
         var key = Key(state.Key, "COPY-FROM", source.Key, JsonSerializer.Serialize(paths), destination, intoDirectory.ToString(), owner ?? "", mode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "");
-        if (TryCached(stage, state, instruction, key))
+        if (TryCached(state, instruction, key))
         {
             return;
         }
@@ -612,7 +612,7 @@ internal sealed class BuildRun(
     }
 
     /// <summary>Takes the step from the cache when it holds it (and nothing of this stage ran yet).</summary>
-    private bool TryCached(BuildStage stage, StageState state, Instruction instruction, string key)
+    private bool TryCached(StageState state, Instruction instruction, string key)
     {
         if (request.NoCache || state.Ran || store.UseBuildCache(key) is not { } snapshotId
             || sandboxes.FindSnapshot(caller, snapshotId) is not { Ready: true } snapshot
