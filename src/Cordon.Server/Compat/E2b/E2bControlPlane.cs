@@ -319,7 +319,7 @@ public static class E2bControlPlane
 
     /// <summary>E2B's templates <c>base</c> and <c>code-interpreter-v1</c> are Cordon's default image; any other
     /// template name is an image name.</summary>
-    private static string ImageFor(string template, CordonOptions options)
+    internal static string ImageFor(string template, CordonOptions options)
         => template is "base" or "code-interpreter-v1" or "code-interpreter" ? options.DefaultImage : template;
 
     private static object Describe(Sandbox sandbox, SandboxTokens tokens) => new

@@ -118,7 +118,7 @@ public static class E2bTemplates
         var build = builds.Find(templateID, buildID, caller)
             ?? throw new CordonException(ErrorCode.ImageNotFound, $"No build {buildID} of template {templateID} was requested (POST /v3/templates first).") { Subject = templateID };
         var body = await E2bControlPlane.ReadAsync<TriggerBody>(context) ?? throw CordonException.Invalid("The body must hold the template's steps.");
-        var (dockerfile, hashes, pull) = Translate(caller, body, images, options.Value.DefaultImage);
+        var (dockerfile, hashes, pull) = Translate(caller, body, images, options.Value);
         var noCache = body.Force == true || (body.Steps ?? []).Any(s => s.Force == true);
 
         Stream composed;
@@ -163,8 +163,9 @@ public static class E2bTemplates
             return Results.Json(new { buildID, templateID, status = "waiting", logEntries = Array.Empty<object>(), logs = Array.Empty<string>() }, E2bControlPlane.Json);
         }
 
-        var events = log.Read(0).Skip(Math.Max(0, logsOffset ?? 0)).Take(MaxLogEntries).ToList();
-        var done = log.Read(0).LastOrDefault(e => e.Type == "done");
+        var all = log.Read(0);
+        var events = all.Skip(Math.Max(0, logsOffset ?? 0)).Take(MaxLogEntries).ToList();
+        var done = all.LastOrDefault(e => e.Type == "done");
         var status = done is null ? "building" : done.Status == ImageStates.Ready ? "ready" : "error";
         if (status == "ready" && !build.Tagged)
         {
@@ -175,7 +176,7 @@ public static class E2bTemplates
             }
         }
 
-        var error = log.Read(0).LastOrDefault(e => e.Type == "error");
+        var error = all.LastOrDefault(e => e.Type == "error");
         return Results.Json(new
         {
             buildID,
@@ -214,8 +215,8 @@ public static class E2bTemplates
     }
 
     /// <summary><c>Template.exists(name)</c>: 200 when an image (or snapshot) of that name exists, else 404.</summary>
-    private static IResult Alias(string alias, HttpContext context, ImageService images)
-        => images.Find(ApiKeyMiddleware.Caller(context), alias) is { Status: ImageStates.Ready } || alias is "base" or "code-interpreter-v1"
+    private static IResult Alias(string alias, HttpContext context, ImageService images, IOptions<CordonOptions> options)
+        => images.Find(ApiKeyMiddleware.Caller(context), E2bControlPlane.ImageFor(alias, options.Value)) is { Status: ImageStates.Ready }
             ? Results.Json(new { templateID = alias, @public = false }, E2bControlPlane.Json)
             : E2bErrors.Body(404, $"Template '{alias}' not found.");
 
@@ -251,13 +252,13 @@ public static class E2bTemplates
 
     /// <summary>The template's steps as a Dockerfile (each value quoted, so no step can add an instruction), the
     /// uploads it copies from, and the base image to pull first when this server has none of its name.</summary>
-    private static (string Dockerfile, List<string> Hashes, PullImageRequest? Pull) Translate(CallerIdentity caller, TriggerBody body, ImageService images, string defaultImage)
+    private static (string Dockerfile, List<string> Hashes, PullImageRequest? Pull) Translate(CallerIdentity caller, TriggerBody body, ImageService images, CordonOptions options)
     {
         var text = new StringBuilder();
         PullImageRequest? pull = null;
         if (!string.IsNullOrEmpty(body.FromTemplate))
         {
-            text.Append("FROM ").Append(Word(body.FromTemplate is "base" or "code-interpreter-v1" ? defaultImage : body.FromTemplate)).Append('\n');
+            text.Append("FROM ").Append(Word(E2bControlPlane.ImageFor(body.FromTemplate, options))).Append('\n');
         }
         else
         {
@@ -266,7 +267,7 @@ public static class E2bTemplates
             {
                 // E2B's own base images are Cordon's default image (never fetched from Docker Hub); an image of this
                 // server's is used by its name.
-                text.Append("FROM ").Append(Word(from.StartsWith("e2bdev/", StringComparison.Ordinal) ? defaultImage : from)).Append('\n');
+                text.Append("FROM ").Append(Word(from.StartsWith("e2bdev/", StringComparison.Ordinal) ? options.DefaultImage : from)).Append('\n');
             }
             else
             {
