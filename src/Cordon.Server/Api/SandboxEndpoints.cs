@@ -156,7 +156,7 @@ public static class SandboxEndpoints
     {
         var group = app.MapGroup("/v1/snapshots").WithTags("Snapshots");
         group.MapGet("", (string? sandboxId, HttpContext context, SandboxService sandboxes)
-            => Results.Ok(sandboxes.ListSnapshots(ApiKeyMiddleware.Caller(context), sandboxId).Select(s => s.ToInfo(sandboxes.SnapshotUsers(s.Id))).ToList()))
+            => Results.Ok(sandboxes.WithUsers(sandboxes.ListSnapshots(ApiKeyMiddleware.Caller(context), sandboxId)).Select(s => s.Snapshot.ToInfo(s.Users)).ToList()))
             .WithName("ListSnapshots").Produces<List<SnapshotInfo>>().WithSummary("Your snapshots, oldest first; sandboxId= filters by the sandbox they were taken of.");
 
         group.MapGet("/{id}", (string id, HttpContext context, SandboxService sandboxes) =>

@@ -70,9 +70,10 @@ public sealed partial class ImageService
         }
 
         // Its own first: one of its images hides the server's of the same name, as names resolve.
-        var own = List().Where(i => IsOwnedBy(i.Name, caller)).Select(i => View(caller, i)).ToList();
+        var all = List();
+        var own = all.Where(i => IsOwnedBy(i.Name, caller)).Select(i => View(caller, i)).ToList();
         var names = own.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
-        return [.. own, .. List().Where(i => IsShared(i.Name) && !names.Contains(i.Name))];
+        return [.. own, .. all.Where(i => IsShared(i.Name) && !names.Contains(i.Name))];
     }
 
     /// <summary>An image by its stored name (the server's own lookups: a sandbox's or a snapshot's image).</summary>

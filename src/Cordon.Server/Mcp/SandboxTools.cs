@@ -95,7 +95,7 @@ public sealed class SandboxTools(SandboxService sandboxes, SessionSandboxes sess
     public Task<CallToolResult> ListSnapshotsAsync()
         => calls.GuardAsync(caller =>
         {
-            var list = sandboxes.ListSnapshots(caller, sandboxId: null).Select(s => s.ToInfo(sandboxes.SnapshotUsers(s.Id))).ToList();
+            var list = sandboxes.WithUsers(sandboxes.ListSnapshots(caller, sandboxId: null)).Select(s => s.Snapshot.ToInfo(s.Users)).ToList();
             var text = list.Count == 0
                 ? "No snapshots yet; snapshot_sandbox saves one."
                 : string.Join('\n', list.Select(s => $"{s.Name}  {s.Id}  from {s.SandboxId}  {s.CreatedAt:u}"));

@@ -231,8 +231,11 @@ public sealed partial class SandboxService
             }
         }
 
-        var referenced = _images.ReferencedSnapshots();
-        foreach (var snapshot in _snapshots.Values.Where(s => s.Internal && DateTimeOffset.UtcNow - s.CreatedAt > TimeSpan.FromSeconds(_options.UnusedSnapshotGraceSeconds)).ToList())
+        // What images and the build cache hold is read (from the store) only when some snapshot of the server's is old
+        // enough to go: the housekeeper runs every second.
+        var candidates = _snapshots.Values.Where(s => s.Internal && DateTimeOffset.UtcNow - s.CreatedAt > TimeSpan.FromSeconds(_options.UnusedSnapshotGraceSeconds)).ToList();
+        var referenced = candidates.Count > 0 ? _images.ReferencedSnapshots() : [];
+        foreach (var snapshot in candidates)
         {
             if (SnapshotUsers(snapshot.Id, referenced) == 0)
             {
@@ -412,6 +415,14 @@ public sealed partial class SandboxService
         => _live.Values.Count(r => r.Snapshots.Contains(snapshotId))
            + _snapshots.Values.Count(s => s.Id != snapshotId && s.Layers.Contains(snapshotId))
            + ((referenced ?? _images.ReferencedSnapshots()).Contains(snapshotId) ? 1 : 0);
+
+    /// <summary>How many start from each of <paramref name="snapshots"/> (<see cref="SnapshotUsers(string, ISet{string})"/>),
+    /// what images and the build cache hold read once for the lot.</summary>
+    public IReadOnlyList<(SnapshotRecord Snapshot, int Users)> WithUsers(IEnumerable<SnapshotRecord> snapshots)
+    {
+        var referenced = _images.ReferencedSnapshots();
+        return [.. snapshots.Select(s => (s, SnapshotUsers(s.Id, referenced)))];
+    }
 
     /// <summary>Saves the sandbox's file system as a snapshot of the server's for a build step: not listed, not counted
     /// against the key's snapshots, removed once no image, build cache entry or sandbox uses it.</summary>
