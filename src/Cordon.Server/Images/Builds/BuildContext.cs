@@ -30,21 +30,9 @@ public sealed class BuildContext
     {
         await using var tar = await Runtime.Images.ArchiveStreams.OpenAsync(body, cancellationToken);
 
-        await using (var file = new FileStream(tarPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+        if (!await BoundedCopy.ToNewFileAsync(tar, tarPath, maxBytes, cancellationToken))
         {
-            var buffer = new byte[1 << 16];
-            long total = 0;
-            int read;
-            while ((read = await tar.ReadAsync(buffer, cancellationToken)) > 0)
-            {
-                total += read;
-                if (total > maxBytes)
-                {
-                    throw new InvalidDataException($"the build context is larger than this server takes ({maxBytes >> 20} MiB unpacked): leave out what the build does not need (.dockerignore)");
-                }
-
-                await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            }
+            throw new InvalidDataException($"the build context is larger than this server takes ({maxBytes >> 20} MiB unpacked): leave out what the build does not need (.dockerignore)");
         }
 
         var entries = new Dictionary<string, ContextEntry>(StringComparer.Ordinal);

@@ -30,21 +30,9 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
         var partial = PathOf(owner, hash) + "." + Guid.NewGuid().ToString("N") + ".part";
         try
         {
-            await using (var file = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            if (!await BoundedCopy.ToNewFileAsync(content, partial, options.Value.MaxUploadBytes, cancellationToken))
             {
-                var buffer = new byte[1 << 16];
-                long total = 0;
-                int read;
-                while ((read = await content.ReadAsync(buffer, cancellationToken)) > 0)
-                {
-                    total += read;
-                    if (total > options.Value.MaxUploadBytes)
-                    {
-                        throw new InvalidDataException($"the upload is larger than this server takes ({options.Value.MaxUploadBytes >> 20} MiB, Cordon:MaxUploadBytes)");
-                    }
-
-                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                }
+                throw new InvalidDataException($"the upload is larger than this server takes ({options.Value.MaxUploadBytes >> 20} MiB, Cordon:MaxUploadBytes)");
             }
 
             File.Move(partial, PathOf(owner, hash), overwrite: true);
