@@ -13,7 +13,17 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
 
     public static bool IsHash(string hash) => HashRegex().IsMatch(hash);
 
-    public bool Has(string owner, string hash) => IsHash(hash) && File.Exists(PathOf(owner, hash));
+    /// <summary>Whether the key has uploaded files of that hash; one asked for counts as used now (it is kept).</summary>
+    public bool Has(string owner, string hash)
+    {
+        if (!IsHash(hash) || !File.Exists(PathOf(owner, hash)))
+        {
+            return false;
+        }
+
+        File.SetLastWriteTimeUtc(PathOf(owner, hash), DateTime.UtcNow);
+        return true;
+    }
 
     /// <summary>Stores an upload (at most <see cref="CordonOptions.MaxUploadBytes"/>); it replaces another of the same
     /// hash only once complete.</summary>
@@ -36,10 +46,27 @@ public sealed partial class TemplateFiles(IOptions<CordonOptions> options)
             }
 
             File.Move(partial, PathOf(owner, hash), overwrite: true);
+            Trim(owner);
         }
         finally
         {
             File.Delete(partial);
+        }
+    }
+
+    /// <summary>A key keeps at most <see cref="CordonOptions.MaxUploadBytes"/> of uploads (what one build may take in
+    /// all): the least recently used go first.</summary>
+    private void Trim(string owner)
+    {
+        long kept = 0;
+        var directory = new DirectoryInfo(Path.GetDirectoryName(PathOf(owner, new string('0', 64)))!);
+        foreach (var file in directory.EnumerateFiles("*.tar").OrderByDescending(f => f.LastWriteTimeUtc))
+        {
+            kept += file.Length;
+            if (kept > options.Value.MaxUploadBytes)
+            {
+                file.Delete();
+            }
         }
     }
 
