@@ -9,12 +9,16 @@ public sealed class E2bTemplateBuilds
 {
     private static readonly TimeSpan Kept = TimeSpan.FromDays(1);
 
+    /// <summary>Build ids remembered at most (a caller could otherwise grow the table with requests): the oldest go.</summary>
+    private const int MaxKept = 1000;
+
     private readonly ConcurrentDictionary<string, E2bTemplates.TemplateBuild> _builds = new(StringComparer.Ordinal);
 
     internal void Add(E2bTemplates.TemplateBuild build)
     {
         _builds[build.BuildId] = build;
-        foreach (var old in _builds.Values.Where(b => DateTimeOffset.UtcNow - b.RequestedAt > Kept).ToList())
+        var byAge = _builds.Values.OrderBy(b => b.RequestedAt).ToList();
+        foreach (var old in byAge.Where((b, i) => DateTimeOffset.UtcNow - b.RequestedAt > Kept || i < byAge.Count - MaxKept))
         {
             _builds.TryRemove(old.BuildId, out _);
         }

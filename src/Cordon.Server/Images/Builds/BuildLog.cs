@@ -8,7 +8,8 @@ namespace Cordon.Server.Images.Builds;
 public sealed class BuildLog
 {
     public const int MaxEvents = 10_000;
-    public const long MaxChars = 8L << 20;
+    /// <summary>Characters kept; with <see cref="ImageBuilder"/>'s 64 logs kept, 128 Mi characters at the very most.</summary>
+    public const long MaxChars = 2L << 20;
 
     private readonly Lock _lock = new();
     private readonly LinkedList<BuildEvent> _events = new();
