@@ -38,10 +38,10 @@ internal static class TemplatesBench
         var cached = new Samples("templates: the same build again, every step cached (POST → done)");
         for (var i = 0; i < 3; i++)
         {
-            first.Add(await BuildAsync(client, $"bench-app-{i}", new ImageBuildOptions { BuildArgs = new Dictionary<string, string> { ["VERSION"] = $"{Guid.NewGuid():N}" }, StartCmd = "httpd -f -p 8000 -h /www", ReadyCmd = "wget -q -O /dev/null http://127.0.0.1:8000/index.html" }));
+            first.Add(await BuildAsync(client, $"bench-app-{i}", Served($"{Guid.NewGuid():N}")));
         }
 
-        var again = new ImageBuildOptions { BuildArgs = new Dictionary<string, string> { ["VERSION"] = "" }, StartCmd = "httpd -f -p 8000 -h /www", ReadyCmd = "wget -q -O /dev/null http://127.0.0.1:8000/index.html" };
+        var again = Served("");
         await BuildAsync(client, "bench-app-0", again); // fills the cache for this VERSION
         for (var i = 0; i < Math.Max(10, iterations / 5); i++)
         {
@@ -104,6 +104,14 @@ internal static class TemplatesBench
         lines.Add($"| pull with every layer stored, p50 (target ≤ 0.5 s) vs the first pull | {present.Median:F1} vs {fetched.Median:F1} ms | {present.Median / fetched.Median:F2}× |");
         return (samples, lines);
     }
+
+    /// <summary>The bench image's build: its ARG VERSION, and httpd as its start command, ready once it serves.</summary>
+    private static ImageBuildOptions Served(string version) => new()
+    {
+        BuildArgs = new Dictionary<string, string> { ["VERSION"] = version },
+        StartCmd = "httpd -f -p 8000 -h /www",
+        ReadyCmd = "wget -q -O /dev/null http://127.0.0.1:8000/index.html",
+    };
 
     private static async Task<double> BuildAsync(CordonClient client, string name, ImageBuildOptions options)
     {
