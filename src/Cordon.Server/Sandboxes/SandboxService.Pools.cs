@@ -24,9 +24,6 @@ public sealed partial class SandboxService
     /// <summary>The owner of a sandbox waiting in a pool.</summary>
     internal const string PoolOwner = "warm-pool";
 
-    /// <summary>Metadata that marks a sandbox an image build runs its steps in (its value: the image's name).</summary>
-    public const string BuildMetadata = "cordon.build";
-
     private static readonly CallerIdentity Pool = new(PoolOwner, false);
 
     private readonly ConcurrentDictionary<string, ConcurrentQueue<SandboxRecord>> _ready = new(StringComparer.Ordinal);
@@ -320,15 +317,6 @@ public sealed partial class SandboxService
         foreach (var record in _live.Values.Where(r => r.Owner == PoolOwner).ToList())
         {
             await DestroyAsync(CallerIdentity.System, record.Id, "the server's start (a warm-pool sandbox of an earlier run)", cancellationToken);
-        }
-    }
-
-    /// <summary>The sandboxes of builds an earlier run of the server did not finish: no build will use them again.</summary>
-    private async Task RemoveLeftoverBuildSandboxesAsync(CancellationToken cancellationToken)
-    {
-        foreach (var record in _live.Values.Where(r => r.Metadata.ContainsKey(BuildMetadata)).ToList())
-        {
-            await DestroyAsync(CallerIdentity.System, record.Id, "the server's start (a build of an earlier run)", cancellationToken);
         }
     }
 

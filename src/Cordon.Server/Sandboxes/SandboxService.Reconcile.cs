@@ -9,6 +9,9 @@ namespace Cordon.Server.Sandboxes;
 /// <summary>Keeping the records true: reconciliation with what really runs at start, and the timers.</summary>
 public sealed partial class SandboxService
 {
+    /// <summary>Metadata that marks a sandbox an image build runs its steps in (its value: the image's name).</summary>
+    public const string BuildMetadata = "cordon.build";
+
     /// <summary>Destroys every running sandbox whose timeout has passed, and forgets long-ended ones.</summary>
     public async Task ExpireDueAsync(CancellationToken cancellationToken)
     {
@@ -209,6 +212,15 @@ public sealed partial class SandboxService
         await RemoveLeftoverPoolMembersAsync(cancellationToken);
         await RemoveLeftoverBuildSandboxesAsync(cancellationToken);
         StartPools();
+    }
+
+    /// <summary>The sandboxes of builds an earlier run of the server did not finish: no build will use them again.</summary>
+    private async Task RemoveLeftoverBuildSandboxesAsync(CancellationToken cancellationToken)
+    {
+        foreach (var record in _live.Values.Where(r => r.Metadata.ContainsKey(BuildMetadata)).ToList())
+        {
+            await DestroyAsync(CallerIdentity.System, record.Id, "the server's start (a build of an earlier run)", cancellationToken);
+        }
     }
 
     private async Task<bool> TryDestroyAsync(string id, CancellationToken cancellationToken)
