@@ -10,7 +10,11 @@ namespace Cordon.Server.Tests;
 /// uses them, and go once nothing does (a server of its own, whose unused snapshots go after 1 s).</summary>
 public sealed class BuildCacheTests(BuildCacheTests.Server server) : IClassFixture<BuildCacheTests.Server>
 {
+    // Each test builds steps of its own: they share one server, whose cache would otherwise hand the second test the
+    // first's steps (and then a build makes no snapshot at all).
     private const string Dockerfile = "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n";
+
+    private const string CachedDockerfile = "FROM busybox\nRUN echo c > /c\nRUN echo d > /d\n";
 
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
@@ -53,11 +57,11 @@ public sealed class BuildCacheTests(BuildCacheTests.Server server) : IClassFixtu
     [Fact]
     public async Task Cache_OutlivesTheImage_AndForgetsTheLeastRecentlyUsedSteps()
     {
-        var first = await BuildAsync("gc-cached");
+        var first = await BuildAsync("gc-cached", CachedDockerfile);
         await Client.DeleteImageAsync("gc-cached", Token);
 
         // The cache still holds the steps: a rebuild takes them, and stands on the same snapshots.
-        var again = await BuildAsync("gc-cached-again");
+        var again = await BuildAsync("gc-cached-again", CachedDockerfile);
         Assert.Equal(first.Snapshots, again.Snapshots);
 
         // The cache keeps 4 steps (Cordon:BuildCacheEntries): three other builds of two steps push these out.
@@ -66,7 +70,7 @@ public sealed class BuildCacheTests(BuildCacheTests.Server server) : IClassFixtu
             await BuildAsync($"gc-other-{i}", $"FROM busybox\nRUN echo {i} > /x\nRUN echo {i} > /y\n");
         }
 
-        var evicted = await BuildAsync("gc-cached-third");
+        var evicted = await BuildAsync("gc-cached-third", CachedDockerfile);
         Assert.DoesNotContain(evicted.Snapshots, first.Snapshots.Contains);
     }
 
