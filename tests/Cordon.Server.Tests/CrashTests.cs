@@ -74,6 +74,44 @@ public sealed class CrashTests
         }
     }
 
+    /// <summary>A crash in the instant a snapshot holds the sandbox's processes frozen (while its file system is
+    /// cloned; the kill above rarely lands there): the next start thaws them, and the sandbox runs as before.</summary>
+    [Fact]
+    public async Task Kill9_WhileASnapshotHoldsTheSandboxFrozen_ThenRestart_ItRunsAgain()
+    {
+        var server = await ServerProcess.StartAsync();
+        var dataDir = server.DataDir;
+        try
+        {
+            var sandbox = await server.Client.CreateSandboxAsync(new CreateSandboxRequest { Image = ServerFixture.TestImage, TimeoutSeconds = 3600 });
+            await server.Client.ExecAsync(sandbox.Id, ExecRequestBody.FromShell("echo kept > /root/mine"));
+
+            // What the runtime's snapshot does before it clones (its mark, OciRuntime.SnapshotFreezeMark, then the freezer); the
+            // crash lands right after.
+            var cgroups = Runtime.Cgroups.CgroupHost.Detect();
+            var mark = Path.Combine(dataDir, "sandboxes", sandbox.Id, "snapshot-freeze");
+            await File.WriteAllBytesAsync(mark, []);
+            Assert.True(cgroups.Freeze("cordon", sandbox.Id));
+            for (var deadline = DateTime.UtcNow.AddSeconds(10); !cgroups.IsFrozen("cordon", sandbox.Id); await Task.Delay(10))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the sandbox's processes did not freeze within 10 s");
+            }
+
+            server.Kill();
+            await server.DisposeAsync();
+            server = await ServerProcess.StartAsync(dataDir: dataDir);
+
+            Assert.False(cgroups.IsFrozen("cordon", sandbox.Id), "the restart left the sandbox's processes frozen");
+            Assert.False(File.Exists(mark));
+            Assert.Equal("running", (await server.Client.GetSandboxAsync(sandbox.Id)).State);
+            Assert.Equal("kept\n", (await server.Client.ExecAsync(sandbox.Id, ExecRequestBody.FromShell("cat /root/mine"))).Stdout);
+        }
+        finally
+        {
+            await server.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Kill9_DuringABuild_ThenRestart_LeavesNoBuildSandboxNoContextAndNoHalfImage()
     {

@@ -219,21 +219,29 @@ public sealed class CgroupHost
         }
     }
 
+    /// <summary>Asks the freezer to stop every process of the sandbox's cgroup (they stop at their next safe point:
+    /// see <see cref="IsFrozen"/>).</summary>
+    /// <returns>False when there is no such cgroup or no freezer.</returns>
+    public bool Freeze(string parent, string id) => WriteFreezer(parent, id, freeze: true);
+
     /// <summary>Thaws a paused sandbox's cgroup, if it is frozen: a frozen process does not die of SIGKILL until it
     /// is thawed (on cgroup v1 not at all), so stopping a paused sandbox kills, then thaws.</summary>
-    public void Thaw(string parent, string id)
+    public void Thaw(string parent, string id) => WriteFreezer(parent, id, freeze: false);
+
+    private bool WriteFreezer(string parent, string id, bool freeze)
     {
         var relative = CgroupsPath(parent, id).TrimStart('/');
-        var (file, thawed) = IsV2
-            ? (Path.Combine(Root, relative, "cgroup.freeze"), "0")
-            : (Path.Combine(Root, "freezer", relative, "freezer.state"), "THAWED");
+        var (file, state) = IsV2
+            ? (Path.Combine(Root, relative, "cgroup.freeze"), freeze ? "1" : "0")
+            : (Path.Combine(Root, "freezer", relative, "freezer.state"), freeze ? "FROZEN" : "THAWED");
         try
         {
-            File.WriteAllText(file, thawed);
+            File.WriteAllText(file, state);
+            return true;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            // No cgroup (already removed) or no freezer: nothing is frozen.
+            return false; // no cgroup (already removed) or no freezer: nothing is frozen
         }
     }
 

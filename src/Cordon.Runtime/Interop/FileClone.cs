@@ -2,8 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace Cordon.Runtime.Interop;
 
-/// <summary>Copy-on-write clones of files (FICLONE, a reflink on XFS and btrfs) and the freeze that makes a
-/// mounted file system's image consistent for the instant a clone takes (FIFREEZE/FITHAW).</summary>
+/// <summary>Copy-on-write clones of files (FICLONE, a reflink on XFS and btrfs), and what makes a mounted file
+/// system's image consistent for the instant a clone takes: its dirty data written out (syncfs), and where writers
+/// may still run, the file system frozen (FIFREEZE/FITHAW).</summary>
 internal static partial class FileClone
 {
     private const ulong FICLONE = 0x40049409;
@@ -17,6 +18,9 @@ internal static partial class FileClone
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int ioctl(int fd, ulong request, nint argument);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int syncfs(int fd);
 
     /// <summary>Makes <paramref name="destination"/> (new, mode 0600) share every block of <paramref name="source"/>:
     /// no data is copied, later writes to either copy only what they change.</summary>
@@ -84,8 +88,27 @@ internal static partial class FileClone
         }
     }
 
+    /// <summary>Writes out the dirty data and metadata of the file system mounted at <paramref name="mountPoint"/>
+    /// (through its loop device, into the image file: a clone of the file then holds them).</summary>
+    public static void Sync(string mountPoint)
+    {
+        var fd = OpenMountPoint(mountPoint);
+        try
+        {
+            if (syncfs(fd) != 0)
+            {
+                throw new IOException($"syncfs {mountPoint}: {Syscalls.LastError()}");
+            }
+        }
+        finally
+        {
+            Syscalls.close(fd);
+        }
+    }
+
     /// <summary>Freezes the file system mounted at <paramref name="mountPoint"/>: its dirty data is written out and
-    /// every writer blocks until <see cref="Thaw"/>.</summary>
+    /// every writer blocks until <see cref="Thaw"/>. It waits for three RCU grace periods: 25–50 ms on a busy 2-core
+    /// host.</summary>
     public static void Freeze(string mountPoint) => FreezeOrThaw(mountPoint, FIFREEZE, "FIFREEZE");
 
     /// <summary>Thaws a frozen file system; a file system that is not frozen is left as it is.</summary>
@@ -105,12 +128,7 @@ internal static partial class FileClone
 
     private static void FreezeOrThaw(string mountPoint, ulong request, string name)
     {
-        var fd = Syscalls.open(mountPoint, O_RDONLY | O_DIRECTORY | Syscalls.O_CLOEXEC | Syscalls.O_NOFOLLOW, 0);
-        if (fd < 0)
-        {
-            throw new IOException($"open {mountPoint}: {Syscalls.LastError()}");
-        }
-
+        var fd = OpenMountPoint(mountPoint);
         try
         {
             if (ioctl(fd, request, 0) != 0)
@@ -123,5 +141,11 @@ internal static partial class FileClone
         {
             Syscalls.close(fd);
         }
+    }
+
+    private static int OpenMountPoint(string mountPoint)
+    {
+        var fd = Syscalls.open(mountPoint, O_RDONLY | O_DIRECTORY | Syscalls.O_CLOEXEC | Syscalls.O_NOFOLLOW, 0);
+        return fd >= 0 ? fd : throw new IOException($"open {mountPoint}: {Syscalls.LastError()}");
     }
 }
