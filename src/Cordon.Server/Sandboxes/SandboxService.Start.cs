@@ -2,6 +2,7 @@ using Cordon.Protocol.Api;
 using Cordon.Server.Auth;
 using Cordon.Server.Errors;
 using Cordon.Server.State;
+using Microsoft.Extensions.Logging;
 
 namespace Cordon.Server.Sandboxes;
 
@@ -20,6 +21,8 @@ public sealed partial class SandboxService
     private async Task StartImageCommandAsync(CallerIdentity caller, SandboxRecord record, ImageInfo image, CancellationToken cancellationToken)
     {
         var cwd = image.WorkingDir == "/" ? null : image.WorkingDir;
+        var stopwatch = System.Diagnostics.Stopwatch.StartNew();
+        var tries = 0;
         try
         {
             var (handle, _) = await StartBackgroundAsync(caller, record.Id, CommandSpec.Shell(image.StartCmd!) with
@@ -28,6 +31,7 @@ public sealed partial class SandboxService
                 Cwd = cwd,
                 TimeoutSeconds = _options.MaxTimeoutSeconds,
             }, subscribe: false, cancellationToken);
+            var started = stopwatch.Elapsed.TotalMilliseconds;
             var deadline = DateTimeOffset.UtcNow.AddSeconds(_options.StartReadySeconds);
             var wait = ReadyPollMin;
             string? lastFailure = null;
@@ -38,6 +42,7 @@ public sealed partial class SandboxService
                     throw Failed($"its start command ended (exit code {handle.Exit?.ExitCode}) before the ready command succeeded. Its last output: {Tail(handle.Stderr.ToText("") + handle.Stdout.ToText(""))}");
                 }
 
+                tries++;
                 var result = await ExecAsync(caller, record.Id, CommandSpec.Shell(ready) with { User = image.User, Cwd = cwd, TimeoutSeconds = 30 }, stdin: null, cancellationToken);
                 if (result.ExitCode == 0)
                 {
@@ -54,6 +59,7 @@ public sealed partial class SandboxService
                 wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, ReadyPollMax.Ticks));
             }
 
+            LogReady(record.Id, stopwatch.Elapsed.TotalMilliseconds, started, tries);
             _store.AddEvent(record.Id, "ready", image.ReadyCmd is null ? "The image's start command is running." : "The image's start command is running and its ready command succeeded.");
         }
         catch (Exception ex)
@@ -77,4 +83,7 @@ public sealed partial class SandboxService
             return trimmed.Length == 0 ? "(nothing)" : trimmed.Length > 500 ? "…" + trimmed[^500..] : trimmed;
         }
     }
+
+    [LoggerMessage(EventId = 4103, Level = LogLevel.Debug, Message = "Sandbox {Id}: its start command runs and its ready command succeeded after {Ms:F1} ms (start {StartMs:F1} ms, {Tries} ready tries)")]
+    private partial void LogReady(string id, double ms, double startMs, int tries);
 }
