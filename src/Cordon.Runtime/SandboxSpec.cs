@@ -13,6 +13,11 @@ public sealed record SandboxSpec
     /// first: the sandbox starts from the file system its last one saved.</summary>
     public IReadOnlyList<string> Snapshots { get; init; } = [];
 
+    /// <summary>Whether <see cref="Snapshots"/> are an image's own (the steps of a built image), which every sandbox
+    /// of that image stacks the same: roots with them are then prepared ahead, as for any image. A fork's or a named
+    /// snapshot's are not: each is new, and a root prepared for it would likely never be taken.</summary>
+    public bool SnapshotsOfImage { get; init; }
+
     /// <summary>Volumes (<see cref="ISandboxRuntime.CreateVolumeAsync"/>) mounted into the sandbox.</summary>
     public IReadOnlyList<VolumeMount> Volumes { get; init; } = [];
 

@@ -57,7 +57,7 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         Directory.Delete(_root, recursive: true);
     }
 
-    private async Task<string> CreateAsync(SandboxLimits? limits = null, IReadOnlyDictionary<string, string>? env = null, SandboxNetwork? network = null)
+    private async Task<string> CreateAsync(SandboxLimits? limits = null, IReadOnlyDictionary<string, string>? env = null, SandboxNetwork? network = null, IReadOnlyList<string>? snapshots = null, bool snapshotsOfImage = false)
     {
         var id = "t" + Guid.NewGuid().ToString("N")[..19];
         _created.Add(id);
@@ -67,6 +67,8 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
             {
                 Id = id,
                 Layers = [_layer],
+                Snapshots = snapshots ?? [],
+                SnapshotsOfImage = snapshotsOfImage,
                 Limits = limits ?? new SandboxLimits(),
                 Env = env ?? new Dictionary<string, string> { ["GREETING"] = "hello" },
                 Network = network ?? SandboxNetwork.None,
@@ -577,6 +579,27 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         Assert.InRange(Directory.EnumerateDirectories(prepared).Count(), 1, bound);
         Assert.InRange(File.ReadLines("/proc/self/mountinfo").Count(l => l.Contains(prepared, StringComparison.Ordinal)), 1, 2 * bound);
         Assert.InRange(Directory.EnumerateFiles(Path.Combine(_root, "sandboxes", ".layers", "templates")).Count(), 1, WritableLayer.MaxTemplates);
+    }
+
+    /// <summary>A built image's sandboxes stack its snapshots the same each time: their roots are prepared ahead, as a
+    /// plain image's are (a create takes one: its id range is a prepared root's), and see the snapshot's files.</summary>
+    [Fact]
+    public async Task PreparedRoots_OfABuiltImage_HoldItsSnapshots()
+    {
+        var runtime = (OciRuntime)Runtime;
+        var source = await CreateAsync();
+        Assert.Equal(0, (await RunAsync(source, "sh", "-c", "echo built > /built")).ExitCode);
+        var snapshot = "snap_t" + Guid.NewGuid().ToString("N")[..14];
+        await Runtime.SnapshotAsync(source, snapshot, default);
+
+        await CreateAsync(snapshots: [snapshot], snapshotsOfImage: true); // asks for the kind: roots of it are made
+        await runtime.PreparedRoots.WhenIdleAsync();
+        var prepared = Path.Combine(_root, "sandboxes", ".prepared");
+        var ready = Directory.EnumerateDirectories(prepared).Select(d => File.ReadAllText(Path.Combine(d, "range"))).ToHashSet();
+
+        var second = await CreateAsync(snapshots: [snapshot], snapshotsOfImage: true);
+        Assert.Contains(await File.ReadAllTextAsync(Path.Combine(_root, "sandboxes", second, "range")), ready);
+        Assert.Equal("built\n", (await RunAsync(second, "cat", "/built")).Stdout);
     }
 
     /// <summary>The runtime starts each sandbox from a mount namespace without the other sandboxes' mounts: a new

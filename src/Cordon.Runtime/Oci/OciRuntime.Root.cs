@@ -9,9 +9,6 @@ public sealed partial class OciRuntime
     /// <summary>Builds the file system side of a sandbox in <paramref name="dir"/>: its id range, its writable
     /// layer, the image layers id-mapped for the range, and the overlay root. Each step registers its undo.</summary>
     /// <returns>The first host id of the sandbox's range.</returns>
-    private int BuildRoot(string dir, IReadOnlyList<string> layers, long diskMiB, UndoStack undo)
-        => BuildRoot(dir, layers, [], diskMiB, undo);
-
     /// <param name="snapshots">Snapshots stacked above the image layers, oldest first, each seen through a mapping
     /// from the id range of the sandbox it was taken of to this one's.</param>
     private int BuildRoot(string dir, IReadOnlyList<string> layers, IReadOnlyList<string> snapshots, long diskMiB, UndoStack undo)

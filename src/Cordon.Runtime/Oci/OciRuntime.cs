@@ -64,7 +64,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         _namespaces = new UserNamespaceCache(_ranges);
         _pool = new LayerPool(Path.GetFullPath(_options.StateDirectory), _options.PoolSizeGiB);
         _layers = new WritableLayer(Path.Combine(_options.StateDirectory, ".layers"));
-        _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, _options.PreparedRootKinds, BuildRoot, RemoveBundle);
+        _roots = new RootPreparer(Path.Combine(_options.StateDirectory, ".prepared"), _options.PreparedRoots, _options.PreparedRootKinds, BuildRoot, RemoveBundle, SnapshotDirectory);
         _program = RuntimeProgram.Select(_options);
         _lxcfs = new LxcfsHost(_options.LxcfsPath, _options.LxcfsMountPoint);
         _launch = new LaunchNamespace(_options.StateDirectory, () => [Path.GetFullPath(_options.StateDirectory), .. _lxcfs.Mounts.Count > 0 ? [_lxcfs.MountPoint] : Array.Empty<string>()]);
@@ -109,7 +109,7 @@ public sealed partial class OciRuntime : ISandboxRuntime, IDisposable
         {
             int hostId;
             var started = stopwatch.Elapsed.TotalMilliseconds;
-            if (spec.Snapshots.Count == 0 && _roots.TryTake(spec.Layers, spec.Limits.DiskMiB) is { } prepared)
+            if ((spec.Snapshots.Count == 0 || spec.SnapshotsOfImage) && _roots.TryTake(spec.Layers, spec.Snapshots, spec.Limits.DiskMiB) is { } prepared)
             {
                 // A directory holding mounts can be renamed; the mounts move with it.
                 Directory.Move(prepared.Directory, dir);

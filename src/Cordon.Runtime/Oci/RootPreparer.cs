@@ -3,9 +3,9 @@ using Cordon.Runtime.Interop;
 
 namespace Cordon.Runtime.Oci;
 
-/// <summary>Prepares empty sandbox roots ahead of demand: an id range, a writable layer, the image layers
-/// id-mapped for that range and the overlay over them — everything of a sandbox that depends only on its
-/// image and disk size. No process, namespace or cgroup exists until a create takes one; the sandbox itself
+/// <summary>Prepares empty sandbox roots ahead of demand: an id range, a writable layer, the image layers (and a
+/// built image's snapshots) id-mapped for that range and the overlay over them — everything of a sandbox that
+/// depends only on its image and disk size. No process, namespace or cgroup exists until a create takes one; the sandbox itself
 /// still starts from scratch. Taking a root is a rename (~0.1 ms) instead of ~3–5 ms of mounts.</summary>
 /// <remarks>Roots are kept per (image layers, disk size) that creates have asked for, a few of each, for the
 /// <see cref="MaxKinds"/> kinds used most recently: a kind no create asked for longer is dropped and its roots
@@ -16,8 +16,9 @@ internal sealed class RootPreparer : IDisposable
 {
     private readonly string _directory;
     private readonly int _perKind;
-    private readonly Func<string, IReadOnlyList<string>, long, UndoStack, int> _build;
+    private readonly Func<string, IReadOnlyList<string>, IReadOnlyList<string>, long, UndoStack, int> _build;
     private readonly Action<string> _remove;
+    private readonly Func<string, string> _snapshotDirectory;
     private readonly ConcurrentDictionary<string, Kind> _kinds = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wanted = new(0);
     private readonly Lock _idleLock = new();
@@ -26,10 +27,12 @@ internal sealed class RootPreparer : IDisposable
     private readonly Thread? _thread;
     private volatile bool _closed;
 
-    /// <param name="build">Builds a root in a directory; returns the host id of its range.</param>
+    /// <param name="build">Builds a root in a directory from image layers and snapshots; returns the host id of its range.</param>
     /// <param name="remove">Unmounts and removes a root directory and releases its range.</param>
-    public RootPreparer(string directory, int perKind, int maxKinds, Func<string, IReadOnlyList<string>, long, UndoStack, int> build, Action<string> remove)
+    /// <param name="snapshotDirectory">Where a snapshot's files are (a root is taken only while they are the same).</param>
+    public RootPreparer(string directory, int perKind, int maxKinds, Func<string, IReadOnlyList<string>, IReadOnlyList<string>, long, UndoStack, int> build, Action<string> remove, Func<string, string> snapshotDirectory)
     {
+        _snapshotDirectory = snapshotDirectory;
         _directory = directory;
         _perKind = perKind;
         MaxKinds = Math.Max(1, maxKinds);
@@ -57,11 +60,11 @@ internal sealed class RootPreparer : IDisposable
         }
     }
 
-    /// <summary>Takes a prepared root for these layers and size, if one is ready and its image is unchanged.</summary>
+    /// <summary>Takes a prepared root for these layers, snapshots and size, if one is ready and its image is unchanged.</summary>
     /// <returns>The prepared directory (to be renamed into place) and its range's host id, or null.</returns>
-    public (string Directory, int HostId)? TryTake(IReadOnlyList<string> layers, long diskMiB)
+    public (string Directory, int HostId)? TryTake(IReadOnlyList<string> layers, IReadOnlyList<string> snapshots, long diskMiB)
     {
-        var kind = _kinds.GetOrAdd(Key(layers, diskMiB), _ => new Kind(layers, diskMiB));
+        var kind = _kinds.GetOrAdd(Key(layers, snapshots, diskMiB), _ => new Kind(layers, snapshots, diskMiB));
         kind.LastUsed = Interlocked.Increment(ref _uses);
         if (_perKind > 0)
         {
@@ -78,7 +81,7 @@ internal sealed class RootPreparer : IDisposable
         while (kind.Ready.TryDequeue(out var root))
         {
             // An image deleted (and perhaps imported again) since: its files are gone from this view.
-            if (root.Layers.SequenceEqual(Identities(layers)))
+            if (root.Layers.SequenceEqual(Identities(kind)))
             {
                 return (root.Directory, root.HostId);
             }
@@ -116,8 +119,8 @@ internal sealed class RootPreparer : IDisposable
                     var undo = new UndoStack();
                     try
                     {
-                        var identities = Identities(kind.Layers);
-                        var hostId = _build(dir, kind.Layers, kind.DiskMiB, undo);
+                        var identities = Identities(kind);
+                        var hostId = _build(dir, kind.Layers, kind.Snapshots, kind.DiskMiB, undo);
                         kind.Ready.Enqueue(new Root(dir, hostId, identities));
                     }
                     catch (Exception ex) when (ex is IOException or SandboxRuntimeException or UnauthorizedAccessException)
@@ -161,11 +164,13 @@ internal sealed class RootPreparer : IDisposable
         return idle;
     }
 
-    private static string Key(IReadOnlyList<string> layers, long diskMiB) => string.Join('\n', layers) + "\n" + diskMiB;
+    private static string Key(IReadOnlyList<string> layers, IReadOnlyList<string> snapshots, long diskMiB)
+        => string.Join('\n', [.. layers, .. snapshots]) + "\n" + diskMiB;
 
-    /// <summary>Device and inode of each layer directory: a re-imported image has new ones.</summary>
-    private static List<(ulong, ulong)> Identities(IReadOnlyList<string> layers)
-        => [.. layers.Select(l => Syscalls.lstat(l, out var st) == 0 ? (st.Dev, st.Ino) : (0UL, 0UL))];
+    /// <summary>Device and inode of each layer's and snapshot's directory: a re-imported image has new ones, a deleted
+    /// snapshot none.</summary>
+    private List<(ulong, ulong)> Identities(Kind kind)
+        => [.. kind.Layers.Concat(kind.Snapshots.Select(_snapshotDirectory)).Select(l => Syscalls.lstat(l, out var st) == 0 ? (st.Dev, st.Ino) : (0UL, 0UL))];
 
     public void Dispose()
     {
@@ -183,7 +188,7 @@ internal sealed class RootPreparer : IDisposable
         RemoveLeftovers();
     }
 
-    private sealed record Kind(IReadOnlyList<string> Layers, long DiskMiB)
+    private sealed record Kind(IReadOnlyList<string> Layers, IReadOnlyList<string> Snapshots, long DiskMiB)
     {
         public ConcurrentQueue<Root> Ready { get; } = new();
 

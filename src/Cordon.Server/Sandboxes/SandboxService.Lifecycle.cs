@@ -178,6 +178,7 @@ public sealed partial class SandboxService
                 Id = record.Id,
                 Layers = layers,
                 Snapshots = record.Snapshots,
+                SnapshotsOfImage = record.Snapshots.SequenceEqual(image.Snapshots),
                 Volumes = [.. record.Volumes.Select(v => new VolumeMount(v.Volume, v.Path, v.ReadOnly))],
                 Limits = new SandboxLimits { Cpus = record.Cpu, MemoryMiB = record.MemoryMiB, DiskMiB = record.DiskMiB, MaxProcesses = record.MaxProcesses },
                 Env = env,
