@@ -107,6 +107,25 @@ public sealed class SandboxApiTests(ServerAssemblyFixture fixture)
         await ProblemAssert.IsProblemAsync(response, HttpStatusCode.RequestEntityTooLarge, "body_too_large");
     }
 
+    /// <summary>A body of the wrong shape says where, and where the fields' types are described: never the server's
+    /// type names, which tell an agent nothing it can send.</summary>
+    [Theory]
+    [InlineData("{\"network\":\"none\"}", "$.network")]
+    [InlineData("{\"timeoutSeconds\":\"ten\"}", "$.timeoutSeconds")]
+    [InlineData("{\"env\":[\"A=1\"]}", "$.env")]
+    [InlineData("{\"metadata\":{\"k\":1}}", "$.metadata.k")]
+    [InlineData("{\"image\":", "$.image")]
+    public async Task Create_BodyOfTheWrongShape_SaysWhere_WithoutTheServersTypeNames(string body, string path)
+    {
+        using var response = await Server.Http.PostAsync("/v1/sandboxes", new StringContent(body, Encoding.UTF8, "application/json"));
+
+        var problem = await ProblemAssert.IsProblemAsync(response, HttpStatusCode.BadRequest);
+        var detail = problem.GetProperty("detail").GetString()!;
+        Assert.Contains(path, detail);
+        Assert.DoesNotContain("Cordon.", detail);
+        Assert.DoesNotContain("System.", detail);
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("Bearer wrong-key")]

@@ -18,7 +18,7 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
             CordonException ce => (ErrorStatus.Of(ce.Code), ce.CodeName, WithHint(ce), ce.RetryAfterSeconds),
             BadHttpRequestException bad when bad.StatusCode == 413 => (413, "body_too_large", "The request body is larger than this endpoint accepts: send less, or stream large files with PUT /v1/sandboxes/{id}/files.", (int?)null),
             BadHttpRequestException bad => (bad.StatusCode, "invalid_request", Describe(bad), null),
-            System.Text.Json.JsonException json => (400, "invalid_json", "The request body is not valid JSON for this endpoint: " + json.Message, null),
+            System.Text.Json.JsonException json => (400, "invalid_json", $"The request body is not valid JSON for this endpoint: {JsonFaults.Describe(json)}.", null),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => (499, "client_closed", "The client went away.", null),
             _ => (500, "internal_error", "The server failed unexpectedly; the failure is in its log. Retry, and report it if it persists.", null),
         };
@@ -89,12 +89,13 @@ public sealed partial class ProblemMapping(ILogger<ProblemMapping> logger) : IEx
         }
     }
 
-    private static string Describe(BadHttpRequestException bad)
+    private static string Describe(BadHttpRequestException bad) => bad.InnerException switch
     {
-        // Minimal APIs wrap JSON errors; the inner message names the property and position.
-        var inner = bad.InnerException?.Message;
-        return inner is null ? bad.Message : $"{bad.Message.TrimEnd('.')}: {inner}";
-    }
+        // Minimal APIs wrap the JSON fault in "Failed to read parameter "T request" …", which names a server type.
+        System.Text.Json.JsonException json => $"The request body is not what this endpoint takes: {JsonFaults.Describe(json)}.",
+        { } inner => $"{bad.Message.TrimEnd('.')}: {inner.Message}",
+        null => bad.Message,
+    };
 
     /// <summary>The service's message, and where REST has its own way to act on it, that way.</summary>
     private static string WithHint(CordonException ex)
