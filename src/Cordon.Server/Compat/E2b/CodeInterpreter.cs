@@ -65,7 +65,7 @@ internal static partial class CodeInterpreter
         }
         catch (JsonException ex) when (!context.Response.HasStarted)
         {
-            await E2bErrors.Body(400, "The request body is not valid JSON: " + ex.Message).ExecuteAsync(context);
+            await E2bErrors.Body(400, $"The request body is not valid JSON: {JsonFaults.Describe(ex)}.").ExecuteAsync(context);
         }
         catch (Exception ex) when (ex is InvalidOperationException or FormatException && !context.Response.HasStarted)
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Cordon.Server.Errors;
 
 namespace Cordon.Server.Compat.E2b;
 
@@ -75,7 +76,7 @@ internal static class ConnectRpc
         }
         catch (JsonException ex)
         {
-            throw new ConnectException("invalid_argument", "The request message is not valid JSON: " + ex.Message);
+            throw new ConnectException("invalid_argument", $"The request message is not valid JSON: {JsonFaults.Describe(ex)}.");
         }
     }
 
@@ -116,7 +117,7 @@ internal static class ConnectRpc
             }
             catch (JsonException ex)
             {
-                throw new ConnectException("invalid_argument", "A stream message is not valid JSON: " + ex.Message);
+                throw new ConnectException("invalid_argument", $"A stream message is not valid JSON: {JsonFaults.Describe(ex)}.");
             }
 
             yield return message ?? throw new ConnectException("invalid_argument", "A stream message must be a JSON object.");

@@ -403,7 +403,7 @@ public static class E2bControlPlane
         }
         catch (JsonException ex)
         {
-            throw CordonException.Invalid("The request body is not valid JSON: " + ex.Message);
+            throw CordonException.Invalid($"The request body is not valid JSON: {JsonFaults.Describe(ex)}.");
         }
     }
 

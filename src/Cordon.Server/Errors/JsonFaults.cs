@@ -1,6 +1,6 @@
 using System.Text.Json;
 
-namespace Cordon.Server.Api;
+namespace Cordon.Server.Errors;
 
 /// <summary>What is wrong with a JSON request body, in the words of JSON and the API rather than the server's: where
 /// (the path of the value) and where the fields' types are described. System.Text.Json names a .NET type instead —
