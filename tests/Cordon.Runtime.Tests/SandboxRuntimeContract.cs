@@ -582,7 +582,8 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
     }
 
     /// <summary>A built image's sandboxes stack its snapshots the same each time: their roots are prepared ahead, as a
-    /// plain image's are (a create takes one: its id range is a prepared root's), and see the snapshot's files.</summary>
+    /// plain image's are (a create takes one: its id range is a prepared root's), and see the snapshot's files; once
+    /// the snapshot is deleted, none are kept with it.</summary>
     [Fact]
     public async Task PreparedRoots_OfABuiltImage_HoldItsSnapshots()
     {
@@ -600,6 +601,11 @@ public abstract class SandboxRuntimeContract : IAsyncLifetime
         var second = await CreateAsync(snapshots: [snapshot], snapshotsOfImage: true);
         Assert.Contains(await File.ReadAllTextAsync(Path.Combine(_root, "sandboxes", second, "range")), ready);
         Assert.Equal("built\n", (await RunAsync(second, "cat", "/built")).Stdout);
+
+        // The snapshot deleted (its image was), the roots kept with it go: they would hold its space.
+        await Runtime.DeleteSnapshotAsync(snapshot, default);
+        await runtime.PreparedRoots.WhenIdleAsync();
+        Assert.DoesNotContain(Directory.EnumerateDirectories(prepared), d => Directory.Exists(Path.Combine(d, "snapshot0")));
     }
 
     /// <summary>The runtime starts each sandbox from a mount namespace without the other sandboxes' mounts: a new

@@ -139,6 +139,7 @@ public sealed partial class OciRuntime
 
     public ValueTask DeleteSnapshotAsync(string snapshotId, CancellationToken cancellationToken)
     {
+        _roots.Forget(snapshotId); // a built image's prepared roots stack it
         var target = SnapshotDirectory(snapshotId);
         lock (_snapshotMountLock)
         {

@@ -21,6 +21,7 @@ internal sealed class RootPreparer : IDisposable
     private readonly Func<string, string> _snapshotDirectory;
     private readonly ConcurrentDictionary<string, Kind> _kinds = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _wanted = new(0);
+    private readonly ConcurrentQueue<string> _forgotten = new();
     private readonly Lock _idleLock = new();
     private TaskCompletionSource _idle = NewIdle(completed: true);
     private long _uses;
@@ -66,18 +67,7 @@ internal sealed class RootPreparer : IDisposable
     {
         var kind = _kinds.GetOrAdd(Key(layers, snapshots, diskMiB), _ => new Kind(layers, snapshots, diskMiB));
         kind.LastUsed = Interlocked.Increment(ref _uses);
-        if (_perKind > 0)
-        {
-            lock (_idleLock)
-            {
-                if (_idle.Task.IsCompleted)
-                {
-                    _idle = NewIdle(completed: false);
-                }
-            }
-        }
-
-        _wanted.Release();
+        Wake();
         while (kind.Ready.TryDequeue(out var root))
         {
             // An image deleted (and perhaps imported again) since: its files are gone from this view.
@@ -90,6 +80,37 @@ internal sealed class RootPreparer : IDisposable
         }
 
         return null;
+    }
+
+    /// <summary>Releases the roots kept with this snapshot in them (it is being deleted: they would hold its image, space
+    /// and loop device, until their kind went out of use). On the preparer's thread, which alone changes the kinds
+    /// while it may be building one.</summary>
+    public void Forget(string snapshot)
+    {
+        if (_thread is null)
+        {
+            return; // nothing is ever prepared
+        }
+
+        _forgotten.Enqueue(snapshot);
+        Wake();
+    }
+
+    /// <summary>Hands the preparer something to do; <see cref="WhenIdleAsync"/> waits for it again.</summary>
+    private void Wake()
+    {
+        if (_perKind > 0)
+        {
+            lock (_idleLock)
+            {
+                if (_idle.Task.IsCompleted)
+                {
+                    _idle = NewIdle(completed: false);
+                }
+            }
+        }
+
+        _wanted.Release();
     }
 
     /// <summary>Removes prepared roots a crashed server left.</summary>
@@ -110,6 +131,7 @@ internal sealed class RootPreparer : IDisposable
         while (!_closed)
         {
             _wanted.Wait();
+            DropForgotten();
             DropLeastRecentlyUsed();
             foreach (var kind in _kinds.Values)
             {
@@ -146,10 +168,30 @@ internal sealed class RootPreparer : IDisposable
     {
         while (_kinds.Count > MaxKinds && _kinds.MinBy(k => k.Value.LastUsed) is { Key: var key } && _kinds.TryRemove(key, out var dropped))
         {
-            while (dropped.Ready.TryDequeue(out var root))
+            Release(dropped);
+        }
+    }
+
+    /// <summary>Drops the kinds that stack a snapshot <see cref="Forget"/> was told of, releasing their roots.</summary>
+    private void DropForgotten()
+    {
+        while (_forgotten.TryDequeue(out var snapshot))
+        {
+            foreach (var key in _kinds.Where(k => k.Value.Snapshots.Contains(snapshot)).Select(k => k.Key).ToList())
             {
-                _remove(root.Directory);
+                if (_kinds.TryRemove(key, out var dropped))
+                {
+                    Release(dropped);
+                }
             }
+        }
+    }
+
+    private void Release(Kind kind)
+    {
+        while (kind.Ready.TryDequeue(out var root))
+        {
+            _remove(root.Directory);
         }
     }
 
@@ -179,10 +221,7 @@ internal sealed class RootPreparer : IDisposable
         _thread?.Join(TimeSpan.FromSeconds(30));
         foreach (var kind in _kinds.Values)
         {
-            while (kind.Ready.TryDequeue(out var root))
-            {
-                _remove(root.Directory);
-            }
+            Release(kind);
         }
 
         RemoveLeftovers();
